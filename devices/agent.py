@@ -1,0 +1,353 @@
+"""The cluster agent: the code a loudspeaker cluster runs, speaking protocol v1 over one MQTT session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from devices.cache import ContentCache, Download
+from devices.hardware import Hardware
+from devices.player import Job, Player
+from speakerctl.broker.address import BrokerAddress
+from speakerctl.broker.link import Incoming, Link, Will
+from speakerctl.errors import ContentError, LinkError, ProtocolError
+from speakerctl.protocol import (
+    Command,
+    ContentRef,
+    ContentRequest,
+    DeliveryEvent,
+    DeliveryState,
+    Play,
+    Reason,
+    Status,
+    Stop,
+    chunks,
+    codec,
+    topics,
+)
+from speakerctl.protocol.limits import MAX_CACHED_LISTED, MAX_MISSING_RANGES
+
+log = logging.getLogger(__name__)
+_SEEN_IDS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """A cluster's identity and tuning."""
+
+    device_id: str
+    zones: tuple[str, ...]
+    cache_dir: Path
+    model: str = "generic"
+    firmware: str = "speakerctl-agent 0.1.0"
+    heartbeat_s: float = 60.0
+    repair_after_s: float = 2.0
+    content_timeout_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        topics.check_id(self.device_id, "device id")
+        for zone in self.zones:
+            topics.check_id(zone, "zone id")
+
+
+@dataclass(slots=True)
+class Fetch:
+    """A content item being downloaded, and the jobs waiting for it."""
+
+    download: Download
+    waiting: list[tuple[Command, Play]]
+    started_ms: int
+    last_chunk_ms: int
+    requests: int = 0
+
+
+class Counters:
+    """What the agent rejected or repaired, for status and tests."""
+
+    def __init__(self) -> None:
+        self.malformed = 0
+        self.duplicates = 0
+        self.bad_chunks = 0
+        self.repair_requests = 0
+
+
+class DeviceAgent:
+    """One cluster: subscribes to its topics, fetches content, plays it, reports back."""
+
+    def __init__(self, config: AgentConfig, address: BrokerAddress, hardware: Hardware) -> None:
+        self.config = config
+        self.hw = hardware
+        self.cache = ContentCache(config.cache_dir)
+        self.counters = Counters()
+        self.player = Player(hardware.output, hardware.amplifier, hardware.clock, self._emit_job)
+        self._fetches: dict[str, Fetch] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._unsubscribe: set[str] = set()
+        self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
+        self._started_ms = hardware.clock.now_ms()
+        offline = Status(config.device_id, online=False, ts_ms=0, model=config.model)
+        self.link = Link(
+            address,
+            self._on_message,
+            client_id=config.device_id,
+            will=Will(topics.device_status(config.device_id), codec.encode(offline)),
+            persistent=True,
+            on_connect=self._on_connect,
+        )
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        await self.link.subscribe(self._command_topics())
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.link.run())
+            tg.create_task(self.player.run())
+            tg.create_task(self._send_outbox())
+            tg.create_task(self._heartbeat())
+            tg.create_task(self._watch_fetches())
+
+    def _command_topics(self) -> list[str]:
+        own = [topics.device_cmd(self.config.device_id)]
+        return own + [topics.zone_cmd(z) for z in self.config.zones]
+
+    async def _on_connect(self) -> None:
+        await self.link.publish(
+            topics.device_status(self.config.device_id), codec.encode(self.status()), retain=True
+        )
+
+    def status(self) -> Status:
+        """The status message as of now."""
+        now = self.hw.clock.now_ms()
+        current = self.player.current
+        hashes = self.cache.hashes
+        return Status(
+            device_id=self.config.device_id,
+            online=True,
+            ts_ms=now,
+            firmware=self.config.firmware,
+            model=self.config.model,
+            volume=self.player.volume,
+            playing=current.play.broadcast_id if current else None,
+            uptime_s=(now - self._started_ms) // 1000,
+            link=self.hw.telemetry.link(),
+            power=self.hw.telemetry.power(),
+            amplifier=self.hw.amplifier.state,
+            cached=tuple(hashes[:MAX_CACHED_LISTED]),
+            cached_count=len(hashes),
+        )
+
+    # -- incoming ------------------------------------------------------------------------
+
+    async def _on_message(self, message: Incoming) -> None:
+        try:
+            parsed = topics.parse(message.topic)
+            if parsed.channel is topics.Channel.CONTENT:
+                self._on_chunk(parsed.key, message.payload)
+            else:
+                await self._on_command(codec.decode_command(message.payload))
+        except ProtocolError as exc:
+            self.counters.malformed += 1
+            log.warning("%s: rejected message on %s: %s", self.config.device_id, message.topic, exc)
+
+    async def _on_command(self, command: Command) -> None:
+        if command.msg_id in self._seen:
+            self.counters.duplicates += 1
+            return
+        self._seen[command.msg_id] = None
+        if len(self._seen) > _SEEN_IDS:
+            self._seen.popitem(last=False)
+        body = command.body
+        if isinstance(body, Stop):
+            await self._stop(body.broadcast_id)
+        elif command.expired(self.hw.clock.now_ms()):
+            self._emit(body.broadcast_id, DeliveryState.EXPIRED, Reason.EXPIRED, "arrived expired")
+        else:
+            await self._accept(command, body)
+
+    async def _accept(self, command: Command, play: Play) -> None:
+        ref = play.variant_for(self.hw.codecs)
+        if ref is None:
+            codecs = ", ".join(v.codec for v in play.variants)
+            detail = f"{self.config.model} plays {', '.join(self.hw.codecs)}, not {codecs}"
+            self._emit(play.broadcast_id, DeliveryState.FAILED, Reason.UNSUPPORTED_CODEC, detail)
+            return
+        if self.cache.has(ref.sha256):
+            self._emit(play.broadcast_id, DeliveryState.ACCEPTED, None, "", ref, cached=True)
+            self._ready(command, play, ref, self.cache.path(ref.sha256))
+            return
+        fetch = self._fetches.get(ref.sha256)
+        if fetch is not None:
+            fetch.waiting.append((command, play))
+        elif not await self._start_fetch(command, play, ref):
+            return
+        # Accepted goes out only once the content subscription is acknowledged, so the
+        # controller may upload as soon as it hears it.
+        self._emit(play.broadcast_id, DeliveryState.ACCEPTED, None, "", ref, cached=False)
+
+    async def _start_fetch(self, command: Command, play: Play, ref: ContentRef) -> bool:
+        try:
+            download = self.cache.begin(ref)
+        except (ContentError, OSError) as exc:
+            self._emit(play.broadcast_id, DeliveryState.FAILED, Reason.STORAGE_FULL, str(exc)[:200])
+            return False
+        now = self.hw.clock.now_ms()
+        self._fetches[ref.sha256] = Fetch(download, [(command, play)], now, now)
+        await self._quietly(self.link.subscribe([topics.content(ref.sha256)]))
+        return True
+
+    def _ready(self, command: Command, play: Play, ref: ContentRef, path: Path) -> None:
+        self._emit(play.broadcast_id, DeliveryState.CONTENT_READY, None, "")
+        self.player.submit(Job(command, play, ref, path))
+
+    def _on_chunk(self, sha256: str, frame: bytes) -> None:
+        fetch = self._fetches.get(sha256)
+        if fetch is None:
+            return  # a chunk for someone else's download, or a repair we no longer need
+        try:
+            fetch.download.write(chunks.unpack(frame))
+        except (ProtocolError, ContentError) as exc:
+            self.counters.bad_chunks += 1
+            log.info("%s: dropped a chunk of %s: %s", self.config.device_id, sha256[:12], exc)
+            return
+        fetch.last_chunk_ms = self.hw.clock.now_ms()
+        if fetch.download.complete:
+            self._complete(sha256, fetch)
+
+    def _complete(self, sha256: str, fetch: Fetch) -> None:
+        del self._fetches[sha256]
+        self._outbox_unsubscribe(sha256)
+        try:
+            path = self.cache.finish(fetch.download)
+        except ContentError as exc:
+            for _, play in fetch.waiting:
+                self._emit(play.broadcast_id, DeliveryState.FAILED, Reason.CONTENT_INVALID, str(exc))
+            return
+        for command, play in fetch.waiting:
+            self._ready(command, play, fetch.download.ref, path)
+
+    def _outbox_unsubscribe(self, sha256: str) -> None:
+        # Unsubscribing awaits the broker; the fetch watcher does it so no handler blocks on it.
+        self._unsubscribe.add(topics.content(sha256))
+
+    async def _stop(self, broadcast_id: str) -> None:
+        for sha, fetch in list(self._fetches.items()):
+            keep = [(c, p) for c, p in fetch.waiting if p.broadcast_id != broadcast_id]
+            if len(keep) != len(fetch.waiting):
+                self._emit(broadcast_id, DeliveryState.FAILED, Reason.STOPPED, "stopped while fetching")
+                fetch.waiting = keep
+                if not keep:
+                    self._drop_fetch(sha, fetch)
+                return
+        self.player.stop(broadcast_id)
+
+    def _drop_fetch(self, sha256: str, fetch: Fetch) -> None:
+        del self._fetches[sha256]
+        self.cache.abandon(fetch.download)
+        self._outbox_unsubscribe(sha256)
+
+    # -- repairs -------------------------------------------------------------------------
+
+    async def _watch_fetches(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.repair_after_s / 4)
+            now = self.hw.clock.now_ms()
+            for sha, fetch in list(self._fetches.items()):
+                await self._check_fetch(sha, fetch, now)
+            if self._unsubscribe and self.link.connected.is_set():
+                done, self._unsubscribe = self._unsubscribe, set()
+                await self._quietly(self.link.unsubscribe(done))
+
+    async def _quietly(self, call: Awaitable[None]) -> None:
+        try:
+            await call
+        except LinkError as exc:
+            log.info("%s: %s", self.config.device_id, exc)
+
+    async def _check_fetch(self, sha256: str, fetch: Fetch, now: int) -> None:
+        expired = all(c.expired(now) for c, _ in fetch.waiting)
+        timed_out = now - fetch.started_ms > self.config.content_timeout_s * 1000
+        if expired or timed_out:
+            reason = Reason.EXPIRED if expired else Reason.CONTENT_TIMEOUT
+            state = DeliveryState.EXPIRED if expired else DeliveryState.FAILED
+            for _, play in fetch.waiting:
+                self._emit(play.broadcast_id, state, reason, "content did not arrive in time")
+            self._drop_fetch(sha256, fetch)
+            return
+        backoff = self.config.repair_after_s * 1000 * min(2**fetch.requests, 8)
+        if self.link.connected.is_set() and now - fetch.last_chunk_ms > backoff:
+            await self._request_missing(sha256, fetch, now)
+
+    async def _request_missing(self, sha256: str, fetch: Fetch, now: int) -> None:
+        ranges = chunks.to_ranges(fetch.download.missing)[:MAX_MISSING_RANGES]
+        request = ContentRequest(_msg_id(), self.config.device_id, now, sha256, tuple(ranges))
+        fetch.requests += 1
+        fetch.last_chunk_ms = now
+        self.counters.repair_requests += 1
+        self._enqueue(topics.device_events(self.config.device_id), codec.encode(request))
+
+    # -- outgoing ------------------------------------------------------------------------
+
+    def _emit_job(self, job: Job, state: DeliveryState, reason: Reason | None, detail: str) -> None:
+        self._emit(job.play.broadcast_id, state, reason, detail)
+        if state in (DeliveryState.PLAYING, DeliveryState.FINISHED, DeliveryState.FAILED):
+            self._enqueue_status()
+
+    def _emit(
+        self,
+        broadcast_id: str,
+        state: DeliveryState,
+        reason: Reason | None,
+        detail: str,
+        ref: ContentRef | None = None,
+        *,
+        cached: bool = False,
+    ) -> None:
+        event = DeliveryEvent(
+            _msg_id(),
+            self.config.device_id,
+            self.hw.clock.now_ms(),
+            broadcast_id,
+            state,
+            reason,
+            detail[:200],
+            cached,
+            ref.sha256 if ref else None,
+        )
+        self._enqueue(topics.device_events(self.config.device_id), codec.encode(event))
+
+    def _enqueue_status(self) -> None:
+        payload = codec.encode(self.status())
+        self._enqueue(topics.device_status(self.config.device_id), payload, retain=True)
+
+    def _enqueue(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self._outbox.put_nowait((topic, payload, retain))
+
+    async def _send_outbox(self) -> None:
+        """Publish in order; while the link is down, events wait here rather than being lost."""
+        while True:
+            topic, payload, retain = await self._outbox.get()
+            while True:
+                try:
+                    await self.link.publish(topic, payload, retain=retain, timeout=30)
+                    break
+                except LinkError as exc:
+                    log.info("%s: outbox waiting for the link: %s", self.config.device_id, exc)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_s)
+            if self.link.connected.is_set():
+                self._enqueue_status()
+
+
+def _msg_id() -> str:
+    return secrets.token_hex(8)
+
+
+def zones_for(device_zone: str, ancestors: Sequence[str]) -> tuple[str, ...]:
+    """The zones a device listens on: its own and every ancestor."""
+    return tuple(dict.fromkeys([device_zone, *ancestors]))

@@ -1,0 +1,66 @@
+"""The hardware a cluster agent drives, as small interfaces; real units and the simulator implement them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from speakerctl.protocol import Link, Power
+
+
+class Clock(Protocol):
+    """The device's idea of the time."""
+
+    def now_ms(self) -> int:
+        """Milliseconds since the Unix epoch, UTC."""
+        ...
+
+
+class SystemClock:
+    """The host's clock."""
+
+    def now_ms(self) -> int:
+        """Milliseconds since the Unix epoch, UTC."""
+        return time.time_ns() // 1_000_000
+
+
+class AudioOutput(Protocol):
+    """Decodes and plays a file through the amplifier; cancellation stops the sound at once."""
+
+    async def play(self, path: Path, codec: str, duration_ms: int, volume: int) -> None:
+        """Play to the end, or raise to report a playback failure."""
+        ...
+
+
+class Amplifier(Protocol):
+    """The power amplifier and horn line."""
+
+    @property
+    def state(self) -> str:
+        """'ok', 'off' or 'fault'."""
+        ...
+
+
+class Telemetry(Protocol):
+    """Readings that go into the status message."""
+
+    def link(self) -> Link:
+        """Uplink type and signal."""
+        ...
+
+    def power(self) -> Power:
+        """Power source and battery."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Hardware:
+    """Everything the agent needs from the box it runs on."""
+
+    output: AudioOutput
+    amplifier: Amplifier
+    telemetry: Telemetry
+    clock: Clock
+    codecs: tuple[str, ...] = ("opus", "mp3")

@@ -1,0 +1,144 @@
+"""The cluster's player: one sound at a time, the highest priority first, preempting lower ones."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devices.hardware import Amplifier, AudioOutput, Clock
+from speakerctl.protocol import Command, ContentRef, DeliveryState, Play, Priority, Reason
+
+log = logging.getLogger(__name__)
+_seq = itertools.count()
+
+
+@dataclass(slots=True)
+class Job:
+    """A broadcast this device has content for and will play."""
+
+    command: Command
+    play: Play
+    ref: ContentRef
+    path: Path
+    seq: int = field(default_factory=lambda: next(_seq))
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """Higher plays first: priority, then first come (or, for emergencies, newest)."""
+        newer = self.seq if self.command.priority is Priority.EMERGENCY else -self.seq
+        return (int(self.command.priority), newer)
+
+
+Emit = Callable[[Job, DeliveryState, Reason | None, str], None]
+
+
+class Player:
+    """Arbitrates ready jobs and drives the audio output."""
+
+    def __init__(self, output: AudioOutput, amplifier: Amplifier, clock: Clock, emit: Emit) -> None:
+        self._output = output
+        self._amplifier = amplifier
+        self._clock = clock
+        self._emit = emit
+        self._ready: list[Job] = []
+        self._current: Job | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._preempted_by: Job | None = None
+        self._wake = asyncio.Event()
+        self.volume = 70
+
+    @property
+    def current(self) -> Job | None:
+        """What is playing now."""
+        return self._current
+
+    def submit(self, job: Job) -> None:
+        """Queue a job; it preempts the current one if it outranks it."""
+        self._ready.append(job)
+        if self._task is not None and self._outranks_current(job):
+            self._preempted_by = job
+            self._task.cancel()
+        self._wake.set()
+
+    def _outranks_current(self, job: Job) -> bool:
+        current = self._current
+        if current is None or job.rank <= current.rank:
+            return False
+        return job.command.priority > current.command.priority or job.command.priority is Priority.EMERGENCY
+
+    def stop(self, broadcast_id: str) -> bool:
+        """Drop a queued job or stop a playing one; True if there was one."""
+        for job in [j for j in self._ready if j.play.broadcast_id == broadcast_id]:
+            self._ready.remove(job)
+            self._emit(job, DeliveryState.FAILED, Reason.STOPPED, "stopped by the controller")
+            return True
+        if self._current is not None and self._current.play.broadcast_id == broadcast_id:
+            self._preempted_by = None
+            if self._task is not None:
+                self._task.cancel()
+            return True
+        return False
+
+    async def run(self) -> None:
+        """Play jobs forever, best first, each at its start time."""
+        while True:
+            job = await self._next()
+            if job is not None:
+                await self._play(job)
+
+    async def _next(self) -> Job | None:
+        while not self._ready:
+            self._wake.clear()
+            await self._wake.wait()
+        job = max(self._ready, key=lambda j: j.rank)
+        now = self._clock.now_ms()
+        if job.command.expired(now):
+            self._ready.remove(job)
+            self._emit(job, DeliveryState.EXPIRED, Reason.EXPIRED, "expired before it could play")
+            return None
+        start = job.play.start_at_ms
+        if start is not None and start > now:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), (start - now) / 1000)
+            return None  # re-evaluate: something better may have arrived meanwhile
+        self._ready.remove(job)
+        return job
+
+    async def _play(self, job: Job) -> None:
+        if self._amplifier.state == "fault":
+            self._emit(job, DeliveryState.FAILED, Reason.AMPLIFIER_FAULT, "amplifier reports a fault")
+            return
+        self._current, self._preempted_by = job, None
+        volume = job.play.volume if job.play.volume is not None else self.volume
+        content = job.ref
+        self._task = asyncio.create_task(
+            self._output.play(job.path, content.codec, content.duration_ms, volume)
+        )
+        self._emit(job, DeliveryState.PLAYING, None, "")
+        try:
+            await asyncio.shield(self._task)
+            self._emit(job, DeliveryState.FINISHED, None, "")
+        except asyncio.CancelledError:
+            if not self._task.cancelled():
+                self._task.cancel()
+                raise
+            self._report_interrupted(job)
+        except Exception as exc:  # the output is hardware: any failure is reported, not fatal
+            log.warning("playback of %s failed: %s", job.play.broadcast_id, exc)
+            self._emit(job, DeliveryState.FAILED, Reason.PLAYBACK_ERROR, str(exc)[:200])
+        finally:
+            self._current, self._task = None, None
+
+    def _report_interrupted(self, job: Job) -> None:
+        by = self._preempted_by
+        if by is not None:
+            detail = f"preempted by {by.command.priority.wire} broadcast {by.play.broadcast_id}"
+            self._emit(job, DeliveryState.FAILED, Reason.PREEMPTED, detail)
+        else:
+            self._emit(job, DeliveryState.FAILED, Reason.STOPPED, "stopped by the controller")

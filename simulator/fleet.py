@@ -1,0 +1,114 @@
+"""Runs many cluster agents in one process against a broker, each with simulated hardware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from devices.agent import AgentConfig, DeviceAgent
+from devices.hardware import Hardware
+from devices.inventory import DeviceSpec, Inventory, load_profiles
+from simulator.hardware import SimAmplifier, SimClock, SimOutput, SimTelemetry
+from speakerctl.broker.address import BrokerAddress
+from speakerctl.errors import LinkError
+
+log = logging.getLogger(__name__)
+_CONNECT_BURST = 50
+
+
+@dataclass(frozen=True, slots=True)
+class FleetOptions:
+    """How the simulated fleet behaves."""
+
+    root: Path
+    time_scale: float = 1.0
+    count: int | None = None
+    seed: int = 0
+    max_clock_offset_ms: int = 0
+    heartbeat_s: float = 60.0
+
+
+@dataclass(slots=True)
+class SimDevice:
+    """One simulated cluster: its agent and the hardware a scenario can poke."""
+
+    agent: DeviceAgent
+    output: SimOutput
+    amplifier: SimAmplifier
+    telemetry: SimTelemetry
+    clock: SimClock
+
+
+def fleet_specs(inventory: Inventory, count: int | None) -> list[DeviceSpec]:
+    """The inventory's devices, or `count` of them (cycled with suffixed ids past its size)."""
+    devices = list(inventory.devices)
+    if count is None or count <= len(devices):
+        return devices[: count or len(devices)]
+    extra = []
+    for i in range(count - len(devices)):
+        base = devices[i % len(devices)]
+        extra.append(
+            DeviceSpec(
+                f"{base.id[:56]}-x{i:05d}", base.name, base.zone, base.model, base.lat, base.lon, base.network
+            )
+        )
+    return devices + extra
+
+
+class Fleet:
+    """A simulated fleet: one agent per cluster, all in this process's event loop."""
+
+    def __init__(self, inventory: Inventory, address: BrokerAddress, options: FleetOptions) -> None:
+        self.inventory = inventory
+        self.address = address
+        self.options = options
+        rng = random.Random(options.seed)
+        profiles = load_profiles()
+        self.devices = {
+            spec.id: self._build(spec, rng, profiles[spec.model].codecs)
+            for spec in fleet_specs(inventory, options.count)
+        }
+
+    def _build(self, spec: DeviceSpec, rng: random.Random, codecs: tuple[str, ...]) -> SimDevice:
+        offset = rng.randint(-self.options.max_clock_offset_ms, self.options.max_clock_offset_ms)
+        clock = SimClock(offset)
+        output = SimOutput(self.options.time_scale)
+        amplifier = SimAmplifier()
+        telemetry = SimTelemetry(spec.network, rng=random.Random(rng.random()))
+        config = AgentConfig(
+            device_id=spec.id,
+            zones=self.inventory.ancestors(spec.zone),
+            cache_dir=self.options.root / spec.id,
+            model=spec.model,
+            heartbeat_s=self.options.heartbeat_s,
+        )
+        hardware = Hardware(output, amplifier, telemetry, clock, codecs)
+        return SimDevice(DeviceAgent(config, self.address, hardware), output, amplifier, telemetry, clock)
+
+    @property
+    def online(self) -> int:
+        """How many agents hold a live session."""
+        return sum(d.agent.link.connected.is_set() for d in self.devices.values())
+
+    async def run(self) -> None:
+        """Run every agent until cancelled, connecting them in bursts."""
+        async with asyncio.TaskGroup() as tg:
+            for i, device in enumerate(self.devices.values()):
+                tg.create_task(device.agent.run(), name=device.agent.config.device_id)
+                if i % _CONNECT_BURST == _CONNECT_BURST - 1:
+                    await asyncio.sleep(0.05)
+
+    async def wait_online(self, timeout: float = 60.0) -> None:
+        """Wait until every agent is connected, or raise LinkError."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.online < len(self.devices):
+            if loop.time() > deadline:
+                raise LinkError(
+                    f"only {self.online} of {len(self.devices)} simulated clusters connected to "
+                    f"{self.address.url} within {timeout:.0f} s"
+                )
+            await asyncio.sleep(0.05)

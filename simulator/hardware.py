@@ -1,0 +1,71 @@
+"""Simulated cluster hardware: a player that takes the real (optionally scaled) time, telemetry with noise."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from speakerctl.protocol import Link, Power
+
+
+class SimClock:
+    """The host clock shifted by a fixed offset, as a cluster with a drifting RTC would be."""
+
+    def __init__(self, offset_ms: int = 0) -> None:
+        self.offset_ms = offset_ms
+
+    def now_ms(self) -> int:
+        """Milliseconds since the Unix epoch as this device believes."""
+        return time.time_ns() // 1_000_000 + self.offset_ms
+
+
+@dataclass(slots=True)
+class SimOutput:
+    """Plays for the content's duration divided by `time_scale`, and remembers what it played."""
+
+    time_scale: float = 1.0
+    played: list[str] = field(default_factory=list)
+    fail_next: str | None = None
+
+    async def play(self, path: Path, codec: str, duration_ms: int, volume: int) -> None:
+        """Sleep for the scaled duration; a real unit would decode `path` to the DAC."""
+        if self.fail_next is not None:
+            reason, self.fail_next = self.fail_next, None
+            raise RuntimeError(reason)
+        if not path.exists():  # noqa: ASYNC240 - one stat of a local file
+            raise FileNotFoundError(f"content file {path.name} vanished from the cache")
+        await asyncio.sleep(duration_ms / 1000 / self.time_scale)
+        self.played.append(path.stem)
+
+
+@dataclass(slots=True)
+class SimAmplifier:
+    """An amplifier whose state a scenario can change."""
+
+    state: str = "ok"
+
+
+@dataclass(slots=True)
+class SimTelemetry:
+    """Link and power readings with realistic variation."""
+
+    network: str = "4g"
+    source: str = "mains"
+    battery_pct: int | None = None
+    rng: random.Random = field(default_factory=random.Random)
+
+    def link(self) -> Link:
+        """Signal around a per-network typical level."""
+        if self.network == "wired":
+            return Link("wired", None)
+        typical = {"4g": -85, "3g": -95, "2g": -100, "wifi": -60}.get(self.network, -90)
+        return Link(self.network, typical + int(self.rng.gauss(0, 6)))
+
+    def power(self) -> Power:
+        """Mains, or a battery that drains slowly."""
+        if self.source == "battery" and self.battery_pct is not None:
+            self.battery_pct = max(0, self.battery_pct - self.rng.choice((0, 0, 1)))
+        return Power(self.source, self.battery_pct)

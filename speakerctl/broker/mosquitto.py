@@ -1,0 +1,280 @@
+"""Mosquitto as a child process we own: config, password and ACL files written into one directory.
+
+    with MosquittoProcess(MosquittoConfig(port=free_port()), tmp_dir) as broker:
+        ...  # broker.url == "mqtt://127.0.0.1:PORT"
+
+Mosquitto runs in the foreground (not daemonised), so we hold its PID; `stop()` terminates it
+and waits. Everything it needs or writes (conf, passwords, ACL, log) lives in that directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from speakerctl.broker.ports import LOOPBACK, accepts_connections, wait_until_listening
+from speakerctl.errors import BrokerError, ConfigError
+
+CONF_NAME = "mosquitto.conf"
+PASSWORD_NAME = "passwd"
+ACL_NAME = "acl"
+LOG_NAME = "mosquitto.log"
+OUTPUT_NAME = "mosquitto.out"
+PBKDF2_ITERATIONS = 101
+"""What `mosquitto_passwd` 2.x writes: `user:$7$101$<salt b64>$<pbkdf2-sha512 b64>`."""
+_SALT_BYTES = 12
+_MOSQUITTO_FALLBACK = "/usr/sbin/mosquitto"
+_PASSWD_FALLBACK = "/usr/bin/mosquitto_passwd"
+_TAIL_LINES = 15
+
+
+def find_mosquitto() -> str | None:
+    """Path of the mosquitto binary, or None if it is not installed."""
+    return shutil.which("mosquitto") or _executable(_MOSQUITTO_FALLBACK)
+
+
+def find_mosquitto_passwd() -> str | None:
+    """Path of the mosquitto_passwd tool, or None if it is not installed."""
+    return shutil.which("mosquitto_passwd") or _executable(_PASSWD_FALLBACK)
+
+
+def _executable(path: str) -> str | None:
+    return path if os.access(path, os.X_OK) else None
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """The Mosquitto 2.x password hash of `password` (PBKDF2-SHA512, 101 rounds)."""
+    salt = secrets.token_bytes(_SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS)
+    return f"$7${PBKDF2_ITERATIONS}${_b64(salt)}${_b64(digest)}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def write_password_file(path: Path, users: Mapping[str, str], *, tool: str | None = None) -> None:
+    """Write a hashed Mosquitto password file, with `mosquitto_passwd -U` when `tool` is given.
+
+    `-U` hashes a plain `user:password` file in place, so no password appears in a command line;
+    without the tool (or if it fails) the same format is computed here.
+    """
+    _write_private(path, "".join(f"{user}:{password}\n" for user, password in users.items()))
+    if tool is not None:
+        done = subprocess.run([tool, "-U", str(path)], capture_output=True, check=False)
+        if done.returncode == 0:
+            return
+    lines = (f"{user}:{hash_password(password)}\n" for user, password in users.items())
+    _write_private(path, "".join(lines))
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+
+
+@dataclass(frozen=True, slots=True)
+class MosquittoConfig:
+    """One loopback listener and its access rules; `write()` renders them into a directory."""
+
+    port: int
+    host: str = LOOPBACK
+    allow_anonymous: bool = True
+    users: Mapping[str, str] = field(default_factory=dict)
+    """user -> password; if any, a hashed password_file is written."""
+    acl: Sequence[str] = ()
+    """Lines of the acl_file, e.g. `user alice` then `topic write pa/v1/#`; none, no acl_file."""
+    extra: Sequence[str] = ()
+    """Further mosquitto.conf lines, e.g. `max_queued_messages 10000`."""
+
+    def __post_init__(self) -> None:
+        """Reject values that would break or inject lines into the files."""
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"mosquitto port must be 1..65535, got {self.port}")
+        for user in self.users:
+            if not user or ":" in user or not user.isprintable():
+                raise ConfigError(f"mosquitto user name {user!r} is empty or holds ':'")
+        for line in (*self.users.values(), *self.acl, *self.extra):
+            if "\n" in line or "\r" in line:
+                raise ConfigError(f"mosquitto config value {line!r} spans lines")
+
+    def render(self, directory: Path) -> str:
+        """The text of mosquitto.conf for files kept in `directory`."""
+        lines = [
+            f"listener {self.port} {self.host}",
+            "set_tcp_nodelay true",
+            f"allow_anonymous {str(self.allow_anonymous).lower()}",
+            "persistence false",
+            f"log_dest file {directory / LOG_NAME}",
+            *(f"log_type {kind}" for kind in ("error", "warning", "notice", "information")),
+            # Started as root, Mosquitto would switch to user `mosquitto` and lose `directory`.
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}",
+        ]
+        if self.users:
+            lines.append(f"password_file {directory / PASSWORD_NAME}")
+        if self.acl:
+            lines.append(f"acl_file {directory / ACL_NAME}")
+        return "\n".join([*lines, *self.extra, ""])
+
+    def write(self, directory: Path) -> Path:
+        """Write mosquitto.conf and its password and ACL files into `directory`; return the conf."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.users:
+            write_password_file(directory / PASSWORD_NAME, self.users, tool=find_mosquitto_passwd())
+        if self.acl:
+            _write_private(directory / ACL_NAME, "\n".join([*self.acl, ""]))
+        conf = directory / CONF_NAME
+        conf.write_text(self.render(directory))
+        return conf
+
+
+class MosquittoProcess:
+    """A Mosquitto we started and own by PID, listening on the configured loopback port."""
+
+    def __init__(
+        self,
+        config: MosquittoConfig,
+        directory: Path,
+        *,
+        binary: str | None = None,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        self.config = config
+        self.directory = directory
+        self._binary = binary
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        """The address the listener is bound to."""
+        return self.config.host
+
+    @property
+    def port(self) -> int:
+        """The listener's TCP port."""
+        return self.config.port
+
+    @property
+    def url(self) -> str:
+        """`mqtt://host:port` of the listener."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        """Mosquitto's own log file."""
+        return self.directory / LOG_NAME
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running broker, or None."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def is_running(self) -> bool:
+        """True while the child process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> Self:
+        """Write the config, start Mosquitto and wait until it accepts connections."""
+        if self.is_running:
+            return self
+        binary = self._binary or find_mosquitto()
+        if binary is None:
+            raise BrokerError("mosquitto is not installed", hint="apt-get install mosquitto")
+        if accepts_connections(self.host, self.port):
+            raise BrokerError(f"cannot start mosquitto: {self.host}:{self.port} is already in use")
+        self._process = self._spawn(binary, self.config.write(self.directory))
+        if not wait_until_listening(self.host, self.port, self._startup_timeout, self._alive):
+            self._fail_startup()
+        return self
+
+    def _spawn(self, binary: str, conf: Path) -> subprocess.Popen[bytes]:
+        self.log_path.unlink(missing_ok=True)  # Mosquitto appends; keep only this run's log
+        with (self.directory / OUTPUT_NAME).open("wb") as output:
+            process = subprocess.Popen(
+                [binary, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=output, stderr=output
+            )
+        weakref.finalize(self, _terminate, process, 1.0)
+        return process
+
+    def _alive(self) -> bool:
+        return self.is_running
+
+    def _fail_startup(self) -> None:
+        code = self._process.poll() if self._process is not None else None
+        self.stop()
+        state = f"exited with code {code}" if code is not None else "is not listening"
+        raise BrokerError(
+            f"mosquitto on {self.host}:{self.port} {state} after start-up:\n{self.log_tail()}",
+            hint=f"see {self.log_path}",
+        )
+
+    def log_tail(self, lines: int = _TAIL_LINES) -> str:
+        """The last lines of Mosquitto's log and console output."""
+        texts = (_tail(self.directory / name, lines) for name in (LOG_NAME, OUTPUT_NAME))
+        return "\n".join(text for text in texts if text) or "(mosquitto wrote no log)"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Terminate the broker by PID and wait for it; safe to call twice."""
+        process, self._process = self._process, None
+        if process is not None:
+            _terminate(process, timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"pid {self.pid}" if self.is_running else "stopped"
+        return f"<MosquittoProcess {self.url} {state}>"
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if the process outlives `timeout`; always reap it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait()
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with path.open("rb") as file:
+            text = file.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+__all__ = [
+    "MosquittoConfig",
+    "MosquittoProcess",
+    "find_mosquitto",
+    "find_mosquitto_passwd",
+    "hash_password",
+    "write_password_file",
+]

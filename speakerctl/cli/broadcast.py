@@ -1,0 +1,92 @@
+"""`speakerctl broadcast`: send a bulletin now and follow it to the last cluster."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from speakerctl.cli.common import Exit, console, console_err, print_json, run, state
+from speakerctl.config import Settings
+from speakerctl.controller.app import open_store
+from speakerctl.controller.service import BroadcastRequest, BroadcastResult, Controller
+from speakerctl.errors import ConfigError
+from speakerctl.protocol import Priority
+
+
+def parse_priority(value: str) -> Priority:
+    """A priority level from its name."""
+    try:
+        return Priority[value.upper()]
+    except KeyError:
+        raise ConfigError(f"unknown priority {value!r}", hint="use normal, priority or emergency") from None
+
+
+def broadcast(
+    bulletin_id: Annotated[int, typer.Argument(help="Bulletin id (see `bulletin list`).")],
+    to: Annotated[list[str], typer.Option("--to", help="Zone or device id; repeat for more.")],
+    priority: Annotated[str, typer.Option(help="normal, priority or emergency.")] = "normal",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a progress bar.")] = False,
+) -> None:
+    """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
+    request = BroadcastRequest(bulletin_id, tuple(to), parse_priority(priority))
+    result = run(run_broadcast(state.settings, request, show_progress=not as_json))
+    if as_json:
+        print_json(
+            {
+                "broadcast": result.broadcast_id,
+                "total": result.total,
+                "played": result.played,
+                "counts": result.counts,
+            }
+        )
+    else:
+        print_summary(result)
+    if not result.complete:
+        raise typer.Exit(Exit.INCOMPLETE)
+
+
+async def run_broadcast(
+    settings: Settings, request: BroadcastRequest, *, show_progress: bool
+) -> BroadcastResult:
+    """Run one broadcast with a live progress bar on stderr."""
+    store = open_store(settings)
+    controller = Controller(settings, store)
+    async with controller.running():
+        if not show_progress:
+            return await controller.broadcast(request)
+        with _progress() as bar:
+            task = bar.add_task("broadcast", total=None)
+
+            def update(counts: Counter[str], total: int) -> None:
+                done = sum(
+                    n for s, n in counts.items() if s in ("finished", "failed", "expired", "unreached")
+                )
+                text = " ".join(f"{s}={n}" for s, n in sorted(counts.items()))
+                bar.update(task, total=total, completed=done, description=text)
+
+            return await controller.broadcast(request, update)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console_err,
+        transient=False,
+    )
+
+
+def print_summary(result: BroadcastResult) -> None:
+    """Final count per state."""
+    table = Table("state", "clusters", title=f"broadcast {result.broadcast_id}", title_justify="left")
+    for name, n in sorted(result.counts.items()):
+        table.add_row(name, str(n))
+    console.print(table)
+    colour = "green" if result.complete else "red"
+    console.print(f"[bold {colour}]{result.played}/{result.total} played[/]")

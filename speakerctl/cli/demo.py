@@ -1,0 +1,99 @@
+"""`speakerctl demo`: embedded broker, a simulated province and a broadcast, all on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from speakerctl.audio import generate_speechlike
+from speakerctl.broker.embedded import EmbeddedBroker
+from speakerctl.cli.broadcast import print_summary, run_broadcast
+from speakerctl.cli.common import Exit, console, console_err, run, state
+from speakerctl.cli.simulate import READY
+from speakerctl.clock import SystemClock
+from speakerctl.config import Settings
+from speakerctl.controller.app import import_bulletin, open_store
+from speakerctl.controller.service import BroadcastRequest
+from speakerctl.errors import LinkError
+from speakerctl.protocol import Priority
+
+
+def demo(
+    seconds: Annotated[float, typer.Option(help="Length of the demo bulletin.")] = 8.0,
+    time_scale: Annotated[float, typer.Option(help="Simulated clusters play this many times faster.")] = 1.0,
+    count: Annotated[int | None, typer.Option(help="Clusters (default: all 279 of Sóc Trăng).")] = None,
+    workdir: Annotated[Path | None, typer.Option(help="Keep the demo's files here.")] = None,
+) -> None:
+    """Broadcast a bulletin to a simulated province through an embedded broker and report the result."""
+    with contextlib.ExitStack() as stack:
+        root = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="speakerctl-demo-")))
+        broker = stack.enter_context(EmbeddedBroker())
+        console_err.print(f"embedded MQTT broker on {broker.url}")
+        settings = state.settings.with_overrides(
+            broker=broker.url,
+            data_dir=root / "controller",
+            database_url="",
+            inventory=state.settings.inventory,
+        )
+        fleet = stack.enter_context(_fleet(settings, root / "fleet", time_scale, count))
+        console_err.print(fleet)
+        store = open_store(settings)
+        audio = generate_speechlike(seconds, root / "ban-tin-demo.wav")
+        bulletin, _ = import_bulletin(store, settings, SystemClock(), audio, "Bản tin thử nghiệm")
+        console_err.print(f"bulletin {bulletin.id} “{bulletin.title}”, {bulletin.duration_ms / 1000:.1f} s")
+        root_zone = next(z for z in store.zones() if z.parent_id is None)
+        request = BroadcastRequest(bulletin.id, (root_zone.id,), Priority.NORMAL)
+        result = run(run_broadcast(settings, request, show_progress=True))
+        print_summary(result)
+        console.print(
+            f"report: speakerctl --data-dir {settings.data_dir} report {result.broadcast_id}"
+            if workdir
+            else ""
+        )
+    if not result.complete:
+        raise typer.Exit(Exit.INCOMPLETE)
+
+
+@contextlib.contextmanager
+def _fleet(settings: Settings, cache: Path, time_scale: float, count: int | None) -> Iterator[str]:
+    """The simulated fleet in its own process, as real clusters would be; yields its ready line."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "speakerctl",
+        "--broker",
+        settings.broker,
+        "simulate",
+        "--cache-dir",
+        str(cache),
+        "--time-scale",
+        str(time_scale),
+        "--heartbeat",
+        "30",
+    ]
+    if count:
+        cmd += ["--count", str(count)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            yield _wait_ready(proc)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_ready(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(READY):
+            return line.strip()
+    raise LinkError(f"the simulated fleet exited (code {proc.wait()}) before it was ready")

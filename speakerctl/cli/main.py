@@ -1,0 +1,106 @@
+"""The `speakerctl` command: one sub-app per noun, errors mapped to exit codes in one place."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from speakerctl.cli import broadcast, bulletin, demo, devices, report, serve, simulate, zones
+from speakerctl.cli.common import Exit, console_err, state
+from speakerctl.config import load_settings
+from speakerctl.errors import (
+    AudioError,
+    AuthError,
+    ConfigError,
+    LinkError,
+    NotFound,
+    SpeakerctlError,
+)
+
+app = typer.Typer(
+    name="speakerctl",
+    help="Controller for networks of smart public-address loudspeaker clusters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(devices.app, name="devices")
+app.add_typer(zones.app, name="zones")
+app.add_typer(bulletin.app, name="bulletin")
+app.command("broadcast")(broadcast.broadcast)
+app.command("report")(report.report)
+app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.command("simulate")(simulate.simulate)
+
+
+@app.callback()
+def _root(
+    config: Annotated[typer.FileText | None, typer.Option(help="TOML settings file.")] = None,
+    broker: Annotated[str | None, typer.Option(help="Broker URL, mqtt://[user:pass@]host:port.")] = None,
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store.")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Where the store and content live.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    """Settings come from --config, then SPEAKERCTL_* variables, then these options."""
+    from pathlib import Path
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = load_settings(Path(config.name) if config else None)
+    state.settings = settings.with_overrides(
+        broker=broker, database_url=database, data_dir=Path(data_dir) if data_dir else None
+    )
+
+
+EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
+    (ConfigError, Exit.CONFIG),
+    (NotFound, Exit.NOT_FOUND),
+    (AuthError, Exit.AUTH),
+    (LinkError, Exit.LINK),
+    (AudioError, Exit.INPUT),
+    (SpeakerctlError, Exit.FAILURE),
+]
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, BaseExceptionGroup):
+        found = [e for e in exc.exceptions if isinstance(_leaf(e), SpeakerctlError)]
+        return _leaf(found[0]) if found else exc
+    return exc
+
+
+def main() -> None:
+    """Entry point: run the app, turning project errors into one line and an exit code."""
+    try:
+        app(standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        console_err.print("[yellow]interrupted[/]")
+        sys.exit(Exit.INTERRUPTED)
+    except BaseException as exc:
+        sys.exit(_report(exc))
+
+
+def _report(exc: BaseException) -> int:
+    import click
+
+    leaf = _leaf(exc)
+    if isinstance(leaf, SystemExit):
+        return int(leaf.code or 0)
+    if isinstance(leaf, click.exceptions.ClickException):
+        leaf.show()
+        return leaf.exit_code
+    if isinstance(leaf, click.exceptions.Exit):
+        return leaf.exit_code
+    if not isinstance(leaf, SpeakerctlError):
+        raise exc
+    console_err.print(f"[bold red]error:[/] {leaf}")
+    if leaf.hint:
+        console_err.print(f"[dim]hint:[/] {leaf.hint}")
+    return next(code for cls, code in EXIT_CODES if isinstance(leaf, cls))

@@ -1,0 +1,49 @@
+"""`speakerctl simulate`: a simulated fleet of cluster agents against a broker."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from devices.inventory import load_inventory
+from simulator.fleet import Fleet, FleetOptions
+from speakerctl.cli.aio import until_signalled
+from speakerctl.cli.common import console_err, run, state
+from speakerctl.config import Settings
+
+READY = "ready:"
+
+
+def simulate(
+    count: Annotated[int | None, typer.Option(help="Clusters to run (default: the whole inventory).")] = None,
+    time_scale: Annotated[float, typer.Option(help="Play audio this many times faster.")] = 1.0,
+    cache_dir: Annotated[Path | None, typer.Option(help="Where the clusters cache content.")] = None,
+    clock_offset_ms: Annotated[int, typer.Option(help="Spread of simulated clock offsets.")] = 0,
+    heartbeat: Annotated[float, typer.Option(help="Seconds between status heartbeats.")] = 60.0,
+) -> None:
+    """Run simulated clusters (the real agent code on simulated hardware) until interrupted."""
+    settings = state.settings
+    options = FleetOptions(
+        root=cache_dir or settings.data_dir / "fleet",
+        time_scale=time_scale,
+        count=count,
+        max_clock_offset_ms=clock_offset_ms,
+        heartbeat_s=heartbeat,
+    )
+    run(until_signalled(_simulate(settings, options)))
+
+
+async def _simulate(settings: Settings, options: FleetOptions) -> None:
+    import asyncio
+
+    fleet = Fleet(load_inventory(settings.inventory), settings.broker_address, options)
+    console_err.print(f"starting {len(fleet.devices)} simulated clusters on {settings.broker_address.url}")
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(fleet.run())
+        await fleet.wait_online(timeout=120)
+        # The demo and the tests wait for this line on stdout.
+        sys.stdout.write(f"{READY} {len(fleet.devices)} clusters online\n")
+        sys.stdout.flush()

@@ -1,0 +1,53 @@
+"""`speakerctl zones`: the zone tree."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Annotated
+
+import typer
+from rich.tree import Tree
+
+from speakerctl.cli.common import console, print_json, state
+from speakerctl.controller.app import open_store
+from speakerctl.store import ZoneInfo
+
+app = typer.Typer(help="The zone tree: province, districts, communes (any depth).", no_args_is_help=True)
+
+
+@app.command("list")
+def list_zones(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the zones as a tree, with the number of clusters in each."""
+    store = open_store(state.settings)
+    zones = store.zones()
+    per_zone = Counter(d.zone_id for d in store.devices())
+    if as_json:
+        print_json(
+            [
+                {"id": z.id, "name": z.name, "kind": z.kind, "parent": z.parent_id, "devices": per_zone[z.id]}
+                for z in zones
+            ]
+        )
+        return
+    console.print(_tree(zones, per_zone))
+
+
+def _tree(zones: list[ZoneInfo], per_zone: Counter[str]) -> Tree:
+    children: dict[str | None, list[ZoneInfo]] = defaultdict(list)
+    for zone in zones:
+        children[zone.parent_id].append(zone)
+
+    def total(zone_id: str) -> int:
+        return per_zone[zone_id] + sum(total(c.id) for c in children[zone_id])
+
+    def add(node: Tree, zone: ZoneInfo) -> None:
+        branch = node.add(f"[bold]{zone.name}[/] [dim]{zone.id} · {zone.kind}[/] — {total(zone.id)} clusters")
+        for child in children[zone.id]:
+            add(branch, child)
+
+    root = Tree("zones")
+    for zone in children[None]:
+        add(root, zone)
+    return root

@@ -1,0 +1,71 @@
+"""Application services the CLI calls: opening the store, importing bulletins, reporting."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Sequence
+from pathlib import Path
+
+from devices.inventory import Inventory, load_inventory
+from speakerctl.audio import ContentStore, EncodedAudio, import_audio
+from speakerctl.clock import Clock
+from speakerctl.config import Settings
+from speakerctl.store import BulletinInfo, DeviceSpecRow, Store, VariantInfo, ZoneInfo
+
+DEFAULT_CODECS = ("opus", "mp3")
+BITRATES = {"opus": 24, "mp3": 48}
+
+
+def open_store(settings: Settings, *, sync_inventory: bool = True) -> Store:
+    """Open (and create) the store, loading the fleet inventory into it."""
+    store = Store.open(settings.db_url)
+    if sync_inventory:
+        load_fleet(store, load_inventory(settings.inventory))
+    return store
+
+
+def load_fleet(store: Store, inventory: Inventory) -> None:
+    """Upsert the inventory's zones and devices."""
+    store.sync_zones(ZoneInfo(z.id, z.name, z.kind, z.parent, i) for i, z in enumerate(inventory.zones))
+    store.sync_devices(
+        DeviceSpecRow(d.id, d.name, d.zone, d.model, d.lat, d.lon, d.network) for d in inventory.devices
+    )
+
+
+def import_bulletin(
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    path: Path,
+    title: str | None,
+    codecs: Sequence[str] = DEFAULT_CODECS,
+) -> tuple[BulletinInfo, bool]:
+    """Encode a file once per codec, store the content and the bulletin; (bulletin, created)."""
+    encoded = [import_audio(path, codec=c, bitrate_kbps=BITRATES[c]) for c in codecs]
+    existing = store.bulletin_by_sha(encoded[0].sha256)
+    if existing is not None:
+        return existing, False
+    content = ContentStore(settings.content_dir)
+    for item in encoded:
+        content.put(item)
+    bulletin = store.add_bulletin(
+        title=title or path.stem,
+        source_name=path.name,
+        created_by=_user(),
+        created_at=clock.now(),
+        variants=[_variant(e) for e in encoded],
+    )
+    return bulletin, True
+
+
+def _variant(audio: EncodedAudio) -> VariantInfo:
+    return VariantInfo(
+        audio.codec, audio.container, audio.bitrate_kbps, audio.sha256, audio.size, audio.duration_ms
+    )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,104 @@
+"""Turns a broadcast request into topics, devices and content variants, and records it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from speakerctl.errors import NotFound
+from speakerctl.protocol import ContentRef, Priority, topics
+from speakerctl.store import Store, ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A recorded broadcast, ready to send."""
+
+    broadcast_id: str
+    title: str
+    variants: tuple[ContentRef, ...]
+    device_ids: tuple[str, ...]
+    online: frozenset[str]
+    topics: tuple[str, ...]
+    duration_ms: int
+    expires_at: datetime
+
+
+def subtree(zones: Sequence[ZoneInfo], root: str) -> set[str]:
+    """A zone and every zone below it, however deep the tree."""
+    children: dict[str | None, list[str]] = defaultdict(list)
+    for zone in zones:
+        children[zone.parent_id].append(zone.id)
+    found, todo = set(), [root]
+    while todo:
+        zone_id = todo.pop()
+        if zone_id not in found:
+            found.add(zone_id)
+            todo.extend(children[zone_id])
+    return found
+
+
+def resolve_targets(store: Store, targets: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The command topics and the device ids that a list of zone and device ids reaches."""
+    if not targets:
+        raise NotFound("no target given", hint="pass --to ZONE or --to DEVICE (see `speakerctl zones list`)")
+    zones = store.zones()
+    zone_ids = {z.id for z in zones}
+    cmd_topics: list[str] = []
+    covered: set[str] = set()
+    devices: dict[str, None] = {}
+    for target in dict.fromkeys(targets):
+        if target in zone_ids:
+            cmd_topics.append(topics.zone_cmd(target))
+            covered |= subtree(zones, target)
+        else:
+            _device_or_fail(store, target)
+            cmd_topics.append(topics.device_cmd(target))
+            devices[target] = None
+    for device_id in store.device_ids_in(sorted(covered)) if covered else []:
+        devices[device_id] = None
+    return cmd_topics, list(devices)
+
+
+def _device_or_fail(store: Store, target: str) -> None:
+    try:
+        store.device(target)
+    except NotFound:
+        raise NotFound(
+            f"no zone or device named {target!r}",
+            hint="see `speakerctl zones list` and `speakerctl devices list`",
+        ) from None
+
+
+def plan_broadcast(
+    store: Store,
+    bulletin_id: int,
+    targets: Sequence[str],
+    priority: Priority,
+    now: datetime,
+    ttl_s: int,
+    broadcast_id: str,
+) -> Plan:
+    """Resolve, validate and record a broadcast (the broadcast row and one pending delivery per device)."""
+    bulletin = store.bulletin(bulletin_id)
+    variants = tuple(
+        ContentRef(v.sha256, v.size, v.codec, v.duration_ms) for v in store.variants(bulletin_id)
+    )
+    cmd_topics, device_ids = resolve_targets(store, targets)
+    online = frozenset(d.id for d in store.devices(online=True))
+    expires_at = now + timedelta(seconds=ttl_s)
+    store.create_broadcast(
+        broadcast_id, bulletin_id, int(priority), list(targets), device_ids, now, now, expires_at
+    )
+    return Plan(
+        broadcast_id,
+        bulletin.title,
+        variants,
+        tuple(device_ids),
+        online,
+        tuple(cmd_topics),
+        bulletin.duration_ms,
+        expires_at,
+    )

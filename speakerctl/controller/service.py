@@ -1,0 +1,190 @@
+"""The controller: one MQTT link, ingestion, and broadcasts from plan to final report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from speakerctl.audio import ContentStore
+from speakerctl.broker.link import Link
+from speakerctl.clock import Clock, SystemClock, to_ms
+from speakerctl.config import Settings
+from speakerctl.controller.ingest import Ingestor
+from speakerctl.controller.planning import Plan, plan_broadcast
+from speakerctl.controller.tracker import Tracker
+from speakerctl.controller.uploader import Upload
+from speakerctl.protocol import Command, Play, Priority, codec, topics
+from speakerctl.store import Store
+
+log = logging.getLogger(__name__)
+Progress = Callable[[Counter[str], int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastRequest:
+    """What a broadcaster asks for."""
+
+    bulletin_id: int
+    targets: tuple[str, ...]
+    priority: Priority = Priority.NORMAL
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastResult:
+    """How a broadcast ended, per device state."""
+
+    broadcast_id: str
+    total: int
+    counts: dict[str, int]
+    egress_bytes: int
+    upload_bytes: int
+
+    @property
+    def played(self) -> int:
+        """Devices that played it to the end."""
+        return self.counts.get("finished", 0)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every targeted device played it."""
+        return self.played == self.total
+
+
+class Controller:
+    """Owns the MQTT link and the ingestion loop; runs broadcasts over them."""
+
+    def __init__(
+        self, settings: Settings, store: Store, clock: Clock | None = None, client_id: str = ""
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.content = ContentStore(settings.content_dir)
+        self.ingestor = Ingestor(store, self.clock)
+        ident = client_id or settings.client_id or f"speakerctl-{secrets.token_hex(4)}"
+        self.link = Link(settings.broker_address, self.ingestor.handle, client_id=ident)
+
+    async def _on_connect(self) -> None:
+        await self.link.subscribe([topics.ALL_STATUS, topics.ALL_EVENTS])
+
+    @asynccontextmanager
+    async def running(self, *, fail_fast: bool = True) -> AsyncIterator[Controller]:
+        """Run the link and ingestion for the duration of the block."""
+        await self._on_connect()
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(self.link.run(fail_fast=fail_fast)), tg.create_task(self.ingestor.run())]
+            try:
+                await self.link.wait_connected(15)
+                await self._settle_retained()
+                yield self
+            finally:
+                await self.ingestor.flush()
+                for task in tasks:
+                    task.cancel()
+
+    async def _settle_retained(self, quiet_s: float = 0.2, limit_s: float = 3.0) -> None:
+        # The broker replays every retained status right after we subscribe; knowing who is
+        # online before the first broadcast lets one upload serve the whole fleet.
+        loop = asyncio.get_running_loop()
+        deadline, seen = loop.time() + limit_s, -1
+        while loop.time() < deadline and seen != self.ingestor.counters.statuses:
+            seen = self.ingestor.counters.statuses
+            await asyncio.sleep(quiet_s)
+        await self.ingestor.flush()
+
+    async def broadcast(self, request: BroadcastRequest, progress: Progress | None = None) -> BroadcastResult:
+        """Send a bulletin to its targets and follow it until every device is final or time runs out."""
+        now = self.clock.now()
+        plan = await asyncio.to_thread(
+            plan_broadcast,
+            self.store,
+            request.bulletin_id,
+            request.targets,
+            request.priority,
+            now,
+            self.settings.command_ttl_s,
+            _broadcast_id(now),
+        )
+        command = _command(plan, request.priority, to_ms(now))
+        tracker = Tracker(plan.broadcast_id, list(plan.device_ids), set(plan.online))
+        uploads = [
+            Upload(self.link, ref, self.content.read(ref.sha256), self.settings.accept_window_s)
+            for ref in plan.variants
+        ]
+        egress_before = self.link.bytes_out
+        self.ingestor.track(tracker, uploads)
+        try:
+            await self._run(plan, command, tracker, uploads, progress)
+        finally:
+            self.ingestor.untrack(tracker, uploads)
+            await self._close(plan, tracker)
+        return BroadcastResult(
+            plan.broadcast_id,
+            len(plan.device_ids),
+            dict(tracker.counts()),
+            self.link.bytes_out - egress_before,
+            sum(u.bytes_sent for u in uploads),
+        )
+
+    async def _run(
+        self,
+        plan: Plan,
+        command: Command,
+        tracker: Tracker,
+        uploads: list[Upload],
+        progress: Progress | None,
+    ) -> None:
+        payload = codec.encode(command)
+        timeout = self.settings.broadcast_timeout_s + plan.duration_ms / 1000
+        async with asyncio.TaskGroup() as tg:
+            jobs = [tg.create_task(u.run(tracker)) for u in uploads]
+            for topic in plan.topics:
+                await self.link.publish(topic, payload)
+            try:
+                await _follow(tracker, timeout, progress)
+            finally:
+                for job in jobs:
+                    job.cancel()
+
+    async def _close(self, plan: Plan, tracker: Tracker) -> None:
+        await self.ingestor.flush()
+        tracker.mark_unreached()
+        state = "complete" if tracker.counts().get("finished", 0) == len(plan.device_ids) else "incomplete"
+        await asyncio.to_thread(self.store.mark_unreached, plan.broadcast_id)
+        await asyncio.to_thread(self.store.finish_broadcast, plan.broadcast_id, state, self.clock.now())
+
+
+async def _follow(tracker: Tracker, timeout: float, progress: Progress | None) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    total = len(tracker.devices)
+    while not tracker.done.is_set() and loop.time() < deadline:
+        tracker.changed.clear()
+        if progress is not None:
+            progress(tracker.counts(), total)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(tracker.changed.wait(), min(0.1, max(0.0, deadline - loop.time())))
+        await asyncio.sleep(0.05)  # at most ~20 progress redraws a second
+    if progress is not None:
+        progress(tracker.counts(), total)
+
+
+def _command(plan: Plan, priority: Priority, now_ms: int) -> Command:
+    return Command(
+        msg_id=secrets.token_hex(8),
+        issued_at_ms=now_ms,
+        expires_at_ms=to_ms(plan.expires_at),
+        priority=priority,
+        body=Play(plan.broadcast_id, plan.variants, title=plan.title[:200]),
+    )
+
+
+def _broadcast_id(now: datetime) -> str:
+    return f"bc-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"

@@ -1,0 +1,77 @@
+"""The speakerctl exception tree; every error the project raises is one of these.
+
+    SpeakerctlError
+    ├── ConfigError            a setting is missing or invalid
+    ├── ProtocolError          a payload or topic breaks the wire contract (never fatal to a loop)
+    │   └── PayloadTooLarge
+    ├── LinkError              the MQTT broker cannot be reached or refused us
+    │   ├── AuthError          wrong credentials or not authorised
+    │   └── AckTimeout         the broker did not acknowledge in time
+    ├── BrokerError            the embedded broker failed to start
+    ├── AudioError             an audio file cannot be imported
+    ├── StoreError             the database cannot be read or written
+    │   └── NotFound           an id names nothing (device, zone, bulletin, broadcast)
+    ├── ContentError           device side: content failed verification or cannot be cached
+    └── InventoryError         a fleet inventory or hardware profile is malformed
+"""
+
+from __future__ import annotations
+
+
+class SpeakerctlError(Exception):
+    """Base of every error speakerctl raises on purpose."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        if hint:
+            self.hint = hint
+
+
+class ConfigError(SpeakerctlError):
+    """A setting is missing or invalid."""
+
+
+class ProtocolError(SpeakerctlError):
+    """A payload or topic breaks the wire contract."""
+
+
+class PayloadTooLarge(ProtocolError):
+    """A payload exceeds the protocol's size limit."""
+
+
+class LinkError(SpeakerctlError):
+    """The MQTT broker cannot be reached or dropped us."""
+
+
+class AuthError(LinkError):
+    """The broker refused our credentials or an action."""
+
+
+class AckTimeout(LinkError):
+    """The broker did not acknowledge in time."""
+
+
+class BrokerError(SpeakerctlError):
+    """The embedded broker could not be started."""
+
+
+class AudioError(SpeakerctlError):
+    """An audio file cannot be imported or encoded."""
+
+
+class StoreError(SpeakerctlError):
+    """The database cannot be read or written."""
+
+
+class NotFound(StoreError):
+    """An id names nothing in the store."""
+
+
+class ContentError(SpeakerctlError):
+    """Content failed verification or cannot be cached."""
+
+
+class InventoryError(SpeakerctlError):
+    """A fleet inventory or hardware profile is malformed."""

@@ -1,0 +1,40 @@
+"""Protocol v1: the wire contract shared by the controller and the device agent (pure data, no I/O)."""
+
+from speakerctl.protocol import chunks, codec, limits, topics
+from speakerctl.protocol.messages import (
+    FINAL_DEVICE_STATES,
+    Command,
+    ContentRef,
+    ContentRequest,
+    DeliveryEvent,
+    DeliveryState,
+    Event,
+    Link,
+    Play,
+    Power,
+    Priority,
+    Reason,
+    Status,
+    Stop,
+)
+
+__all__ = [
+    "FINAL_DEVICE_STATES",
+    "Command",
+    "ContentRef",
+    "ContentRequest",
+    "DeliveryEvent",
+    "DeliveryState",
+    "Event",
+    "Link",
+    "Play",
+    "Power",
+    "Priority",
+    "Reason",
+    "Status",
+    "Stop",
+    "chunks",
+    "codec",
+    "limits",
+    "topics",
+]

@@ -1,0 +1,45 @@
+"""The controller's database: the only code that imports sqlmodel; plain dataclasses in and out."""
+
+from speakerctl.store.models import (
+    DEVICE_FINAL,
+    DEVICE_REPORTED,
+    FINAL,
+    RANK,
+    BroadcastInfo,
+    BroadcastState,
+    BulletinInfo,
+    DeliveryInfo,
+    DeliveryStatus,
+    DeliveryUpdate,
+    DeviceInfo,
+    DeviceSpec,
+    DeviceSpecLike,
+    StatusRecord,
+    ZoneInfo,
+    supersedes,
+    utc_from_ms,
+)
+from speakerctl.store.repository import Store
+from speakerctl.store.tables import SCHEMA_VERSION
+
+__all__ = [
+    "DEVICE_FINAL",
+    "DEVICE_REPORTED",
+    "FINAL",
+    "RANK",
+    "SCHEMA_VERSION",
+    "BroadcastInfo",
+    "BroadcastState",
+    "BulletinInfo",
+    "DeliveryInfo",
+    "DeliveryStatus",
+    "DeliveryUpdate",
+    "DeviceInfo",
+    "DeviceSpec",
+    "DeviceSpecLike",
+    "StatusRecord",
+    "Store",
+    "ZoneInfo",
+    "supersedes",
+    "utc_from_ms",
+]

@@ -1,0 +1,232 @@
+"""The store's public values: plain frozen dataclasses, the delivery state machine; no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from speakerctl.errors import StoreError
+from speakerctl.protocol import DeliveryEvent, Priority, Status
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_from_ms(ts_ms: int) -> datetime:
+    """Aware UTC datetime from milliseconds since the epoch (exact, no float rounding)."""
+    return EPOCH + timedelta(milliseconds=ts_ms)
+
+
+class DeliveryStatus(StrEnum):
+    """Where one broadcast stands on one device, as the controller tracks it."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    CONTENT_READY = "content_ready"
+    PLAYING = "playing"
+    FINISHED = "finished"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    UNREACHED = "unreached"
+
+
+DEVICE_FINAL = frozenset({DeliveryStatus.FINISHED, DeliveryStatus.FAILED, DeliveryStatus.EXPIRED})
+FINAL = DEVICE_FINAL | {DeliveryStatus.UNREACHED}
+DEVICE_REPORTED = DEVICE_FINAL | {
+    DeliveryStatus.ACCEPTED,
+    DeliveryStatus.CONTENT_READY,
+    DeliveryStatus.PLAYING,
+}
+RANK: Mapping[DeliveryStatus, int] = {
+    DeliveryStatus.PENDING: 0,
+    DeliveryStatus.ACCEPTED: 1,
+    DeliveryStatus.CONTENT_READY: 2,
+    DeliveryStatus.PLAYING: 3,
+    **dict.fromkeys(FINAL, 4),
+}
+
+
+def supersedes(new: DeliveryStatus, current: DeliveryStatus) -> bool:
+    """Whether a report of `new` moves a delivery now in `current` forward."""
+    if current is DeliveryStatus.UNREACHED:
+        return new in DEVICE_FINAL  # a late real report beats the controller's guess
+    return RANK[new] > RANK[current]
+
+
+class BroadcastState(StrEnum):
+    """Life of a broadcast as a whole."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneInfo:
+    """An administrative zone (province, district, commune, village...)."""
+
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None = None
+    position: int = 0
+
+
+class DeviceSpecLike(Protocol):
+    """What `Store.sync_devices` needs of a device: its inventory fields."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def zone_id(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def lat(self) -> float | None: ...
+    @property
+    def lon(self) -> float | None: ...
+    @property
+    def network(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """A device as the fleet inventory describes it."""
+
+    id: str
+    name: str
+    zone_id: str
+    model: str
+    lat: float | None = None
+    lon: float | None = None
+    network: str = "wired"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """A device's inventory fields and its latest reported status (None: never heard)."""
+
+    id: str
+    name: str
+    zone_id: str
+    model: str
+    lat: float | None
+    lon: float | None
+    network: str
+    online: bool = False
+    last_seen: datetime | None = None
+    status_ts: datetime | None = None
+    firmware: str | None = None
+    volume: int | None = None
+    playing: str | None = None
+    amplifier: str | None = None
+    power_source: str | None = None
+    battery_pct: int | None = None
+    link_network: str | None = None
+    rssi_dbm: int | None = None
+    uptime_s: int | None = None
+    cached_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BulletinInfo:
+    """An imported audio bulletin, identified by the hash of its encoded content."""
+
+    id: int
+    title: str
+    sha256: str
+    codec: str
+    container: str
+    bitrate_kbps: int
+    duration_ms: int
+    size: int
+    source_name: str
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastInfo:
+    """One broadcast of a bulletin to a set of zones and devices."""
+
+    id: str
+    bulletin_id: int
+    priority: Priority
+    targets: tuple[str, ...]
+    created_at: datetime
+    issued_at: datetime
+    expires_at: datetime
+    state: BroadcastState
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryInfo:
+    """Where one broadcast stands on one device, with when each stage was reached."""
+
+    broadcast_id: str
+    device_id: str
+    state: DeliveryStatus
+    reason: str | None
+    detail: str
+    cached: bool
+    updated_at: datetime
+    accepted_at: datetime | None = None
+    content_ready_at: datetime | None = None
+    playing_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryUpdate:
+    """A device-reported delivery state to apply; `state` must be one a device can report."""
+
+    broadcast_id: str
+    device_id: str
+    state: DeliveryStatus
+    reason: str | None
+    detail: str
+    ts_ms: int
+    cached: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            state = DeliveryStatus(self.state)
+        except ValueError as exc:
+            raise StoreError(f"unknown delivery state {self.state!r}") from exc
+        if state not in DEVICE_REPORTED:
+            raise StoreError(f"a device cannot report the delivery state {state.value!r}")
+        object.__setattr__(self, "state", state)
+
+    @property
+    def at(self) -> datetime:
+        """The event's time stamp."""
+        return utc_from_ms(self.ts_ms)
+
+    @classmethod
+    def from_event(cls, event: DeliveryEvent) -> DeliveryUpdate:
+        """The update a device's delivery event asks for."""
+        return cls(
+            broadcast_id=event.broadcast_id,
+            device_id=event.device_id,
+            state=DeliveryStatus(event.state.value),
+            reason=event.reason.value if event.reason else None,
+            detail=event.detail,
+            ts_ms=event.ts_ms,
+            cached=event.cached,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """One status message as recorded in a device's history."""
+
+    device_id: str
+    received_at: datetime
+    online: bool
+    status: Status

@@ -1,0 +1,263 @@
+"""SQLModel tables and their mappers to the public dataclasses; nothing else sees them."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Dialect, Text, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from speakerctl.protocol import Priority, Status
+from speakerctl.store.models import (
+    DEVICE_FINAL,
+    BroadcastInfo,
+    BroadcastState,
+    BulletinInfo,
+    DeliveryInfo,
+    DeliveryStatus,
+    DeliveryUpdate,
+    DeviceInfo,
+    DeviceSpecLike,
+    StatusRecord,
+    ZoneInfo,
+    utc_from_ms,
+)
+
+SCHEMA_VERSION = 1
+"""Bump on every change of the tables below, with a migration from the previous version."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on both sides; SQLite stores it naive, in UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """To UTC; naive for SQLite, which would drop the offset without converting."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Back to an aware UTC datetime."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SchemaVersionRow(SQLModel, table=True):
+    """The single row holding the schema version of this database."""
+
+    __tablename__ = "schema_version"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int
+
+
+class ZoneRow(SQLModel, table=True):
+    """An administrative zone; `parent_id` builds the tree."""
+
+    __tablename__ = "zones"
+
+    id: str = Field(primary_key=True)
+    name: str
+    kind: str
+    parent_id: str | None = Field(default=None, index=True)
+    position: int = 0
+
+    def info(self) -> ZoneInfo:
+        """Public value."""
+        return ZoneInfo(self.id, self.name, self.kind, self.parent_id, self.position)
+
+    def update(self, zone: ZoneInfo) -> None:
+        """Take the fields of `zone`."""
+        self.name, self.kind = zone.name, zone.kind
+        self.parent_id, self.position = zone.parent_id, zone.position
+
+
+class DeviceRow(SQLModel, table=True):
+    """A device: inventory fields, then its latest status (None until first heard)."""
+
+    __tablename__ = "devices"
+
+    id: str = Field(primary_key=True)
+    name: str
+    zone_id: str = Field(foreign_key="zones.id", index=True)
+    model: str
+    lat: float | None = None
+    lon: float | None = None
+    network: str = "wired"
+    online: bool = False
+    last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status_ts_ms: int | None = Field(default=None, sa_type=BigInteger)
+    firmware: str | None = None
+    volume: int | None = None
+    playing: str | None = None
+    amplifier: str | None = None
+    power_source: str | None = None
+    battery_pct: int | None = None
+    link_network: str | None = None
+    rssi_dbm: int | None = None
+    uptime_s: int | None = Field(default=None, sa_type=BigInteger)
+    cached_count: int | None = None
+
+    @classmethod
+    def from_spec(cls, spec: DeviceSpecLike) -> "DeviceRow":
+        """New row for an inventory device."""
+        row = cls(id=spec.id, name=spec.name, zone_id=spec.zone_id, model=spec.model)
+        row.update(spec)
+        return row
+
+    def update(self, spec: DeviceSpecLike) -> None:
+        """Take the inventory fields of `spec`, keeping the status."""
+        self.name, self.zone_id, self.model = spec.name, spec.zone_id, spec.model
+        self.lat, self.lon, self.network = spec.lat, spec.lon, spec.network
+
+    def take_status(self, status: Status, received_at: datetime) -> bool:
+        """Apply `status` unless older than the one applied; whether it was taken."""
+        if not status.online and status.ts_ms == 0:
+            self.online = False  # a Last Will carries no time stamp: it always means offline
+            return True
+        if self.status_ts_ms is not None and status.ts_ms < self.status_ts_ms:
+            return False  # a stale retained message must not overwrite newer state
+        self.online, self.last_seen, self.status_ts_ms = status.online, received_at, status.ts_ms
+        self.firmware, self.volume, self.playing = status.firmware, status.volume, status.playing
+        self.amplifier, self.uptime_s = status.amplifier, status.uptime_s
+        self.power_source, self.battery_pct = status.power.source, status.power.battery_pct
+        self.link_network, self.rssi_dbm = status.link.network, status.link.rssi_dbm
+        self.cached_count = status.cached_count
+        return True
+
+    def info(self) -> DeviceInfo:
+        """Public value."""
+        return DeviceInfo(
+            **{name: getattr(self, name) for name in _DEVICE_FIELDS},
+            status_ts=None if self.status_ts_ms is None else utc_from_ms(self.status_ts_ms),
+        )
+
+
+_DEVICE_FIELDS = tuple(n for n in DeviceInfo.__dataclass_fields__ if n != "status_ts")
+
+
+class BulletinRow(SQLModel, table=True):
+    """An imported bulletin."""
+
+    __tablename__ = "bulletins"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str
+    sha256: str = Field(index=True)
+    codec: str
+    container: str
+    bitrate_kbps: int
+    duration_ms: int = Field(sa_type=BigInteger)
+    size: int = Field(sa_type=BigInteger)
+    source_name: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str
+
+    def info(self) -> BulletinInfo:
+        """Public value."""
+        assert self.id is not None, "flush before reading a new bulletin's id"
+        fields = {n: getattr(self, n) for n in BulletinInfo.__dataclass_fields__ if n != "id"}
+        return BulletinInfo(id=self.id, **fields)
+
+
+class BroadcastRow(SQLModel, table=True):
+    """A broadcast; `targets` is a JSON list of the zone and device ids it was addressed to."""
+
+    __tablename__ = "broadcasts"
+
+    id: str = Field(primary_key=True)
+    bulletin_id: int = Field(foreign_key="bulletins.id", index=True)
+    priority: int
+    targets: str = Field(sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    issued_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    state: str = BroadcastState.RUNNING.value
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    def info(self) -> BroadcastInfo:
+        """Public value."""
+        return BroadcastInfo(
+            id=self.id,
+            bulletin_id=self.bulletin_id,
+            priority=Priority(self.priority),
+            targets=tuple(json.loads(self.targets)),
+            created_at=self.created_at,
+            issued_at=self.issued_at,
+            expires_at=self.expires_at,
+            state=BroadcastState(self.state),
+            completed_at=self.completed_at,
+        )
+
+
+_STAMPS: dict[DeliveryStatus, str] = {
+    DeliveryStatus.ACCEPTED: "accepted_at",
+    DeliveryStatus.CONTENT_READY: "content_ready_at",
+    DeliveryStatus.PLAYING: "playing_at",
+    **dict.fromkeys(DEVICE_FINAL, "finished_at"),
+}
+
+
+class DeliveryRow(SQLModel, table=True):
+    """One broadcast on one device; `finished_at` is when a device reported a final state."""
+
+    __tablename__ = "deliveries"
+
+    broadcast_id: str = Field(foreign_key="broadcasts.id", primary_key=True)
+    device_id: str = Field(foreign_key="devices.id", primary_key=True, index=True)
+    state: str = DeliveryStatus.PENDING.value
+    reason: str | None = None
+    detail: str = Field(default="", sa_type=Text)
+    cached: bool = False
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    content_ready_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    playing_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    def apply(self, update: DeliveryUpdate) -> None:
+        """Take `update` (the caller has checked that it moves the delivery forward)."""
+        at = update.at
+        self.state, self.reason, self.detail = update.state.value, update.reason, update.detail
+        self.cached = self.cached or update.cached
+        self.updated_at = at
+        stamp = _STAMPS[update.state]
+        if getattr(self, stamp) is None:
+            setattr(self, stamp, at)
+
+    def info(self) -> DeliveryInfo:
+        """Public value."""
+        fields = {n: getattr(self, n) for n in DeliveryInfo.__dataclass_fields__ if n != "state"}
+        return DeliveryInfo(state=DeliveryStatus(self.state), **fields)
+
+
+class StatusHistoryRow(SQLModel, table=True):
+    """One status message a device sent; `ts` is when the controller received it."""
+
+    __tablename__ = "status_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str = Field(foreign_key="devices.id", index=True)
+    ts: datetime = Field(sa_type=UTCDateTime)
+    online: bool
+    payload: str = Field(sa_type=Text)
+
+    @classmethod
+    def of(cls, status: Status, received_at: datetime) -> "StatusHistoryRow":
+        """Row recording `status`."""
+        payload = json.dumps(status.to_wire(), separators=(",", ":"))
+        return cls(
+            device_id=status.device_id, ts=received_at, online=status.online, payload=payload
+        )
+
+    def record(self) -> StatusRecord:
+        """Public value."""
+        wire: dict[str, Any] = json.loads(self.payload)
+        return StatusRecord(self.device_id, self.ts, self.online, Status.from_wire(wire))

@@ -1,0 +1,131 @@
+"""The device side without a broker: the content cache and the player's priority rules."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from devices.cache import ContentCache
+from devices.player import Job, Player
+from simulator.hardware import SimAmplifier, SimClock, SimOutput
+from speakerctl.errors import ContentError
+from speakerctl.protocol import Command, ContentRef, DeliveryState, Play, Priority, Reason, chunks
+
+
+def _ref(data: bytes, duration_ms: int = 1000) -> ContentRef:
+    return ContentRef(hashlib.sha256(data).hexdigest(), len(data), "opus", duration_ms)
+
+
+def test_cache_reassembles_out_of_order_chunks_and_verifies(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 300  # 76,800 bytes: 5 chunks, the last one short
+    cache = ContentCache(tmp_path)
+    download = cache.begin(_ref(data))
+    frames = list(chunks.split(data))
+    for frame in reversed(frames[1:]):
+        download.write(chunks.unpack(frame))
+    assert download.missing == [0]
+    assert download.write(chunks.unpack(frames[1])) is False  # duplicate
+    download.write(chunks.unpack(frames[0]))
+    path = cache.finish(download)
+    assert path.read_bytes() == data
+    assert cache.has(_ref(data).sha256)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_cache_rejects_content_whose_hash_does_not_match(tmp_path: Path) -> None:
+    data = b"x" * 1000
+    wrong = ContentRef("0" * 64, len(data), "opus", 100)
+    cache = ContentCache(tmp_path)
+    download = cache.begin(wrong)
+    download.write(chunks.unpack(chunks.pack(0, 1, data)))
+    with pytest.raises(ContentError, match="sha256"):
+        cache.finish(download)
+    assert not cache.has(wrong.sha256)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path, max_bytes=2500)
+    items = [bytes([i]) * 1000 for i in range(3)]
+    for data in items:
+        download = cache.begin(_ref(data))
+        download.write(chunks.unpack(chunks.pack(0, 1, data)))
+        cache.finish(download)
+    assert not cache.has(_ref(items[0]).sha256)
+    assert cache.has(_ref(items[2]).sha256)
+
+
+def _job(tmp_path: Path, name: str, priority: Priority, duration_ms: int = 300) -> Job:
+    path = tmp_path / f"{name}.bin"
+    path.write_bytes(name.encode())
+    ref = _ref(name.encode(), duration_ms)
+    now = SimClock().now_ms()
+    command = Command(f"m-{name}", now, now + 60_000, priority, Play(name, (ref,)))
+    return Job(command, command.body, ref, path)  # type: ignore[arg-type]
+
+
+class Recorder:
+    """Collects (broadcast, state, reason) as the player emits them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, DeliveryState, Reason | None]] = []
+
+    def __call__(self, job: Job, state: DeliveryState, reason: Reason | None, detail: str) -> None:
+        self.events.append((job.play.broadcast_id, state, reason))
+
+
+async def _run_player(player: Player, until: float) -> None:
+    task = asyncio.create_task(player.run())
+    await asyncio.sleep(until)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_emergency_preempts_normal(tmp_path: Path) -> None:
+    recorder = Recorder()
+    output = SimOutput(time_scale=1.0)
+    player = Player(output, SimAmplifier(), SimClock(), recorder)
+    player.submit(_job(tmp_path, "routine", Priority.NORMAL, 2000))
+    task = asyncio.create_task(_run_player(player, 0.6))
+    await asyncio.sleep(0.1)
+    player.submit(_job(tmp_path, "storm", Priority.EMERGENCY, 200))
+    await task
+    assert ("routine", DeliveryState.FAILED, Reason.PREEMPTED) in recorder.events
+    assert ("storm", DeliveryState.FINISHED, None) in recorder.events
+    assert output.played == ["storm"]
+
+
+async def test_same_level_is_first_come_first_served(tmp_path: Path) -> None:
+    recorder = Recorder()
+    player = Player(SimOutput(), SimAmplifier(), SimClock(), recorder)
+    for name in ("first", "second", "third"):
+        player.submit(_job(tmp_path, name, Priority.PRIORITY, 50))
+    await _run_player(player, 0.5)
+    finished = [b for b, s, _ in recorder.events if s is DeliveryState.FINISHED]
+    assert finished == ["first", "second", "third"]
+
+
+async def test_newest_emergency_wins(tmp_path: Path) -> None:
+    recorder = Recorder()
+    player = Player(SimOutput(), SimAmplifier(), SimClock(), recorder)
+    player.submit(_job(tmp_path, "flood", Priority.EMERGENCY, 1000))
+    task = asyncio.create_task(_run_player(player, 0.5))
+    await asyncio.sleep(0.1)
+    player.submit(_job(tmp_path, "update", Priority.EMERGENCY, 100))
+    await task
+    assert ("flood", DeliveryState.FAILED, Reason.PREEMPTED) in recorder.events
+    assert ("update", DeliveryState.FINISHED, None) in recorder.events
+
+
+async def test_amplifier_fault_fails_instead_of_playing_silence(tmp_path: Path) -> None:
+    recorder = Recorder()
+    output = SimOutput()
+    player = Player(output, SimAmplifier("fault"), SimClock(), recorder)
+    player.submit(_job(tmp_path, "news", Priority.NORMAL, 50))
+    await _run_player(player, 0.2)
+    assert recorder.events == [("news", DeliveryState.FAILED, Reason.AMPLIFIER_FAULT)]
+    assert output.played == []
