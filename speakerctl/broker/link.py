@@ -94,7 +94,7 @@ class Link:
 
     def _new_client(self) -> aiomqtt.Client:
         will = self._will
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.address.host,
             self.address.port,
             username=self.address.username,
@@ -107,6 +107,9 @@ class Link:
             socket_options=[NODELAY],
             timeout=10,
         )
+        # aiomqtt warns past 10 concurrent publishes; a windowed chunk upload has more by design.
+        client.pending_calls_threshold = 4 * self._max_inflight
+        return client
 
     async def run(self, *, fail_fast: bool = False) -> None:
         """Hold the session until cancelled; with `fail_fast`, a first failed connect raises."""

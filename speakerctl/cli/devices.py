@@ -8,8 +8,7 @@ import typer
 from rich.table import Table
 
 from speakerctl.cli.common import console, print_json, state
-from speakerctl.controller.app import open_store
-from speakerctl.controller.planning import subtree
+from speakerctl.controller.app import open_store, zone_path
 from speakerctl.store import DeviceInfo
 
 app = typer.Typer(help="Loudspeaker clusters: inventory and latest status.", no_args_is_help=True)
@@ -42,7 +41,7 @@ def list_devices(
 ) -> None:
     """List clusters with their online state."""
     store = open_store(state.settings)
-    zone_ids = subtree(store.zones(), store.zone(zone).id) if zone else None
+    zone_ids = [store.zone(zone).id] if zone else None  # zones below it are included
     devices = store.devices(zone_ids=zone_ids)
     if as_json:
         print_json([_row(d) for d in devices])
@@ -73,7 +72,7 @@ def show_device(
     """Show one cluster in detail."""
     store = open_store(state.settings)
     row = _row(store.device(device_id))
-    row["zone_path"] = " › ".join(z.name for z in store.zone_path(row["zone"]))  # type: ignore[arg-type]
+    row["zone_path"] = zone_path(store, store.device(device_id).zone_id)
     if as_json:
         print_json(row)
         return

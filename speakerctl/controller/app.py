@@ -10,7 +10,7 @@ from devices.inventory import Inventory, load_inventory
 from speakerctl.audio import ContentStore, EncodedAudio, import_audio
 from speakerctl.clock import Clock
 from speakerctl.config import Settings
-from speakerctl.store import BulletinInfo, DeviceSpecRow, Store, VariantInfo, ZoneInfo
+from speakerctl.store import BulletinInfo, DeviceSpec, Store, VariantInfo, ZoneInfo
 
 DEFAULT_CODECS = ("opus", "mp3")
 BITRATES = {"opus": 24, "mp3": 48}
@@ -28,7 +28,7 @@ def load_fleet(store: Store, inventory: Inventory) -> None:
     """Upsert the inventory's zones and devices."""
     store.sync_zones(ZoneInfo(z.id, z.name, z.kind, z.parent, i) for i, z in enumerate(inventory.zones))
     store.sync_devices(
-        DeviceSpecRow(d.id, d.name, d.zone, d.model, d.lat, d.lon, d.network) for d in inventory.devices
+        DeviceSpec(d.id, d.name, d.zone, d.model, d.lat, d.lon, d.network) for d in inventory.devices
     )
 
 
@@ -69,3 +69,14 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def zone_path(store: Store, zone_id: str) -> str:
+    """The zone's names from the root down, e.g. "Sóc Trăng › Kế Sách › An Mỹ"."""
+    zones = {z.id: z for z in store.zones()}
+    names: list[str] = []
+    current: str | None = zone_id
+    while current is not None and current in zones and len(names) < len(zones):
+        names.append(zones[current].name)
+        current = zones[current].parent_id
+    return " › ".join(reversed(names))

@@ -87,17 +87,7 @@ class Ingestor:
         tracker = self._trackers.get(event.broadcast_id)
         if tracker is not None:
             tracker.update(event)
-        self._events.append(
-            DeliveryUpdate(
-                event.broadcast_id,
-                event.device_id,
-                event.state.value,
-                event.reason.value if event.reason else None,
-                event.detail,
-                event.ts_ms,
-                event.cached,
-            )
-        )
+        self._events.append(DeliveryUpdate.from_event(event))
 
     async def run(self) -> None:
         """Flush batches to the store until cancelled."""

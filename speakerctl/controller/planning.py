@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from speakerctl.errors import NotFound
 from speakerctl.protocol import ContentRef, Priority, topics
-from speakerctl.store import Store, ZoneInfo
+from speakerctl.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,38 +25,24 @@ class Plan:
     expires_at: datetime
 
 
-def subtree(zones: Sequence[ZoneInfo], root: str) -> set[str]:
-    """A zone and every zone below it, however deep the tree."""
-    children: dict[str | None, list[str]] = defaultdict(list)
-    for zone in zones:
-        children[zone.parent_id].append(zone.id)
-    found, todo = set(), [root]
-    while todo:
-        zone_id = todo.pop()
-        if zone_id not in found:
-            found.add(zone_id)
-            todo.extend(children[zone_id])
-    return found
-
-
 def resolve_targets(store: Store, targets: Sequence[str]) -> tuple[list[str], list[str]]:
     """The command topics and the device ids that a list of zone and device ids reaches."""
     if not targets:
         raise NotFound("no target given", hint="pass --to ZONE or --to DEVICE (see `speakerctl zones list`)")
-    zones = store.zones()
-    zone_ids = {z.id for z in zones}
+    zone_ids = {z.id for z in store.zones()}
     cmd_topics: list[str] = []
-    covered: set[str] = set()
+    covered: list[str] = []
     devices: dict[str, None] = {}
     for target in dict.fromkeys(targets):
         if target in zone_ids:
             cmd_topics.append(topics.zone_cmd(target))
-            covered |= subtree(zones, target)
+            covered.append(target)
         else:
             _device_or_fail(store, target)
             cmd_topics.append(topics.device_cmd(target))
             devices[target] = None
-    for device_id in store.device_ids_in(sorted(covered)) if covered else []:
+    # device_ids_in covers every zone below the ones named, however deep the tree.
+    for device_id in store.device_ids_in(covered) if covered else []:
         devices[device_id] = None
     return cmd_topics, list(devices)
 

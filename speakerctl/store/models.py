@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from speakerctl.errors import StoreError
+from speakerctl.errors import NotFound, StoreError
 from speakerctl.protocol import DeliveryEvent, Priority, Status
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -17,6 +18,31 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def utc_from_ms(ts_ms: int) -> datetime:
     """Aware UTC datetime from milliseconds since the epoch (exact, no float rounding)."""
     return EPOCH + timedelta(milliseconds=ts_ms)
+
+
+def aware_utc(value: datetime, name: str) -> datetime:
+    """`value` in UTC; a naive datetime is refused."""
+    if value.tzinfo is None:
+        raise StoreError(f"{name} must be a timezone-aware datetime, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def zone_subtree(edges: Iterable[tuple[str, str | None]], zone_ids: Collection[str]) -> set[str]:
+    """`zone_ids` and every zone below them, from (zone id, parent id) pairs; NotFound if unknown."""
+    children: dict[str | None, list[str]] = defaultdict(list)
+    for zone_id, parent_id in edges:
+        children[parent_id].append(zone_id)
+    missing = sorted(set(zone_ids) - {z for kids in children.values() for z in kids})
+    if missing:
+        raise NotFound(f"zone {', '.join(map(repr, missing))} not found")
+    found: set[str] = set()
+    todo = list(zone_ids)
+    while todo:
+        zone_id = todo.pop()
+        if zone_id not in found:
+            found.add(zone_id)
+            todo.extend(children[zone_id])
+    return found
 
 
 class DeliveryStatus(StrEnum):
@@ -131,6 +157,18 @@ class DeviceInfo:
     rssi_dbm: int | None = None
     uptime_s: int | None = None
     cached_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VariantInfo:
+    """One encoding of a bulletin, for players of one codec."""
+
+    codec: str
+    container: str
+    bitrate_kbps: int
+    sha256: str
+    size: int
+    duration_ms: int
 
 
 @dataclass(frozen=True, slots=True)

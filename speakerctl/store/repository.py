@@ -33,8 +33,11 @@ from speakerctl.store.models import (
     DeviceInfo,
     DeviceSpecLike,
     StatusRecord,
+    VariantInfo,
     ZoneInfo,
+    aware_utc,
     supersedes,
+    zone_subtree,
 )
 from speakerctl.store.tables import (
     SCHEMA_VERSION,
@@ -44,6 +47,7 @@ from speakerctl.store.tables import (
     DeviceRow,
     SchemaVersionRow,
     StatusHistoryRow,
+    VariantRow,
     ZoneRow,
 )
 
@@ -51,9 +55,7 @@ log = logging.getLogger(__name__)
 
 _WRITE = "speakerctl_write"
 """Execution option marking a write session: SQLite then starts it with BEGIN IMMEDIATE."""
-_URL_HINT = (
-    "use e.g. sqlite:///var/lib/speakerctl/speakerctl.db or postgresql+psycopg2://user@host/db"
-)
+_URL_HINT = "use e.g. sqlite:///var/lib/speakerctl/speakerctl.db or postgresql+psycopg2://user@host/db"
 _Row = TypeVar("_Row", bound=SQLModel)
 _IN_CHUNK = 5000
 
@@ -125,9 +127,7 @@ class Store:
                 if found is None:
                     conn.execute(insert(SchemaVersionRow).values(id=1, version=SCHEMA_VERSION))
         except SQLAlchemyError as exc:
-            raise StoreError(
-                f"cannot open the database: {exc}", hint=_db_hint(self._engine)
-            ) from exc
+            raise StoreError(f"cannot open the database: {exc}", hint=_db_hint(self._engine)) from exc
 
     # -- zones and devices -------------------------------------------------------------------
 
@@ -162,11 +162,11 @@ class Store:
                         hint="sync the zones before the devices",
                     )
             known = _by_id(s, DeviceRow, wanted)
-            for device_id, spec in wanted.items():
-                if device_id in known:
-                    known[device_id].update(spec)
-                else:
-                    s.add(DeviceRow.from_spec(spec))
+            for device_id, row in known.items():
+                row.update(wanted[device_id])
+            new = [DeviceRow.inventory(d) for i, d in wanted.items() if i not in known]
+            if new:
+                s.exec(insert(DeviceRow), params=new)
 
     def zones(self) -> list[ZoneInfo]:
         """Every zone, by position then id."""
@@ -216,8 +216,9 @@ class Store:
         source_name: str,
         created_by: str,
         created_at: datetime,
+        variants: Sequence[VariantInfo] = (),
     ) -> BulletinInfo:
-        """Record an imported bulletin and return it with its new id."""
+        """Record an imported bulletin (and its encodings, in one transaction) with its new id."""
         row = BulletinRow(
             title=title,
             sha256=sha256,
@@ -228,12 +229,26 @@ class Store:
             size=size,
             source_name=source_name,
             created_by=created_by,
-            created_at=_aware(created_at, "created_at"),
+            created_at=aware_utc(created_at, "created_at"),
         )
         with self._session(write=True) as s:
             s.add(row)
             s.flush()
+            assert row.id is not None
+            for position, v in enumerate(variants):
+                s.add(VariantRow(bulletin_id=row.id, position=position, **_fields(v)))
             return row.info()
+
+    def variants(self, bulletin_id: int) -> list[VariantInfo]:
+        """A bulletin's encodings in order of preference (its primary one if none were recorded)."""
+        with self._session() as s:
+            bulletin = _get(s, BulletinRow, bulletin_id, "bulletin")
+            query = select(VariantRow).where(VariantRow.bulletin_id == bulletin_id)
+            rows = s.exec(query.order_by(col(VariantRow.position))).all()
+            if rows:
+                return [r.info() for r in rows]
+            b = bulletin.info()
+            return [VariantInfo(b.codec, b.container, b.bitrate_kbps, b.sha256, b.size, b.duration_ms)]
 
     def bulletin(self, bulletin_id: int) -> BulletinInfo:
         """One bulletin, or NotFound."""
@@ -271,9 +286,9 @@ class Store:
             bulletin_id=bulletin_id,
             priority=_priority(priority),
             targets=json.dumps(list(targets)),
-            created_at=_aware(created_at, "created_at"),
-            issued_at=_aware(issued_at, "issued_at"),
-            expires_at=_aware(expires_at, "expires_at"),
+            created_at=aware_utc(created_at, "created_at"),
+            issued_at=aware_utc(issued_at, "issued_at"),
+            expires_at=aware_utc(expires_at, "expires_at"),
         )
         devices = list(dict.fromkeys(device_ids))
         with self._session(write=True) as s:
@@ -316,7 +331,7 @@ class Store:
         self, broadcast_id: str, reason: str = "timeout", *, at: datetime | None = None
     ) -> int:
         """Mark every non-final delivery of a broadcast unreached; return how many."""
-        at = _aware(at, "at") if at else datetime.now(UTC)
+        at = aware_utc(at, "at") if at else datetime.now(UTC)
         with self._session(write=True) as s:
             _get(s, BroadcastRow, broadcast_id, "broadcast")
             stmt = (
@@ -334,13 +349,11 @@ class Store:
         """End a running broadcast; one already ended keeps its state. Returns it as stored."""
         state = BroadcastState(state)
         if state is BroadcastState.RUNNING:
-            raise StoreError(
-                "a broadcast can only be finished as complete, incomplete or cancelled"
-            )
+            raise StoreError("a broadcast can only be finished as complete, incomplete or cancelled")
         with self._session(write=True) as s:
             row = _get(s, BroadcastRow, broadcast_id, "broadcast", lock=True)
             if row.state == BroadcastState.RUNNING.value:
-                row.state, row.completed_at = state.value, _aware(completed_at, "completed_at")
+                row.state, row.completed_at = state.value, aware_utc(completed_at, "completed_at")
             return row.info()
 
     def broadcast(self, broadcast_id: str) -> BroadcastInfo:
@@ -378,12 +391,10 @@ class Store:
 
     def apply_statuses(self, statuses: Sequence[Status], received_at: datetime) -> list[str]:
         """Apply status messages in one transaction; return the ids of unknown devices (skipped)."""
-        received_at = _aware(received_at, "received_at")
+        received_at = aware_utc(received_at, "received_at")
         with self._session(write=True) as s:
             rows = _by_id(s, DeviceRow, {st.device_id for st in statuses}, lock=True)
-            unknown = list(
-                dict.fromkeys(st.device_id for st in statuses if st.device_id not in rows)
-            )
+            unknown = list(dict.fromkeys(st.device_id for st in statuses if st.device_id not in rows))
             applied = [
                 st
                 for st in statuses
@@ -448,15 +459,13 @@ def _engine(url: str) -> tuple[Engine, threading.Lock | nullcontext[None]]:
         if parsed.get_backend_name() != "sqlite":
             return create_engine(parsed, pool_pre_ping=True), nullcontext()
         database = parsed.database or ""
-        memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
-        if not memory:
+        memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+        if not memory and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         extra: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
         engine = create_engine(parsed, connect_args={"timeout": 30}, **extra)
     except (ArgumentError, ImportError, OSError, ValueError) as exc:
-        raise StoreError(
-            f"cannot use database URL {_redacted(url)!r}: {exc}", hint=_URL_HINT
-        ) from exc
+        raise StoreError(f"cannot use database URL {_redacted(url)!r}: {exc}", hint=_URL_HINT) from exc
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine, threading.Lock() if memory else nullcontext()
@@ -505,13 +514,6 @@ def _schema_version(conn: Connection) -> int | None:
     return None if version is None else int(version)
 
 
-def _aware(value: datetime, name: str) -> datetime:
-    """`value` in UTC; a naive datetime is refused."""
-    if value.tzinfo is None:
-        raise StoreError(f"{name} must be a timezone-aware datetime, got naive {value.isoformat()}")
-    return value.astimezone(UTC)
-
-
 def _priority(value: int) -> int:
     """A valid priority level as an int."""
     try:
@@ -530,9 +532,7 @@ def _get(s: Session, table: type[_Row], key: str | int, what: str, *, lock: bool
     return row
 
 
-def _by_id(
-    s: Session, table: type[_Row], ids: Collection[str], *, lock: bool = False
-) -> dict[str, _Row]:
+def _by_id(s: Session, table: type[_Row], ids: Collection[str], *, lock: bool = False) -> dict[str, _Row]:
     """Rows of `table` whose `id` is in `ids`, by id (locked for update if `lock`)."""
     id_col = col(table.id)  # type: ignore[attr-defined]
     found: dict[str, _Row] = {}
@@ -558,21 +558,7 @@ def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
 
 def _subtree(s: Session, zone_ids: Collection[str]) -> set[str]:
     """`zone_ids` and every zone below them; NotFound for an unknown zone."""
-    children: dict[str | None, list[str]] = defaultdict(list)
-    for zone_id, parent_id in s.exec(select(ZoneRow.id, ZoneRow.parent_id)):
-        children[parent_id].append(zone_id)
-    known = {z for kids in children.values() for z in kids}
-    missing = sorted(set(zone_ids) - known)
-    if missing:
-        raise NotFound(f"zone {', '.join(map(repr, missing))} not found")
-    found: set[str] = set()
-    todo = list(zone_ids)
-    while todo:
-        zone_id = todo.pop()
-        if zone_id not in found:
-            found.add(zone_id)
-            todo.extend(children[zone_id])
-    return found
+    return zone_subtree(s.exec(select(ZoneRow.id, ZoneRow.parent_id)), zone_ids)
 
 
 def _check_new_broadcast(s: Session, row: BroadcastRow, device_ids: list[str]) -> None:
@@ -587,9 +573,7 @@ def _check_new_broadcast(s: Session, row: BroadcastRow, device_ids: list[str]) -
         raise NotFound(f"{len(missing)} device(s) not found: {shown}")
 
 
-def _lock_deliveries(
-    s: Session, events: Sequence[DeliveryUpdate]
-) -> dict[tuple[str, str], DeliveryRow]:
+def _lock_deliveries(s: Session, events: Sequence[DeliveryUpdate]) -> dict[tuple[str, str], DeliveryRow]:
     """The deliveries `events` name, locked for update, by (broadcast id, device id)."""
     wanted: dict[str, set[str]] = defaultdict(set)
     for ev in events:
@@ -599,9 +583,13 @@ def _lock_deliveries(
         query = (
             select(DeliveryRow)
             .where(col(DeliveryRow.broadcast_id) == broadcast_id)
-            .where(col(DeliveryRow.device_id).in_(device_ids))
+            .where(col(DeliveryRow.device_id).in_(sorted(device_ids)))
             .order_by(col(DeliveryRow.device_id))
             .with_for_update()
         )
         rows.update({(r.broadcast_id, r.device_id): r for r in s.exec(query)})
     return rows
+
+
+def _fields(value: VariantInfo) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in VariantInfo.__dataclass_fields__}

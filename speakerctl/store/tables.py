@@ -19,6 +19,7 @@ from speakerctl.store.models import (
     DeviceInfo,
     DeviceSpecLike,
     StatusRecord,
+    VariantInfo,
     ZoneInfo,
     utc_from_ms,
 )
@@ -105,12 +106,10 @@ class DeviceRow(SQLModel, table=True):
     uptime_s: int | None = Field(default=None, sa_type=BigInteger)
     cached_count: int | None = None
 
-    @classmethod
-    def from_spec(cls, spec: DeviceSpecLike) -> "DeviceRow":
-        """New row for an inventory device."""
-        row = cls(id=spec.id, name=spec.name, zone_id=spec.zone_id, model=spec.model)
-        row.update(spec)
-        return row
+    @staticmethod
+    def inventory(spec: DeviceSpecLike) -> dict[str, Any]:
+        """The inventory columns of `spec`, for a bulk insert."""
+        return {name: getattr(spec, name) for name in _INVENTORY_FIELDS}
 
     def update(self, spec: DeviceSpecLike) -> None:
         """Take the inventory fields of `spec`, keeping the status."""
@@ -140,6 +139,7 @@ class DeviceRow(SQLModel, table=True):
         )
 
 
+_INVENTORY_FIELDS = ("id", "name", "zone_id", "model", "lat", "lon", "network")
 _DEVICE_FIELDS = tuple(n for n in DeviceInfo.__dataclass_fields__ if n != "status_ts")
 
 
@@ -165,6 +165,27 @@ class BulletinRow(SQLModel, table=True):
         assert self.id is not None, "flush before reading a new bulletin's id"
         fields = {n: getattr(self, n) for n in BulletinInfo.__dataclass_fields__ if n != "id"}
         return BulletinInfo(id=self.id, **fields)
+
+
+class VariantRow(SQLModel, table=True):
+    """One encoding of a bulletin (a bulletin has one per codec the fleet plays)."""
+
+    __tablename__ = "bulletin_variants"
+
+    bulletin_id: int = Field(foreign_key="bulletins.id", primary_key=True)
+    codec: str = Field(primary_key=True)
+    container: str
+    bitrate_kbps: int
+    sha256: str = Field(index=True)
+    size: int = Field(sa_type=BigInteger)
+    duration_ms: int = Field(sa_type=BigInteger)
+    position: int = 0
+
+    def info(self) -> VariantInfo:
+        """Public value."""
+        return VariantInfo(
+            self.codec, self.container, self.bitrate_kbps, self.sha256, self.size, self.duration_ms
+        )
 
 
 class BroadcastRow(SQLModel, table=True):
@@ -253,9 +274,7 @@ class StatusHistoryRow(SQLModel, table=True):
     def of(cls, status: Status, received_at: datetime) -> "StatusHistoryRow":
         """Row recording `status`."""
         payload = json.dumps(status.to_wire(), separators=(",", ":"))
-        return cls(
-            device_id=status.device_id, ts=received_at, online=status.online, payload=payload
-        )
+        return cls(device_id=status.device_id, ts=received_at, online=status.online, payload=payload)
 
     def record(self) -> StatusRecord:
         """Public value."""

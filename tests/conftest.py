@@ -1,0 +1,94 @@
+"""Shared fixtures: real brokers on free loopback ports, and a guard against leaked asyncio tasks.
+
+The shared system Mosquitto on 127.0.0.1:1883 is never used: every broker here is our own child
+process on a free port. Tests that need the mosquitto binary are marked `mosquitto` automatically;
+they skip without it, or fail if SPEAKERCTL_REQUIRE_MOSQUITTO=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from speakerctl.broker.embedded import EmbeddedBroker
+from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
+from speakerctl.broker.ports import free_port
+
+REQUIRE_MOSQUITTO = "SPEAKERCTL_REQUIRE_MOSQUITTO"
+MOSQUITTO_FIXTURES = frozenset({"mosquitto", "mosquitto_auth"})
+TASK_GRACE = 0.5
+"""Seconds a task may take to finish after its test (aiomqtt cancels its own with call_soon)."""
+
+AuthBrokerFactory = Callable[[Mapping[str, str], Sequence[str]], MosquittoProcess]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a Mosquitto fixture, so `-m "not mosquitto"` leaves them out."""
+    for item in items:
+        if MOSQUITTO_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.mosquitto)
+
+
+def mosquitto_binary() -> str:
+    """The mosquitto binary; skip the test without it, or fail if the environment requires it."""
+    binary = find_mosquitto()
+    if binary is None:
+        reason = "the mosquitto binary is not installed (apt-get install mosquitto)"
+        if os.environ.get(REQUIRE_MOSQUITTO) == "1":
+            pytest.fail(f"{reason}, and {REQUIRE_MOSQUITTO}=1 requires it", pytrace=False)
+        pytest.skip(reason)
+    return binary
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoProcess]:
+    """A private Mosquitto for anonymous clients on a free loopback port, fresh for each test."""
+    config = MosquittoConfig(port=free_port())
+    with MosquittoProcess(config, tmp_path / "mosquitto", binary=mosquitto_binary()) as broker:
+        yield broker
+
+
+@pytest.fixture
+def mosquitto_auth(tmp_path: Path) -> Iterator[AuthBrokerFactory]:
+    """Factory: start a Mosquitto that refuses anonymous clients, given users and ACL lines."""
+    binary = mosquitto_binary()
+    started: list[MosquittoProcess] = []
+
+    def start(users: Mapping[str, str], acl: Sequence[str] = ()) -> MosquittoProcess:
+        config = MosquittoConfig(port=free_port(), allow_anonymous=False, users=users, acl=acl)
+        directory = tmp_path / f"mosquitto-auth-{len(started)}"
+        started.append(MosquittoProcess(config, directory, binary=binary))
+        return started[-1].start()
+
+    yield start
+    for broker in started:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_broker() -> Iterator[EmbeddedBroker]:
+    """The embedded broker, one for the whole session: tests must use their own topics."""
+    with EmbeddedBroker() as broker:
+        yield broker
+
+
+@pytest.fixture(autouse=True)
+async def no_lingering_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves an asyncio task running on its event loop.
+
+    Covers tests on the default function-scoped loop; a test on a wider loop_scope runs on another
+    loop, which this guard does not see.
+    """
+    before = asyncio.all_tasks()
+    yield
+    left = asyncio.all_tasks() - before - {asyncio.current_task()}
+    if left:
+        _, left = await asyncio.wait(left, timeout=TASK_GRACE)
+    for task in left:
+        task.cancel()
+    if left:
+        pytest.fail(f"the test left {len(left)} task(s) running: {sorted(map(repr, left))}")

@@ -1,0 +1,125 @@
+"""The whole pipeline for real: broker, simulated fleet (the device agent), controller, store, audio."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devices.inventory import load_inventory
+from simulator.fleet import Fleet, FleetOptions
+from speakerctl.audio import generate_tone
+from speakerctl.broker.link import Incoming, Link
+from speakerctl.clock import SystemClock
+from speakerctl.config import Settings
+from speakerctl.controller.app import import_bulletin, open_store
+from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.errors import NotFound
+from speakerctl.protocol import Priority, topics
+from speakerctl.store import BulletinInfo
+
+# The clusters of Kế Sách district: enough to exercise zones, mixed models and codecs.
+ZONE = "st-ke-sach"
+
+
+@dataclass
+class Rig:
+    """A running fleet and controller against one broker."""
+
+    settings: Settings
+    fleet: Fleet
+    controller: Controller
+    bulletin: BulletinInfo
+
+
+@pytest.fixture(params=["mosquitto", "embedded"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """Each test runs against a Mosquitto of its own and against the embedded broker."""
+    broker = request.getfixturevalue("mosquitto" if request.param == "mosquitto" else "embedded_broker")
+    return str(broker.url)
+
+
+@pytest.fixture
+async def rig(broker_url: str, tmp_path: Path) -> AsyncIterator[Rig]:
+    """Fleet of the Kế Sách district clusters plus a controller, both on the broker."""
+    settings = Settings(data_dir=tmp_path / "controller", broker=broker_url, accept_window_s=1.0,
+                        broadcast_timeout_s=30)
+    inventory = load_inventory()
+    ids = [d.id for d in inventory.devices_under(ZONE)]
+    fleet = Fleet(inventory, settings.broker_address, FleetOptions(root=tmp_path / "fleet", time_scale=20))
+    fleet.devices = {k: v for k, v in fleet.devices.items() if k in ids}
+    store = open_store(settings)
+    tone = generate_tone(2.0, path=tmp_path / "tin-tuc.wav")
+    bulletin, _ = import_bulletin(store, settings, SystemClock(), tone, "Tin tức nông nghiệp")
+    controller = Controller(settings, store)
+    async with asyncio.TaskGroup() as tg:
+        fleet_task = tg.create_task(fleet.run())
+        await fleet.wait_online(30)
+        async with controller.running():
+            yield Rig(settings, fleet, controller, bulletin)
+        fleet_task.cancel()
+
+
+async def test_broadcast_reaches_every_cluster_and_content_is_uploaded_once(rig: Rig) -> None:
+    result = await rig.controller.broadcast(BroadcastRequest(rig.bulletin.id, (ZONE,)))
+    n = len(rig.fleet.devices)
+    assert result.total == n and n >= 20
+    assert result.counts.get("finished") == n, result.counts
+    store = rig.controller.store
+    assert store.broadcast(result.broadcast_id).state == "complete"
+    assert store.delivery_counts(result.broadcast_id)["finished"] == n
+    variants = store.variants(rig.bulletin.id)
+    # One upload per variant, whatever the fleet size (plus small repairs, if any).
+    assert result.upload_bytes < 1.2 * sum(v.size for v in variants)
+    for device in rig.fleet.devices.values():
+        cached = device.agent.cache.hashes
+        assert len(cached) == 1
+        blob = device.agent.cache.path(cached[0]).read_bytes()
+        assert hashlib.sha256(blob).hexdigest() == cached[0]
+        assert device.output.played == cached
+
+
+async def test_second_broadcast_uses_the_cache(rig: Rig) -> None:
+    await rig.controller.broadcast(BroadcastRequest(rig.bulletin.id, (ZONE,)))
+    again = await rig.controller.broadcast(BroadcastRequest(rig.bulletin.id, (ZONE,), Priority.PRIORITY))
+    assert again.complete
+    assert again.upload_bytes == 0
+    assert all(d.cached for d in rig.controller.store.deliveries(again.broadcast_id))
+
+
+async def test_unknown_target_is_refused_before_anything_is_sent(rig: Rig) -> None:
+    with pytest.raises(NotFound, match="no zone or device named 'xa-khong-co'"):
+        await rig.controller.broadcast(BroadcastRequest(rig.bulletin.id, ("xa-khong-co",)))
+    assert rig.controller.store.broadcasts() == []
+
+
+async def test_malformed_payloads_are_counted_and_nobody_crashes(rig: Rig) -> None:
+    victim = next(iter(rig.fleet.devices.values())).agent
+    async def ignore(_: Incoming) -> None:
+        return None
+
+    intruder = Link(rig.settings.broker_address, ignore, client_id="fuzzer")
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(intruder.run())
+        await intruder.wait_connected(10)
+        dev = victim.config.device_id
+        for payload in (b"\xff\xfe", b"{}", b'{"v":1,"kind":"play"}', b"[" * 10_000, b"x" * 17_000):
+            await intruder.publish(topics.device_cmd(dev), payload)
+            await intruder.publish(topics.device_events(dev), payload)
+        await asyncio.sleep(0.5)
+        task.cancel()
+    assert victim.counters.malformed >= 4
+    assert rig.controller.ingestor.counters.malformed >= 4
+    result = await rig.controller.broadcast(BroadcastRequest(rig.bulletin.id, (dev,)))
+    assert result.complete
+
+
+async def test_clusters_report_status_into_the_store(rig: Rig) -> None:
+    await rig.controller.ingestor.flush()
+    devices = rig.controller.store.devices(zone_ids=[ZONE])
+    assert devices and all(d.online for d in devices)
+    assert all(d.firmware and d.model for d in devices)
