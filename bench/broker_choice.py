@@ -7,7 +7,8 @@ topic at QoS 1, then time the fan-out of one QoS 1 message until all N have it (
 `--rounds`). With 279 subscribers, also time 1 MiB sent as 64 chunk frames (16 KiB + 44-byte
 header, QoS 1) until every subscriber has every frame. Then a quick feature check per broker:
 retained message for a late subscriber (one topic, and 279 at once through a wildcard), Last Will
-on a killed client, a 17 KB payload, and a persistent session. Every broker runs in its own
+on a killed client, no retained message for a non-matching subscriber, a 17 KB payload, and a
+persistent session that was away for over a second. Every broker runs in its own
 process on 127.0.0.1 on a free port; ratios are against Mosquitto measured in the same run.
 """
 
@@ -26,13 +27,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
+from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess
 from speakerctl.broker.ports import LOOPBACK, free_port, wait_until_listening
 
@@ -109,8 +111,15 @@ def iotcore_toml() -> Iterator[tuple[int, int]]:
 
 
 @contextlib.contextmanager
+def embedded() -> Iterator[tuple[int, int]]:
+    """speakerctl's EmbeddedBroker: amqtt with its retained and session bugs patched."""
+    with EmbeddedBroker() as broker:
+        yield broker.port, broker.pid or 0
+
+
+@contextlib.contextmanager
 def amqtt() -> Iterator[tuple[int, int]]:
-    """amqtt in a child process (its own event loop, like the others)."""
+    """Stock amqtt (anonymous plugin) in a child process, its own event loop like the others."""
     port = free_port()
     argv = [sys.executable, __file__, "--serve-amqtt", str(port)]
     process = subprocess.Popen(argv, stdin=subprocess.PIPE)
@@ -149,15 +158,14 @@ BROKERS: dict[str, Callable[[], contextlib.AbstractContextManager[tuple[int, int
     "iotcore": iotcore_kwargs,
     "iotcore-toml": iotcore_toml,
     "amqtt": amqtt,
+    "embedded": embedded,
 }
 
 
 # ---------------------------------------------------------------- measurement helpers
 def client(port: int, name: str, **kwargs: Any) -> aiomqtt.Client:
     """An aiomqtt client with TCP_NODELAY."""
-    return aiomqtt.Client(
-        LOOPBACK, port, identifier=name, socket_options=[NODELAY], timeout=30, **kwargs
-    )
+    return aiomqtt.Client(LOOPBACK, port, identifier=name, socket_options=[NODELAY], timeout=30, **kwargs)
 
 
 def rss_mb(pid: int) -> float:
@@ -259,6 +267,7 @@ async def measure(port: int, pid: int, n: int, rounds: int) -> dict[str, Any]:
         connected(port, n, result) as subs,
         client(port, "pub", max_inflight_messages=CHUNKS) as pub,
     ):
+        pub.pending_calls_threshold = CHUNKS + 1  # 64 publishes in flight are the point here
         receivers = [asyncio.create_task(receive(s, tally)) for s in subs]
         result["fanout_s"] = await fan_out(pub, tally, n, rounds)
         if n == FLEET:
@@ -290,6 +299,17 @@ async def retained_late(port: int) -> bool:
     async with client(port, "r-sub") as sub:
         await sub.subscribe("feat/status", qos=1)
         return [bytes(m.payload) for m in await first_messages(sub, 1, 3)] == [b"online"]  # type: ignore[arg-type]
+
+
+async def retained_only_matching(port: int) -> bool:
+    """A retained message is not pushed to a new client whose subscription does not match it."""
+    async with client(port, "m-pub") as pub, client(port, "m-first") as first:
+        await first.subscribe("feat/m/status", qos=1)
+        await pub.publish("feat/m/status", b"idle", qos=1, retain=True)
+        await first_messages(first, 1, 3)
+        async with client(port, "m-new") as newcomer:
+            await newcomer.subscribe("feat/m/other", qos=1)
+            return await first_messages(newcomer, 1, 1) == []
 
 
 async def retained_fleet(port: int) -> str:
@@ -330,21 +350,32 @@ async def persistent_session(port: int) -> bool:
     """A QoS 1 message published while a persistent-session client was away reaches it later."""
     async with client(port, "p-sub", clean_session=False) as sub:
         await sub.subscribe("feat/queued", qos=1)
+    await asyncio.sleep(1.2)  # longer than amqtt's session sweep
     async with client(port, "p-pub") as pub:
         await pub.publish("feat/queued", b"while away", qos=1)
     async with client(port, "p-sub", clean_session=False) as sub:
         return len(await first_messages(sub, 1, 3)) == 1
 
 
+CHECKS: dict[str, Callable[[int], Awaitable[object]]] = {
+    "retained_late": retained_late,
+    "retained_279_wildcard_qos1": retained_fleet,
+    "retained_only_to_matching": retained_only_matching,
+    "will_on_sigkill": will_on_kill,
+    "payload_17k": big_payload,
+    "persistent_session": persistent_session,
+}
+
+
 async def features(port: int) -> dict[str, Any]:
-    """Run every feature check against the broker on `port`."""
-    return {
-        "retained_late": await retained_late(port),
-        "retained_279_wildcard_qos1": await retained_fleet(port),
-        "will_on_sigkill": await will_on_kill(port),
-        "payload_17k": await big_payload(port),
-        "persistent_session": await persistent_session(port),
-    }
+    """Run every feature check against the broker on `port`; a crash is a result too."""
+    results: dict[str, Any] = {}
+    for name, check in CHECKS.items():
+        try:
+            results[name] = await check(port)
+        except Exception as exc:
+            results[name] = f"error: {type(exc).__name__}: {exc}"
+    return results
 
 
 # ---------------------------------------------------------------- report

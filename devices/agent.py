@@ -30,10 +30,10 @@ from speakerctl.protocol import (
     codec,
     topics,
 )
-from speakerctl.protocol.limits import MAX_CACHED_LISTED, MAX_MISSING_RANGES
+from speakerctl.protocol.limits import MAX_CACHED_LISTED, MAX_MISSING_RANGES, SEEN_IDS
 
 log = logging.getLogger(__name__)
-_SEEN_IDS = 4096
+STATUS_DEBOUNCE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,7 @@ class DeviceAgent:
         self._fetches: dict[str, Fetch] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._unsubscribe: set[str] = set()
+        self._status_dirty = False
         self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
         self._started_ms = hardware.clock.now_ms()
         offline = Status(config.device_id, online=False, ts_ms=0, model=config.model)
@@ -158,7 +159,7 @@ class DeviceAgent:
             self.counters.duplicates += 1
             return
         self._seen[command.msg_id] = None
-        if len(self._seen) > _SEEN_IDS:
+        if len(self._seen) > SEEN_IDS:
             self._seen.popitem(last=False)
         body = command.body
         if isinstance(body, Stop):
@@ -320,8 +321,8 @@ class DeviceAgent:
         self._enqueue(topics.device_events(self.config.device_id), codec.encode(event))
 
     def _enqueue_status(self) -> None:
-        payload = codec.encode(self.status())
-        self._enqueue(topics.device_status(self.config.device_id), payload, retain=True)
+        # Debounced: a burst of changes (playing, then finished) becomes one status message.
+        self._status_dirty = True
 
     def _enqueue(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         self._outbox.put_nowait((topic, payload, retain))
@@ -338,10 +339,16 @@ class DeviceAgent:
                     log.info("%s: outbox waiting for the link: %s", self.config.device_id, exc)
 
     async def _heartbeat(self) -> None:
+        """Status on change (at most every STATUS_DEBOUNCE_S) and every heartbeat interval."""
+        last = 0.0
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.config.heartbeat_s)
-            if self.link.connected.is_set():
-                self._enqueue_status()
+            await asyncio.sleep(STATUS_DEBOUNCE_S)
+            due = loop.time() - last >= self.config.heartbeat_s
+            if (self._status_dirty or due) and self.link.connected.is_set():
+                self._status_dirty, last = False, loop.time()
+                payload = codec.encode(self.status())
+                self._enqueue(topics.device_status(self.config.device_id), payload, retain=True)
 
 
 def _msg_id() -> str:

@@ -395,9 +395,7 @@ def _children_of(zones: Iterable[Zone]) -> dict[str, tuple[Zone, ...]]:
 def available_inventories() -> tuple[str, ...]:
     """Names of the inventories packaged with `devices`, for load_inventory(name)."""
     folder = resources.files(_PACKAGE) / "inventories"
-    return tuple(
-        sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
-    )
+    return tuple(sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")))
 
 
 def load_inventory(name_or_path: str | Path = DEFAULT_INVENTORY) -> Inventory:
@@ -494,17 +492,13 @@ def _record(d: object, allowed: frozenset[str], what: str) -> dict[str, Any]:
     w = f.obj(d, what)
     unknown, missing = sorted(w.keys() - allowed), sorted(allowed - w.keys())
     if unknown:
-        raise InventoryError(
-            f"unknown field {unknown[0]!r} (expected {', '.join(sorted(allowed))})"
-        )
+        raise InventoryError(f"unknown field {unknown[0]!r} (expected {', '.join(sorted(allowed))})")
     if missing:
         raise InventoryError(f"missing field {missing[0]!r}")
     return w
 
 
-def _records(
-    w: Mapping[str, Any], key: str, what: str, build: Callable[[object], T]
-) -> tuple[T, ...]:
+def _records(w: Mapping[str, Any], key: str, what: str, build: Callable[[object], T]) -> tuple[T, ...]:
     """The records of array `key`, each built inside a label naming it."""
     items = w[key]
     if not isinstance(items, list):
@@ -553,9 +547,7 @@ def _profile_from_wire(d: object) -> HardwareProfile:
         amplifier_watts=w["amplifier_watts"],
         max_volume=w["max_volume"],
         storage_mb=w["storage_mb"],
-        networks=tuple(
-            _member(Network, n, "network") for n in f.str_list(w["networks"], "networks")
-        ),
+        networks=tuple(_member(Network, n, "network") for n in f.str_list(w["networks"], "networks")),
     )
 
 
@@ -566,8 +558,7 @@ def _check_models(devices: Iterable[DeviceSpec], profiles: Mapping[str, Hardware
         if profile is None:
             known = ", ".join(sorted(profiles)) or "none"
             raise InventoryError(
-                f"device {device.id!r}: model {device.model!r} has no hardware profile "
-                f"(known: {known})"
+                f"device {device.id!r}: model {device.model!r} has no hardware profile (known: {known})"
             )
         if device.network not in profile.networks:
             raise InventoryError(

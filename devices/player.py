@@ -60,7 +60,7 @@ class Player:
     def submit(self, job: Job) -> None:
         """Queue a job; it preempts the current one if it outranks it."""
         self._ready.append(job)
-        if self._task is not None and self._outranks_current(job):
+        if self._task is not None and _due(job, self._clock.now_ms()) and self._outranks_current(job):
             self._preempted_by = job
             self._task.cancel()
         self._wake.set()
@@ -95,20 +95,22 @@ class Player:
         while not self._ready:
             self._wake.clear()
             await self._wake.wait()
-        job = max(self._ready, key=lambda j: j.rank)
         now = self._clock.now_ms()
-        if job.command.expired(now):
+        for job in [j for j in self._ready if j.command.expired(now)]:
             self._ready.remove(job)
             self._emit(job, DeliveryState.EXPIRED, Reason.EXPIRED, "expired before it could play")
-            return None
-        start = job.play.start_at_ms
-        if start is not None and start > now:
+        due = [j for j in self._ready if _due(j, now)]
+        if due:
+            job = max(due, key=lambda j: j.rank)
+            self._ready.remove(job)
+            return job
+        if self._ready:
+            # Nothing is due yet: sleep until the earliest start, or until something new arrives.
+            first = min(j.play.start_at_ms or now for j in self._ready)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), (start - now) / 1000)
-            return None  # re-evaluate: something better may have arrived meanwhile
-        self._ready.remove(job)
-        return job
+                await asyncio.wait_for(self._wake.wait(), (first - now) / 1000)
+        return None
 
     async def _play(self, job: Job) -> None:
         if self._amplifier.state == "fault":
@@ -142,3 +144,8 @@ class Player:
             self._emit(job, DeliveryState.FAILED, Reason.PREEMPTED, detail)
         else:
             self._emit(job, DeliveryState.FAILED, Reason.STOPPED, "stopped by the controller")
+
+
+def _due(job: Job, now_ms: int) -> bool:
+    start = job.play.start_at_ms
+    return start is None or start <= now_ms

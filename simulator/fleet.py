@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from devices.agent import AgentConfig, DeviceAgent
@@ -42,20 +42,16 @@ class SimDevice:
     clock: SimClock
 
 
-def fleet_specs(inventory: Inventory, count: int | None) -> list[DeviceSpec]:
-    """The inventory's devices, or `count` of them (cycled with suffixed ids past its size)."""
+def scaled_inventory(inventory: Inventory, count: int) -> Inventory:
+    """The inventory with `count` clusters: cut short, or padded with copies spread over its communes."""
     devices = list(inventory.devices)
-    if count is None or count <= len(devices):
-        return devices[: count or len(devices)]
-    extra = []
-    for i in range(count - len(devices)):
-        base = devices[i % len(devices)]
-        extra.append(
-            DeviceSpec(
-                f"{base.id[:56]}-x{i:05d}", base.name, base.zone, base.model, base.lat, base.lon, base.network
-            )
-        )
-    return devices + extra
+    if count <= len(devices):
+        return replace(inventory, devices=tuple(devices[:count]))
+    extra = [
+        replace(base, id=f"{base.id[:56]}-x{i:05d}")
+        for i, base in ((i, devices[i % len(devices)]) for i in range(count - len(devices)))
+    ]
+    return replace(inventory, devices=tuple(devices + extra))
 
 
 class Fleet:
@@ -69,7 +65,7 @@ class Fleet:
         profiles = load_profiles()
         self.devices = {
             spec.id: self._build(spec, rng, profiles[spec.model].codecs)
-            for spec in fleet_specs(inventory, options.count)
+            for spec in scaled_inventory(inventory, options.count or len(inventory.devices)).devices
         }
 
     def _build(self, spec: DeviceSpec, rng: random.Random, codecs: tuple[str, ...]) -> SimDevice:

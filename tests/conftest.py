@@ -19,7 +19,7 @@ from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_
 from speakerctl.broker.ports import free_port
 
 REQUIRE_MOSQUITTO = "SPEAKERCTL_REQUIRE_MOSQUITTO"
-MOSQUITTO_FIXTURES = frozenset({"mosquitto", "mosquitto_auth"})
+MOSQUITTO_FIXTURES = frozenset({"mosquitto_binary", "mosquitto", "mosquitto_auth"})
 TASK_GRACE = 0.5
 """Seconds a task may take to finish after its test (aiomqtt cancels its own with call_soon)."""
 
@@ -33,8 +33,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.mosquitto)
 
 
+@pytest.fixture
 def mosquitto_binary() -> str:
-    """The mosquitto binary; skip the test without it, or fail if the environment requires it."""
+    """Path of the mosquitto binary; skip the test without it, or fail if the env requires it."""
     binary = find_mosquitto()
     if binary is None:
         reason = "the mosquitto binary is not installed (apt-get install mosquitto)"
@@ -45,23 +46,22 @@ def mosquitto_binary() -> str:
 
 
 @pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[MosquittoProcess]:
+def mosquitto(tmp_path: Path, mosquitto_binary: str) -> Iterator[MosquittoProcess]:
     """A private Mosquitto for anonymous clients on a free loopback port, fresh for each test."""
     config = MosquittoConfig(port=free_port())
-    with MosquittoProcess(config, tmp_path / "mosquitto", binary=mosquitto_binary()) as broker:
+    with MosquittoProcess(config, tmp_path / "mosquitto", binary=mosquitto_binary) as broker:
         yield broker
 
 
 @pytest.fixture
-def mosquitto_auth(tmp_path: Path) -> Iterator[AuthBrokerFactory]:
+def mosquitto_auth(tmp_path: Path, mosquitto_binary: str) -> Iterator[AuthBrokerFactory]:
     """Factory: start a Mosquitto that refuses anonymous clients, given users and ACL lines."""
-    binary = mosquitto_binary()
     started: list[MosquittoProcess] = []
 
     def start(users: Mapping[str, str], acl: Sequence[str] = ()) -> MosquittoProcess:
         config = MosquittoConfig(port=free_port(), allow_anonymous=False, users=users, acl=acl)
         directory = tmp_path / f"mosquitto-auth-{len(started)}"
-        started.append(MosquittoProcess(config, directory, binary=binary))
+        started.append(MosquittoProcess(config, directory, binary=mosquitto_binary))
         return started[-1].start()
 
     yield start

@@ -129,3 +129,20 @@ async def test_amplifier_fault_fails_instead_of_playing_silence(tmp_path: Path) 
     await _run_player(player, 0.2)
     assert recorder.events == [("news", DeliveryState.FAILED, Reason.AMPLIFIER_FAULT)]
     assert output.played == []
+
+
+async def test_a_later_start_does_not_hold_back_an_immediate_broadcast(tmp_path: Path) -> None:
+    recorder = Recorder()
+    player = Player(SimOutput(), SimAmplifier(), SimClock(), recorder)
+    later = _job(tmp_path, "afternoon", Priority.NORMAL, 50)
+    start = SimClock().now_ms() + 3_600_000
+    later = Job(
+        later.command, Play("afternoon", later.play.variants, start_at_ms=start), later.ref, later.path
+    )
+    player.submit(later)
+    player.submit(_job(tmp_path, "now", Priority.NORMAL, 50))
+    await _run_player(player, 0.4)
+    assert recorder.events == [
+        ("now", DeliveryState.PLAYING, None),
+        ("now", DeliveryState.FINISHED, None),
+    ]

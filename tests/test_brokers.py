@@ -13,14 +13,13 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import aiomqtt
 import pytest
 
-from conftest import AuthBrokerFactory
 from speakerctl.broker import mosquitto as mosquitto_module
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, hash_password
@@ -28,9 +27,11 @@ from speakerctl.broker.ports import accepts_connections, free_port
 from speakerctl.errors import BrokerError
 from speakerctl.protocol.limits import MAX_CHUNK_PAYLOAD
 
+AuthBrokerFactory = Callable[[Mapping[str, str], Sequence[str]], MosquittoProcess]
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 FLEET = 279
 WAIT = 5.0
+SESSION_SWEEP = 1.2
 
 DOOMED_CLIENT = """
 import sys
@@ -150,10 +151,48 @@ async def test_largest_chunk_frame_passes(broker: Broker) -> None:
     assert message.payload == frame
 
 
+async def test_retained_message_goes_only_to_matching_subscribers(broker: Broker) -> None:
+    """amqtt 0.12 sent it to every new client once anyone had subscribed to its topic."""
+    status, other = fresh_topic("status"), fresh_topic("cmd")
+    async with client(broker) as pub, client(broker) as first:
+        await first.subscribe(status, qos=1)
+        await pub.publish(status, b"idle", qos=1, retain=True)
+        assert len(await collect(first, 1)) == 1
+        async with client(broker) as newcomer:
+            await newcomer.subscribe(other, qos=1)
+            assert await collect(newcomer, 1, seconds=0.5) == []
+
+
+async def test_persistent_session_reconnects_while_others_subscribe(broker: Broker) -> None:
+    """amqtt 0.12 dropped such a connection: "dictionary changed size during iteration"."""
+    topic, name = fresh_topic("status"), f"cluster-{uuid.uuid4().hex[:8]}"
+    async with client(broker) as pub:
+        await pub.publish(topic, b"idle", qos=1, retain=True)
+        async with client(broker, identifier=name, clean_session=False) as device:
+            await device.subscribe(topic, qos=1)
+        async with contextlib.AsyncExitStack() as stack:
+            others = [await stack.enter_async_context(client(broker)) for _ in range(30)]
+            for attempt in range(3):
+                async with client(broker, identifier=name, clean_session=False) as device:
+                    subscribes = (other.subscribe(fresh_topic("x"), qos=1) for other in others)
+                    await asyncio.gather(*subscribes, pub.publish(topic, b"%d" % attempt, qos=1))
+                    await wait_for_payload(device, b"%d" % attempt)
+
+
+async def wait_for_payload(sub: aiomqtt.Client, payload: bytes) -> None:
+    """Return once `sub` receives `payload`; fail the test after WAIT seconds."""
+    async with asyncio.timeout(WAIT):
+        async for message in sub.messages:
+            if message.payload == payload:
+                return
+
+
 async def test_persistent_session_receives_qos1_message_sent_while_away(broker: Broker) -> None:
+    """Away longer than amqtt's 1 s session sweep, which dropped anonymous sessions."""
     topic, name = fresh_topic("cmd"), f"cluster-{uuid.uuid4().hex[:8]}"
     async with client(broker, identifier=name, clean_session=False) as device:
         await device.subscribe(topic, qos=1)
+    await asyncio.sleep(SESSION_SWEEP)
     async with client(broker) as pub:
         await pub.publish(topic, b"play", qos=1)
     async with client(broker, identifier=name, clean_session=False) as device:
@@ -216,17 +255,16 @@ def test_password_hash_has_mosquitto_format() -> None:
 
 
 # ---------------------------------------------------------------- start-up and shutdown
-def test_mosquitto_startup_failure_raises_broker_error_with_log_tail(tmp_path: Path) -> None:
+def test_mosquitto_startup_failure_raises_broker_error_with_log_tail(
+    tmp_path: Path, mosquitto_binary: str
+) -> None:
     config = MosquittoConfig(port=free_port(), extra=["no_such_option true"])
-    broker = MosquittoProcess(config, tmp_path, binary=mosquitto_module.find_mosquitto())
-    if mosquitto_module.find_mosquitto() is None:
-        pytest.skip("the mosquitto binary is not installed")
+    broker = MosquittoProcess(config, tmp_path, binary=mosquitto_binary)
     with pytest.raises(BrokerError, match="no_such_option"):
         broker.start()
     assert not broker.is_running
 
 
-@pytest.mark.mosquitto
 def test_mosquitto_stop_releases_port(mosquitto: MosquittoProcess) -> None:
     mosquitto.stop()
     assert not accepts_connections(mosquitto.host, mosquitto.port)

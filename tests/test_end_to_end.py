@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import pytest
 from devices.inventory import load_inventory
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.audio import generate_tone
+from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Incoming, Link
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
@@ -37,10 +38,17 @@ class Rig:
 
 
 @pytest.fixture(params=["mosquitto", "embedded"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    """Each test runs against a Mosquitto of its own and against the embedded broker."""
-    broker = request.getfixturevalue("mosquitto" if request.param == "mosquitto" else "embedded_broker")
-    return str(broker.url)
+def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test runs against a fresh Mosquitto of its own and a fresh embedded broker.
+
+    Fresh, because clusters keep persistent sessions: a shared broker would carry one test's
+    queued commands into the next.
+    """
+    if request.param == "mosquitto":
+        yield str(request.getfixturevalue("mosquitto").url)
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.url
 
 
 @pytest.fixture

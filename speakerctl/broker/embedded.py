@@ -5,7 +5,8 @@
 
 Why amqtt and not iotcore (rumqttd): docs/architecture.md, "Embedded broker choice". In short,
 rumqttd hands a late QoS 1 subscriber at most 100 retained messages, so a restarted controller
-would see only 100 of 279 device statuses.
+would see only 100 of 279 device statuses. amqtt 0.12 has two bugs of its own, fixed here in the
+child by a subclass (see `_patched_broker_class`).
 
 The child runs its own event loop (the broker never competes with the caller's loop or GIL),
 reports "ready" on stdout once it listens, and exits by itself when its stdin pipe closes, which
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import threading
 import weakref
+from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -179,23 +181,57 @@ def _exit_when_parent_goes_away() -> None:
 
 
 async def _run(options: dict[str, Any]) -> None:
-    from amqtt.broker import Broker  # type: ignore[import-untyped]  # the child alone needs it
-
-    broker = Broker(_amqtt_config(options))
+    broker = _patched_broker_class()(_amqtt_config(options))
     await broker.start()
     _tell_parent(READY)
     await asyncio.Event().wait()
 
 
 def _amqtt_config(options: dict[str, Any]) -> dict[str, Any]:
-    """amqtt's configuration: one TCP listener, anonymous clients, no $SYS or packet logging."""
+    """amqtt's configuration: one TCP listener and no plugins (no $SYS, no packet logging)."""
     listener = {
         "type": "tcp",
         "bind": f"{options['host']}:{options['port']}",
         "max_connections": options["max_connections"],
     }
-    anonymous = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
-    return {"listeners": {"default": listener}, "plugins": anonymous}
+    return {"listeners": {"default": listener}, "plugins": {}}
+
+
+def _patched_broker_class() -> Any:
+    """amqtt's Broker with two bugs of amqtt 0.12 fixed (tests/test_brokers.py pins both).
+
+    1. On every connect amqtt sends the new client the retained messages of *every* filter anyone
+       has subscribed to; only the client's own subscriptions must get them (MQTT-3.3.1-6). It
+       also awaits while iterating all filters, so a subscribe elsewhere ends the connection with
+       "dictionary changed size during iteration": the publishing now runs in a task of its own.
+    2. Its AnonymousAuthPlugin marks sessions anonymous, and amqtt neither queues QoS 1 messages
+       for nor keeps anonymous persistent sessions; we let every loopback client in without it.
+    """
+    from amqtt.broker import Broker  # type: ignore[import-untyped]  # the child alone needs it
+
+    class PatchedBroker(Broker):  # type: ignore[misc]
+        async def _authenticate(self, session: Any, listener: Any) -> bool:
+            return True
+
+        async def _publish_retained_messages_for_subscription(
+            self, subscription: tuple[str, int], session: Any
+        ) -> None:
+            subscribers = self._subscriptions.get(subscription[0], ())
+            if any(other.client_id == session.client_id for other, _qos in subscribers):
+                publish = super()._publish_retained_messages_for_subscription(subscription, session)
+                _in_background(publish)
+
+    return PatchedBroker
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _in_background(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run `coroutine` as a task the child keeps a reference to until it ends."""
+    task = asyncio.create_task(coroutine)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 def _tell_parent(line: str) -> None:

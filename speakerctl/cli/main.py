@@ -77,30 +77,26 @@ def _leaf(exc: BaseException) -> BaseException:
 
 
 def main() -> None:
-    """Entry point: run the app, turning project errors into one line and an exit code."""
+    """Entry point: typer handles usage errors; project errors become one line and an exit code."""
     try:
-        app(standalone_mode=False)
-    except (typer.Abort, KeyboardInterrupt):
-        console_err.print("[yellow]interrupted[/]")
-        sys.exit(Exit.INTERRUPTED)
+        app()
+    except SystemExit:
+        raise
     except BaseException as exc:
-        sys.exit(_report(exc))
+        leaf = _leaf(exc)
+        if not isinstance(leaf, SpeakerctlError):
+            raise
+        sys.exit(report_error(leaf))
 
 
-def _report(exc: BaseException) -> int:
-    import click
+def report_error(error: SpeakerctlError) -> int:
+    """Print the error and its hint on stderr; the exit code that goes with it."""
+    console_err.print(f"[bold red]error:[/] {error}", highlight=False)
+    if error.hint:
+        console_err.print(f"[dim]hint:[/] {error.hint}", highlight=False)
+    return exit_code(error)
 
-    leaf = _leaf(exc)
-    if isinstance(leaf, SystemExit):
-        return int(leaf.code or 0)
-    if isinstance(leaf, click.exceptions.ClickException):
-        leaf.show()
-        return leaf.exit_code
-    if isinstance(leaf, click.exceptions.Exit):
-        return leaf.exit_code
-    if not isinstance(leaf, SpeakerctlError):
-        raise exc
-    console_err.print(f"[bold red]error:[/] {leaf}")
-    if leaf.hint:
-        console_err.print(f"[dim]hint:[/] {leaf.hint}")
-    return next(code for cls, code in EXIT_CODES if isinstance(leaf, cls))
+
+def exit_code(error: SpeakerctlError) -> int:
+    """The exit code of an error class."""
+    return next(code for cls, code in EXIT_CODES if isinstance(error, cls))

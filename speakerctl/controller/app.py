@@ -48,8 +48,15 @@ def import_bulletin(
     content = ContentStore(settings.content_dir)
     for item in encoded:
         content.put(item)
+    primary = encoded[0]
     bulletin = store.add_bulletin(
         title=title or path.stem,
+        sha256=primary.sha256,
+        codec=primary.codec,
+        container=primary.container,
+        bitrate_kbps=primary.bitrate_kbps,
+        duration_ms=primary.duration_ms,
+        size=primary.size,
         source_name=path.name,
         created_by=_user(),
         created_at=clock.now(),

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from speakerctl.errors import NotFound
+from speakerctl.errors import ConfigError, NotFound
 from speakerctl.protocol import ContentRef, Priority, topics
+from speakerctl.protocol.limits import MAX_TARGETS
 from speakerctl.store import Store
 
 
@@ -29,6 +30,10 @@ def resolve_targets(store: Store, targets: Sequence[str]) -> tuple[list[str], li
     """The command topics and the device ids that a list of zone and device ids reaches."""
     if not targets:
         raise NotFound("no target given", hint="pass --to ZONE or --to DEVICE (see `speakerctl zones list`)")
+    if len(targets) > MAX_TARGETS:
+        raise ConfigError(
+            f"{len(targets)} targets named, at most {MAX_TARGETS}", hint="name a parent zone instead"
+        )
     zone_ids = {z.id for z in store.zones()}
     cmd_topics: list[str] = []
     covered: list[str] = []

@@ -21,7 +21,7 @@ from speakerctl.controller.planning import Plan, plan_broadcast
 from speakerctl.controller.tracker import Tracker
 from speakerctl.controller.uploader import Upload
 from speakerctl.protocol import Command, Play, Priority, codec, topics
-from speakerctl.store import Store
+from speakerctl.store import BroadcastState, Store
 
 log = logging.getLogger(__name__)
 Progress = Callable[[Counter[str], int], None]
@@ -45,6 +45,7 @@ class BroadcastResult:
     counts: dict[str, int]
     egress_bytes: int
     upload_bytes: int
+    reach_latency_s: float | None = None
 
     @property
     def played(self) -> int:
@@ -131,6 +132,7 @@ class Controller:
             dict(tracker.counts()),
             self.link.bytes_out - egress_before,
             sum(u.bytes_sent for u in uploads),
+            tracker.reach_latency_s,
         )
 
     async def _run(
@@ -156,7 +158,8 @@ class Controller:
     async def _close(self, plan: Plan, tracker: Tracker) -> None:
         await self.ingestor.flush()
         tracker.mark_unreached()
-        state = "complete" if tracker.counts().get("finished", 0) == len(plan.device_ids) else "incomplete"
+        played = tracker.counts().get("finished", 0)
+        state = BroadcastState.COMPLETE if played == len(plan.device_ids) else BroadcastState.INCOMPLETE
         await asyncio.to_thread(self.store.mark_unreached, plan.broadcast_id)
         await asyncio.to_thread(self.store.finish_broadcast, plan.broadcast_id, state, self.clock.now())
 

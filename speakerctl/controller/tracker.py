@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -43,6 +44,9 @@ class Tracker:
         self.done = asyncio.Event()
         self.changed = asyncio.Event()
         self._open = len(device_ids)
+        self._sounded = 0
+        self.started_at = _now()
+        self.all_playing_at: float | None = None
         if not device_ids:
             self.done.set()
 
@@ -53,12 +57,25 @@ class Tracker:
             return False
         if progress.state in FINAL:
             return False
+        if RANK[progress.state] < RANK[DeliveryState.PLAYING.value] <= RANK[event.state.value]:
+            self._count_sounded(event.state)
         progress.state = event.state.value
         progress.reason = event.reason.value if event.reason else None
         if event.state is DeliveryState.ACCEPTED:
             progress.variant, progress.cached = event.sha256, event.cached
         self._settle(progress)
         return True
+
+    def _count_sounded(self, state: DeliveryState) -> None:
+        if state in (DeliveryState.PLAYING, DeliveryState.FINISHED):
+            self._sounded += 1
+            if self._sounded == len(self.devices):
+                self.all_playing_at = _now()
+
+    @property
+    def reach_latency_s(self) -> float | None:
+        """Seconds from the start of the broadcast until every device was playing it."""
+        return None if self.all_playing_at is None else self.all_playing_at - self.started_at
 
     def _settle(self, progress: DeviceProgress) -> None:
         if progress.state in FINAL:
@@ -89,3 +106,7 @@ class Tracker:
             progress = self.devices[device_id]
             progress.state, progress.reason = UNREACHED, "timeout"
             self._settle(progress)
+
+
+def _now() -> float:
+    return time.monotonic()

@@ -31,9 +31,13 @@ def load_json(payload: bytes) -> object:
     if len(payload) > MAX_JSON_PAYLOAD:
         raise PayloadTooLarge(f"payload is {len(payload)} bytes, limit {MAX_JSON_PAYLOAD}")
     try:
-        return json.loads(payload.decode("utf-8"))
+        return json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"payload is not UTF-8 JSON: {exc}") from exc
+
+
+def _no_constants(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
 
 
 def decode_command(payload: bytes) -> Command:

@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from speakerctl.errors import ProtocolError
-from speakerctl.protocol.limits import MAX_ID_LENGTH, MAX_TEXT_LENGTH, PROTOCOL_VERSION
+from speakerctl.protocol.limits import MAX_ID_LENGTH, MAX_TEXT_LENGTH, MAX_TIMESTAMP_MS, PROTOCOL_VERSION
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Enum)
@@ -24,8 +24,9 @@ def obj(d: object, what: str) -> dict[str, Any]:
 def versioned(d: object, what: str) -> dict[str, Any]:
     """`d` as a JSON object of this protocol version."""
     w = obj(d, what)
-    if w.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError(f"{what} has protocol version {w.get('v')!r}, expected {PROTOCOL_VERSION}")
+    version = w.get("v")
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise ProtocolError(f"{what} has protocol version {version!r}, expected {PROTOCOL_VERSION}")
     return w
 
 
@@ -75,7 +76,7 @@ def check_range(value: int, lo: int, hi: int, what: str) -> int:
 
 def check_token(value: str, what: str) -> str:
     """A short ASCII identifier (message ids, broadcast ids, codecs)."""
-    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH or not _TOKEN.match(value):
+    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH or not _TOKEN.fullmatch(value):
         raise ProtocolError(f"{what} must be 1..{MAX_ID_LENGTH} of A-Z a-z 0-9 _ . : -, got {value!r}")
     return value
 
@@ -84,7 +85,17 @@ def check_text(value: str, what: str) -> str:
     """Free UTF-8 text of bounded length."""
     if not isinstance(value, str) or len(value) > MAX_TEXT_LENGTH:
         raise ProtocolError(f"{what} must be text of at most {MAX_TEXT_LENGTH} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 encoder accepts.
+        raise ProtocolError(f"{what} is not valid Unicode text") from None
     return value
+
+
+def check_timestamp(value: int, what: str) -> int:
+    """Milliseconds since the epoch that fit a firmware's signed 64-bit integer (and a double)."""
+    return check_range(value, 0, MAX_TIMESTAMP_MS, what)
 
 
 def int_pair(value: object, what: str) -> tuple[int, int]:

@@ -24,7 +24,12 @@ MAX_CACHED_LISTED: Final = 32
 """At most this many cached content hashes are listed in a status message."""
 MAX_MISSING_RANGES: Final = 64
 MAX_TARGETS: Final = 256
+"""Zones and devices one broadcast may name (the controller enforces it)."""
 BROKER_MAX_PAYLOAD: Final = 20_480
 """The smallest broker payload limit the protocol must fit (the embedded broker's default)."""
 MAX_VARIANTS: Final = 4
 """At most this many encodings of one bulletin in a play command."""
+MAX_TIMESTAMP_MS: Final = 2**53 - 1
+"""Time stamps are integers up to 2^53 - 1 ms, exact in a double and in int64."""
+SEEN_IDS: Final = 4096
+"""A device remembers at least this many recent command ids to drop redelivered commands."""

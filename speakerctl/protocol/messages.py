@@ -14,6 +14,7 @@ from speakerctl.protocol.limits import (
     MAX_CHUNKS,
     MAX_CONTENT_SIZE,
     MAX_MISSING_RANGES,
+    MAX_TIMESTAMP_MS,
     MAX_VARIANTS,
     PROTOCOL_VERSION,
 )
@@ -37,8 +38,9 @@ class Priority(IntEnum):
     @classmethod
     def parse(cls, value: object) -> Priority:
         """Priority from its wire name, or ProtocolError."""
-        if isinstance(value, str) and value.upper() in cls.__members__:
-            return cls[value.upper()]
+        for level in cls:
+            if value == level.wire:
+                return level
         raise ProtocolError(f"priority must be normal, priority or emergency, got {value!r}")
 
 
@@ -134,6 +136,8 @@ class Play:
 
     def __post_init__(self) -> None:
         f.check_token(self.broadcast_id, "broadcast_id")
+        if self.start_at_ms is not None:
+            f.check_timestamp(self.start_at_ms, "start_at")
         if not 0 < len(self.variants) <= MAX_VARIANTS:
             raise ProtocolError(f"a play command carries 1..{MAX_VARIANTS} content variants")
         if len({v.codec for v in self.variants}) != len(self.variants):
@@ -206,6 +210,8 @@ class Command:
 
     def __post_init__(self) -> None:
         f.check_token(self.msg_id, "id")
+        f.check_timestamp(self.issued_at_ms, "issued_at")
+        f.check_timestamp(self.expires_at_ms, "expires_at")
         if self.expires_at_ms <= self.issued_at_ms:
             raise ProtocolError("expires_at must be after issued_at")
 
@@ -264,6 +270,7 @@ class DeliveryEvent:
         check_id(self.device_id, "device id")
         f.check_token(self.broadcast_id, "broadcast_id")
         f.check_text(self.detail, "detail")
+        f.check_timestamp(self.ts_ms, "ts")
         if self.state in (DeliveryState.FAILED, DeliveryState.EXPIRED) and self.reason is None:
             raise ProtocolError(f"a {self.state} event needs a reason")
         if self.sha256 is not None:
@@ -321,6 +328,7 @@ class ContentRequest:
         f.check_token(self.msg_id, "id")
         check_id(self.device_id, "device id")
         check_sha256(self.sha256)
+        f.check_timestamp(self.ts_ms, "ts")
         if not 0 < len(self.missing) <= MAX_MISSING_RANGES:
             raise ProtocolError(f"missing must list 1..{MAX_MISSING_RANGES} ranges")
         for lo, hi in self.missing:
@@ -433,7 +441,13 @@ class Status:
 
     def __post_init__(self) -> None:
         check_id(self.device_id, "device id")
+        f.check_timestamp(self.ts_ms, "ts")
         f.check_range(self.volume, 0, 100, "volume")
+        f.check_range(self.uptime_s, 0, MAX_TIMESTAMP_MS, "uptime_s")
+        f.check_range(self.cached_count, 0, MAX_TIMESTAMP_MS, "cached_count")
+        f.check_range(self.protocol, 1, 1_000, "protocol")
+        if self.playing is not None:
+            f.check_token(self.playing, "playing")
         f.check_text(self.firmware, "firmware")
         f.check_text(self.model, "model")
         f.choice(self.amplifier, AMPLIFIER_STATES, "amplifier")
@@ -470,7 +484,7 @@ class Status:
             device_id=f.req(w, "device_id", str),
             online=f.req(w, "online", bool),
             ts_ms=f.opt(w, "ts", int) or 0,
-            protocol=f.opt(w, "protocol", int) or PROTOCOL_VERSION,
+            protocol=_default(f.opt(w, "protocol", int), PROTOCOL_VERSION),
             firmware=f.opt(w, "firmware", str) or "",
             model=f.opt(w, "model", str) or "",
             volume=f.opt(w, "volume", int) or 0,
@@ -482,3 +496,7 @@ class Status:
             cached=tuple(f.str_list(w.get("cached", []), "cached")),
             cached_count=f.opt(w, "cached_count", int) or 0,
         )
+
+
+def _default(value: int | None, default: int) -> int:
+    return default if value is None else value

@@ -17,14 +17,14 @@ def check_id(value: str, what: str = "id") -> str:
     """Return `value` if it is a valid device or zone id, else raise ProtocolError."""
     if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
         raise ProtocolError(f"{what} must be 1..{MAX_ID_LENGTH} characters, got {value!r}")
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise ProtocolError(f"{what} {value!r} may hold only a-z, 0-9, '-' and '_'")
     return value
 
 
 def check_sha256(value: str) -> str:
     """Return `value` if it is a lowercase hex sha256 digest."""
-    if not isinstance(value, str) or not _SHA256.match(value):
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
         raise ProtocolError(f"not a sha256 hex digest: {value!r}")
     return value
 

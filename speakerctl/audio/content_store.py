@@ -1,0 +1,113 @@
+"""Encoded audio on disk, addressed by the sha256 of its bytes: `root/ab/abcdef….<ext>`.
+
+Writes are atomic (a temp file in the same directory, fsync, `os.replace`, fsync of the
+directory) and deduplicated: content already present is never rewritten. Temp files start
+with a dot, so a crash leaves nothing that `path()` could mistake for content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from speakerctl.audio.encode import EncodedAudio
+from speakerctl.errors import AudioError, NotFound, StoreError
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+FILE_MODE = 0o644
+
+
+class ContentStore:
+    """Content-addressed files of encoded audio under one root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, audio: EncodedAudio) -> Path:
+        """Store audio after checking its hash; the path of the (possibly existing) file."""
+        if hashlib.sha256(audio.data).hexdigest() != audio.sha256:
+            raise AudioError(f"{audio.source_name}: content does not match sha256 {audio.sha256}")
+        final = self._shard(audio.sha256) / f"{audio.sha256}.{audio.extension}"
+        if not final.exists():
+            self._write_atomic(final, audio.data)
+        return final
+
+    def path(self, sha256: str) -> Path:
+        """The file holding this content; NotFound if the store has none."""
+        found = self._find(sha256)
+        if found is None:
+            raise NotFound(f"no content {sha256[:12]} in {self.root}")
+        return found
+
+    def read(self, sha256: str) -> bytes:
+        """The bytes of this content; NotFound if the store has none."""
+        path = self.path(sha256)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+    def has(self, sha256: str) -> bool:
+        """Whether the store holds this content."""
+        return self._find(sha256) is not None
+
+    def remove(self, sha256: str) -> None:
+        """Delete this content; NotFound if the store has none."""
+        path = self.path(sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError as exc:
+            raise NotFound(f"no content {sha256[:12]} in {self.root}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot remove {path}: {exc.strerror or exc}") from exc
+
+    def _shard(self, sha256: str) -> Path:
+        """The directory for a hash: its first two hex digits."""
+        return self.root / sha256[:2]
+
+    def _find(self, sha256: str) -> Path | None:
+        """The stored file for a hash, whatever its extension; None also for a malformed hash."""
+        if not _SHA256.match(sha256):
+            return None
+        return next((p for p in self._shard(sha256).glob(f"{sha256}.*") if p.is_file()), None)
+
+    def _write_atomic(self, final: Path, data: bytes) -> None:
+        """Write data to final through a synced temp file in the same directory."""
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise StoreError(f"cannot write to {final.parent}: {exc.strerror or exc}") from exc
+        try:
+            _write_synced(fd, data)
+            os.replace(temp, final)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
+            raise
+        _sync_dir(final.parent)
+
+
+def _write_synced(fd: int, data: bytes) -> None:
+    """Write all of data to fd, make it world-readable, fsync and close it."""
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fchmod(fh.fileno(), FILE_MODE)
+        os.fsync(fh.fileno())
+
+
+def _sync_dir(directory: Path) -> None:
+    """Persist a rename by syncing its directory (best effort: not every filesystem allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
