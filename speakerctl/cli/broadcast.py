@@ -30,10 +30,14 @@ def broadcast(
     to: Annotated[list[str], typer.Option("--to", help="Zone or device id; repeat for more.")],
     priority: Annotated[str, typer.Option(help="normal, priority or emergency.")] = "normal",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a progress bar.")] = False,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds (beyond the bulletin's length) to wait for silent clusters.")
+    ] = None,
 ) -> None:
     """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
     request = BroadcastRequest(bulletin_id, tuple(to), parse_priority(priority))
-    result = run(run_broadcast(state.settings, request, show_progress=not as_json))
+    settings = state.settings.with_overrides(broadcast_timeout_s=timeout)
+    result = run(run_broadcast(settings, request, show_progress=not as_json))
     if as_json:
         print_json(
             {
