@@ -330,12 +330,18 @@ class DeviceAgent:
     async def _send_outbox(self) -> None:
         """Publish in order; while the link is down, events wait here rather than being lost."""
         while True:
-            topic, payload, retain = await self._outbox.get()
+            batch = [await self._outbox.get()]
+            while not self._outbox.empty():
+                batch.append(self._outbox.get_nowait())
             while True:
                 try:
-                    await self.link.publish(topic, payload, retain=retain, timeout=30)
+                    # One connection keeps publish order, so a burst can share one ack round trip.
+                    await asyncio.gather(
+                        *(self.link.publish(t, p, retain=r, timeout=30) for t, p, r in batch)
+                    )
                     break
                 except LinkError as exc:
+                    # Resending the whole burst is safe: the controller treats reports idempotently.
                     log.info("%s: outbox waiting for the link: %s", self.config.device_id, exc)
 
     async def _heartbeat(self) -> None:
