@@ -132,9 +132,7 @@ async def speakerctl_e2e(url: str, n: int, root: Path, repeats: int = 3) -> tupl
 
 def _broker(kind: str, root: Path) -> EmbeddedBroker | MosquittoProcess:
     if kind == "mosquitto" and find_mosquitto():
-        return MosquittoProcess(
-            MosquittoConfig(port=free_port(), extra=["max_queued_messages 100000"]), root / "mosq"
-        )
+        return MosquittoProcess(MosquittoConfig(port=free_port()), root / "mosq")
     return EmbeddedBroker()
 
 

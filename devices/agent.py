@@ -17,13 +17,17 @@ from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link, Will
 from speakerctl.errors import ContentError, LinkError, ProtocolError
 from speakerctl.protocol import (
+    Ack,
     Command,
     ContentRef,
     ContentRequest,
     DeliveryEvent,
     DeliveryState,
+    Ping,
     Play,
     Reason,
+    Reboot,
+    SetVolume,
     Status,
     Stop,
     chunks,
@@ -89,6 +93,7 @@ class DeviceAgent:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._unsubscribe: set[str] = set()
         self._status_dirty = False
+        self._reboot_pending = False
         self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
         self._started_ms = hardware.clock.now_ms()
         offline = Status(config.device_id, online=False, ts_ms=0, model=config.model)
@@ -137,6 +142,9 @@ class DeviceAgent:
             link=self.hw.telemetry.link(),
             power=self.hw.telemetry.power(),
             amplifier=self.hw.amplifier.state,
+            temperature_c=self.hw.telemetry.temperature_c(),
+            storage_free_mb=self.cache.free_mb(),
+            clock_offset_ms=self.hw.telemetry.clock_offset_ms(),
             cached=tuple(hashes[:MAX_CACHED_LISTED]),
             cached_count=len(hashes),
         )
@@ -162,12 +170,30 @@ class DeviceAgent:
         if len(self._seen) > SEEN_IDS:
             self._seen.popitem(last=False)
         body = command.body
-        if isinstance(body, Stop):
+        if isinstance(body, SetVolume | Reboot | Ping):
+            self._manage(command, body)
+        elif isinstance(body, Stop):
             await self._stop(body.broadcast_id)
         elif command.expired(self.hw.clock.now_ms()):
             self._emit(body.broadcast_id, DeliveryState.EXPIRED, Reason.EXPIRED, "arrived expired")
         else:
             await self._accept(command, body)
+
+    def _manage(self, command: Command, body: SetVolume | Reboot | Ping) -> None:
+        now = self.hw.clock.now_ms()
+        if command.expired(now):
+            self._ack(command, ok=False, detail="expired")
+            return
+        if isinstance(body, SetVolume):
+            self.player.volume = body.volume
+            self._status_dirty = True
+        self._ack(command, ok=True)
+        if isinstance(body, Reboot):
+            self._reboot_pending = True
+
+    def _ack(self, command: Command, *, ok: bool, detail: str = "") -> None:
+        ack = Ack(_msg_id(), self.config.device_id, self.hw.clock.now_ms(), command.msg_id, ok, detail)
+        self._enqueue(topics.device_events(self.config.device_id), codec.encode(ack))
 
     async def _accept(self, command: Command, play: Play) -> None:
         ref = play.variant_for(self.hw.codecs)
@@ -262,6 +288,12 @@ class DeviceAgent:
                 done, self._unsubscribe = self._unsubscribe, set()
                 await self._quietly(self.link.unsubscribe(done))
 
+    def _reboot(self) -> None:
+        """Restart the receiver: the session dies (the broker sends the Will), then comes back."""
+        self._reboot_pending = False
+        self._started_ms = self.hw.clock.now_ms()
+        self.link.drop()
+
     async def _quietly(self, call: Awaitable[None]) -> None:
         try:
             await call
@@ -350,6 +382,8 @@ class DeviceAgent:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(STATUS_DEBOUNCE_S)
+            if self._reboot_pending and self._outbox.empty():
+                self._reboot()
             due = loop.time() - last >= self.config.heartbeat_s
             if (self._status_dirty or due) and self.link.connected.is_set():
                 self._status_dirty, last = False, loop.time()

@@ -82,6 +82,10 @@ class ContentCache:
         """Cached items, most recently used first."""
         return list(reversed(self._items))
 
+    def free_mb(self) -> int:
+        """Room left in the cache, in MiB."""
+        return max(0, self.max_bytes - sum(self._items.values())) // (1024 * 1024)
+
     def begin(self, ref: ContentRef) -> Download:
         """Start receiving an item, making room for it first."""
         self._make_room(ref.size)

@@ -54,6 +54,14 @@ class Telemetry(Protocol):
         """Power source and battery."""
         ...
 
+    def temperature_c(self) -> float | None:
+        """Enclosure temperature, if the unit has a sensor."""
+        ...
+
+    def clock_offset_ms(self) -> int | None:
+        """How far the unit's clock is from true time (from NTP or GPS), if it knows."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Hardware:

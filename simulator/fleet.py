@@ -73,7 +73,7 @@ class Fleet:
         clock = SimClock(offset)
         output = SimOutput(self.options.time_scale)
         amplifier = SimAmplifier()
-        telemetry = SimTelemetry(spec.network, rng=random.Random(rng.random()))
+        telemetry = SimTelemetry(spec.network, rng=random.Random(rng.random()), offset_ms=offset)
         config = AgentConfig(
             device_id=spec.id,
             zones=self.inventory.ancestors(spec.zone),

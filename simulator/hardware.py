@@ -56,6 +56,8 @@ class SimTelemetry:
     source: str = "mains"
     battery_pct: int | None = None
     rng: random.Random = field(default_factory=random.Random)
+    offset_ms: int = 0
+    ambient_c: float = 31.0
 
     def link(self) -> Link:
         """Signal around a per-network typical level."""
@@ -63,6 +65,14 @@ class SimTelemetry:
             return Link("wired", None)
         typical = {"4g": -85, "3g": -95, "2g": -100, "wifi": -60}.get(self.network, -90)
         return Link(self.network, typical + int(self.rng.gauss(0, 6)))
+
+    def temperature_c(self) -> float:
+        """A box on a pole in the Mekong delta: warm, and a little noisy."""
+        return round(self.ambient_c + self.rng.gauss(0, 1.5), 1)
+
+    def clock_offset_ms(self) -> int:
+        """The simulated clock's offset (a real unit measures it against NTP)."""
+        return self.offset_ms
 
     def power(self) -> Power:
         """Mains, or a battery that drains slowly."""

@@ -19,8 +19,8 @@ from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest, Controller
-from speakerctl.errors import NotFound
-from speakerctl.protocol import Priority, topics
+from speakerctl.errors import AckTimeout, NotFound
+from speakerctl.protocol import Ping, Priority, Reboot, SetVolume, topics
 from speakerctl.store import BulletinInfo
 
 # The clusters of Kế Sách district: enough to exercise zones, mixed models and codecs.
@@ -54,8 +54,9 @@ def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 async def rig(broker_url: str, tmp_path: Path) -> AsyncIterator[Rig]:
     """Fleet of the Kế Sách district clusters plus a controller, both on the broker."""
-    settings = Settings(data_dir=tmp_path / "controller", broker=broker_url, accept_window_s=1.0,
-                        broadcast_timeout_s=30)
+    settings = Settings(
+        data_dir=tmp_path / "controller", broker=broker_url, accept_window_s=1.0, broadcast_timeout_s=30
+    )
     inventory = load_inventory()
     ids = [d.id for d in inventory.devices_under(ZONE)]
     fleet = Fleet(inventory, settings.broker_address, FleetOptions(root=tmp_path / "fleet", time_scale=20))
@@ -107,6 +108,7 @@ async def test_unknown_target_is_refused_before_anything_is_sent(rig: Rig) -> No
 
 async def test_malformed_payloads_are_counted_and_nobody_crashes(rig: Rig) -> None:
     victim = next(iter(rig.fleet.devices.values())).agent
+
     async def ignore(_: Incoming) -> None:
         return None
 
@@ -131,3 +133,23 @@ async def test_clusters_report_status_into_the_store(rig: Rig) -> None:
     devices = rig.controller.store.devices(zone_ids=[ZONE])
     assert devices and all(d.online for d in devices)
     assert all(d.firmware and d.model for d in devices)
+
+
+async def test_remote_management_is_acknowledged_or_times_out(rig: Rig) -> None:
+    device = next(iter(rig.fleet.devices.values()))
+    dev = device.agent.config.device_id
+    ping = await rig.controller.manage(dev, Ping())
+    assert ping.ok and 0 < ping.rtt_ms < 2000
+    volume = await rig.controller.manage(dev, SetVolume(35))
+    assert volume.ok and device.agent.player.volume == 35
+    await rig.controller.manage(dev, Reboot())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while device.agent.link.connects < 2 and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    assert device.agent.link.connects == 2  # went down (Last Will) and came back
+    with pytest.raises(NotFound):
+        await rig.controller.manage("khong-ton-tai", Ping())
+    absent = next(d for d in rig.controller.store.devices() if d.id not in rig.fleet.devices)
+    with pytest.raises(AckTimeout, match="did not acknowledge ping"):
+        await rig.controller.manage(absent.id, Ping(), timeout=0.5)

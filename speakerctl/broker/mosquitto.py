@@ -118,6 +118,10 @@ class MosquittoConfig:
             "set_tcp_nodelay true",
             f"allow_anonymous {str(self.allow_anonymous).lower()}",
             "persistence false",
+            # A burst of a province's reports (3-4 events per cluster) must not overflow the
+            # controller's queue: Mosquitto's default of 1000 drops messages silently.
+            "max_queued_messages 100000",
+            "max_inflight_messages 100",
             f"log_dest file {directory / LOG_NAME}",
             *(f"log_type {kind}" for kind in ("error", "warning", "notice", "information")),
             # Started as root, Mosquitto would switch to user `mosquitto` and lose `directory`.

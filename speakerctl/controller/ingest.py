@@ -11,7 +11,7 @@ from speakerctl.clock import Clock
 from speakerctl.controller.tracker import Tracker
 from speakerctl.controller.uploader import Upload
 from speakerctl.errors import ProtocolError, StoreError
-from speakerctl.protocol import ContentRequest, DeliveryEvent, Status, chunks, codec, topics
+from speakerctl.protocol import Ack, ContentRequest, Event, Status, chunks, codec, topics
 from speakerctl.store import DeliveryUpdate, Store
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ class IngestCounters:
     statuses: int = 0
     events: int = 0
     content_requests: int = 0
+    acks: int = 0
     malformed: int = 0
     unknown_devices: int = 0
     flushes: int = 0
@@ -42,6 +43,7 @@ class Ingestor:
         self._statuses: list[Status] = []
         self._events: list[DeliveryUpdate] = []
         self._lock = asyncio.Lock()
+        self._acks: dict[str, asyncio.Future[Ack]] = {}
 
     def track(self, tracker: Tracker, uploads: list[Upload]) -> None:
         """Route events of a live broadcast to its tracker and uploads."""
@@ -75,9 +77,25 @@ class Ingestor:
         self.counters.statuses += 1
         self._statuses.append(status)
 
-    def _on_event(self, device_id: str, event: DeliveryEvent | ContentRequest) -> None:
+    def expect_ack(self, command_id: str) -> asyncio.Future[Ack]:
+        """A future resolved by the device's acknowledgement of a management command."""
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self._acks[command_id] = future
+        return future
+
+    def forget_ack(self, command_id: str) -> None:
+        """Stop waiting for an acknowledgement."""
+        self._acks.pop(command_id, None)
+
+    def _on_event(self, device_id: str, event: Event) -> None:
         if event.device_id != device_id:
             raise ProtocolError(f"event of {event.device_id!r} published on {device_id!r}'s topic")
+        if isinstance(event, Ack):
+            self.counters.acks += 1
+            waiter = self._acks.pop(event.command_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event)
+            return
         if isinstance(event, ContentRequest):
             self.counters.content_requests += 1
             for upload in self._uploads.get(event.sha256, []):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,11 +21,23 @@ from speakerctl.controller.ingest import Ingestor
 from speakerctl.controller.planning import Plan, plan_broadcast
 from speakerctl.controller.tracker import Tracker
 from speakerctl.controller.uploader import Upload
-from speakerctl.protocol import Command, Play, Priority, codec, topics
+from speakerctl.errors import AckTimeout
+from speakerctl.protocol import Command, Ping, Play, Priority, Reboot, SetVolume, codec, topics
 from speakerctl.store import BroadcastState, Store
 
 log = logging.getLogger(__name__)
 Progress = Callable[[Counter[str], int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ManageResult:
+    """A device's answer to a management command, with the measured round trip."""
+
+    device_id: str
+    ok: bool
+    detail: str
+    rtt_ms: float
+    clock_offset_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +147,32 @@ class Controller:
             sum(u.bytes_sent for u in uploads),
             tracker.reach_latency_s,
         )
+
+    async def manage(
+        self, device_id: str, body: SetVolume | Reboot | Ping, timeout: float = 10.0
+    ) -> ManageResult:
+        """Send a management command to one device and wait for its acknowledgement, or AckTimeout."""
+        await asyncio.to_thread(self.store.device, device_id)  # NotFound for an unknown id
+        now = self.clock.now()
+        command = Command(
+            secrets.token_hex(8), to_ms(now), to_ms(now) + int(timeout * 1000), Priority.NORMAL, body
+        )
+        waiter = self.ingestor.expect_ack(command.msg_id)
+        sent = time.monotonic()
+        try:
+            await self.link.publish(topics.device_cmd(device_id), codec.encode(command), timeout=timeout)
+            ack = await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            raise AckTimeout(
+                f"{device_id} did not acknowledge {body.kind} within {timeout:.0f} s",
+                hint="the cluster may be offline: see `speakerctl devices show`",
+            ) from None
+        finally:
+            self.ingestor.forget_ack(command.msg_id)
+        rtt = (time.monotonic() - sent) * 1000
+        # The device stamped its ack about half a round trip after we sent the command.
+        offset = ack.ts_ms - (to_ms(now) + rtt / 2)
+        return ManageResult(device_id, ack.ok, ack.detail, rtt, offset)
 
     async def _run(
         self,

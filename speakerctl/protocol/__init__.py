@@ -1,6 +1,7 @@
 """Protocol v1: the wire contract shared by the controller and the device agent (pure data, no I/O)."""
 
 from speakerctl.protocol import chunks, codec, limits, topics
+from speakerctl.protocol.management import Ack, Ping, Reboot, SetVolume
 from speakerctl.protocol.messages import (
     FINAL_DEVICE_STATES,
     Command,
@@ -20,6 +21,7 @@ from speakerctl.protocol.messages import (
 
 __all__ = [
     "FINAL_DEVICE_STATES",
+    "Ack",
     "Command",
     "ContentRef",
     "ContentRequest",
@@ -27,10 +29,13 @@ __all__ = [
     "DeliveryState",
     "Event",
     "Link",
+    "Ping",
     "Play",
     "Power",
     "Priority",
     "Reason",
+    "Reboot",
+    "SetVolume",
     "Status",
     "Stop",
     "chunks",

@@ -26,7 +26,7 @@ MAX_MISSING_RANGES: Final = 64
 MAX_TARGETS: Final = 256
 """Zones and devices one broadcast may name (the controller enforces it)."""
 BROKER_MAX_PAYLOAD: Final = 20_480
-"""The smallest broker payload limit the protocol must fit (the embedded broker's default)."""
+"""The smallest broker payload limit the protocol must fit (e.g. Mosquitto message_size_limit)."""
 MAX_VARIANTS: Final = 4
 """At most this many encodings of one bulletin in a play command."""
 MAX_TIMESTAMP_MS: Final = 2**53 - 1

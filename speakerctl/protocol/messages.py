@@ -18,6 +18,7 @@ from speakerctl.protocol.limits import (
     MAX_VARIANTS,
     PROTOCOL_VERSION,
 )
+from speakerctl.protocol.management import Ack, Ping, Reboot, SetVolume
 from speakerctl.protocol.topics import check_id, check_sha256
 
 Wire = dict[str, Any]
@@ -193,8 +194,8 @@ class Stop:
         return cls(broadcast_id=f.req(w, "broadcast_id", str))
 
 
-Body = Play | Stop
-_BODIES: dict[str, type[Play] | type[Stop]] = {"play": Play, "stop": Stop}
+Body = Play | Stop | SetVolume | Reboot | Ping
+_BODIES: dict[str, type[Body]] = {b.kind: b for b in (Play, Stop, SetVolume, Reboot, Ping)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +361,7 @@ class ContentRequest:
         )
 
 
-Event = DeliveryEvent | ContentRequest
+Event = DeliveryEvent | ContentRequest | Ack
 
 
 def event_from_wire(d: object) -> Event:
@@ -371,6 +372,8 @@ def event_from_wire(d: object) -> Event:
         return DeliveryEvent.from_wire(w)
     if kind == ContentRequest.kind:
         return ContentRequest.from_wire(w)
+    if kind == Ack.kind:
+        return Ack.from_wire(w)
     raise ProtocolError(f"unknown event kind {kind!r}")
 
 
@@ -438,6 +441,9 @@ class Status:
     cached: tuple[str, ...] = ()
     cached_count: int = 0
     protocol: int = PROTOCOL_VERSION
+    temperature_c: float | None = None
+    storage_free_mb: int | None = None
+    clock_offset_ms: int | None = None
 
     def __post_init__(self) -> None:
         check_id(self.device_id, "device id")
@@ -448,6 +454,10 @@ class Status:
         f.check_range(self.protocol, 1, 1_000, "protocol")
         if self.playing is not None:
             f.check_token(self.playing, "playing")
+        if self.storage_free_mb is not None:
+            f.check_range(self.storage_free_mb, 0, MAX_TIMESTAMP_MS, "storage_free_mb")
+        if self.clock_offset_ms is not None:
+            f.check_range(self.clock_offset_ms, -MAX_TIMESTAMP_MS, MAX_TIMESTAMP_MS, "clock_offset_ms")
         f.check_text(self.firmware, "firmware")
         f.check_text(self.model, "model")
         f.choice(self.amplifier, AMPLIFIER_STATES, "amplifier")
@@ -474,6 +484,9 @@ class Status:
             "amplifier": self.amplifier,
             "cached": list(self.cached),
             "cached_count": self.cached_count,
+            "temperature_c": self.temperature_c,
+            "storage_free_mb": self.storage_free_mb,
+            "clock_offset_ms": self.clock_offset_ms,
         }
 
     @classmethod
@@ -495,8 +508,19 @@ class Status:
             amplifier=f.opt(w, "amplifier", str) or "ok",
             cached=tuple(f.str_list(w.get("cached", []), "cached")),
             cached_count=f.opt(w, "cached_count", int) or 0,
+            temperature_c=_number(w.get("temperature_c"), "temperature_c"),
+            storage_free_mb=f.opt(w, "storage_free_mb", int),
+            clock_offset_ms=f.opt(w, "clock_offset_ms", int),
         )
 
 
 def _default(value: int | None, default: int) -> int:
     return default if value is None else value
+
+
+def _number(value: object, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -100 <= value <= 200:
+        raise ProtocolError(f"{what} must be a number of degrees in -100..200, got {value!r}")
+    return float(value)

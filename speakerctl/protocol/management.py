@@ -1,0 +1,111 @@
+"""Remote-management commands (volume, reboot, ping) and the acknowledgement a device sends for each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from speakerctl.protocol import fields as f
+from speakerctl.protocol.limits import PROTOCOL_VERSION
+from speakerctl.protocol.topics import check_id
+
+Wire = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SetVolume:
+    """Set the cluster's default volume (0-100) for broadcasts that do not name one."""
+
+    volume: int
+
+    kind = "set_volume"
+
+    def __post_init__(self) -> None:
+        f.check_range(self.volume, 0, 100, "volume")
+
+    def to_wire(self) -> Wire:
+        """Wire dict."""
+        return {"volume": self.volume}
+
+    @classmethod
+    def from_wire(cls, w: Wire) -> SetVolume:
+        """Parse and validate."""
+        return cls(volume=f.req(w, "volume", int))
+
+
+@dataclass(frozen=True, slots=True)
+class Reboot:
+    """Restart the cluster's receiver; it acknowledges first, then goes offline and comes back."""
+
+    kind = "reboot"
+
+    def to_wire(self) -> Wire:
+        """Wire dict."""
+        return {}
+
+    @classmethod
+    def from_wire(cls, w: Wire) -> Reboot:
+        """Parse and validate."""
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Ask for an immediate acknowledgement, to measure the round trip and the clock offset."""
+
+    kind = "ping"
+
+    def to_wire(self) -> Wire:
+        """Wire dict."""
+        return {}
+
+    @classmethod
+    def from_wire(cls, w: Wire) -> Ping:
+        """Parse and validate."""
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A device's answer to a management command: done, or refused with a reason."""
+
+    msg_id: str
+    device_id: str
+    ts_ms: int
+    command_id: str
+    ok: bool = True
+    detail: str = ""
+
+    kind = "ack"
+
+    def __post_init__(self) -> None:
+        f.check_token(self.msg_id, "id")
+        check_id(self.device_id, "device id")
+        f.check_timestamp(self.ts_ms, "ts")
+        f.check_token(self.command_id, "command_id")
+        f.check_text(self.detail, "detail")
+
+    def to_wire(self) -> Wire:
+        """Wire dict."""
+        return {
+            "v": PROTOCOL_VERSION,
+            "kind": self.kind,
+            "id": self.msg_id,
+            "device_id": self.device_id,
+            "ts": self.ts_ms,
+            "command_id": self.command_id,
+            "ok": self.ok,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_wire(cls, w: Wire) -> Ack:
+        """Parse and validate."""
+        return cls(
+            msg_id=f.req(w, "id", str),
+            device_id=f.req(w, "device_id", str),
+            ts_ms=f.req(w, "ts", int),
+            command_id=f.req(w, "command_id", str),
+            ok=f.req(w, "ok", bool),
+            detail=f.opt(w, "detail", str) or "",
+        )
