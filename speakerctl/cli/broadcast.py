@@ -88,9 +88,13 @@ def _progress() -> Progress:
 
 def print_summary(result: BroadcastResult) -> None:
     """Final count per state."""
-    table = Table("state", "clusters", title=f"broadcast {result.broadcast_id}", title_justify="left")
+    console.print(f"broadcast [bold]{result.broadcast_id}[/]")
+    table = Table("state", "clusters")
     for name, n in sorted(result.counts.items()):
         table.add_row(name, str(n))
     console.print(table)
     colour = "green" if result.complete else "red"
-    console.print(f"[bold {colour}]{result.played}/{result.total} played[/]")
+    reach = (
+        f", all playing {result.reach_latency_s:.2f} s after the command" if result.reach_latency_s else ""
+    )
+    console.print(f"[bold {colour}]{result.played}/{result.total} played[/]{reach}")

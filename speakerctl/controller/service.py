@@ -128,9 +128,10 @@ class Controller:
         )
         command = _command(plan, request.priority, to_ms(now))
         tracker = Tracker(plan.broadcast_id, list(plan.device_ids), set(plan.online))
+        blobs = await asyncio.to_thread(lambda: [self.content.read(ref.sha256) for ref in plan.variants])
         uploads = [
-            Upload(self.link, ref, self.content.read(ref.sha256), self.settings.accept_window_s)
-            for ref in plan.variants
+            Upload(self.link, ref, blob, self.settings.accept_window_s)
+            for ref, blob in zip(plan.variants, blobs, strict=True)
         ]
         egress_before = self.link.bytes_out
         self.ingestor.track(tracker, uploads)
