@@ -34,6 +34,7 @@ from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
 from speakerctl.controller.app import load_fleet
 from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.security.keys import trusted_path
 from speakerctl.store import Store, VariantInfo
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -104,8 +105,11 @@ async def speakerctl_e2e(url: str, n: int, root: Path, repeats: int = 3) -> tupl
     settings = Settings(data_dir=root / f"ctl-{n}", broker=url, broadcast_timeout_s=60)
     store = Store.open(settings.db_url)
     load_fleet(store, inventory)
-    fleet = Fleet(inventory, settings.broker_address, FleetOptions(root=root / f"fleet-{n}", time_scale=50))
-    controller = Controller(settings, store)
+    controller = Controller(settings, store)  # creates the signing key clusters are provisioned with
+    options = FleetOptions(
+        root=root / f"fleet-{n}", time_scale=50, trust_file=trusted_path(settings.keys_dir)
+    )
+    fleet = Fleet(inventory, settings.broker_address, options)
     egress: dict[str, float] = {}
     async with asyncio.TaskGroup() as tg:
         fleet_task = tg.create_task(fleet.run())

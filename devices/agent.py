@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devices.cache import ContentCache, Download
 from devices.hardware import Hardware
 from devices.player import Job, Player
+from devices.replay import SeenIds
+from devices.schedule import OffsetEstimator
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link, Will
-from speakerctl.errors import ContentError, LinkError, ProtocolError
+from speakerctl.errors import ContentError, LinkError, ProtocolError, SignatureError
 from speakerctl.protocol import (
     Ack,
     Command,
@@ -34,10 +35,12 @@ from speakerctl.protocol import (
     codec,
     topics,
 )
-from speakerctl.protocol.limits import MAX_CACHED_LISTED, MAX_MISSING_RANGES, SEEN_IDS
+from speakerctl.protocol.limits import MAX_CACHED_LISTED, MAX_MISSING_RANGES
+from speakerctl.protocol.signing import TrustedKeys
 
 log = logging.getLogger(__name__)
 STATUS_DEBOUNCE_S = 0.5
+SEEN_IDS_FILE = "seen-ids.txt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,8 @@ class AgentConfig:
     heartbeat_s: float = 60.0
     repair_after_s: float = 2.0
     content_timeout_s: float = 300.0
+    trusted_keys: TrustedKeys = field(default_factory=TrustedKeys)
+    """Public keys commands must be signed with (from provisioning); none: every command is refused."""
 
     def __post_init__(self) -> None:
         topics.check_id(self.device_id, "device id")
@@ -78,6 +83,8 @@ class Counters:
         self.duplicates = 0
         self.bad_chunks = 0
         self.repair_requests = 0
+        self.rejected = 0
+        """Commands refused for their signature: unsigned, forged or by an untrusted key."""
 
 
 class DeviceAgent:
@@ -90,7 +97,8 @@ class DeviceAgent:
         self.counters = Counters()
         self.player = Player(hardware.output, hardware.amplifier, hardware.clock, self._emit_job)
         self._fetches: dict[str, Fetch] = {}
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.offset = OffsetEstimator()
+        self._seen = SeenIds(config.cache_dir / SEEN_IDS_FILE)
         self._unsubscribe: set[str] = set()
         self._status_dirty = False
         self._reboot_pending = False
@@ -147,6 +155,7 @@ class DeviceAgent:
             clock_offset_ms=self.hw.telemetry.clock_offset_ms(),
             cached=tuple(hashes[:MAX_CACHED_LISTED]),
             cached_count=len(hashes),
+            rejected_commands=self.counters.rejected,
         )
 
     # -- incoming ------------------------------------------------------------------------
@@ -163,12 +172,18 @@ class DeviceAgent:
             log.warning("%s: rejected message on %s: %s", self.config.device_id, message.topic, exc)
 
     async def _on_command(self, command: Command) -> None:
+        # The signature is checked before the id is remembered: a forged command must not
+        # be able to burn the id of a genuine one.
+        try:
+            self.config.trusted_keys.verify(command)
+        except SignatureError as exc:
+            self._reject(command, exc)
+            return
         if command.msg_id in self._seen:
             self.counters.duplicates += 1
             return
-        self._seen[command.msg_id] = None
-        if len(self._seen) > SEEN_IDS:
-            self._seen.popitem(last=False)
+        self._seen.add(command.msg_id)
+        self.offset.sample(command.issued_at_ms, self.hw.clock.now_ms())
         body = command.body
         if isinstance(body, SetVolume | Reboot | Ping):
             self._manage(command, body)
@@ -178,6 +193,13 @@ class DeviceAgent:
             self._emit(body.broadcast_id, DeliveryState.EXPIRED, Reason.EXPIRED, "arrived expired")
         else:
             await self._accept(command, body)
+
+    def _reject(self, command: Command, exc: SignatureError) -> None:
+        self.counters.rejected += 1
+        self._status_dirty = True  # the status's rejected_commands tells the controller
+        log.warning(
+            "%s: refused command %s (%s): %s", self.config.device_id, command.msg_id, command.body.kind, exc
+        )
 
     def _manage(self, command: Command, body: SetVolume | Reboot | Ping) -> None:
         now = self.hw.clock.now_ms()
@@ -228,7 +250,7 @@ class DeviceAgent:
 
     def _ready(self, command: Command, play: Play, ref: ContentRef, path: Path) -> None:
         self._emit(play.broadcast_id, DeliveryState.CONTENT_READY, None, "")
-        self.player.submit(Job(command, play, ref, path))
+        self.player.submit(Job(command, play, ref, path, start_ms=self.offset.to_device(play.start_at_ms)))
 
     def _on_chunk(self, sha256: str, frame: bytes) -> None:
         fetch = self._fetches.get(sha256)
@@ -366,15 +388,20 @@ class DeviceAgent:
             while not self._outbox.empty():
                 batch.append(self._outbox.get_nowait())
             while True:
-                try:
-                    # One connection keeps publish order, so a burst can share one ack round trip.
-                    await asyncio.gather(
-                        *(self.link.publish(t, p, retain=r, timeout=30) for t, p, r in batch)
-                    )
+                # One connection keeps publish order, so a burst can share one ack round trip.
+                # Every publish of the burst is awaited, failed or not: none is left running
+                # behind a retry or a cancellation.
+                results = await asyncio.gather(
+                    *(self.link.publish(t, p, retain=r, timeout=30) for t, p, r in batch),
+                    return_exceptions=True,
+                )
+                errors = [e for e in results if isinstance(e, BaseException)]
+                if not errors:
                     break
-                except LinkError as exc:
-                    # Resending the whole burst is safe: the controller treats reports idempotently.
-                    log.info("%s: outbox waiting for the link: %s", self.config.device_id, exc)
+                if not isinstance(errors[0], LinkError):
+                    raise errors[0]
+                # Resending the whole burst is safe: the controller treats reports idempotently.
+                log.info("%s: outbox waiting for the link: %s", self.config.device_id, errors[0])
 
     async def _heartbeat(self) -> None:
         """Status on change (at most every STATUS_DEBOUNCE_S) and every heartbeat interval."""

@@ -29,8 +29,10 @@ class SystemClock:
 class AudioOutput(Protocol):
     """Decodes and plays a file through the amplifier; cancellation stops the sound at once."""
 
-    async def play(self, path: Path, codec: str, duration_ms: int, volume: int) -> None:
-        """Play to the end, or raise to report a playback failure."""
+    async def play(
+        self, path: Path, codec: str, duration_ms: int, volume: int, *, offset_ms: int = 0
+    ) -> None:
+        """Play from `offset_ms` to the end, or raise to report a playback failure."""
         ...
 
 

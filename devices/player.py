@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devices.hardware import Amplifier, AudioOutput, Clock
-from speakerctl.protocol import Command, ContentRef, DeliveryState, Play, Priority, Reason
+from speakerctl.protocol import Command, ContentRef, DeliveryState, Play, PreemptPolicy, Priority, Reason
 
 log = logging.getLogger(__name__)
 _seq = itertools.count()
@@ -26,6 +26,10 @@ class Job:
     ref: ContentRef
     path: Path
     seq: int = field(default_factory=lambda: next(_seq))
+    start_ms: int | None = None
+    """When to start by this device's clock (start_at corrected for the clock offset); None: start_at."""
+    position_ms: int = 0
+    """Where playback starts in the content: past 0 once a preempted job resumes."""
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -106,7 +110,7 @@ class Player:
             return job
         if self._ready:
             # Nothing is due yet: sleep until the earliest start, or until something new arrives.
-            first = min(j.play.start_at_ms or now for j in self._ready)
+            first = min(_start(j) or now for j in self._ready)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), (first - now) / 1000)
@@ -119,8 +123,9 @@ class Player:
         self._current, self._preempted_by = job, None
         volume = job.play.volume if job.play.volume is not None else self.volume
         content = job.ref
+        started_ms = self._clock.now_ms()
         self._task = asyncio.create_task(
-            self._output.play(job.path, content.codec, content.duration_ms, volume)
+            self._output.play(job.path, content.codec, content.duration_ms, volume, offset_ms=job.position_ms)
         )
         self._emit(job, DeliveryState.PLAYING, None, "")
         try:
@@ -130,22 +135,36 @@ class Player:
             if not self._task.cancelled():
                 self._task.cancel()
                 raise
-            self._report_interrupted(job)
+            self._report_interrupted(job, self._clock.now_ms() - started_ms)
         except Exception as exc:  # the output is hardware: any failure is reported, not fatal
             log.warning("playback of %s failed: %s", job.play.broadcast_id, exc)
             self._emit(job, DeliveryState.FAILED, Reason.PLAYBACK_ERROR, str(exc)[:200])
         finally:
             self._current, self._task = None, None
 
-    def _report_interrupted(self, job: Job) -> None:
+    def _report_interrupted(self, job: Job, played_ms: int) -> None:
         by = self._preempted_by
-        if by is not None:
+        policy = job.play.on_preempt
+        if by is not None and policy is not PreemptPolicy.DROP:
+            # Back in the queue, keeping its place among equals; no report: it is not final.
+            resumed = job.position_ms + max(0, played_ms) if policy is PreemptPolicy.RESUME else 0
+            job.position_ms, job.start_ms = min(resumed, job.ref.duration_ms), None
+            job.play = Play(
+                job.play.broadcast_id, job.play.variants, None, job.play.volume, job.play.title, policy
+            )
+            self._ready.append(job)
+            self._wake.set()
+        elif by is not None:
             detail = f"preempted by {by.command.priority.wire} broadcast {by.play.broadcast_id}"
             self._emit(job, DeliveryState.FAILED, Reason.PREEMPTED, detail)
         else:
             self._emit(job, DeliveryState.FAILED, Reason.STOPPED, "stopped by the controller")
 
 
+def _start(job: Job) -> int | None:
+    return job.start_ms if job.start_ms is not None else job.play.start_at_ms
+
+
 def _due(job: Job, now_ms: int) -> bool:
-    start = job.play.start_at_ms
+    start = _start(job)
     return start is None or start <= now_ms

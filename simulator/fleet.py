@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from devices.agent import AgentConfig, DeviceAgent
 from devices.hardware import Hardware
 from devices.inventory import DeviceSpec, Inventory, load_profiles
+from devices.trust import read_trusted_keys
+from simulator.conditions import FleetConditions
+from simulator.faults import FaultProfile, FaultyDownlink
 from simulator.hardware import SimAmplifier, SimClock, SimOutput, SimTelemetry
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.errors import LinkError
+from speakerctl.protocol.signing import TrustedKeys
 
 log = logging.getLogger(__name__)
 _CONNECT_BURST = 50
@@ -29,6 +33,13 @@ class FleetOptions:
     seed: int = 0
     max_clock_offset_ms: int = 0
     heartbeat_s: float = 60.0
+    conditions: FleetConditions = field(default_factory=FleetConditions)
+    """Shares of clusters on battery, with amplifier faults or old firmware (default: none)."""
+    trust_file: Path | None = None
+    """The controller's public keys, as given to a cluster at provisioning; None: trust nothing."""
+    faults: FaultProfile | None = None
+    """Faults injected on every cluster's downlink (chunk loss, corruption, latency, bandwidth)."""
+    repair_after_s: float = 2.0
 
 
 @dataclass(slots=True)
@@ -40,6 +51,7 @@ class SimDevice:
     amplifier: SimAmplifier
     telemetry: SimTelemetry
     clock: SimClock
+    spec: DeviceSpec
 
 
 def scaled_inventory(inventory: Inventory, count: int) -> Inventory:
@@ -63,6 +75,8 @@ class Fleet:
         self.options = options
         rng = random.Random(options.seed)
         profiles = load_profiles()
+        self._rng = rng
+        self.trusted = read_trusted_keys(options.trust_file) if options.trust_file else TrustedKeys()
         self.devices = {
             spec.id: self._build(spec, rng, profiles[spec.model].codecs)
             for spec in scaled_inventory(inventory, options.count or len(inventory.devices)).devices
@@ -74,15 +88,29 @@ class Fleet:
         output = SimOutput(self.options.time_scale)
         amplifier = SimAmplifier()
         telemetry = SimTelemetry(spec.network, rng=random.Random(rng.random()), offset_ms=offset)
+        firmware = self.options.conditions.apply(spec.id, self.options.seed, telemetry, amplifier)
         config = AgentConfig(
             device_id=spec.id,
             zones=self.inventory.ancestors(spec.zone),
             cache_dir=self.options.root / spec.id,
             model=spec.model,
             heartbeat_s=self.options.heartbeat_s,
+            firmware=firmware,
+            trusted_keys=self.trusted,
+            repair_after_s=self.options.repair_after_s,
         )
         hardware = Hardware(output, amplifier, telemetry, clock, codecs)
-        return SimDevice(DeviceAgent(config, self.address, hardware), output, amplifier, telemetry, clock)
+        agent = DeviceAgent(config, self.address, hardware)
+        if self.options.faults is not None:
+            faults, link_rng = self.options.faults, random.Random(rng.random())
+            agent.link.wrap_handler(lambda inner: FaultyDownlink(inner, faults, link_rng))
+        return SimDevice(agent, output, amplifier, telemetry, clock, spec)
+
+    def rebuild(self, device_id: str) -> SimDevice:
+        """The cluster after a power cycle: a fresh agent and hardware on the same storage."""
+        old = self.devices[device_id]
+        self.devices[device_id] = self._build(old.spec, self._rng, old.agent.hw.codecs)
+        return self.devices[device_id]
 
     @property
     def online(self) -> int:

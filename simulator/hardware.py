@@ -29,15 +29,22 @@ class SimOutput:
     time_scale: float = 1.0
     played: list[str] = field(default_factory=list)
     fail_next: str | None = None
+    started_ms: list[int] = field(default_factory=list)
+    """True (host) time at which each playback began, for measuring start skew across a fleet."""
+    volumes: list[int] = field(default_factory=list)
 
-    async def play(self, path: Path, codec: str, duration_ms: int, volume: int) -> None:
+    async def play(
+        self, path: Path, codec: str, duration_ms: int, volume: int, *, offset_ms: int = 0
+    ) -> None:
         """Sleep for the scaled duration; a real unit would decode `path` to the DAC."""
         if self.fail_next is not None:
             reason, self.fail_next = self.fail_next, None
             raise RuntimeError(reason)
         if not path.exists():  # noqa: ASYNC240 - one stat of a local file
             raise FileNotFoundError(f"content file {path.name} vanished from the cache")
-        await asyncio.sleep(duration_ms / 1000 / self.time_scale)
+        self.started_ms.append(time.time_ns() // 1_000_000)
+        self.volumes.append(volume)
+        await asyncio.sleep(max(0, duration_ms - offset_ms) / 1000 / self.time_scale)
         self.played.append(path.stem)
 
 

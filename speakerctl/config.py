@@ -16,6 +16,9 @@ from speakerctl.errors import ConfigError
 ENV_PREFIX = "SPEAKERCTL_"
 
 
+_MONITORING_POSITIVE = ("heartbeat_timeout_s", "offline_alert_min", "clock_drift_ms", "health_interval_s")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything speakerctl can be told, with its defaults."""
@@ -29,6 +32,33 @@ class Settings:
     accept_window_s: float = 2.0
     broadcast_timeout_s: float = 120.0
     client_id: str = ""
+    broker_ca: str = ""
+    """CA certificate (PEM) that signed the broker's TLS certificate, for mqtts:// URLs."""
+    heartbeat_timeout_s: float = 180.0
+    """A device not heard from for this long counts as offline, whatever its last status said."""
+    offline_alert_min: float = 10.0
+    """Open an `offline` alert once a device has been offline this many minutes."""
+    clock_drift_ms: int = 2000
+    """Open a `clock_drift` alert when a device's |clock offset| exceeds this."""
+    min_firmware: str = ""
+    """Oldest acceptable firmware version, e.g. "0.1.0" (empty: no `outdated_firmware` alerts)."""
+    health_interval_s: float = 30.0
+    """How often `speakerctl serve` re-evaluates the alert rules."""
+    schedule_horizon_h: float = 24.0
+    """How far ahead the controller pushes each cluster its scheduled broadcasts (0: no pushes)."""
+    schedule_lead_s: float = 10.0
+    """Lead given to a broadcast fired now, so every cluster of a zone has it before its start time."""
+    emergency_volume: int = 100
+    quiet_hours: str = ""
+    """Volume by local time of day, per zone or everywhere: "21:00-05:00=40,st-ke-sach@22:00-04:30=25"."""
+    max_duration_s: float = 1800.0
+    """Longest audio a bulletin may hold, once its silent ends are trimmed."""
+    loudness_lufs: float = -16.0
+    """Integrated loudness every bulletin is brought to (EBU R128)."""
+    true_peak_dbtp: float = -2.0
+    """Ceiling for the true peak of every encoding."""
+    chime_file: str = ""
+    """Attention chime for `--chime` (an audio file; empty: the one speakerctl generates)."""
 
     def __post_init__(self) -> None:
         BrokerAddress.parse(self.broker)
@@ -36,9 +66,14 @@ class Settings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(f"unknown time zone {self.timezone!r}", hint="e.g. Asia/Ho_Chi_Minh") from exc
-        for name in ("command_ttl_s", "accept_window_s", "broadcast_timeout_s"):
+        for name in ("command_ttl_s", "accept_window_s", "broadcast_timeout_s", *_MONITORING_POSITIVE):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.emergency_volume <= 100:
+            raise ConfigError(f"emergency_volume must be 0..100, got {self.emergency_volume}")
+        if self.schedule_horizon_h < 0 or self.schedule_lead_s < 0:
+            raise ConfigError("schedule_horizon_h and schedule_lead_s must not be negative")
+        _check_audio_settings(self)
 
     @property
     def db_url(self) -> str:
@@ -51,13 +86,31 @@ class Settings:
         return self.data_dir / "content"
 
     @property
+    def keys_dir(self) -> Path:
+        """Where the command-signing keys and the clusters' trusted.pub live."""
+        return self.data_dir / "keys"
+
+    @property
     def broker_address(self) -> BrokerAddress:
-        """The parsed broker URL."""
-        return BrokerAddress.parse(self.broker)
+        """The parsed broker URL, with the CA setting for TLS."""
+        address = BrokerAddress.parse(self.broker)
+        return replace(address, ca_file=self.broker_ca) if self.broker_ca else address
 
     def with_overrides(self, **values: Any) -> Settings:
         """A copy with the given non-None values replaced (CLI options)."""
         return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def _check_audio_settings(settings: Settings) -> None:
+    """ConfigError unless the audio limits are usable."""
+    checks = (
+        ("max_duration_s", settings.max_duration_s, 1.0, 86400.0),
+        ("loudness_lufs", settings.loudness_lufs, -40.0, -5.0),
+        ("true_peak_dbtp", settings.true_peak_dbtp, -12.0, 0.0),
+    )
+    for name, value, lo, hi in checks:
+        if not lo <= value <= hi:
+            raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {value}")
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

@@ -1,18 +1,20 @@
 """The speakerctl exception tree; every error the project raises is one of these.
 
-    SpeakerctlError
-    ├── ConfigError            a setting is missing or invalid
-    ├── ProtocolError          a payload or topic breaks the wire contract (never fatal to a loop)
-    │   └── PayloadTooLarge
-    ├── LinkError              the MQTT broker cannot be reached or refused us
-    │   ├── AuthError          wrong credentials or not authorised
-    │   └── AckTimeout         the broker did not acknowledge in time
-    ├── BrokerError            the embedded broker failed to start
-    ├── AudioError             an audio file cannot be imported
-    ├── StoreError             the database cannot be read or written
-    │   └── NotFound           an id names nothing (device, zone, bulletin, broadcast)
-    ├── ContentError           device side: content failed verification or cannot be cached
-    └── InventoryError         a fleet inventory or hardware profile is malformed
+SpeakerctlError
+├── ConfigError            a setting is missing or invalid
+├── ProtocolError          a payload or topic breaks the wire contract (never fatal to a loop)
+│   ├── PayloadTooLarge
+│   └── SignatureError     a command is unsigned, signed by an unknown key, or forged
+├── LinkError              the MQTT broker cannot be reached or refused us
+│   ├── AuthError          wrong credentials or not authorised
+│   └── AckTimeout         the broker did not acknowledge in time
+├── BrokerError            the embedded broker failed to start
+├── AudioError             an audio file cannot be imported
+├── StoreError             the database cannot be read or written
+│   ├── NotFound           an id names nothing (device, zone, bulletin, broadcast)
+│   └── InUse              a bulletin cannot be removed while it is on air or scheduled
+├── ContentError           device side: content failed verification or cannot be cached
+└── InventoryError         a fleet inventory or hardware profile is malformed
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class PayloadTooLarge(ProtocolError):
     """A payload exceeds the protocol's size limit."""
 
 
+class SignatureError(ProtocolError):
+    """A command's signature is missing, by an untrusted key, or does not verify."""
+
+
 class LinkError(SpeakerctlError):
     """The MQTT broker cannot be reached or dropped us."""
 
@@ -67,6 +73,10 @@ class StoreError(SpeakerctlError):
 
 class NotFound(StoreError):
     """An id names nothing in the store."""
+
+
+class InUse(StoreError):
+    """Something still needs what was to be removed (a running broadcast, a schedule)."""
 
 
 class ContentError(SpeakerctlError):

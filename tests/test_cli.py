@@ -83,7 +83,7 @@ def test_errors_are_one_line_with_a_hint_and_a_meaningful_exit_code(tmp_path: Pa
 
 
 @contextlib.contextmanager
-def _fleet(url: str, cache: Path) -> Iterator[str]:
+def _fleet(url: str, cache: Path, trust: Path) -> Iterator[str]:
     """`speakerctl simulate` in its own process, as real clusters are; yields its ready line."""
     cmd = [
         sys.executable,
@@ -98,6 +98,8 @@ def _fleet(url: str, cache: Path) -> Iterator[str]:
         "10",
         "--cache-dir",
         str(cache),
+        "--trust",
+        str(trust),
     ]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
@@ -114,7 +116,9 @@ def test_broadcast_and_report_against_a_simulated_fleet_process(
     runner, opts = cli
     tone = generate_tone(2.0, path=tmp_path / "tin.wav")
     bulletin = json.loads(_ok(runner, [*opts, "bulletin", "add", str(tone), "--json"]))[0]["id"]
-    with EmbeddedBroker() as broker, _fleet(broker.url, tmp_path / "fleet") as ready:
+    _ok(runner, [*opts, "keys", "init"])
+    trust = tmp_path / "data" / "keys" / "trusted.pub"
+    with EmbeddedBroker() as broker, _fleet(broker.url, tmp_path / "fleet", trust) as ready:
         assert ready.startswith("ready: 30 clusters online")
         args = [*opts, "--broker", broker.url, "broadcast", str(bulletin), "--to", CITY, "--json"]
         outcome = json.loads(_ok(runner, args))

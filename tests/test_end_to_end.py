@@ -21,6 +21,7 @@ from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import AckTimeout, NotFound
 from speakerctl.protocol import Ping, Priority, Reboot, SetVolume, topics
+from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BulletinInfo
 
 # The clusters of Kế Sách district: enough to exercise zones, mixed models and codecs.
@@ -59,7 +60,10 @@ async def rig(broker_url: str, tmp_path: Path) -> AsyncIterator[Rig]:
     )
     inventory = load_inventory()
     ids = [d.id for d in inventory.devices_under(ZONE)]
-    fleet = Fleet(inventory, settings.broker_address, FleetOptions(root=tmp_path / "fleet", time_scale=20))
+    # Provisioning: the clusters trust the controller's public key, given to them as a file.
+    load_or_create_signer(settings.keys_dir)
+    options = FleetOptions(root=tmp_path / "fleet", time_scale=20, trust_file=trusted_path(settings.keys_dir))
+    fleet = Fleet(inventory, settings.broker_address, options)
     fleet.devices = {k: v for k, v in fleet.devices.items() if k in ids}
     store = open_store(settings)
     tone = generate_tone(2.0, path=tmp_path / "tin-tuc.wav")

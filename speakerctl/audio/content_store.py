@@ -3,22 +3,29 @@
 Writes are atomic (a temp file in the same directory, fsync, `os.replace`, fsync of the
 directory) and deduplicated: content already present is never rewritten. Temp files start
 with a dot, so a crash leaves nothing that `path()` could mistake for content.
+
+`lock()` serialises, across processes, the steps that must agree with the database: storing
+content and recording the bulletin that uses it, or forgetting a bulletin and deleting the
+content nothing else uses.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from speakerctl.audio.encode import EncodedAudio
+from speakerctl.audio.formats import EncodedAudio
 from speakerctl.errors import AudioError, NotFound, StoreError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 FILE_MODE = 0o644
+LOCK_NAME = ".lock"
 
 
 class ContentStore:
@@ -64,6 +71,26 @@ class ContentStore:
             raise NotFound(f"no content {sha256[:12]} in {self.root}") from exc
         except OSError as exc:
             raise StoreError(f"cannot remove {path}: {exc.strerror or exc}") from exc
+
+    def discard(self, hashes: Iterable[str]) -> None:
+        """Delete whichever of this content is present."""
+        for sha256 in hashes:
+            with contextlib.suppress(NotFound):
+                self.remove(sha256)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the store's advisory lock (blocking until other processes release it)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise StoreError(f"cannot lock {self.root}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _shard(self, sha256: str) -> Path:
         """The directory for a hash: its first two hex digits."""

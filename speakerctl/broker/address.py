@@ -1,13 +1,14 @@
-"""Broker addresses: `mqtt://[user[:password]@]host[:port]`, parsed and validated once."""
+"""Broker addresses: `mqtt[s]://[user[:password]@]host[:port][?ca=FILE]`, parsed and validated once."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from speakerctl.errors import ConfigError
 
 DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,28 +19,33 @@ class BrokerAddress:
     port: int = DEFAULT_PORT
     username: str | None = None
     password: str | None = None
+    tls: bool = False
+    """`mqtts://`: MQTT over TLS, the broker's certificate checked against `ca_file` (or the system CAs)."""
+    ca_file: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
-        """Parse `mqtt://user:pass@host:port`, or raise ConfigError saying what is wrong."""
+        """Parse `mqtt[s]://user:pass@host:port[?ca=FILE]`, or raise ConfigError saying what is wrong."""
         parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-        if parts.scheme != "mqtt":
+        if parts.scheme not in ("mqtt", "mqtts"):
             raise ConfigError(
                 f"broker URL {url!r} has scheme {parts.scheme!r}",
-                hint="use mqtt://host:port (TLS comes with the security work)",
+                hint="use mqtt://host:port, or mqtts://host:port for TLS",
             )
+        tls = parts.scheme == "mqtts"
+        ca = parse_qs(parts.query).get("ca")
         try:
-            port = parts.port or DEFAULT_PORT
+            port = parts.port or (DEFAULT_TLS_PORT if tls else DEFAULT_PORT)
         except ValueError as exc:
             raise ConfigError(f"broker URL {url!r} has an invalid port") from exc
         if not parts.hostname:
             raise ConfigError(f"broker URL {url!r} names no host", hint="e.g. mqtt://127.0.0.1:1883")
         user = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password else None
-        return cls(parts.hostname, port, user, password)
+        return cls(parts.hostname, port, user, password, tls, ca[-1] if ca else None)
 
     @property
     def url(self) -> str:
         """The URL without the password, fit for logs and messages."""
         user = f"{self.username}@" if self.username else ""
-        return f"mqtt://{user}{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"

@@ -207,7 +207,7 @@ def _patched_broker_class() -> Any:
     2. Its AnonymousAuthPlugin marks sessions anonymous, and amqtt neither queues QoS 1 messages
        for nor keeps anonymous persistent sessions; we let every loopback client in without it.
     """
-    from amqtt.broker import Broker  # type: ignore[import-untyped]  # the child alone needs it
+    from amqtt.broker import Broker  # the child alone needs it
 
     class PatchedBroker(Broker):  # type: ignore[misc]
         async def _authenticate(self, session: Any, listener: Any) -> bool:

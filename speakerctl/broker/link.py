@@ -106,6 +106,7 @@ class Link:
             will=aiomqtt.Will(will.topic, will.payload, 1, will.retain) if will else None,
             socket_options=[NODELAY],
             timeout=10,
+            tls_params=aiomqtt.TLSParameters(ca_certs=self.address.ca_file) if self.address.tls else None,
         )
         # aiomqtt warns past 10 concurrent publishes; a windowed chunk upload has more by design.
         client.pending_calls_threshold = 4 * self._max_inflight
@@ -204,6 +205,10 @@ class Link:
             if "timed out" in str(exc).lower():
                 raise AckTimeout(f"{what} not acknowledged by {self.address.url}: {exc}") from exc
             raise LinkError(f"{what} failed on {self.address.url}: {exc}") from exc
+
+    def wrap_handler(self, wrap: Callable[[Handler], Handler]) -> None:
+        """Put a layer between the session and the handler (the simulator injects link faults there)."""
+        self._handler = wrap(self._handler)
 
     def drop(self) -> None:
         """Kill the socket without a DISCONNECT, as a power cut would (the broker sends the Will)."""

@@ -87,6 +87,19 @@ def _write_private(path: Path, text: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A TLS listener's CA, certificate and key (PEM paths)."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+
+    def lines(self) -> list[str]:
+        """The listener's mosquitto.conf lines."""
+        return [f"cafile {self.cafile}", f"certfile {self.certfile}", f"keyfile {self.keyfile}"]
+
+
+@dataclass(frozen=True, slots=True)
 class MosquittoConfig:
     """One loopback listener and its access rules; `write()` renders them into a directory."""
 
@@ -95,6 +108,12 @@ class MosquittoConfig:
     allow_anonymous: bool = True
     users: Mapping[str, str] = field(default_factory=dict)
     """user -> password; if any, a hashed password_file is written."""
+    password_hashes: Mapping[str, str] = field(default_factory=dict)
+    """user -> an already hashed password (`$7$...`), written as is: no plaintext needed."""
+    tls: TlsFiles | None = None
+    """With these, the listener speaks MQTT over TLS only."""
+    persistence: bool = False
+    """Keep sessions, subscriptions and queued messages across a broker restart (in `directory`)."""
     acl: Sequence[str] = ()
     """Lines of the acl_file, e.g. `user alice` then `topic write pa/v1/#`; none, no acl_file."""
     extra: Sequence[str] = ()
@@ -107,7 +126,10 @@ class MosquittoConfig:
         for user in self.users:
             if not user or ":" in user or not user.isprintable():
                 raise ConfigError(f"mosquitto user name {user!r} is empty or holds ':'")
-        for line in (*self.users.values(), *self.acl, *self.extra):
+        for user in self.password_hashes:
+            if not user or ":" in user or not user.isprintable():
+                raise ConfigError(f"mosquitto user name {user!r} is empty or holds ':'")
+        for line in (*self.users.values(), *self.password_hashes.values(), *self.acl, *self.extra):
             if "\n" in line or "\r" in line:
                 raise ConfigError(f"mosquitto config value {line!r} spans lines")
 
@@ -117,7 +139,8 @@ class MosquittoConfig:
             f"listener {self.port} {self.host}",
             "set_tcp_nodelay true",
             f"allow_anonymous {str(self.allow_anonymous).lower()}",
-            "persistence false",
+            f"persistence {str(self.persistence).lower()}",
+            *([f"persistence_location {directory}/"] if self.persistence else []),
             # A burst of a province's reports (3-4 events per cluster) must not overflow the
             # controller's queue: Mosquitto's default of 1000 drops messages silently.
             "max_queued_messages 100000",
@@ -127,7 +150,9 @@ class MosquittoConfig:
             # Started as root, Mosquitto would switch to user `mosquitto` and lose `directory`.
             f"user {pwd.getpwuid(os.geteuid()).pw_name}",
         ]
-        if self.users:
+        if self.tls is not None:
+            lines += self.tls.lines()
+        if self.users or self.password_hashes:
             lines.append(f"password_file {directory / PASSWORD_NAME}")
         if self.acl:
             lines.append(f"acl_file {directory / ACL_NAME}")
@@ -136,7 +161,10 @@ class MosquittoConfig:
     def write(self, directory: Path) -> Path:
         """Write mosquitto.conf and its password and ACL files into `directory`; return the conf."""
         directory.mkdir(parents=True, exist_ok=True)
-        if self.users:
+        if self.password_hashes:
+            hashed = {**{u: hash_password(p) for u, p in self.users.items()}, **self.password_hashes}
+            _write_private(directory / PASSWORD_NAME, "".join(f"{u}:{h}\n" for u, h in hashed.items()))
+        elif self.users:
             write_password_file(directory / PASSWORD_NAME, self.users, tool=find_mosquitto_passwd())
         if self.acl:
             _write_private(directory / ACL_NAME, "\n".join([*self.acl, ""]))
@@ -277,6 +305,7 @@ def _tail(path: Path, lines: int) -> str:
 __all__ = [
     "MosquittoConfig",
     "MosquittoProcess",
+    "TlsFiles",
     "find_mosquitto",
     "find_mosquitto_passwd",
     "hash_password",

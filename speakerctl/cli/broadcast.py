@@ -29,13 +29,18 @@ def broadcast(
     bulletin_id: Annotated[int, typer.Argument(help="Bulletin id (see `bulletin list`).")],
     to: Annotated[list[str], typer.Option("--to", help="Zone or device id; repeat for more.")],
     priority: Annotated[str, typer.Option(help="normal, priority or emergency.")] = "normal",
+    emergency: Annotated[
+        bool, typer.Option("--emergency", help="Emergency: cuts in at once, at the emergency volume.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a progress bar.")] = False,
     timeout: Annotated[
         float | None, typer.Option(help="Seconds (beyond the bulletin's length) to wait for silent clusters.")
     ] = None,
 ) -> None:
     """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
-    request = BroadcastRequest(bulletin_id, tuple(to), parse_priority(priority))
+    level = Priority.EMERGENCY if emergency else parse_priority(priority)
+    volume = state.settings.emergency_volume if level is Priority.EMERGENCY else None
+    request = BroadcastRequest(bulletin_id, tuple(to), level, volume=volume)
     settings = state.settings.with_overrides(broadcast_timeout_s=timeout)
     result = run(run_broadcast(settings, request, show_progress=not as_json))
     if as_json:

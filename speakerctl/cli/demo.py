@@ -23,6 +23,7 @@ from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest
 from speakerctl.errors import LinkError
 from speakerctl.protocol import Priority
+from speakerctl.security.keys import load_or_create_signer, trusted_path
 
 
 def demo(
@@ -42,6 +43,8 @@ def demo(
             database_url="",
             inventory=state.settings.inventory,
         )
+        # Provisioning: the clusters get the controller's public key as a file, as real ones do.
+        load_or_create_signer(settings.keys_dir)
         fleet = stack.enter_context(_fleet(settings, root / "fleet", time_scale, count))
         console_err.print(fleet)
         store = open_store(settings)
@@ -77,6 +80,8 @@ def _fleet(settings: Settings, cache: Path, time_scale: float, count: int | None
         str(time_scale),
         "--heartbeat",
         "30",
+        "--trust",
+        str(trusted_path(settings.keys_dir)),
     ]
     if count:
         cmd += ["--count", str(count)]

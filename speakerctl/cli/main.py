@@ -8,7 +8,23 @@ from typing import Annotated
 
 import typer
 
-from speakerctl.cli import broadcast, bulletin, demo, devices, report, serve, simulate, zones
+from speakerctl.cli import (
+    alerts,
+    broadcast,
+    bulletin,
+    demo,
+    devices,
+    fleet,
+    report,
+    schedule,
+    serve,
+    simulate,
+    zones,
+)
+from speakerctl.cli import broker as broker_cli
+from speakerctl.cli import keys as keys_cli
+from speakerctl.cli import provision as provision_cli
+from speakerctl.cli import resume as resume_cli
 from speakerctl.cli.common import Exit, console_err, state
 from speakerctl.config import load_settings
 from speakerctl.errors import (
@@ -27,8 +43,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(devices.app, name="devices")
+devices.app.command("provision")(provision_cli.provision)
+app.add_typer(keys_cli.app, name="keys")
+app.add_typer(broker_cli.app, name="broker")
+app.command("resume")(resume_cli.resume)
 app.add_typer(zones.app, name="zones")
+app.add_typer(fleet.app, name="fleet")
+app.add_typer(alerts.app, name="alerts")
 app.add_typer(bulletin.app, name="bulletin")
+app.add_typer(schedule.app, name="schedule")
 app.command("broadcast")(broadcast.broadcast)
 app.command("report")(report.report)
 app.command("demo")(demo.demo)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from devices.inventory import load_inventory
+from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
@@ -23,6 +24,15 @@ def simulate(
     cache_dir: Annotated[Path | None, typer.Option(help="Where the clusters cache content.")] = None,
     clock_offset_ms: Annotated[int, typer.Option(help="Spread of simulated clock offsets.")] = 0,
     heartbeat: Annotated[float, typer.Option(help="Seconds between status heartbeats.")] = 60.0,
+    battery_share: Annotated[float, typer.Option(help="Share of clusters on a draining battery.")] = 0.0,
+    fault_share: Annotated[float, typer.Option(help="Share of clusters with an amplifier fault.")] = 0.0,
+    old_firmware_share: Annotated[float, typer.Option(help="Share of clusters on old firmware.")] = 0.0,
+    trust: Annotated[
+        Path | None,
+        typer.Option(
+            help="The controller's public keys, as provisioned (default: <data dir>/keys/trusted.pub)."
+        ),
+    ] = None,
 ) -> None:
     """Run simulated clusters (the real agent code on simulated hardware) until interrupted."""
     settings = state.settings
@@ -32,8 +42,18 @@ def simulate(
         count=count,
         max_clock_offset_ms=clock_offset_ms,
         heartbeat_s=heartbeat,
+        conditions=FleetConditions(battery_share, fault_share, old_firmware_share),
+        trust_file=trust or _default_trust(settings),
     )
     run(until_signalled(_simulate(settings, options)))
+
+
+def _default_trust(settings: Settings) -> Path | None:
+    path = settings.keys_dir / "trusted.pub"
+    if not path.exists():
+        console_err.print(f"no {path}: the simulated clusters will refuse every command")
+        return None
+    return path
 
 
 async def _simulate(settings: Settings, options: FleetOptions) -> None:

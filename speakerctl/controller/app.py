@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Sequence
 from pathlib import Path
 
 from devices.inventory import Inventory, load_inventory
-from speakerctl.audio import ContentStore, EncodedAudio, import_audio
+from speakerctl.audio import DEFAULT_PROFILE, Composition, Recording, with_chimes
+from speakerctl.audio.pipeline import Progress
 from speakerctl.clock import Clock
 from speakerctl.config import Settings
-from speakerctl.store import BulletinInfo, DeviceSpec, Store, VariantInfo, ZoneInfo
-
-DEFAULT_CODECS = ("opus", "mp3")
-BITRATES = {"opus": 24, "mp3": 48}
+from speakerctl.controller.library import add_bulletin
+from speakerctl.store import BulletinInfo, DeviceSpec, Store, ZoneInfo
 
 
 def open_store(settings: Settings, *, sync_inventory: bool = True) -> Store:
@@ -38,44 +36,16 @@ def import_bulletin(
     clock: Clock,
     path: Path,
     title: str | None,
-    codecs: Sequence[str] = DEFAULT_CODECS,
+    codecs: Sequence[str] | None = None,
+    *,
+    profile: str = DEFAULT_PROFILE,
+    chime: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[BulletinInfo, bool]:
-    """Encode a file once per codec, store the content and the bulletin; (bulletin, created)."""
-    encoded = [import_audio(path, codec=c, bitrate_kbps=BITRATES[c]) for c in codecs]
-    existing = store.bulletin_by_sha(encoded[0].sha256)
-    if existing is not None:
-        return existing, False
-    content = ContentStore(settings.content_dir)
-    for item in encoded:
-        content.put(item)
-    primary = encoded[0]
-    bulletin = store.add_bulletin(
-        title=title or path.stem,
-        sha256=primary.sha256,
-        codec=primary.codec,
-        container=primary.container,
-        bitrate_kbps=primary.bitrate_kbps,
-        duration_ms=primary.duration_ms,
-        size=primary.size,
-        source_name=path.name,
-        created_by=_user(),
-        created_at=clock.now(),
-        variants=[_variant(e) for e in encoded],
-    )
-    return bulletin, True
-
-
-def _variant(audio: EncodedAudio) -> VariantInfo:
-    return VariantInfo(
-        audio.codec, audio.container, audio.bitrate_kbps, audio.sha256, audio.size, audio.duration_ms
-    )
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    """Process and encode a file once per codec the fleet plays, and store it; (bulletin, created)."""
+    composition = Composition(with_chimes([Recording(path)], chime), title, profile)
+    imported = add_bulletin(store, settings, clock, composition, codecs=codecs, progress=progress)
+    return imported.bulletin, imported.created
 
 
 def zone_path(store: Store, zone_id: str) -> str:

@@ -28,6 +28,8 @@ class IngestCounters:
     malformed: int = 0
     unknown_devices: int = 0
     flushes: int = 0
+    refused_commands: int = 0
+    """Commands clusters refused for their signature since we started, from their statuses."""
 
 
 class Ingestor:
@@ -44,6 +46,8 @@ class Ingestor:
         self._events: list[DeliveryUpdate] = []
         self._lock = asyncio.Lock()
         self._acks: dict[str, asyncio.Future[Ack]] = {}
+        self.refusals: dict[str, int] = {}
+        """Per device, the refused-command count of its latest live status."""
 
     def track(self, tracker: Tracker, uploads: list[Upload]) -> None:
         """Route events of a live broadcast to its tracker and uploads."""
@@ -75,7 +79,21 @@ class Ingestor:
         if status.device_id != device_id:
             raise ProtocolError(f"status of {status.device_id!r} published on {device_id!r}'s topic")
         self.counters.statuses += 1
+        self._note_refusals(status)
         self._statuses.append(status)
+
+    def _note_refusals(self, status: Status) -> None:
+        # A rising count means someone is publishing unsigned or forged commands to this cluster.
+        before = self.refusals.get(status.device_id, 0)
+        if status.rejected_commands > before:
+            self.counters.refused_commands += status.rejected_commands - before
+            log.warning(
+                "%s refused %d command(s) with a bad signature: someone else may be commanding it",
+                status.device_id,
+                status.rejected_commands - before,
+            )
+        if status.online:
+            self.refusals[status.device_id] = status.rejected_commands
 
     def expect_ack(self, command_id: str) -> asyncio.Future[Ack]:
         """A future resolved by the device's acknowledgement of a management command."""

@@ -19,10 +19,22 @@ from speakerctl.clock import Clock, SystemClock, to_ms
 from speakerctl.config import Settings
 from speakerctl.controller.ingest import Ingestor
 from speakerctl.controller.planning import Plan, plan_broadcast
+from speakerctl.controller.resilience import play_command_id, publish_through_outages
 from speakerctl.controller.tracker import Tracker
 from speakerctl.controller.uploader import Upload
 from speakerctl.errors import AckTimeout
-from speakerctl.protocol import Command, Ping, Play, Priority, Reboot, SetVolume, codec, topics
+from speakerctl.protocol import (
+    Command,
+    Ping,
+    Play,
+    PreemptPolicy,
+    Priority,
+    Reboot,
+    SetVolume,
+    codec,
+    topics,
+)
+from speakerctl.security.keys import load_or_create_signer
 from speakerctl.store import BroadcastState, Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +59,12 @@ class BroadcastRequest:
     bulletin_id: int
     targets: tuple[str, ...]
     priority: Priority = Priority.NORMAL
+    start_at: datetime | None = None
+    """Absolute start for every cluster (synchronised start, or a push ahead of air time)."""
+    expires_at: datetime | None = None
+    volume: int | None = None
+    on_preempt: PreemptPolicy = PreemptPolicy.DROP
+    broadcast_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +99,10 @@ class Controller:
         self.store = store
         self.clock = clock or SystemClock()
         self.content = ContentStore(settings.content_dir)
+        self.signer = load_or_create_signer(settings.keys_dir)
         self.ingestor = Ingestor(store, self.clock)
+        self.last_result: BroadcastResult | None = None
+        """The last broadcast this controller ran (for /metrics)."""
         ident = client_id or settings.client_id or f"speakerctl-{secrets.token_hex(4)}"
         self.link = Link(settings.broker_address, self.ingestor.handle, client_id=ident)
 
@@ -123,10 +144,10 @@ class Controller:
             request.targets,
             request.priority,
             now,
-            self.settings.command_ttl_s,
-            _broadcast_id(now),
+            _ttl_s(request, now, self.settings.command_ttl_s),
+            request.broadcast_id or _broadcast_id(now),
         )
-        command = _command(plan, request.priority, to_ms(now))
+        command = self.signer.sign(_command(plan, request, to_ms(now)))
         tracker = Tracker(plan.broadcast_id, list(plan.device_ids), set(plan.online))
         blobs = await asyncio.to_thread(lambda: [self.content.read(ref.sha256) for ref in plan.variants])
         uploads = [
@@ -136,11 +157,11 @@ class Controller:
         egress_before = self.link.bytes_out
         self.ingestor.track(tracker, uploads)
         try:
-            await self._run(plan, command, tracker, uploads, progress)
+            await self._run(plan, command, tracker, uploads, progress, _wait_s(request, now))
         finally:
             self.ingestor.untrack(tracker, uploads)
             await self._close(plan, tracker)
-        return BroadcastResult(
+        self.last_result = BroadcastResult(
             plan.broadcast_id,
             len(plan.device_ids),
             dict(tracker.counts()),
@@ -148,6 +169,7 @@ class Controller:
             sum(u.bytes_sent for u in uploads),
             tracker.reach_latency_s,
         )
+        return self.last_result
 
     async def manage(
         self, device_id: str, body: SetVolume | Reboot | Ping, timeout: float = 10.0
@@ -155,8 +177,8 @@ class Controller:
         """Send a management command to one device and wait for its acknowledgement, or AckTimeout."""
         await asyncio.to_thread(self.store.device, device_id)  # NotFound for an unknown id
         now = self.clock.now()
-        command = Command(
-            secrets.token_hex(8), to_ms(now), to_ms(now) + int(timeout * 1000), Priority.NORMAL, body
+        command = self.signer.sign(
+            Command(secrets.token_hex(8), to_ms(now), to_ms(now) + int(timeout * 1000), Priority.NORMAL, body)
         )
         waiter = self.ingestor.expect_ack(command.msg_id)
         sent = time.monotonic()
@@ -165,7 +187,7 @@ class Controller:
             ack = await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
             raise AckTimeout(
-                f"{device_id} did not acknowledge {body.kind} within {timeout:.0f} s",
+                f"{device_id} did not acknowledge {body.kind} within {timeout:g} s",
                 hint="the cluster may be offline: see `speakerctl devices show`",
             ) from None
         finally:
@@ -182,13 +204,14 @@ class Controller:
         tracker: Tracker,
         uploads: list[Upload],
         progress: Progress | None,
+        wait_s: float = 0.0,
     ) -> None:
         payload = codec.encode(command)
-        timeout = self.settings.broadcast_timeout_s + plan.duration_ms / 1000
+        timeout = self.settings.broadcast_timeout_s + plan.duration_ms / 1000 + wait_s
         async with asyncio.TaskGroup() as tg:
             jobs = [tg.create_task(u.run(tracker)) for u in uploads]
             for topic in plan.topics:
-                await self.link.publish(topic, payload)
+                await publish_through_outages(self.link, topic, payload)
             try:
                 await _follow(tracker, timeout, progress)
             finally:
@@ -219,14 +242,22 @@ async def _follow(tracker: Tracker, timeout: float, progress: Progress | None) -
         progress(tracker.counts(), total)
 
 
-def _command(plan: Plan, priority: Priority, now_ms: int) -> Command:
+def _command(plan: Plan, request: BroadcastRequest, now_ms: int) -> Command:
+    start = to_ms(request.start_at) if request.start_at else None
+    play = Play(plan.broadcast_id, plan.variants, start, request.volume, plan.title[:200], request.on_preempt)
     return Command(
-        msg_id=secrets.token_hex(8),
-        issued_at_ms=now_ms,
-        expires_at_ms=to_ms(plan.expires_at),
-        priority=priority,
-        body=Play(plan.broadcast_id, plan.variants, title=plan.title[:200]),
+        play_command_id(plan.broadcast_id, now_ms), now_ms, to_ms(plan.expires_at), request.priority, play
     )
+
+
+def _ttl_s(request: BroadcastRequest, now: datetime, default_s: int) -> int:
+    if request.expires_at is None:
+        return default_s
+    return max(1, int((request.expires_at - now).total_seconds()))
+
+
+def _wait_s(request: BroadcastRequest, now: datetime) -> float:
+    return max(0.0, (request.start_at - now).total_seconds()) if request.start_at else 0.0
 
 
 def _broadcast_id(now: datetime) -> str:

@@ -6,7 +6,9 @@ import asyncio
 import logging
 
 from speakerctl.broker.link import Link
+from speakerctl.controller.resilience import OUTAGE_RETRY_S
 from speakerctl.controller.tracker import Tracker
+from speakerctl.errors import LinkError
 from speakerctl.protocol import ContentRef, chunks, topics
 
 log = logging.getLogger(__name__)
@@ -63,5 +65,11 @@ class Upload:
         # A window of QoS 1 publishes in flight: one ack round trip per window, not per chunk.
         for i in range(0, len(frames), _WINDOW):
             batch = frames[i : i + _WINDOW]
-            await asyncio.gather(*(self.link.publish(self.topic, f, qos=1) for f in batch))
+            while True:
+                try:
+                    await asyncio.gather(*(self.link.publish(self.topic, f, qos=1) for f in batch))
+                    break
+                except LinkError as exc:  # a broker restart: send the window again once it is back
+                    log.warning("upload of %s waits for the broker: %s", self.ref.sha256[:12], exc)
+                    await asyncio.sleep(OUTAGE_RETRY_S)
             self.bytes_sent += sum(map(len, batch))

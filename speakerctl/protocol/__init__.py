@@ -18,6 +18,7 @@ from speakerctl.protocol.messages import (
     Status,
     Stop,
 )
+from speakerctl.protocol.schedule import PreemptPolicy
 
 __all__ = [
     "FINAL_DEVICE_STATES",
@@ -32,6 +33,7 @@ __all__ = [
     "Ping",
     "Play",
     "Power",
+    "PreemptPolicy",
     "Priority",
     "Reason",
     "Reboot",

@@ -19,6 +19,7 @@ from speakerctl.protocol.limits import (
     PROTOCOL_VERSION,
 )
 from speakerctl.protocol.management import Ack, Ping, Reboot, SetVolume
+from speakerctl.protocol.schedule import PreemptPolicy
 from speakerctl.protocol.topics import check_id, check_sha256
 
 Wire = dict[str, Any]
@@ -132,6 +133,7 @@ class Play:
     start_at_ms: int | None = None
     volume: int | None = None
     title: str = ""
+    on_preempt: PreemptPolicy = PreemptPolicy.DROP
 
     kind = "play"
 
@@ -159,17 +161,19 @@ class Play:
             "start_at": self.start_at_ms,
             "volume": self.volume,
             "title": self.title,
-        }
+        } | ({"on_preempt": self.on_preempt.value} if self.on_preempt is not PreemptPolicy.DROP else {})
 
     @classmethod
     def from_wire(cls, w: Wire) -> Play:
         """Parse and validate."""
+        policy = f.opt(w, "on_preempt", str)
         return cls(
             broadcast_id=f.req(w, "broadcast_id", str),
             variants=tuple(ContentRef.from_wire(v) for v in f.req(w, "content", list)),
             start_at_ms=f.opt(w, "start_at", int),
             volume=f.opt(w, "volume", int),
             title=f.opt(w, "title", str) or "",
+            on_preempt=PreemptPolicy.DROP if policy is None else PreemptPolicy.parse(policy),
         )
 
 
@@ -444,9 +448,12 @@ class Status:
     temperature_c: float | None = None
     storage_free_mb: int | None = None
     clock_offset_ms: int | None = None
+    rejected_commands: int = 0
+    """Commands refused since start-up: unsigned, forged, untrusted key, replayed or expired."""
 
     def __post_init__(self) -> None:
         check_id(self.device_id, "device id")
+        f.check_range(self.rejected_commands, 0, MAX_TIMESTAMP_MS, "rejected_commands")
         f.check_timestamp(self.ts_ms, "ts")
         f.check_range(self.volume, 0, 100, "volume")
         f.check_range(self.uptime_s, 0, MAX_TIMESTAMP_MS, "uptime_s")
@@ -487,6 +494,7 @@ class Status:
             "temperature_c": self.temperature_c,
             "storage_free_mb": self.storage_free_mb,
             "clock_offset_ms": self.clock_offset_ms,
+            "rejected_commands": self.rejected_commands,
         }
 
     @classmethod
@@ -511,6 +519,7 @@ class Status:
             temperature_c=_number(w.get("temperature_c"), "temperature_c"),
             storage_free_mb=f.opt(w, "storage_free_mb", int),
             clock_offset_ms=f.opt(w, "clock_offset_ms", int),
+            rejected_commands=f.opt(w, "rejected_commands", int) or 0,
         )
 
 

@@ -1,5 +1,6 @@
 """The controller's database: the only code that imports sqlmodel; plain dataclasses in and out."""
 
+from speakerctl.store.library import Airing
 from speakerctl.store.models import (
     DEVICE_FINAL,
     DEVICE_REPORTED,
@@ -20,6 +21,7 @@ from speakerctl.store.models import (
     supersedes,
     utc_from_ms,
 )
+from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord
 from speakerctl.store.repository import Store
 from speakerctl.store.tables import SCHEMA_VERSION
 
@@ -29,6 +31,10 @@ __all__ = [
     "FINAL",
     "RANK",
     "SCHEMA_VERSION",
+    "Airing",
+    "AlertFinding",
+    "AlertInfo",
+    "AuditEntry",
     "BroadcastInfo",
     "BroadcastState",
     "BulletinInfo",
@@ -38,6 +44,7 @@ __all__ = [
     "DeviceInfo",
     "DeviceSpec",
     "DeviceSpecLike",
+    "PlayRecord",
     "StatusRecord",
     "Store",
     "VariantInfo",

@@ -157,6 +157,9 @@ class DeviceInfo:
     rssi_dbm: int | None = None
     uptime_s: int | None = None
     cached_count: int | None = None
+    temperature_c: float | None = None
+    storage_free_mb: int | None = None
+    clock_offset_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,10 @@ class BulletinInfo:
     source_name: str
     created_at: datetime
     created_by: str
+    loudness_lufs: float | None = None
+    """Integrated loudness of the primary encoding, measured after processing."""
+    true_peak_dbtp: float | None = None
+    profile: str = "speech"
 
 
 @dataclass(frozen=True, slots=True)

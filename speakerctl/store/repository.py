@@ -22,6 +22,8 @@ from sqlmodel import Session, SQLModel, col, delete, insert, select, update
 
 from speakerctl.errors import NotFound, ProtocolError, StoreError
 from speakerctl.protocol import Priority, Status
+from speakerctl.store.library import LibraryMixin, live_bulletin
+from speakerctl.store.migrations import migrate
 from speakerctl.store.models import (
     FINAL,
     BroadcastInfo,
@@ -39,6 +41,7 @@ from speakerctl.store.models import (
     supersedes,
     zone_subtree,
 )
+from speakerctl.store.monitoring import MonitoringMixin
 from speakerctl.store.tables import (
     SCHEMA_VERSION,
     BroadcastRow,
@@ -58,9 +61,10 @@ _WRITE = "speakerctl_write"
 _URL_HINT = "use e.g. sqlite:///var/lib/speakerctl/speakerctl.db or postgresql+psycopg2://user@host/db"
 _Row = TypeVar("_Row", bound=SQLModel)
 _IN_CHUNK = 5000
+_LIVE = col(BulletinRow.removed_at).is_(None)
 
 
-class Store:
+class Store(MonitoringMixin, LibraryMixin):
     """Thread-safe repository over one engine; takes and returns plain frozen dataclasses."""
 
     def __init__(self, url: str, *, history_limit: int = 100, prune_every: int = 10) -> None:
@@ -124,6 +128,8 @@ class Store:
                         hint="upgrade speakerctl to use this database",
                     )
                 SQLModel.metadata.create_all(conn)
+                if found is not None:
+                    migrate(conn, found, SCHEMA_VERSION)
                 if found is None:
                     conn.execute(insert(SchemaVersionRow).values(id=1, version=SCHEMA_VERSION))
         except SQLAlchemyError as exc:
@@ -217,6 +223,10 @@ class Store:
         created_by: str,
         created_at: datetime,
         variants: Sequence[VariantInfo] = (),
+        *,
+        loudness_lufs: float | None = None,
+        true_peak_dbtp: float | None = None,
+        profile: str = "speech",
     ) -> BulletinInfo:
         """Record an imported bulletin (and its encodings, in one transaction) with its new id."""
         row = BulletinRow(
@@ -230,6 +240,9 @@ class Store:
             source_name=source_name,
             created_by=created_by,
             created_at=aware_utc(created_at, "created_at"),
+            loudness_lufs=loudness_lufs,
+            true_peak_dbtp=true_peak_dbtp,
+            profile=profile,
         )
         with self._session(write=True) as s:
             s.add(row)
@@ -242,7 +255,7 @@ class Store:
     def variants(self, bulletin_id: int) -> list[VariantInfo]:
         """A bulletin's encodings in order of preference (its primary one if none were recorded)."""
         with self._session() as s:
-            bulletin = _get(s, BulletinRow, bulletin_id, "bulletin")
+            bulletin = live_bulletin(s, bulletin_id)
             query = select(VariantRow).where(VariantRow.bulletin_id == bulletin_id)
             rows = s.exec(query.order_by(col(VariantRow.position))).all()
             if rows:
@@ -251,21 +264,22 @@ class Store:
             return [VariantInfo(b.codec, b.container, b.bitrate_kbps, b.sha256, b.size, b.duration_ms)]
 
     def bulletin(self, bulletin_id: int) -> BulletinInfo:
-        """One bulletin, or NotFound."""
+        """One bulletin, or NotFound (also once removed)."""
         with self._session() as s:
-            return _get(s, BulletinRow, bulletin_id, "bulletin").info()
+            return live_bulletin(s, bulletin_id).info()
 
     def bulletin_by_sha(self, sha256: str) -> BulletinInfo | None:
-        """The first bulletin with this content hash, if any."""
+        """The first bulletin with this content hash, if any (removed ones are not)."""
         with self._session() as s:
-            query = select(BulletinRow).where(BulletinRow.sha256 == sha256)
+            query = select(BulletinRow).where(BulletinRow.sha256 == sha256, _LIVE)
             row = s.exec(query.order_by(col(BulletinRow.id)).limit(1)).first()
             return row.info() if row else None
 
     def bulletins(self) -> list[BulletinInfo]:
-        """Every bulletin, oldest first."""
+        """Every bulletin not removed, oldest first."""
         with self._session() as s:
-            return [r.info() for r in s.exec(select(BulletinRow).order_by(col(BulletinRow.id)))]
+            query = select(BulletinRow).where(_LIVE).order_by(col(BulletinRow.id))
+            return [r.info() for r in s.exec(query)]
 
     # -- broadcasts and deliveries --------------------------------------------------------------
 
@@ -565,7 +579,7 @@ def _check_new_broadcast(s: Session, row: BroadcastRow, device_ids: list[str]) -
     """NotFound for an unknown bulletin or device; StoreError for a reused broadcast id."""
     if s.get(BroadcastRow, row.id) is not None:
         raise StoreError(f"broadcast {row.id!r} already exists")
-    _get(s, BulletinRow, row.bulletin_id, "bulletin")
+    live_bulletin(s, row.bulletin_id, lock=True)
     known = _known_device_ids(s, device_ids)
     missing = [d for d in device_ids if d not in known]
     if missing:

@@ -24,8 +24,11 @@ from speakerctl.store.models import (
     utc_from_ms,
 )
 
-SCHEMA_VERSION = 1
-"""Bump on every change of the tables below, with a migration from the previous version."""
+SCHEMA_VERSION = 2
+"""Bump on every change of the tables below, with a migration from the previous version.
+
+2: devices.temperature_c, storage_free_mb, clock_offset_ms; alerts and audit tables (store/migrations.py).
+"""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -105,6 +108,9 @@ class DeviceRow(SQLModel, table=True):
     rssi_dbm: int | None = None
     uptime_s: int | None = Field(default=None, sa_type=BigInteger)
     cached_count: int | None = None
+    temperature_c: float | None = None
+    storage_free_mb: int | None = Field(default=None, sa_type=BigInteger)
+    clock_offset_ms: int | None = Field(default=None, sa_type=BigInteger)
 
     @staticmethod
     def inventory(spec: DeviceSpecLike) -> dict[str, Any]:
@@ -129,6 +135,8 @@ class DeviceRow(SQLModel, table=True):
         self.power_source, self.battery_pct = status.power.source, status.power.battery_pct
         self.link_network, self.rssi_dbm = status.link.network, status.link.rssi_dbm
         self.cached_count = status.cached_count
+        self.temperature_c, self.storage_free_mb = status.temperature_c, status.storage_free_mb
+        self.clock_offset_ms = status.clock_offset_ms
         return True
 
     def info(self) -> DeviceInfo:
@@ -159,6 +167,11 @@ class BulletinRow(SQLModel, table=True):
     source_name: str
     created_at: datetime = Field(sa_type=UTCDateTime)
     created_by: str
+    loudness_lufs: float | None = None
+    true_peak_dbtp: float | None = None
+    profile: str = "speech"
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """Set by `bulletin rm`: the row stays so the broadcasts that aired it keep their history."""
 
     def info(self) -> BulletinInfo:
         """Public value."""

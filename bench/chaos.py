@@ -1,0 +1,287 @@
+"""Chaos bench: one province broadcast per fault scenario (simulator/scenarios/*.toml), and what survived.
+
+    .venv/bin/python bench/chaos.py [--only NAME] [--scenarios DIR]
+
+Each scenario gets a fresh broker (a private Mosquitto with persistence if installed, else the
+embedded one, which cannot run `broker-restart`), a fresh controller store and a simulated fleet with
+the scenario's faults. It prints a table (scenario, clusters, delivered, played, lost records, time to
+complete) and then `scenario.metric: value` lines for scripts.
+
+- delivered: clusters holding the bulletin's content at the end (sha256 verified)
+- played: clusters that played it to the end (counted on the simulated amplifier, not from reports)
+- lost records: targeted clusters whose delivery record is not final, or says finished when the
+  cluster did not play (or the reverse); must be 0
+- twice: clusters that played it more than once; must be 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from devices.inventory import load_inventory
+from simulator.faults import FleetRunner
+from simulator.fleet import Fleet, FleetOptions, SimDevice, scaled_inventory
+from simulator.scenarios import Scenario, load_scenarios
+from speakerctl.broker.embedded import EmbeddedBroker
+from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
+from speakerctl.broker.ports import free_port
+from speakerctl.config import Settings
+from speakerctl.controller.app import load_fleet
+from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.security.keys import load_or_create_signer, trusted_path
+from speakerctl.store import FINAL, Store, VariantInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """The outcome of one scenario."""
+
+    scenario: str
+    clusters: int
+    delivered: int
+    played: int
+    lost_records: int
+    twice: int
+    seconds: float
+    counts: dict[str, int]
+
+
+class Broker:
+    """A restartable broker for one scenario."""
+
+    def __init__(self, root: Path) -> None:
+        binary = find_mosquitto()
+        self.mosquitto = (
+            MosquittoProcess(
+                MosquittoConfig(port=free_port(), persistence=True), root / "broker", binary=binary
+            )
+            if binary
+            else None
+        )
+        self.embedded = None if self.mosquitto else EmbeddedBroker()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[str]:
+        if self.mosquitto is not None:
+            with self.mosquitto as broker:
+                yield broker.url
+        else:
+            assert self.embedded is not None
+            with self.embedded as broker:
+                yield broker.url
+
+    def restart(self) -> None:
+        if self.mosquitto is None:
+            raise RuntimeError("restarting needs Mosquitto")
+        self.mosquitto.stop()
+        time.sleep(0.3)
+        self.mosquitto.start()
+
+
+def _bulletin(store: Store, content_dir: Path, size: int) -> int:
+    variants = []
+    for codec, container in (("opus", "ogg"), ("mp3", "mp3")):
+        data = os.urandom(size)
+        sha = hashlib.sha256(data).hexdigest()
+        (content_dir / sha[:2]).mkdir(parents=True, exist_ok=True)
+        (content_dir / sha[:2] / f"{sha}.{container}").write_bytes(data)
+        variants.append(VariantInfo(codec, container, 24, sha, size, 2000))
+    first = variants[0]
+    args = (first.sha256, "opus", "ogg", 24, 2000, size, "chaos", "chaos", datetime.now(UTC))
+    return store.add_bulletin("chaos", *args, variants=variants).id
+
+
+async def run(scenario: Scenario, root: Path) -> Row:
+    """Run one scenario end to end."""
+    broker = Broker(root)
+    if scenario.broker_restart_at_s and broker.mosquitto is None:
+        raise RuntimeError(f"{scenario.name} needs Mosquitto")
+    with broker.running() as url:
+        settings = Settings(data_dir=root / "ctl", broker=url, broadcast_timeout_s=20, accept_window_s=2)
+        inventory = scaled_inventory(load_inventory(), scenario.clusters)
+        store = Store.open(settings.db_url)
+        load_fleet(store, inventory)
+        bulletin = _bulletin(store, settings.content_dir, scenario.bulletin_kb * 1024)
+        load_or_create_signer(settings.keys_dir)
+        fleet = Fleet(inventory, settings.broker_address, _options(scenario, root, settings))
+        played: dict[str, list[SimDevice]] = {k: [v] for k, v in fleet.devices.items()}
+        async with FleetRunner() as runner:
+            for device in fleet.devices.values():
+                runner.start(device.agent)
+            await fleet.wait_online(120)
+            async with _controller(settings, store) as controller:
+                result, seconds = await _broadcast(
+                    scenario, controller, fleet, runner, broker, bulletin, played
+                )
+                await asyncio.sleep(0.5)
+                await controller.ingestor.flush()
+        return _row(scenario, store, result.broadcast_id, result.counts, fleet, played, seconds)
+
+
+def _options(scenario: Scenario, root: Path, settings: Settings) -> FleetOptions:
+    return FleetOptions(
+        root=root / "fleet",
+        time_scale=20,
+        count=scenario.clusters,
+        max_clock_offset_ms=scenario.clock_skew_ms,
+        trust_file=trusted_path(settings.keys_dir),
+        faults=scenario.faults,
+        repair_after_s=0.5,
+        heartbeat_s=30,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _controller(settings: Settings, store: Store) -> AsyncIterator[Controller]:
+    controller = Controller(settings, store)
+    async with controller.running():
+        yield controller
+
+
+async def _broadcast(
+    scenario: Scenario,
+    controller: Controller,
+    fleet: Fleet,
+    runner: FleetRunner,
+    broker: Broker,
+    bulletin: int,
+    played: dict[str, list[SimDevice]],
+) -> tuple[object, float]:
+    offline = list(fleet.devices)[-scenario.offline :] if scenario.offline else []
+    await runner.power_cut(offline)
+    await asyncio.sleep(0.5)
+    await controller.ingestor.flush()
+    root = load_inventory().root.id
+    start = time.perf_counter()
+    async with asyncio.TaskGroup() as tg:
+        job = tg.create_task(controller.broadcast(BroadcastRequest(bulletin, (root,))))
+        chaos = tg.create_task(_chaos(scenario, fleet, runner, broker, offline, played))
+        result = await job
+        chaos.cancel()
+    return result, time.perf_counter() - start
+
+
+async def _chaos(
+    scenario: Scenario,
+    fleet: Fleet,
+    runner: FleetRunner,
+    broker: Broker,
+    offline: list[str],
+    played: dict[str, list[SimDevice]],
+) -> None:
+    async with asyncio.TaskGroup() as tg:
+        if offline:
+            tg.create_task(_return(fleet, runner, offline, scenario.return_after_s, played))
+        if scenario.broker_restart_at_s:
+            await asyncio.sleep(scenario.broker_restart_at_s)
+            await asyncio.to_thread(broker.restart)
+        if scenario.power_cut_playing:
+            victims = await _playing(fleet, scenario.power_cut_playing)
+            await runner.power_cut(victims)
+            tg.create_task(_return(fleet, runner, victims, 1.0, played))
+
+
+async def _playing(fleet: Fleet, count: int) -> list[str]:
+    while True:
+        now = [k for k, d in fleet.devices.items() if d.agent.player.current is not None]
+        if len(now) >= count:
+            return now[:count]
+        await asyncio.sleep(0.01)
+
+
+async def _return(
+    fleet: Fleet, runner: FleetRunner, ids: list[str], after_s: float, played: dict[str, list[SimDevice]]
+) -> None:
+    await asyncio.sleep(after_s)
+    for device_id in ids:
+        device = fleet.rebuild(device_id)
+        played[device_id].append(device)
+        runner.start(device.agent)
+
+
+def _row(
+    scenario: Scenario,
+    store: Store,
+    broadcast_id: str,
+    counts: dict[str, int],
+    fleet: Fleet,
+    played: dict[str, list[SimDevice]],
+    seconds: float,
+) -> Row:
+    records = {d.device_id: d for d in store.deliveries(broadcast_id)}
+    plays = {k: sum(len(d.output.played) for d in v) for k, v in played.items()}
+    delivered = sum(bool(fleet.devices[k].agent.cache.hashes) for k in fleet.devices)
+    lost = sum(
+        1
+        for k in fleet.devices
+        if k not in records
+        or records[k].state not in FINAL
+        or (records[k].state == "finished") != (plays[k] > 0)
+    )
+    return Row(
+        scenario.name,
+        scenario.clusters,
+        delivered,
+        sum(1 for n in plays.values() if n > 0),
+        lost,
+        sum(1 for n in plays.values() if n > 1),
+        seconds,
+        counts,
+    )
+
+
+def print_report(rows: list[Row]) -> None:
+    """The table, then one `scenario.metric: value` line per number."""
+    columns = ("clusters", "delivered", "played", "lost records", "time to complete")
+    head = f"{'scenario':<22} " + " ".join(f"{c:>{max(len(c), 6)}}" for c in columns)
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        numbers = (r.clusters, r.delivered, r.played, r.lost_records)
+        cells = " ".join(f"{n:>{max(len(c), 6)}}" for n, c in zip(numbers, columns, strict=False))
+        print(f"{r.scenario:<22} {cells} {r.seconds:>15.1f}s")
+    print()
+    for r in rows:
+        for metric, value in (
+            ("clusters", r.clusters),
+            ("delivered", r.delivered),
+            ("played", r.played),
+            ("lost_records", r.lost_records),
+            ("played_twice", r.twice),
+            ("seconds", round(r.seconds, 2)),
+            ("states", " ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))),
+        ):
+            print(f"{r.scenario}.{metric}: {value}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", help="run only the scenario with this name")
+    parser.add_argument("--scenarios", type=Path, help="directory of scenario files")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    scenarios = [s for s in load_scenarios(args.scenarios) if args.only in (None, s.name)]
+    rows = []
+    for scenario in scenarios:
+        with tempfile.TemporaryDirectory(prefix="speakerctl-chaos-") as tmp:
+            print(f"running {scenario.name} ...", file=sys.stderr, flush=True)
+            rows.append(await run(scenario, Path(tmp)))
+    print_report(rows)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

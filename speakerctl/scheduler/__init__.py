@@ -1,0 +1,1 @@
+"""Scheduling: rules, the schedule book, APScheduler wiring, priority resolution, quiet hours."""

@@ -1,0 +1,328 @@
+"""Runs the schedule book: APScheduler jobs (persisted, stable ids), pushes ahead, misfires, cancellations.
+
+Two ways an occurrence reaches the clusters:
+
+- **pushed**: every few minutes the runner sends each occurrence of the next `schedule_horizon_h`
+  hours as a play command with an absolute `start_at`; clusters fetch the content at once and air it
+  from their caches at that time, link or no link, and report when they can.
+- **fired**: an occurrence not pushed (horizon 0, or added at short notice) is sent by its APScheduler
+  job `schedule_lead_s` before air time, with `start_at` = the air time. If the controller was down,
+  APScheduler runs the job once on restart (coalesced): the occurrence airs late (start = now + lead)
+  while still inside the schedule's window, otherwise it is recorded as missed, with earlier misses
+  coalesced into one record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from speakerctl.clock import Clock, to_ms
+from speakerctl.config import Settings
+from speakerctl.controller.planning import resolve_targets
+from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.errors import NotFound, SpeakerctlError
+from speakerctl.protocol import Command, Priority, codec
+from speakerctl.protocol import Stop as ProtoStop
+from speakerctl.scheduler.book import ScheduleBook
+from speakerctl.scheduler.model import Run, RunState, Schedule
+from speakerctl.scheduler.rules import zone_info
+from speakerctl.scheduler.trigger import RuleTrigger
+from speakerctl.scheduler.volume import VolumePlan, parse_quiet_hours
+
+log = logging.getLogger(__name__)
+FIRE_FUNC = "speakerctl.scheduler.runner:fire_job"
+ON_TIME = timedelta(seconds=1)
+MAX_CATCH_UP = timedelta(days=7)
+Send = Callable[[BroadcastRequest], Awaitable[object]]
+Stop = Callable[[str, tuple[str, ...]], Awaitable[None]]
+
+_active: ScheduleRunner | None = None
+"""The runner of this process, which APScheduler's persisted jobs call back (they store a name only)."""
+
+
+async def fire_job(schedule_id: str, revision: int = 0) -> None:
+    """APScheduler's job function: hand the firing to the running runner."""
+    if _active is not None:
+        _active.on_fire(schedule_id)
+
+
+class ScheduleRunner:
+    """Keeps APScheduler's jobs in step with the book and turns occurrences into broadcasts."""
+
+    def __init__(
+        self,
+        book: ScheduleBook,
+        settings: Settings,
+        clock: Clock,
+        send: Send,
+        stop: Stop,
+        *,
+        sync_every_s: float = 5.0,
+        push_every_s: float = 300.0,
+    ) -> None:
+        self.book = book
+        self.settings = settings
+        self.clock = clock
+        self._send, self._stop = send, stop
+        self.sync_every_s, self.push_every_s = sync_every_s, push_every_s
+        self.lead = timedelta(seconds=settings.schedule_lead_s)
+        self.horizon = timedelta(hours=settings.schedule_horizon_h)
+        self.volumes = VolumePlan(
+            parse_quiet_hours(settings.quiet_hours), settings.emergency_volume, zone_info(settings.timezone)
+        )
+        self.scheduler: AsyncIOScheduler | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Sync, push and fire one at a time: two of them must never send the same occurrence."""
+        self.fired = 0
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[ScheduleRunner]:
+        """Run APScheduler and the upkeep loop for the duration of the block."""
+        global _active
+        scheduler = AsyncIOScheduler(
+            jobstores={"default": self.book.job_store()},
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            timezone=zone_info(self.settings.timezone),
+            event_loop=asyncio.get_running_loop(),
+        )
+        async with asyncio.TaskGroup() as tg:
+            self._tg, self.scheduler, _active = tg, scheduler, self
+            scheduler.start(paused=True)
+            try:
+                await self.sync()
+                scheduler.resume()
+                self._track(tg.create_task(self._upkeep(), name="schedule:upkeep"))
+                yield self
+            finally:
+                _active, self._tg = None, None
+                scheduler.shutdown(wait=False)
+                for task in self._tasks:
+                    task.cancel()
+        await asyncio.sleep(0)  # let APScheduler's shutdown, queued on the loop, run
+
+    async def _upkeep(self) -> None:
+        last_push = -1e9
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self.sync()
+                if loop.time() - last_push >= self.push_every_s:
+                    last_push = loop.time()
+                    await self.push()
+            except SpeakerctlError as exc:
+                log.warning("schedule upkeep failed, will retry: %s", exc)
+            await asyncio.sleep(self.sync_every_s)
+
+    # -- keeping APScheduler in step with the book ---------------------------------------
+
+    async def sync(self) -> None:
+        """Add, update, pause or remove APScheduler jobs so they match the book (changed by the CLI)."""
+        async with self._lock:
+            await self._sync()
+
+    async def _sync(self) -> None:
+        assert self.scheduler is not None
+        schedules = await asyncio.to_thread(self.book.all)
+        jobs = {j.id: j for j in self.scheduler.get_jobs()}
+        for s in schedules:
+            job = jobs.pop(s.job_id, None)
+            if job is None:
+                self._add_job(s)
+            elif job.kwargs.get("revision") != s.revision:
+                self.scheduler.remove_job(s.job_id)
+                self._add_job(s)
+                await self._cancel_pushed(s, "the schedule changed")
+        for job_id in [j for j in jobs if j.startswith("schedule:")]:
+            self.scheduler.remove_job(job_id)
+            await self._cancel_pushed(None, "the schedule was removed", job_id.removeprefix("schedule:"))
+
+    def _add_job(self, s: Schedule) -> None:
+        assert self.scheduler is not None
+        trigger = RuleTrigger(s.rule, self.lead.total_seconds())
+        extra: dict[str, Any] = {"next_run_time": None} if s.paused else {}
+        self.scheduler.add_job(
+            FIRE_FUNC,
+            trigger,
+            args=[s.id],
+            kwargs={"revision": s.revision},
+            id=s.job_id,
+            name=s.name or s.id,
+            replace_existing=True,
+            **extra,
+        )
+
+    def next_fire(self, schedule_id: str) -> datetime | None:
+        """When the job next fires (a lead before air time), as APScheduler holds it."""
+        job = self.scheduler.get_job(f"schedule:{schedule_id}") if self.scheduler else None
+        return None if job is None else job.next_run_time
+
+    async def _cancel_pushed(self, s: Schedule | None, why: str, schedule_id: str = "") -> None:
+        sid = s.id if s else schedule_id
+        now = self.clock.now()
+        for run in await asyncio.to_thread(self.book.runs, sid):
+            if run.state is RunState.PUSHED and run.fire_at > now:
+                targets = s.targets if s else tuple(run.detail.split(" ")[-1].split(","))
+                await self._stop(run.broadcast_id, targets)
+                await asyncio.to_thread(self.book.record, _with(run, RunState.CANCELLED, why, now))
+
+    # -- firing ----------------------------------------------------------------------------
+
+    def on_fire(self, schedule_id: str) -> None:
+        """APScheduler fired: handle it in a task of ours."""
+        if self._tg is not None:
+            self._track(
+                self._tg.create_task(self._fire_logged(schedule_id), name=f"schedule:fire:{schedule_id}")
+            )
+
+    async def _fire_logged(self, schedule_id: str) -> None:
+        try:
+            await self.fire(schedule_id)
+        except SpeakerctlError as exc:  # a store hiccup must not take the runner down
+            log.warning("firing schedule %s failed: %s", schedule_id, exc)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def fire(self, schedule_id: str) -> Run | None:
+        """Handle the occurrence now due (or overdue): air it, on time or late, or record it missed."""
+        async with self._lock:
+            return await self._fire(schedule_id)
+
+    async def _fire(self, schedule_id: str) -> Run | None:
+        now = self.clock.now()
+        try:
+            s = await asyncio.to_thread(self.book.get, schedule_id)
+        except NotFound:
+            return None
+        if s.paused:
+            return None
+        self.fired += 1
+        due = await self._due(s, now)
+        if not due:
+            return None
+        fire_at = due[-1]
+        if len(due) > 1:
+            await self._record_missed(s, due[:-1], now)
+        return await self._air(s, fire_at, now)
+
+    async def _due(self, s: Schedule, now: datetime) -> list[datetime]:
+        last = await asyncio.to_thread(self.book.last_handled, s.id, now + self.lead)
+        floor = max(now - MAX_CATCH_UP, s.created_at or now - timedelta(seconds=s.window_s))
+        since = max(last or floor, floor)
+        return s.rule.occurrences(since, now + self.lead)
+
+    async def _record_missed(self, s: Schedule, missed: list[datetime], now: datetime) -> None:
+        span = f"{missed[0]:%Y-%m-%d %H:%M} … {missed[-1]:%Y-%m-%d %H:%M} UTC"
+        detail = f"{len(missed)} missed while the controller was down, {span}"
+        await asyncio.to_thread(self.book.record, Run(s.id, missed[-1], RunState.MISSED, "", detail, now))
+
+    async def _air(self, s: Schedule, fire_at: datetime, now: datetime) -> Run:
+        existing = await asyncio.to_thread(self.book.run, s.id, fire_at)
+        if existing is not None and existing.state is RunState.PUSHED:
+            run = _with(existing, RunState.AIRED, "pushed ahead; aired from the clusters' caches", now)
+        elif existing is not None:
+            return existing
+        else:
+            run = await self._send_now(s, fire_at, now)
+        await asyncio.to_thread(self.book.record, run)
+        return run
+
+    async def _send_now(self, s: Schedule, fire_at: datetime, now: datetime) -> Run:
+        # On time (fired a lead ahead): start at the air time itself. Late: give the lead again.
+        start = fire_at if now <= fire_at else now + self.lead
+        window_end = fire_at + timedelta(seconds=s.window_s)
+        if start >= window_end:
+            late = (now - fire_at).total_seconds()
+            return Run(
+                s.id, fire_at, RunState.MISSED, "", f"{late:.0f} s late, past its {s.window_s} s window", now
+            )
+        request = self._request(s, fire_at, start, window_end)
+        await self._spawn(request, s.id)
+        if start - fire_at <= ON_TIME:
+            return Run(s.id, fire_at, RunState.AIRED, request.broadcast_id, "sent before air time", now)
+        late = (start - fire_at).total_seconds()
+        return Run(s.id, fire_at, RunState.LATE, request.broadcast_id, f"aired {late:.0f} s late", now)
+
+    def _request(
+        self, s: Schedule, fire_at: datetime, start: datetime, expires: datetime
+    ) -> BroadcastRequest:
+        return BroadcastRequest(
+            s.bulletin_id,
+            s.targets,
+            s.priority,
+            start_at=start,
+            expires_at=expires,
+            volume=self.volumes.volume(s.targets, start, s.priority),
+            on_preempt=s.on_preempt,
+            broadcast_id=f"bc-{fire_at:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
+        )
+
+    async def _spawn(self, request: BroadcastRequest, schedule_id: str) -> None:
+        # Running: the broadcast is followed in a task of ours. Called directly (tests): awaited.
+        if self._tg is not None:
+            self._track(self._tg.create_task(self._follow(request), name=f"schedule:send:{schedule_id}"))
+        else:
+            await self._follow(request)
+
+    async def _follow(self, request: BroadcastRequest) -> None:
+        try:
+            await self._send(request)
+        except SpeakerctlError as exc:
+            log.warning("scheduled broadcast %s failed: %s", request.broadcast_id, exc)
+
+    # -- pushing ahead ---------------------------------------------------------------------
+
+    async def push(self) -> list[Run]:
+        """Send every occurrence of the next horizon that is not sent yet, with its start time."""
+        async with self._lock:
+            return await self._push()
+
+    async def _push(self) -> list[Run]:
+        if self.horizon <= timedelta(0):
+            return []
+        now = self.clock.now()
+        pushed: list[Run] = []
+        for s in await asyncio.to_thread(self.book.all):
+            if s.paused:
+                continue
+            for at in s.rule.occurrences(now + self.lead, now + self.horizon):
+                if await asyncio.to_thread(self.book.run, s.id, at) is None:
+                    pushed.append(await self._push_one(s, at, now))
+        return pushed
+
+    async def _push_one(self, s: Schedule, at: datetime, now: datetime) -> Run:
+        request = self._request(s, at, at, at + timedelta(seconds=s.window_s))
+        run = Run(s.id, at, RunState.PUSHED, request.broadcast_id, f"to {','.join(s.targets)}", now)
+        await asyncio.to_thread(self.book.record, run)
+        await self._spawn(request, s.id)
+        return run
+
+
+def _with(run: Run, state: RunState, detail: str, now: datetime) -> Run:
+    return Run(run.schedule_id, run.fire_at, state, run.broadcast_id, detail, now)
+
+
+def for_controller(controller: Controller, book: ScheduleBook, **options: float) -> ScheduleRunner:
+    """A runner that broadcasts through a running controller and stops through its link."""
+
+    async def stop(broadcast_id: str, targets: tuple[str, ...]) -> None:
+        cmd_topics, _ = await asyncio.to_thread(resolve_targets, controller.store, targets)
+        now = to_ms(controller.clock.now())
+        ttl = controller.settings.command_ttl_s * 1000
+        command = Command(secrets.token_hex(8), now, now + ttl, Priority.NORMAL, ProtoStop(broadcast_id))
+        command = controller.signer.sign(command)  # clusters refuse unsigned commands
+        for topic in cmd_topics:
+            await controller.link.publish(topic, codec.encode(command))
+
+    return ScheduleRunner(book, controller.settings, controller.clock, controller.broadcast, stop, **options)

@@ -1,0 +1,1 @@
+"""Controller-side security: command-signing keys, device credentials, broker access rules."""

@@ -1,0 +1,261 @@
+"""Monitoring data in the store: alerts, the audit log of remote actions, play-log queries.
+
+`MonitoringMixin` is mixed into `Store`; its methods take and return the frozen dataclasses below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Index, Text, func, text
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from speakerctl.store.models import BroadcastState, DeliveryInfo, aware_utc, zone_subtree
+from speakerctl.store.tables import (
+    BroadcastRow,
+    BulletinRow,
+    DeliveryRow,
+    DeviceRow,
+    UTCDateTime,
+    ZoneRow,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFinding:
+    """A rule's verdict that something is wrong with a device now."""
+
+    kind: str
+    device_id: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertInfo:
+    """An alert: open while `closed_at` is None."""
+
+    id: int
+    kind: str
+    device_id: str
+    opened_at: datetime
+    closed_at: datetime | None
+    detail: str
+
+    @property
+    def open(self) -> bool:
+        """Whether the condition still holds."""
+        return self.closed_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One remote action an operator took on a device, and how it ended."""
+
+    id: int
+    at: datetime
+    actor: str
+    device_id: str
+    action: str
+    outcome: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlayRecord:
+    """One broadcast on one device that started playing: what aired, where, when, how long."""
+
+    broadcast_id: str
+    bulletin_title: str
+    priority: int
+    device_id: str
+    state: str
+    reason: str | None
+    playing_at: datetime
+    ended_at: datetime | None
+    """When it finished, failed or was preempted; None while still playing."""
+    duration_ms: int
+    """The bulletin's length."""
+
+
+class AlertRow(SQLModel, table=True):
+    """An alert; at most one open (closed_at NULL) per kind and device, kept so by `sync_alerts`."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        # The database holds the rule too: one open alert per kind and device, whoever evaluates.
+        Index(
+            "ix_alerts_one_open",
+            "kind",
+            "device_id",
+            unique=True,
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True)
+    device_id: str = Field(foreign_key="devices.id", index=True)
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    detail: str = Field(default="", sa_type=Text)
+
+    def info(self) -> AlertInfo:
+        """Public value."""
+        assert self.id is not None
+        return AlertInfo(self.id, self.kind, self.device_id, self.opened_at, self.closed_at, self.detail)
+
+
+class AuditRow(SQLModel, table=True):
+    """A remote action: who did what to which device, when, and the outcome."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str
+    device_id: str = Field(index=True)
+    action: str
+    outcome: str
+    detail: str = Field(default="", sa_type=Text)
+
+    def info(self) -> AuditEntry:
+        """Public value."""
+        assert self.id is not None
+        return AuditEntry(
+            self.id, self.at, self.actor, self.device_id, self.action, self.outcome, self.detail
+        )
+
+
+class MonitoringMixin:
+    """Alerts, audit and play-log queries; needs the `_session` of `Store`."""
+
+    if TYPE_CHECKING:
+
+        def _session(self, *, write: bool = False) -> AbstractContextManager[Session]: ...
+
+    def sync_alerts(
+        self, findings: Iterable[AlertFinding], kinds: Collection[str], now: datetime
+    ) -> tuple[list[AlertInfo], list[AlertInfo]]:
+        """Open an alert per new finding, close open ones of `kinds` no longer found: (opened, closed)."""
+        now = aware_utc(now, "now")
+        wanted = {(f.kind, f.device_id): f for f in findings}
+        opened: list[AlertRow] = []
+        closed: list[AlertRow] = []
+        with self._session(write=True) as s:
+            query = select(AlertRow).where(col(AlertRow.closed_at).is_(None)).with_for_update()
+            current = {(r.kind, r.device_id): r for r in s.exec(query)}
+            for key, row in current.items():
+                if key not in wanted and row.kind in kinds:
+                    row.closed_at = now
+                    closed.append(row)
+            known = set(s.exec(select(DeviceRow.id)))
+            for key, finding in wanted.items():
+                if key not in current and finding.device_id in known:
+                    row = AlertRow(
+                        kind=finding.kind, device_id=finding.device_id, opened_at=now, detail=finding.detail
+                    )
+                    s.add(row)
+                    opened.append(row)
+            s.flush()
+            return [r.info() for r in opened], [r.info() for r in closed]
+
+    def alerts(
+        self,
+        *,
+        open_only: bool = False,
+        zone_ids: Collection[str] | None = None,
+        device_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[AlertInfo]:
+        """Alerts, newest first; only open ones, and/or only of devices in (or below) `zone_ids`."""
+        with self._session() as s:
+            query = select(AlertRow).order_by(col(AlertRow.opened_at).desc(), col(AlertRow.id).desc())
+            if open_only:
+                query = query.where(col(AlertRow.closed_at).is_(None))
+            if device_id is not None:
+                query = query.where(col(AlertRow.device_id) == device_id)
+            if zone_ids is not None:
+                zones = zone_subtree(s.exec(select(ZoneRow.id, ZoneRow.parent_id)), zone_ids)
+                devices = select(DeviceRow.id).where(col(DeviceRow.zone_id).in_(zones))
+                query = query.where(col(AlertRow.device_id).in_(devices))
+            return [r.info() for r in s.exec(query.limit(limit))]
+
+    def record_action(
+        self, actor: str, device_id: str, action: str, outcome: str, detail: str, at: datetime
+    ) -> AuditEntry:
+        """Append a remote action to the audit log."""
+        row = AuditRow(
+            at=aware_utc(at, "at"),
+            actor=actor,
+            device_id=device_id,
+            action=action,
+            outcome=outcome,
+            detail=detail,
+        )
+        with self._session(write=True) as s:
+            s.add(row)
+            s.flush()
+            return row.info()
+
+    def actions(self, device_id: str | None = None, limit: int = 50) -> list[AuditEntry]:
+        """The audit log, newest first, optionally of one device."""
+        with self._session() as s:
+            query = select(AuditRow).order_by(col(AuditRow.at).desc(), col(AuditRow.id).desc())
+            if device_id is not None:
+                query = query.where(col(AuditRow.device_id) == device_id)
+            return [r.info() for r in s.exec(query.limit(limit))]
+
+    def ended_deliveries_since(self, since: datetime) -> list[DeliveryInfo]:
+        """Deliveries of broadcasts created since `since` that are no longer running, oldest first."""
+        with self._session() as s:
+            query = (
+                select(DeliveryRow)
+                .join(BroadcastRow, col(BroadcastRow.id) == col(DeliveryRow.broadcast_id))
+                .where(col(BroadcastRow.created_at) >= aware_utc(since, "since"))
+                .where(col(BroadcastRow.state) != BroadcastState.RUNNING.value)
+                .order_by(col(BroadcastRow.created_at), col(DeliveryRow.device_id))
+            )
+            return [r.info() for r in s.exec(query)]
+
+    def plays(
+        self, since: datetime, until: datetime, device_ids: Sequence[str] | None = None
+    ) -> list[PlayRecord]:
+        """Every delivery that started playing in [since, until), by start time then device."""
+        with self._session() as s:
+            query = (
+                select(DeliveryRow, BroadcastRow.priority, BulletinRow.title, BulletinRow.duration_ms)
+                .join(BroadcastRow, col(BroadcastRow.id) == col(DeliveryRow.broadcast_id))
+                .join(BulletinRow, col(BulletinRow.id) == col(BroadcastRow.bulletin_id))
+                .where(col(DeliveryRow.playing_at) >= aware_utc(since, "since"))
+                .where(col(DeliveryRow.playing_at) < aware_utc(until, "until"))
+                .order_by(col(DeliveryRow.playing_at), col(DeliveryRow.device_id))
+            )
+            if device_ids is not None:
+                query = query.where(col(DeliveryRow.device_id).in_(list(device_ids)))
+            return [_play(row, priority, title, duration) for row, priority, title, duration in s.exec(query)]
+
+    def delivery_state_totals(self) -> dict[str, int]:
+        """How many deliveries, over every broadcast, are in each state."""
+        with self._session() as s:
+            query = select(DeliveryRow.state, func.count()).group_by(col(DeliveryRow.state))
+            return {state: n for state, n in s.exec(query)}
+
+
+def _play(row: DeliveryRow, priority: int, title: str, duration_ms: int) -> PlayRecord:
+    assert row.playing_at is not None
+    return PlayRecord(
+        row.broadcast_id,
+        title,
+        priority,
+        row.device_id,
+        row.state,
+        row.reason,
+        row.playing_at,
+        row.finished_at,
+        duration_ms,
+    )

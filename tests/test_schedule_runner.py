@@ -1,0 +1,133 @@
+"""The runner over a real SQLite book: misfires, pushes ahead, APScheduler jobs that survive a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+from speakerctl.clock import FixedClock, SystemClock
+from speakerctl.config import Settings
+from speakerctl.controller.service import BroadcastRequest
+from speakerctl.protocol import Priority
+from speakerctl.scheduler.book import ScheduleBook
+from speakerctl.scheduler.model import Run, RunState, Schedule
+from speakerctl.scheduler.rules import Kind, Rule
+from speakerctl.scheduler.runner import ScheduleRunner
+
+
+class Sent:
+    """Records the broadcast requests and stops a runner sends."""
+
+    def __init__(self) -> None:
+        self.requests: list[BroadcastRequest] = []
+        self.stops: list[str] = []
+
+    async def send(self, request: BroadcastRequest) -> None:
+        self.requests.append(request)
+
+    async def stop(self, broadcast_id: str, targets: tuple[str, ...]) -> None:
+        self.stops.append(broadcast_id)
+
+
+def _settings(tmp_path: Path, **kw: object) -> Settings:
+    return Settings(data_dir=tmp_path, **({"schedule_lead_s": 10} | kw))  # type: ignore[arg-type]
+
+
+def _runner(tmp_path: Path, clock: FixedClock | SystemClock, sent: Sent, **kw: object) -> ScheduleRunner:
+    settings = _settings(tmp_path, **kw)
+    return ScheduleRunner(ScheduleBook(settings.db_url), settings, clock, sent.send, sent.stop)
+
+
+DAILY_5AM = Rule(Kind.DAILY, times=(time(5),))
+FIVE_AM = datetime(2027, 1, 3, 22, 0, tzinfo=UTC)  # 05:00 on 4 January in Vietnam
+
+
+async def test_on_time_firing_sends_with_the_air_time_as_start(tmp_path: Path) -> None:
+    sent, clock = Sent(), FixedClock(FIVE_AM - timedelta(seconds=10))
+    runner = _runner(tmp_path, clock, sent, schedule_horizon_h=0)
+    runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), DAILY_5AM, window_s=600))
+    run = await runner.fire("sch-a")
+    await asyncio.sleep(0)
+    assert run is not None and run.state is RunState.AIRED
+    assert sent.requests[0].start_at == FIVE_AM
+    assert sent.requests[0].expires_at == FIVE_AM + timedelta(seconds=600)
+    assert await runner.fire("sch-a") is None  # a duplicate firing sends nothing more
+    assert len(sent.requests) == 1
+
+
+async def test_late_within_the_window_airs_late_and_misses_are_coalesced(tmp_path: Path) -> None:
+    sent, clock = Sent(), FixedClock(FIVE_AM + timedelta(minutes=5))
+    runner = _runner(tmp_path, clock, sent)
+    created = FIVE_AM - timedelta(days=10)
+    runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), DAILY_5AM, window_s=900, created_at=created))
+    runner.book.record(Run("sch-a", FIVE_AM - timedelta(days=3), RunState.AIRED, "bc-x"))
+    run = await runner.fire("sch-a")
+    assert run is not None and run.state is RunState.LATE and "aired 310 s late" in run.detail
+    assert sent.requests[0].start_at == clock.now() + timedelta(seconds=10)
+    states = [(r.fire_at, r.state) for r in runner.book.runs("sch-a")]
+    # Two days down: one coalesced 'missed' record for both, then the late one.
+    assert states[1:] == [(FIVE_AM - timedelta(days=1), RunState.MISSED), (FIVE_AM, RunState.LATE)]
+    assert "2 missed" in runner.book.runs("sch-a")[1].detail
+
+
+async def test_outside_the_window_it_is_missed_and_never_airs_hours_late(tmp_path: Path) -> None:
+    sent, clock = Sent(), FixedClock(FIVE_AM + timedelta(hours=3))
+    runner = _runner(tmp_path, clock, sent)
+    created = FIVE_AM - timedelta(hours=1)
+    runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), DAILY_5AM, window_s=900, created_at=created))
+    run = await runner.fire("sch-a")
+    assert run is not None and run.state is RunState.MISSED and "past its 900 s window" in run.detail
+    assert sent.requests == []
+
+
+async def test_push_sends_the_next_day_once_with_start_times_and_firing_marks_them_aired(
+    tmp_path: Path,
+) -> None:
+    sent, clock = Sent(), FixedClock(FIVE_AM - timedelta(hours=1))
+    runner = _runner(tmp_path, clock, sent, schedule_horizon_h=24, quiet_hours="21:00-05:30=30")
+    rule = Rule(Kind.DAILY, times=(time(5), time(17)))
+    runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), rule, priority=Priority.PRIORITY))
+    pushed = await runner.push()
+    await asyncio.sleep(0)
+    assert [r.fire_at for r in pushed] == [FIVE_AM, FIVE_AM + timedelta(hours=12)]
+    assert [r.start_at for r in sent.requests] == [FIVE_AM, FIVE_AM + timedelta(hours=12)]
+    assert [r.volume for r in sent.requests] == [30, None]  # 05:00 is in the quiet hours, 17:00 is not
+    assert await runner.push() == []
+    clock.advance(timedelta(minutes=59, seconds=55))
+    run = await runner.fire("sch-a")
+    assert run is not None and run.state is RunState.AIRED and run.broadcast_id == pushed[0].broadcast_id
+    assert len(sent.requests) == 2
+
+
+async def test_apscheduler_job_survives_a_restart_and_fires(tmp_path: Path) -> None:
+    """The job lives in the SQLAlchemy job store: a second runner on the same database fires it."""
+    sent = Sent()
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    first = _runner(tmp_path, SystemClock(), sent, schedule_horizon_h=0, schedule_lead_s=1)
+    first.book.add(Schedule("sch-a", 1, ("st-ke-sach",), Rule(Kind.AT, at=at), window_s=60))
+    async with first.running():
+        assert first.next_fire("sch-a") == at - timedelta(seconds=1)
+    assert sent.requests == []
+    second = _runner(tmp_path, SystemClock(), sent, schedule_horizon_h=0, schedule_lead_s=1)
+    async with second.running():
+        for _ in range(100):
+            if sent.requests:
+                break
+            await asyncio.sleep(0.1)
+    assert [r.start_at for r in sent.requests] == [at]
+    assert [r.state for r in second.book.runs("sch-a")] == [RunState.AIRED]
+
+
+async def test_pause_and_remove_cancel_broadcasts_already_pushed(tmp_path: Path) -> None:
+    sent = Sent()
+    runner = _runner(tmp_path, SystemClock(), sent, schedule_horizon_h=24)
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    schedule = runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), Rule(Kind.AT, at=soon)))
+    async with runner.running():
+        await runner.push()
+        runner.book.save(schedule.bumped(paused=True))
+        await runner.sync()
+        assert runner.next_fire("sch-a") is None
+    assert sent.stops == [sent.requests[0].broadcast_id]
+    assert [r.state for r in runner.book.runs("sch-a")] == [RunState.CANCELLED]

@@ -1,0 +1,221 @@
+"""Signed commands: what a cluster acts on, what it refuses and reports, key rotation, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from devices.agent import AgentConfig, DeviceAgent
+from devices.cache import ContentCache
+from devices.hardware import Hardware
+from devices.trust import read_trusted_keys
+from simulator.hardware import SimAmplifier, SimClock, SimOutput, SimTelemetry
+from speakerctl.broker.address import BrokerAddress
+from speakerctl.broker.embedded import EmbeddedBroker
+from speakerctl.broker.link import Incoming, Link
+from speakerctl.errors import ConfigError, ProtocolError, SignatureError
+from speakerctl.protocol import Command, ContentRef, Ping, Play, Priority, Status, chunks, codec, topics
+from speakerctl.protocol.signing import Signer, TrustedKeys
+from speakerctl.security import keys
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _ping(ttl_ms: int = 10_000) -> Command:
+    now = _now()
+    return Command(secrets.token_hex(8), now, now + ttl_ms, Priority.NORMAL, Ping())
+
+
+def _signer() -> Signer:
+    return Signer(Ed25519PrivateKey.generate())
+
+
+# -- the signature itself ----------------------------------------------------------------
+
+
+def test_a_signed_command_verifies_after_the_wire_and_any_change_breaks_it() -> None:
+    signer = _signer()
+    trusted = TrustedKeys.of([signer.private.public_key()])
+    signed = signer.sign(_ping())
+    assert signed.signature and signed.signature.startswith(f"{signer.key_id}.")
+    trusted.verify(codec.decode_command(codec.encode(signed)))
+    tampered = dataclasses.replace(signed, priority=Priority.EMERGENCY)
+    with pytest.raises(SignatureError, match="bad signature"):
+        trusted.verify(tampered)
+    with pytest.raises(SignatureError, match="not signed"):
+        trusted.verify(dataclasses.replace(signed, signature=None))
+    with pytest.raises(SignatureError, match="unknown key"):
+        TrustedKeys.of([_signer().private.public_key()]).verify(signed)
+    with pytest.raises(SignatureError):
+        trusted.verify(dataclasses.replace(signed, signature=f"{signer.key_id}.AAAA"))
+    with pytest.raises(SignatureError, match="not signed"):
+        TrustedKeys().verify(dataclasses.replace(signed, signature=""))
+
+
+def test_public_key_files_are_parsed_strictly() -> None:
+    signer = _signer()
+    text = f"# the controller\n{signer.public_line()}\n"
+    assert set(TrustedKeys.parse(text).keys) == {signer.key_id}
+    kid_of_other = _signer().key_id
+    with pytest.raises(ProtocolError, match="does not match"):
+        TrustedKeys.parse(signer.public_line().replace(signer.key_id, kid_of_other))
+    with pytest.raises(ProtocolError, match="line 1"):
+        TrustedKeys.parse("rsa abc def")
+
+
+def test_key_rotation_keeps_old_signatures_valid_until_the_old_key_is_retired(tmp_path: Path) -> None:
+    keys_dir = tmp_path / "keys"
+    old = keys.load_or_create_signer(keys_dir)
+    assert keys.load_or_create_signer(keys_dir).key_id == old.key_id  # loaded, not made again
+    assert (keys_dir / f"command-{old.key_id}.key").stat().st_mode & 0o077 == 0
+    new = keys.rotate(keys_dir)
+    assert keys.load_or_create_signer(keys_dir).key_id == new.key_id
+    during = read_trusted_keys(keys.trusted_path(keys_dir))
+    during.verify(old.sign(_ping()))  # clusters provisioned with both accept both
+    during.verify(new.sign(_ping()))
+    with pytest.raises(ConfigError, match="active"):
+        keys.retire(keys_dir, new.key_id)
+    keys.retire(keys_dir, old.key_id)
+    after = read_trusted_keys(keys.trusted_path(keys_dir))
+    after.verify(new.sign(_ping()))
+    with pytest.raises(SignatureError, match="unknown key"):
+        after.verify(old.sign(_ping()))
+    assert keys.trusted_ids(keys_dir) == [new.key_id]
+
+
+# -- the agent ---------------------------------------------------------------------------
+
+
+class Inbox:
+    """Collects messages."""
+
+    def __init__(self) -> None:
+        self.messages: list[Incoming] = []
+
+    async def __call__(self, message: Incoming) -> None:
+        self.messages.append(message)
+
+    def statuses(self) -> list[Status]:
+        return [codec.decode_status(m.payload) for m in self.messages if m.topic.endswith("/status")]
+
+    def events(self) -> list[object]:
+        return [codec.decode_event(m.payload) for m in self.messages if m.topic.endswith("/evt")]
+
+
+def _agent(url: str, root: Path, device: str, trusted: TrustedKeys) -> tuple[DeviceAgent, SimOutput]:
+    output = SimOutput(time_scale=20)
+    hardware = Hardware(output, SimAmplifier(), SimTelemetry(), SimClock())
+    config = AgentConfig(device, (f"{device}-zone",), root / device, trusted_keys=trusted, repair_after_s=0.5)
+    return DeviceAgent(config, BrokerAddress.parse(url), hardware), output
+
+
+@asynccontextmanager
+async def _running(*links_or_agents: Link | DeviceAgent) -> AsyncIterator[None]:
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(x.run()) for x in links_or_agents]
+        for x in links_or_agents:
+            await (x.link if isinstance(x, DeviceAgent) else x).wait_connected(10)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+
+
+async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def _cached_play(agent: DeviceAgent, broadcast_id: str, msg_id: str) -> Command:
+    """A play command for content the cluster already holds (so no upload is needed)."""
+    data = broadcast_id.encode() * 50
+    ref = ContentRef(hashlib.sha256(data).hexdigest(), len(data), "opus", 200)
+    cache = ContentCache(agent.config.cache_dir)
+    if not cache.has(ref.sha256):
+        download = cache.begin(ref)
+        download.write(chunks.unpack(chunks.pack(0, 1, data)))
+        cache.finish(download)
+    agent.cache = ContentCache(agent.config.cache_dir)
+    now = _now()
+    return Command(msg_id, now, now + 60_000, Priority.EMERGENCY, Play(broadcast_id, (ref,)))
+
+
+async def test_only_signed_commands_by_a_trusted_key_are_acted_on_and_refusals_are_reported(
+    embedded_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    signer = _signer()
+    device = f"sec-{secrets.token_hex(3)}"
+    agent, output = _agent(
+        embedded_broker.url, tmp_path, device, TrustedKeys.of([signer.private.public_key()])
+    )
+    watcher = Inbox()
+    intruder = Link(BrokerAddress.parse(embedded_broker.url), watcher, client_id=f"intruder-{device}")
+    await intruder.subscribe([topics.device_status(device), topics.device_events(device)])
+    async with _running(agent, intruder):
+        forged = [
+            _cached_play(agent, "bc-false-alarm", "unsigned-1"),  # unsigned
+            _signer().sign(_cached_play(agent, "bc-false-alarm", "other-key-1")),  # someone else's key
+            dataclasses.replace(
+                signer.sign(_cached_play(agent, "bc-real", "tampered-1")),
+                body=_cached_play(agent, "bc-false-alarm", "x").body,
+            ),
+        ]
+        for command in forged:
+            await intruder.publish(topics.device_cmd(device), codec.encode(command))
+        await _until(lambda: agent.counters.rejected == 3)
+        await _until(lambda: any(s.rejected_commands == 3 for s in watcher.statuses()))
+        assert output.played == [] and watcher.events() == []
+        genuine = signer.sign(_cached_play(agent, "bc-real", "tampered-1"))  # same id as the forgery
+        await intruder.publish(topics.device_cmd(device), codec.encode(genuine))
+        await _until(lambda: len(output.played) == 1)
+
+
+async def test_a_redelivered_command_never_plays_twice_even_across_a_power_cut(
+    embedded_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    signer = _signer()
+    trusted = TrustedKeys.of([signer.private.public_key()])
+    device = f"sec-{secrets.token_hex(3)}"
+    agent, output = _agent(embedded_broker.url, tmp_path, device, trusted)
+    sender = Link(BrokerAddress.parse(embedded_broker.url), Inbox(), client_id=f"ctl-{device}")
+    command = signer.sign(_cached_play(agent, "bc-once", "once-1"))
+    async with _running(agent, sender):
+        for _ in range(3):  # QoS 1 redelivery, and the same command on a zone topic
+            await sender.publish(topics.device_cmd(device), codec.encode(command))
+        await sender.publish(topics.zone_cmd(f"{device}-zone"), codec.encode(command))
+        await _until(lambda: agent.counters.duplicates == 3)
+        await asyncio.sleep(0.3)
+    assert len(output.played) == 1
+    # Power cut: a new agent process on the same storage gets the command again.
+    again, output2 = _agent(embedded_broker.url, tmp_path, device, trusted)
+    async with _running(again, sender):
+        await sender.publish(topics.device_cmd(device), codec.encode(command))
+        await _until(lambda: again.counters.duplicates == 1)
+        await asyncio.sleep(0.3)
+    assert output2.played == []
+
+
+def test_the_signed_example_of_the_protocol_document_verifies() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text(encoding="utf-8")
+    key_line = next(line for line in doc.splitlines() if line.startswith("ed25519 "))
+    seed_signer = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+    assert key_line == seed_signer.public_line()
+    start = doc.index('"kind": "ping",\n  "id": "3b9d0c7e5a214f68"') - len('{\n  "v": 1,\n  ')
+    example = codec.decode_command(doc[start : doc.index("}\n```", start) + 1].encode())
+    TrustedKeys.parse(key_line).verify(example)
+    assert seed_signer.sign(example) == example
