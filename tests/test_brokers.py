@@ -173,6 +173,10 @@ async def test_persistent_session_reconnects_while_others_subscribe(broker: Brok
         async with contextlib.AsyncExitStack() as stack:
             others = [await stack.enter_async_context(client(broker)) for _ in range(30)]
             for attempt in range(3):
+                # Let the broker finish the previous DISCONNECT first: amqtt 0.12 loses a QoS 1
+                # message in flight when a session is taken over mid-disconnect (a known gap of
+                # the embedded broker, see docs/architecture.md; Mosquitto does not need this).
+                await asyncio.sleep(0.5)
                 async with client(broker, identifier=name, clean_session=False) as device:
                     subscribes = (other.subscribe(fresh_topic("x"), qos=1) for other in others)
                     await asyncio.gather(*subscribes, pub.publish(topic, b"%d" % attempt, qos=1))
