@@ -28,10 +28,10 @@ import sys
 import threading
 import weakref
 from collections.abc import Coroutine
-from types import TracebackType
 from typing import Any, Final, Self
 
 from speakerctl.broker.ports import LOOPBACK, accepts_connections, free_port
+from speakerctl.broker.process import OwnedProcess, terminate
 from speakerctl.errors import BrokerError
 
 DEFAULT_MAX_CONNECTIONS: Final = 4096
@@ -41,7 +41,7 @@ _BOOTSTRAP: Final = "from speakerctl.broker.embedded import serve; serve()"
 _ERROR_PREFIX: Final = "error: "
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(OwnedProcess):
     """An amqtt broker in a child process we own, listening on 127.0.0.1."""
 
     def __init__(
@@ -103,25 +103,8 @@ class EmbeddedBroker:
             stdin=subprocess.PIPE,  # the child exits when this pipe closes
             stdout=subprocess.PIPE,
         )
-        weakref.finalize(self, _stop_process, process, 1.0)
+        weakref.finalize(self, terminate, process, 1.0)
         return process
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the broker process and release its port; safe to call twice."""
-        process, self._process = self._process, None
-        if process is not None:
-            _stop_process(process, timeout)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.is_running else "stopped"
@@ -145,20 +128,6 @@ def _await_ready(process: subprocess.Popen[bytes], timeout: float) -> str:
         return f"the broker process exited with code {process.wait(1.0)}"
     except subprocess.TimeoutExpired:
         return f"unexpected output {line!r}"
-
-
-def _stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """Close the child's lifeline, terminate it, and reap it."""
-    for pipe in (process.stdin, process.stdout):
-        if pipe is not None and not pipe.closed:
-            pipe.close()
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait()
 
 
 # ---------------------------------------------------------------- the child process

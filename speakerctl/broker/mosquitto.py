@@ -20,10 +20,10 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from speakerctl.broker.ports import LOOPBACK, accepts_connections, wait_until_listening
+from speakerctl.broker.process import OwnedProcess, terminate
 from speakerctl.errors import BrokerError, ConfigError
 
 CONF_NAME = "mosquitto.conf"
@@ -173,7 +173,7 @@ class MosquittoConfig:
         return conf
 
 
-class MosquittoProcess:
+class MosquittoProcess(OwnedProcess):
     """A Mosquitto we started and own by PID, listening on the configured loopback port."""
 
     def __init__(
@@ -240,7 +240,7 @@ class MosquittoProcess:
             process = subprocess.Popen(
                 [binary, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=output, stderr=output
             )
-        weakref.finalize(self, _terminate, process, 1.0)
+        weakref.finalize(self, terminate, process, 1.0)
         return process
 
     def _alive(self) -> bool:
@@ -260,37 +260,9 @@ class MosquittoProcess:
         texts = (_tail(self.directory / name, lines) for name in (LOG_NAME, OUTPUT_NAME))
         return "\n".join(text for text in texts if text) or "(mosquitto wrote no log)"
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Terminate the broker by PID and wait for it; safe to call twice."""
-        process, self._process = self._process, None
-        if process is not None:
-            _terminate(process, timeout)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.is_running else "stopped"
         return f"<MosquittoProcess {self.url} {state}>"
-
-
-def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM, then SIGKILL if the process outlives `timeout`; always reap it."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait()
 
 
 def _tail(path: Path, lines: int) -> str:

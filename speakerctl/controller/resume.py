@@ -19,7 +19,6 @@ from speakerctl.controller.planning import Plan, resolve_targets
 from speakerctl.controller.resilience import play_command_id
 from speakerctl.controller.service import BroadcastResult, Controller, Progress
 from speakerctl.controller.tracker import Tracker
-from speakerctl.controller.uploader import Upload
 from speakerctl.protocol import Command, ContentRef, DeliveryEvent, DeliveryState, Play, Reason
 from speakerctl.store import BroadcastInfo, BroadcastState, DeliveryInfo, DeliveryStatus
 
@@ -58,25 +57,7 @@ async def resume(
     tracker = Tracker(info.id, list(plan.device_ids), set(plan.online))
     for delivery in deliveries:
         _seed(tracker, delivery)
-    blobs = await asyncio.to_thread(lambda: [controller.content.read(ref.sha256) for ref in plan.variants])
-    uploads = [
-        Upload(controller.link, ref, blob, controller.settings.accept_window_s)
-        for ref, blob in zip(plan.variants, blobs, strict=True)
-    ]
-    egress_before = controller.link.bytes_out
-    controller.ingestor.track(tracker, uploads)
-    try:
-        await controller._run(plan, controller.signer.sign(command), tracker, uploads, progress)
-    finally:
-        controller.ingestor.untrack(tracker, uploads)
-        await controller._close(plan, tracker)
-    return BroadcastResult(
-        info.id,
-        len(plan.device_ids),
-        dict(tracker.counts()),
-        controller.link.bytes_out - egress_before,
-        sum(u.bytes_sent for u in uploads),
-    )
+    return await controller.execute(plan, command, tracker, progress)
 
 
 def _plan(controller: Controller, info: BroadcastInfo) -> tuple[Plan, list[DeliveryInfo]]:

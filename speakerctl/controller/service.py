@@ -147,8 +147,20 @@ class Controller:
             _ttl_s(request, now, self.settings.command_ttl_s),
             request.broadcast_id or _broadcast_id(now),
         )
-        command = self.signer.sign(_command(plan, request, to_ms(now)))
+        command = _command(plan, request, to_ms(now))
         tracker = Tracker(plan.broadcast_id, list(plan.device_ids), set(plan.online))
+        self.last_result = await self.execute(plan, command, tracker, progress, _wait_s(request, now))
+        return self.last_result
+
+    async def execute(
+        self,
+        plan: Plan,
+        command: Command,
+        tracker: Tracker,
+        progress: Progress | None = None,
+        wait_s: float = 0.0,
+    ) -> BroadcastResult:
+        """Sign and send a planned broadcast, upload its content, follow it and record the end."""
         blobs = await asyncio.to_thread(lambda: [self.content.read(ref.sha256) for ref in plan.variants])
         uploads = [
             Upload(self.link, ref, blob, self.settings.accept_window_s)
@@ -157,11 +169,11 @@ class Controller:
         egress_before = self.link.bytes_out
         self.ingestor.track(tracker, uploads)
         try:
-            await self._run(plan, command, tracker, uploads, progress, _wait_s(request, now))
+            await self._run(plan, self.signer.sign(command), tracker, uploads, progress, wait_s)
         finally:
             self.ingestor.untrack(tracker, uploads)
             await self._close(plan, tracker)
-        self.last_result = BroadcastResult(
+        return BroadcastResult(
             plan.broadcast_id,
             len(plan.device_ids),
             dict(tracker.counts()),
@@ -169,7 +181,6 @@ class Controller:
             sum(u.bytes_sent for u in uploads),
             tracker.reach_latency_s,
         )
-        return self.last_result
 
     async def manage(
         self, device_id: str, body: SetVolume | Reboot | Ping, timeout: float = 10.0
