@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -121,38 +120,13 @@ def test_failed_to_sound_looks_at_each_devices_latest_accepted_broadcast() -> No
 # -- the store --------------------------------------------------------------------------------
 
 
-def _postgres() -> Iterator[str]:
-    admin = sa.create_engine(
-        "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
-    )
-    name = f"speakerctl_mon_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        if os.environ.get("SPEAKERCTL_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required but unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store with two districts and three clusters."""
-    url = f"sqlite:///{tmp_path / 'speakerctl.db'}" if request.param == "sqlite" else None
-    urls = iter([url]) if url else _postgres()
-    with Store.open(next(urls)) as s:
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A store with two districts and three clusters, on each backend."""
+    with Store.open(db_url) as s:
         s.sync_zones(ZONES)
         s.sync_devices(DEVICES)
         yield s
-    for _ in urls:  # drop the PostgreSQL database
-        pass
 
 
 def _status(device_id: str, at: datetime, **changes: object) -> Status:
