@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from speakerctl.errors import ProtocolError
 from speakerctl.protocol.limits import MAX_ID_LENGTH, MAX_TEXT_LENGTH, MAX_TIMESTAMP_MS, PROTOCOL_VERSION
+from speakerctl.protocol.topics import check_id
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Enum)
@@ -110,3 +111,15 @@ def str_list(value: object, what: str) -> list[str]:
     if not isinstance(value, list):
         raise ProtocolError(f"{what} must be an array")
     return [_typed(v, str, what) for v in value]
+
+
+def check_event_head(msg_id: str, device_id: str, ts_ms: int) -> None:
+    """Validate what every device event carries: its message id, its device and its time stamp."""
+    check_token(msg_id, "id")
+    check_id(device_id, "device id")
+    check_timestamp(ts_ms, "ts")
+
+
+def event_head(kind: str, msg_id: str, device_id: str, ts_ms: int) -> dict[str, Any]:
+    """The wire fields every device event starts with."""
+    return {"v": PROTOCOL_VERSION, "kind": kind, "id": msg_id, "device_id": device_id, "ts": ts_ms}

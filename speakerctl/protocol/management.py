@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from speakerctl.protocol import fields as f
-from speakerctl.protocol.limits import PROTOCOL_VERSION
-from speakerctl.protocol.topics import check_id
 
 Wire = dict[str, Any]
 
@@ -79,20 +77,14 @@ class Ack:
     kind = "ack"
 
     def __post_init__(self) -> None:
-        f.check_token(self.msg_id, "id")
-        check_id(self.device_id, "device id")
-        f.check_timestamp(self.ts_ms, "ts")
+        f.check_event_head(self.msg_id, self.device_id, self.ts_ms)
         f.check_token(self.command_id, "command_id")
         f.check_text(self.detail, "detail")
 
     def to_wire(self) -> Wire:
         """Wire dict."""
         return {
-            "v": PROTOCOL_VERSION,
-            "kind": self.kind,
-            "id": self.msg_id,
-            "device_id": self.device_id,
-            "ts": self.ts_ms,
+            **f.event_head(self.kind, self.msg_id, self.device_id, self.ts_ms),
             "command_id": self.command_id,
             "ok": self.ok,
             "detail": self.detail,

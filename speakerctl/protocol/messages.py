@@ -271,11 +271,9 @@ class DeliveryEvent:
     kind = "delivery"
 
     def __post_init__(self) -> None:
-        f.check_token(self.msg_id, "id")
-        check_id(self.device_id, "device id")
+        f.check_event_head(self.msg_id, self.device_id, self.ts_ms)
         f.check_token(self.broadcast_id, "broadcast_id")
         f.check_text(self.detail, "detail")
-        f.check_timestamp(self.ts_ms, "ts")
         if self.state in (DeliveryState.FAILED, DeliveryState.EXPIRED) and self.reason is None:
             raise ProtocolError(f"a {self.state} event needs a reason")
         if self.sha256 is not None:
@@ -284,11 +282,7 @@ class DeliveryEvent:
     def to_wire(self) -> Wire:
         """Wire dict."""
         return {
-            "v": PROTOCOL_VERSION,
-            "kind": self.kind,
-            "id": self.msg_id,
-            "device_id": self.device_id,
-            "ts": self.ts_ms,
+            **f.event_head(self.kind, self.msg_id, self.device_id, self.ts_ms),
             "broadcast_id": self.broadcast_id,
             "state": self.state.value,
             "reason": self.reason.value if self.reason else None,
@@ -330,10 +324,8 @@ class ContentRequest:
     kind = "content_request"
 
     def __post_init__(self) -> None:
-        f.check_token(self.msg_id, "id")
-        check_id(self.device_id, "device id")
+        f.check_event_head(self.msg_id, self.device_id, self.ts_ms)
         check_sha256(self.sha256)
-        f.check_timestamp(self.ts_ms, "ts")
         if not 0 < len(self.missing) <= MAX_MISSING_RANGES:
             raise ProtocolError(f"missing must list 1..{MAX_MISSING_RANGES} ranges")
         for lo, hi in self.missing:
@@ -343,11 +335,7 @@ class ContentRequest:
     def to_wire(self) -> Wire:
         """Wire dict."""
         return {
-            "v": PROTOCOL_VERSION,
-            "kind": self.kind,
-            "id": self.msg_id,
-            "device_id": self.device_id,
-            "ts": self.ts_ms,
+            **f.event_head(self.kind, self.msg_id, self.device_id, self.ts_ms),
             "sha256": self.sha256,
             "missing": [list(r) for r in self.missing],
         }
