@@ -103,22 +103,30 @@ class ContentStore:
         return next((p for p in self._shard(sha256).glob(f"{sha256}.*") if p.is_file()), None)
 
     def _write_atomic(self, final: Path, data: bytes) -> None:
-        """Write data to final through a synced temp file in the same directory."""
+        """Write data to final (creating its shard directory) without ever exposing a partial file."""
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
         except OSError as exc:
             raise StoreError(f"cannot write to {final.parent}: {exc.strerror or exc}") from exc
-        try:
-            _write_synced(fd, data)
-            os.replace(temp, final)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            if isinstance(exc, OSError):
-                raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
-            raise
-        _sync_dir(final.parent)
+        write_atomic(final, data)
+
+
+def write_atomic(final: Path, data: bytes) -> None:
+    """Write a file through a synced temp file beside it, so no half-written file is ever seen."""
+    try:
+        fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
+    try:
+        _write_synced(fd, data)
+        os.replace(temp, final)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
+        raise
+    _sync_dir(final.parent)
 
 
 def _write_synced(fd: int, data: bytes) -> None:

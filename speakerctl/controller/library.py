@@ -7,11 +7,8 @@ content store's lock and in one transaction, so a failure leaves neither orphan 
 
 from __future__ import annotations
 
-import contextlib
 import getpass
-import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +23,7 @@ from speakerctl.audio import (
     Rendering,
     order_codecs,
     render,
+    write_atomic,
 )
 from speakerctl.audio.pipeline import Progress
 from speakerctl.audio.sequence import Composition, Recording, Speech
@@ -36,7 +34,6 @@ from speakerctl.store import Airing, BulletinInfo, Store, VariantInfo
 
 TITLE_WORDS = 8
 """A bulletin made from text is titled with its first words."""
-EXPORT_MODE = 0o644
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +220,7 @@ def export_bulletin(
         destination = destination / f"{slug(bulletin.title)}-{bulletin.id}.{variant.container}"
     if destination.exists() and not overwrite:
         raise StoreError(f"{destination} already exists", hint="pass --force to replace it")
-    _write_atomic(destination, data)
+    write_atomic(destination, data)
     return destination
 
 
@@ -243,22 +240,3 @@ def slug(title: str) -> str:
     plain = unicodedata.normalize("NFKD", title.replace("đ", "d").replace("Đ", "D"))
     ascii_only = plain.encode("ascii", "ignore").decode().lower()
     return re.sub(r"[^a-z0-9]+", "-", ascii_only).strip("-")[:60] or "bulletin"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write a file through a temp file beside it, so no half-written file is ever seen."""
-    try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            os.fchmod(out.fileno(), EXPORT_MODE)
-        os.replace(temp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
