@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.cli.main import app
+from speakerctl.cli.simulate import fleet_process
 
 CITY = "st-tp-soc-trang"  # Sóc Trăng city: the inventory's first 30 clusters
 
@@ -82,32 +83,11 @@ def test_errors_are_one_line_with_a_hint_and_a_meaningful_exit_code(tmp_path: Pa
     assert bad_url.returncode == 4 and "scheme" in bad_url.stderr
 
 
-@contextlib.contextmanager
-def _fleet(url: str, cache: Path, trust: Path) -> Iterator[str]:
-    """`speakerctl simulate` in its own process, as real clusters are; yields its ready line."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "speakerctl",
-        "--broker",
-        url,
-        "simulate",
-        "--count",
-        "30",
-        "--time-scale",
-        "10",
-        "--cache-dir",
-        str(cache),
-        "--trust",
-        str(trust),
-    ]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None
-        try:
-            yield proc.stdout.readline()
-        finally:
-            proc.terminate()
-            proc.wait(10)
+def _fleet(url: str, cache: Path, trust: Path) -> contextlib.AbstractContextManager[str]:
+    """30 simulated clusters in their own process; yields the ready line."""
+    args = ["--broker", url, "simulate", "--count", "30", "--time-scale", "10", "--cache-dir", str(cache),
+            "--trust", str(trust)]  # fmt: skip
+    return fleet_process(args)
 
 
 def test_broadcast_and_report_against_a_simulated_fleet_process(

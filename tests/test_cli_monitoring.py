@@ -21,6 +21,7 @@ from devices.inventory import load_inventory
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.ports import free_port
 from speakerctl.cli.main import app, exit_code
+from speakerctl.cli.simulate import fleet_process
 from speakerctl.config import Settings
 from speakerctl.controller.app import open_store
 from speakerctl.controller.health import HealthPolicy, evaluate
@@ -184,17 +185,19 @@ def test_report_per_zone_and_play_log_exports(data: tuple[CliRunner, list[str], 
     assert _code(runner, [*opts, "report", "--since", day, "--format", "csv"]) == 4
 
 
-@contextlib.contextmanager
-def _fleet(url: str, data_dir: Path, cache: Path) -> Iterator[str]:
-    cmd = [sys.executable, "-m", "speakerctl", "--data-dir", str(data_dir), "--broker", url,
-           "simulate", "--count", "3", "--cache-dir", str(cache)]  # fmt: skip
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None
-        try:
-            yield proc.stdout.readline()
-        finally:
-            proc.terminate()
-            proc.wait(10)
+def _fleet(url: str, data_dir: Path, cache: Path) -> contextlib.AbstractContextManager[str]:
+    args = [
+        "--data-dir",
+        str(data_dir),
+        "--broker",
+        url,
+        "simulate",
+        "--count",
+        "3",
+        "--cache-dir",
+        str(cache),
+    ]
+    return fleet_process(args)
 
 
 def test_remote_actions_from_the_cli_are_acknowledged_or_time_out(tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +14,11 @@ from speakerctl.audio import generate_speechlike
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.cli.broadcast import print_summary, run_broadcast
 from speakerctl.cli.common import Exit, console, console_err, run, state
-from speakerctl.cli.simulate import READY
+from speakerctl.cli.simulate import fleet_process
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest
-from speakerctl.errors import LinkError
 from speakerctl.protocol import Priority
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 
@@ -67,10 +64,7 @@ def demo(
 @contextlib.contextmanager
 def _fleet(settings: Settings, cache: Path, time_scale: float, count: int | None) -> Iterator[str]:
     """The simulated fleet in its own process, as real clusters would be; yields its ready line."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "speakerctl",
+    args = [
         "--broker",
         settings.broker,
         "simulate",
@@ -84,21 +78,6 @@ def _fleet(settings: Settings, cache: Path, time_scale: float, count: int | None
         str(trusted_path(settings.keys_dir)),
     ]
     if count:
-        cmd += ["--count", str(count)]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
-        try:
-            yield _wait_ready(proc)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _wait_ready(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith(READY):
-            return line.strip()
-    raise LinkError(f"the simulated fleet exited (code {proc.wait()}) before it was ready")
+        args += ["--count", str(count)]
+    with fleet_process(args) as ready:
+        yield ready

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +17,7 @@ from simulator.fleet import Fleet, FleetOptions
 from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
 from speakerctl.config import Settings
+from speakerctl.errors import LinkError
 
 READY = "ready:"
 
@@ -67,3 +71,26 @@ async def _simulate(settings: Settings, options: FleetOptions) -> None:
         # The demo and the tests wait for this line on stdout.
         sys.stdout.write(f"{READY} {len(fleet.devices)} clusters online\n")
         sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def fleet_process(args: Sequence[str]) -> Iterator[str]:
+    """Run `speakerctl ARGS` (a simulate command) in its own process; yield its ready line."""
+    cmd = [sys.executable, "-m", "speakerctl", *args]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            yield _wait_ready(proc)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_ready(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(READY):
+            return line.strip()
+    raise LinkError(f"the simulated fleet exited (code {proc.wait()}) before it was ready")
