@@ -112,3 +112,11 @@ def test_broadcast_and_report_against_a_simulated_fleet_process(
     report = json.loads(_ok(runner, [*opts, "report", outcome["broadcast"], "--json"]))
     assert report["counts"]["finished"] == 30 and report["state"] == "complete"
     assert "30/30 played" in _ok(runner, [*opts, "report", outcome["broadcast"]])
+
+
+def test_demo_reaches_every_simulated_cluster(tmp_path: Path) -> None:
+    demo = _speakerctl(
+        "demo", "--seconds", "1", "--count", "30", "--time-scale", "4", "--workdir", str(tmp_path / "demo")
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "30/30 played" in demo.stdout

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from devices.inventory import load_inventory
 from speakerctl.audio import generate_speechlike
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.cli.broadcast import print_summary, run_broadcast
@@ -20,13 +21,17 @@ from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest
 from speakerctl.protocol import Priority
+from speakerctl.protocol.limits import MAX_TARGETS
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 
 
 def demo(
     seconds: Annotated[float, typer.Option(help="Length of the demo bulletin.")] = 8.0,
     time_scale: Annotated[float, typer.Option(help="Simulated clusters play this many times faster.")] = 1.0,
-    count: Annotated[int | None, typer.Option(help="Clusters (default: all 279 of Sóc Trăng).")] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_TARGETS, help="Simulate and target only the first N clusters."),
+    ] = None,
     workdir: Annotated[Path | None, typer.Option(help="Keep the demo's files here.")] = None,
 ) -> None:
     """Broadcast a bulletin to a simulated province through an embedded broker and report the result."""
@@ -48,8 +53,7 @@ def demo(
         audio = generate_speechlike(seconds, root / "ban-tin-demo.wav")
         bulletin, _ = import_bulletin(store, settings, SystemClock(), audio, "Bản tin thử nghiệm")
         console_err.print(f"bulletin {bulletin.id} “{bulletin.title}”, {bulletin.duration_ms / 1000:.1f} s")
-        root_zone = next(z for z in store.zones() if z.parent_id is None)
-        request = BroadcastRequest(bulletin.id, (root_zone.id,), Priority.NORMAL)
+        request = BroadcastRequest(bulletin.id, _targets(settings, count), Priority.NORMAL)
         result = run(run_broadcast(settings, request, show_progress=True))
         print_summary(result)
         console.print(
@@ -59,6 +63,14 @@ def demo(
         )
     if not result.complete:
         raise typer.Exit(Exit.INCOMPLETE)
+
+
+def _targets(settings: Settings, count: int | None) -> tuple[str, ...]:
+    """The whole province, or just the clusters the fleet simulates (the inventory's first `count`)."""
+    inventory = load_inventory(settings.inventory)
+    if count is None or count >= len(inventory.devices):
+        return (inventory.root.id,)
+    return tuple(d.id for d in inventory.devices[:count])
 
 
 @contextlib.contextmanager
