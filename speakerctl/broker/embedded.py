@@ -66,21 +66,6 @@ class EmbeddedBroker(OwnedProcess):
         """The broker's TCP port."""
         return self._port
 
-    @property
-    def url(self) -> str:
-        """`mqtt://127.0.0.1:PORT`."""
-        return f"mqtt://{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """PID of the broker process while it runs."""
-        return self._process.pid if self.is_running and self._process else None
-
-    @property
-    def is_running(self) -> bool:
-        """True while the broker process is alive."""
-        return self._process is not None and self._process.poll() is None
-
     def start(self) -> Self:
         """Start the broker and block until it accepts connections, or raise BrokerError."""
         if self.is_running:

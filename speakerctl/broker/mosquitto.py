@@ -201,24 +201,9 @@ class MosquittoProcess(OwnedProcess):
         return self.config.port
 
     @property
-    def url(self) -> str:
-        """`mqtt://host:port` of the listener."""
-        return f"mqtt://{self.host}:{self.port}"
-
-    @property
     def log_path(self) -> Path:
         """Mosquitto's own log file."""
         return self.directory / LOG_NAME
-
-    @property
-    def pid(self) -> int | None:
-        """PID of the running broker, or None."""
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def is_running(self) -> bool:
-        """True while the child process is alive."""
-        return self._process is not None and self._process.poll() is None
 
     def start(self) -> Self:
         """Write the config, start Mosquitto and wait until it accepts connections."""

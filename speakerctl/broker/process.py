@@ -22,9 +22,34 @@ def terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 class OwnedProcess:
-    """Mixin for an object that starts one child process and must never leave it running."""
+    """Mixin for a broker that starts one child process and must never leave it running."""
 
     _process: subprocess.Popen[bytes] | None
+
+    @property
+    def host(self) -> str:
+        """The address the broker listens on."""
+        raise NotImplementedError
+
+    @property
+    def port(self) -> int:
+        """The broker's TCP port."""
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        """`mqtt://host:port` of the listener."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the broker process while it runs."""
+        return self._process.pid if self.is_running and self._process else None
+
+    @property
+    def is_running(self) -> bool:
+        """True while the child process is alive."""
+        return self._process is not None and self._process.poll() is None
 
     def start(self) -> Self:
         """Start the child and wait until it serves."""
