@@ -11,6 +11,7 @@ from speakerctl.audio.pipeline import Progress
 from speakerctl.clock import Clock
 from speakerctl.config import Settings
 from speakerctl.controller.library import add_bulletin
+from speakerctl.controller.zonetree import ZoneTree
 from speakerctl.store import BulletinInfo, DeviceSpec, Store, ZoneInfo
 
 
@@ -50,10 +51,4 @@ def import_bulletin(
 
 def zone_path(store: Store, zone_id: str) -> str:
     """The zone's names from the root down, e.g. "Sóc Trăng › Kế Sách › An Mỹ"."""
-    zones = {z.id: z for z in store.zones()}
-    names: list[str] = []
-    current: str | None = zone_id
-    while current is not None and current in zones and len(names) < len(zones):
-        names.append(zones[current].name)
-        current = zones[current].parent_id
-    return " › ".join(reversed(names))
+    return ZoneTree(store.zones()).path(zone_id)
