@@ -22,6 +22,7 @@ from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.errors import NotFound
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import RunState, Schedule
@@ -129,7 +130,10 @@ async def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def _finished(store: Store, broadcast_id: str) -> int:
-    return store.delivery_counts(broadcast_id).get("finished", 0)
+    try:
+        return store.delivery_counts(broadcast_id).get("finished", 0)
+    except NotFound:  # the run is recorded a moment before the controller records its broadcast
+        return 0
 
 
 def _starts(rig: Rig) -> list[int]:
