@@ -34,6 +34,7 @@ from devices.inventory import load_inventory
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
+from speakerctl.cli.serve import schedule_runner
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
@@ -43,7 +44,6 @@ from speakerctl.scheduler.app import preview
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import RunState, Schedule
 from speakerctl.scheduler.rules import Kind, Rule, parse_times
-from speakerctl.scheduler.runner import for_controller
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 
 
@@ -121,7 +121,7 @@ async def bench_fleet(root: Path, broadcasts: int, gap_s: int, offset_ms: int) -
             task = tg.create_task(fleet.run())
             await fleet.wait_online(60)
             controller = Controller(settings, store)
-            runner = for_controller(controller, book, sync_every_s=1.0)
+            runner = schedule_runner(controller, book, sync_every_s=1.0)
             async with controller.running(), runner.running():
                 end = first + timedelta(seconds=gap_s * broadcasts + 5)
                 await asyncio.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()))

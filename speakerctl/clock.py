@@ -1,4 +1,4 @@
-"""Time, passed in: the controller never calls datetime.now() itself."""
+"""Time, passed in: the controller, scheduler and web never read the host's clocks themselves."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps, for intervals and timeouts."""
+        ...
+
 
 class SystemClock:
     """The host's wall clock."""
@@ -21,6 +25,10 @@ class SystemClock:
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
         return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        """Seconds on the host's monotonic clock."""
+        return time.monotonic()
 
 
 class FixedClock:
@@ -32,6 +40,10 @@ class FixedClock:
     def now(self) -> datetime:
         """The pinned time."""
         return self._at
+
+    def monotonic(self) -> float:
+        """The pinned time in seconds: it moves only with `advance`."""
+        return self._at.timestamp()
 
     def advance(self, delta: timedelta) -> None:
         """Move the pinned time."""
@@ -46,8 +58,3 @@ def to_ms(at: datetime) -> int:
 def from_ms(ms: int) -> datetime:
     """A UTC datetime from epoch milliseconds."""
     return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def monotonic() -> float:
-    """Seconds on a clock that never jumps, for timeouts."""
-    return time.monotonic()

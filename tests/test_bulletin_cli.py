@@ -263,7 +263,7 @@ def test_rm_is_refused_while_a_schedule_uses_it(
     cli: Cli, tone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (row,) = cli.json("add", str(tone))
-    monkeypatch.setattr(bulletin_cli.library, "schedules_using", lambda settings, bid: ["sch-1"])
+    monkeypatch.setattr(bulletin_cli, "_schedules_using", lambda bid: ["sch-1"])
     result = cli.run("rm", str(row["id"]))
     assert result.exit_code == 1 and "schedule sch-1" in str(result.exception)
 

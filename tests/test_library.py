@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,10 @@ from speakerctl.controller import library
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.errors import ConfigError, InUse, NotFound, StoreError
 from speakerctl.protocol import Priority
+from speakerctl.scheduler.app import schedules_using
+from speakerctl.scheduler.book import ScheduleBook
+from speakerctl.scheduler.model import Schedule
+from speakerctl.scheduler.rules import Kind, Rule
 from speakerctl.store import DeliveryStatus, DeliveryUpdate, Store
 
 T0 = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)
@@ -54,6 +59,10 @@ def store(settings: Settings) -> Store:
 @pytest.fixture
 def tone(tmp_path: Path) -> Path:
     return generate_tone(1.0, freq_hz=500, path=tmp_path / "thong-bao.wav")
+
+
+def _unscheduled(bulletin_id: int) -> list[str]:
+    return []
 
 
 def _files(settings: Settings) -> list[Path]:
@@ -108,14 +117,14 @@ def test_removal_deletes_only_content_nothing_else_uses(store: Store, settings: 
     first, _ = import_bulletin(store, settings, FixedClock(T0), tone, "A")
     variants = store.variants(first.id)
     shared = store.add_bulletin("B", "ab" * 32, "mp3", "mp3", 48, 1000, 10, "b.wav", "op", T0, [variants[1]])
-    removed = library.remove_bulletin(store, settings, FixedClock(T0), first.id)
+    removed = library.remove_bulletin(store, settings, FixedClock(T0), first.id, _unscheduled)
     assert removed.id == first.id
     assert [p.stem for p in _files(settings)] == [variants[1].sha256]
     with pytest.raises(NotFound):
         store.bulletin(first.id)
     assert [b.id for b in store.bulletins()] == [shared.id]
     with pytest.raises(NotFound):
-        library.remove_bulletin(store, settings, FixedClock(T0), first.id)
+        library.remove_bulletin(store, settings, FixedClock(T0), first.id, _unscheduled)
 
 
 def _broadcast(store: Store, bulletin_id: int, broadcast_id: str = "bc-1") -> list[str]:
@@ -137,34 +146,29 @@ def test_a_bulletin_on_air_cannot_be_removed(store: Store, settings: Settings, t
     bulletin, _ = import_bulletin(store, settings, FixedClock(T0), tone, None)
     _broadcast(store, bulletin.id)
     with pytest.raises(InUse, match="on air"):
-        library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id)
+        library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id, _unscheduled)
     assert len(_files(settings)) == 2
     store.finish_broadcast("bc-1", "complete", T0)  # type: ignore[arg-type]
-    library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id)
+    library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id, _unscheduled)
     assert store.broadcast("bc-1").bulletin_id == bulletin.id  # the history stays
     with pytest.raises(NotFound):
         store.create_broadcast("bc-2", bulletin.id, Priority.NORMAL, [], [], T0, T0, T0)
 
 
 def test_a_scheduled_bulletin_cannot_be_removed(store: Store, settings: Settings, tone: Path) -> None:
-    from datetime import time
-
-    from speakerctl.scheduler.book import ScheduleBook
-    from speakerctl.scheduler.model import Schedule
-    from speakerctl.scheduler.rules import Kind, Rule
-
     bulletin, _ = import_bulletin(store, settings, FixedClock(T0), tone, None)
-    assert library.schedules_using(settings, bulletin.id) == []
     book = ScheduleBook(settings.db_url)
     try:
+        assert schedules_using(book, bulletin.id) == []
         rule = Rule(Kind.DAILY, times=(time(5, 0),))
         book.add(Schedule("sch-sang", bulletin.id, (ZONE,), rule, name="Bản tin sáng"))
+        using = partial(schedules_using, book)
         with pytest.raises(InUse, match=r"schedule sch-sang \(Bản tin sáng\)"):
-            library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id)
+            library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id, using)
         book.remove("sch-sang")
+        library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id, using)
     finally:
         book.close()
-    library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id)
 
 
 def test_airings_say_where_when_and_how_many_played(store: Store, settings: Settings, tone: Path) -> None:

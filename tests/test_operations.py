@@ -22,11 +22,12 @@ from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
+from speakerctl.cli.serve import operator_page
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.health import HealthPolicy
-from speakerctl.controller.monitor import evaluate_once, monitoring
+from speakerctl.controller.monitor import evaluate_once
 from speakerctl.controller.remote import remote_action
 from speakerctl.controller.reports import outcome_by_zone, play_log
 from speakerctl.controller.service import BroadcastRequest, Controller
@@ -60,7 +61,8 @@ async def ops(embedded_broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[
     inventory = load_inventory()
     ids = {d.id for d in inventory.devices_under(ZONE)}
     conditions = FleetConditions(battery_share=0.3, amplifier_fault_share=0.15, old_firmware_share=0.2)
-    controller = Controller(settings, open_store(settings))  # creates the signing key clusters trust
+    # creates the signing key clusters trust
+    controller = Controller(settings, open_store(settings), SkippingClock())
     options = FleetOptions(
         root=tmp_path / "fleet",
         time_scale=20,
@@ -73,11 +75,27 @@ async def ops(embedded_broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[
     async with asyncio.TaskGroup() as tg:
         fleet_task = tg.create_task(fleet.run())
         await fleet.wait_online(30)
-        async with controller.running(), monitoring(controller, "127.0.0.1:0") as url:
+        policy = HealthPolicy.from_settings(settings)
+        async with controller.running(), operator_page(controller, policy, "127.0.0.1:0") as url:
             assert url is not None
-            await evaluate_once(controller, HealthPolicy.from_settings(settings))
+            await evaluate_once(controller, policy)
             yield Ops(fleet, controller, url)
         fleet_task.cancel()
+
+
+class SkippingClock(SystemClock):
+    """The host's clock, whose monotonic reading a test can move ahead."""
+
+    def __init__(self) -> None:
+        self.skipped_s = 0.0
+
+    def monotonic(self) -> float:
+        """The host's monotonic clock plus what the test skipped."""
+        return super().monotonic() + self.skipped_s
+
+    def skip(self, seconds: float) -> None:
+        """Move the monotonic reading ahead."""
+        self.skipped_s += seconds
 
 
 def _expected(fleet: Fleet) -> dict[str, set[str]]:
@@ -205,7 +223,8 @@ async def test_a_broadcast_shows_in_reports_alerts_and_metrics(ops: Ops, tmp_pat
     now = controller.clock.now()
     rows = play_log(controller.store, now - timedelta(minutes=5), now, ZoneInfo("Asia/Ho_Chi_Minh"), ZONE)
     assert len(rows) == result.played and {r["bulletin"] for r in rows} == {"Thông báo lịch cúp điện"}
-    await asyncio.sleep(SNAPSHOT_TTL_S)
+    assert isinstance(controller.clock, SkippingClock)
+    controller.clock.skip(SNAPSHOT_TTL_S + 1)  # the page's cached snapshot is out of date now
     async with aiohttp.ClientSession() as http:
         async with http.get(ops.url + "api/fleet") as response:
             data = await response.json()

@@ -17,15 +17,17 @@ from speakerctl.audio import generate_tone
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Backoff
+from speakerctl.cli.serve import schedule_runner
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.errors import NotFound
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import RunState, Schedule
 from speakerctl.scheduler.rules import Kind, Rule
-from speakerctl.scheduler.runner import ScheduleRunner, for_controller
+from speakerctl.scheduler.runner import ScheduleRunner
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BulletinInfo, Store
 
@@ -47,7 +49,7 @@ class Rig:
     async def controller(self, horizon_h: float = 24.0) -> AsyncIterator[tuple[Controller, ScheduleRunner]]:
         """A controller and its schedule runner (pushing `horizon_h` ahead), running."""
         controller = Controller(replace(self.settings, schedule_horizon_h=horizon_h), self.store)
-        runner = for_controller(controller, ScheduleBook(self.settings.db_url), sync_every_s=0.5)
+        runner = schedule_runner(controller, ScheduleBook(self.settings.db_url), sync_every_s=0.5)
         async with controller.running(), runner.running():
             yield controller, runner
 
@@ -128,7 +130,10 @@ async def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def _finished(store: Store, broadcast_id: str) -> int:
-    return store.delivery_counts(broadcast_id).get("finished", 0)
+    try:
+        return store.delivery_counts(broadcast_id).get("finished", 0)
+    except NotFound:  # the run is recorded a moment before the controller records its broadcast
+        return 0
 
 
 def _starts(rig: Rig) -> list[int]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from speakerctl.clock import FixedClock, SystemClock
 from speakerctl.config import Settings
-from speakerctl.controller.service import BroadcastRequest
 from speakerctl.protocol import Priority
 from speakerctl.scheduler.book import ScheduleBook
+from speakerctl.scheduler.broadcasts import ScheduledBroadcast
 from speakerctl.scheduler.model import Run, RunState, Schedule
 from speakerctl.scheduler.rules import Kind, Rule
 from speakerctl.scheduler.runner import ScheduleRunner
@@ -20,13 +20,13 @@ class Sent:
     """Records the broadcast requests and stops a runner sends."""
 
     def __init__(self) -> None:
-        self.requests: list[BroadcastRequest] = []
+        self.requests: list[ScheduledBroadcast] = []
         self.stops: list[str] = []
 
-    async def send(self, request: BroadcastRequest) -> None:
+    async def broadcast(self, request: ScheduledBroadcast) -> None:
         self.requests.append(request)
 
-    async def stop(self, broadcast_id: str, targets: tuple[str, ...]) -> None:
+    async def stop(self, broadcast_id: str) -> None:
         self.stops.append(broadcast_id)
 
 
@@ -36,7 +36,7 @@ def _settings(tmp_path: Path, **kw: object) -> Settings:
 
 def _runner(tmp_path: Path, clock: FixedClock | SystemClock, sent: Sent, **kw: object) -> ScheduleRunner:
     settings = _settings(tmp_path, **kw)
-    return ScheduleRunner(ScheduleBook(settings.db_url), settings, clock, sent.send, sent.stop)
+    return ScheduleRunner(ScheduleBook(settings.db_url), settings, clock, sent)
 
 
 DAILY_5AM = Rule(Kind.DAILY, times=(time(5),))
@@ -110,13 +110,10 @@ async def test_apscheduler_job_survives_a_restart_and_fires(tmp_path: Path) -> N
         assert first.next_fire("sch-a") == at - timedelta(seconds=1)
     assert sent.requests == []
     second = _runner(tmp_path, SystemClock(), sent, schedule_horizon_h=0, schedule_lead_s=1)
-    async with second.running():
-        for _ in range(100):
-            if sent.requests:
-                break
-            await asyncio.sleep(0.1)
+    async with second.running(), asyncio.timeout(30):
+        runs = await second.wait_for_runs("sch-a")
     assert [r.start_at for r in sent.requests] == [at]
-    assert [r.state for r in second.book.runs("sch-a")] == [RunState.AIRED]
+    assert [r.state for r in runs] == [RunState.AIRED]
 
 
 async def test_pause_and_remove_cancel_broadcasts_already_pushed(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ from speakerctl.cli.common import console, console_err, print_json, state
 from speakerctl.clock import SystemClock
 from speakerctl.controller import library
 from speakerctl.controller.app import import_bulletin, open_store
+from speakerctl.scheduler.app import schedules_using
+from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.store import Airing, BulletinInfo, VariantInfo
 
 app = typer.Typer(help="Bulletins: imported, encoded audio ready to broadcast.", no_args_is_help=True)
@@ -323,8 +325,16 @@ def remove(
 ) -> None:
     """Remove a bulletin (refused while it is on air or scheduled); its history stays."""
     store = open_store(state.settings, sync_inventory=False)
-    removed = library.remove_bulletin(store, state.settings, SystemClock(), bulletin_id)
+    removed = library.remove_bulletin(store, state.settings, SystemClock(), bulletin_id, _schedules_using)
     if as_json:
         print_json({"id": removed.id, "title": removed.title, "removed": True})
     else:
         console.print(f"removed bulletin {removed.id} “{removed.title}”")
+
+
+def _schedules_using(bulletin_id: int) -> list[str]:
+    book = ScheduleBook(state.settings.db_url)
+    try:
+        return schedules_using(book, bulletin_id)
+    finally:
+        book.close()

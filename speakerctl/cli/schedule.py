@@ -12,6 +12,7 @@ from speakerctl.cli.broadcast import parse_priority
 from speakerctl.cli.common import console, print_json, state
 from speakerctl.clock import Clock, SystemClock
 from speakerctl.controller.app import open_store
+from speakerctl.controller.planning import resolve_targets
 from speakerctl.errors import ConfigError
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.app import Added, add_schedule, preview
@@ -127,7 +128,10 @@ def add(
         name=name,
         created_at=clock.now(),
     )
-    added = add_schedule(open_store(state.settings), _book(), schedule, clock.now())
+    store = open_store(state.settings)
+    added = add_schedule(
+        store, _book(), schedule, clock.now(), lambda targets: resolve_targets(store, targets)[1]
+    )
     if as_json:
         print_json(_row(schedule, added.next_at) | {"overlaps": _overlap_rows(added)})
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,8 @@ from speakerctl.errors import ConfigError, InUse, NotFound, StoreError
 from speakerctl.store import Airing, BulletinInfo, Store, VariantInfo
 
 TITLE_WORDS = 8
+SchedulesUsing = Callable[[int], Sequence[str]]
+"""The schedules that air a bulletin, by bulletin id (the schedule book answers; it is not ours to open)."""
 """A bulletin made from text is titled with its first words."""
 
 
@@ -176,21 +178,12 @@ def details(store: Store, bulletin_id: int) -> Details:
     return Details(store.bulletin(bulletin_id), store.variants(bulletin_id), store.airings(bulletin_id))
 
 
-def schedules_using(settings: Settings, bulletin_id: int) -> list[str]:
-    """Names of the schedules that air this bulletin."""
-    from speakerctl.scheduler.book import ScheduleBook
-
-    book = ScheduleBook(settings.db_url)
-    try:
-        return [f"{s.id} ({s.name})" if s.name else s.id for s in book.all() if s.bulletin_id == bulletin_id]
-    finally:
-        book.close()
-
-
-def remove_bulletin(store: Store, settings: Settings, clock: Clock, bulletin_id: int) -> BulletinInfo:
+def remove_bulletin(
+    store: Store, settings: Settings, clock: Clock, bulletin_id: int, schedules_using: SchedulesUsing
+) -> BulletinInfo:
     """Remove a bulletin unless a schedule or a running broadcast needs it; delete unused content."""
     store.bulletin(bulletin_id)
-    users = schedules_using(settings, bulletin_id)
+    users = schedules_using(bulletin_id)
     if users:
         raise InUse(
             f"bulletin {bulletin_id} is used by schedule {', '.join(users)}",

@@ -1,11 +1,11 @@
-"""Monitoring inside `speakerctl serve`: the health rules evaluated periodically, and the web page."""
+"""Monitoring inside `speakerctl serve`: the health rules evaluated periodically."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from speakerctl.controller.health import HealthPolicy, evaluate
@@ -41,26 +41,12 @@ async def health_loop(controller: Controller, policy: HealthPolicy, interval_s: 
 
 
 @asynccontextmanager
-async def monitoring(
-    controller: Controller,
-    http: str | None = None,
-    announce: Callable[[str], None] | None = None,
-) -> AsyncIterator[str | None]:
-    """Run the health loop and, given HOST:PORT, the web server; yields the page's URL (or None)."""
-    from speakerctl.web import WebServer, parse_bind
-
-    settings = controller.settings
-    policy = HealthPolicy.from_settings(settings)
-    server = WebServer(controller, policy, *parse_bind(http)) if http else None
+async def monitoring(controller: Controller) -> AsyncIterator[HealthPolicy]:
+    """Run the health loop for the duration of the block; yields the policy it applies."""
+    policy = HealthPolicy.from_settings(controller.settings)
     async with asyncio.TaskGroup() as tg:
-        task = tg.create_task(health_loop(controller, policy, settings.health_interval_s))
+        task = tg.create_task(health_loop(controller, policy, controller.settings.health_interval_s))
         try:
-            if server is not None:
-                await server.start()
-                if announce is not None:
-                    announce(f"operator page on {server.url}")
-            yield server.url if server else None
+            yield policy
         finally:
             task.cancel()
-            if server is not None:
-                await server.stop()

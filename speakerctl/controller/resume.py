@@ -54,7 +54,7 @@ async def resume(
     command = Command(
         play_command_id(info.id, issued_ms), issued_ms, to_ms(info.expires_at), info.priority, play
     )
-    tracker = Tracker(info.id, list(plan.device_ids), set(plan.online))
+    tracker = Tracker(info.id, list(plan.device_ids), set(plan.online), controller.clock)
     for delivery in deliveries:
         _seed(tracker, delivery)
     return await controller.execute(plan, command, tracker, progress)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,7 +17,7 @@ from speakerctl.broker.link import Link
 from speakerctl.clock import Clock, SystemClock, to_ms
 from speakerctl.config import Settings
 from speakerctl.controller.ingest import Ingestor
-from speakerctl.controller.planning import Plan, plan_broadcast
+from speakerctl.controller.planning import Plan, plan_broadcast, resolve_targets
 from speakerctl.controller.resilience import play_command_id, publish_through_outages
 from speakerctl.controller.tracker import Tracker
 from speakerctl.controller.uploader import Upload
@@ -31,6 +30,7 @@ from speakerctl.protocol import (
     Priority,
     Reboot,
     SetVolume,
+    Stop,
     codec,
     topics,
 )
@@ -148,7 +148,7 @@ class Controller:
             request.broadcast_id or _broadcast_id(now),
         )
         command = _command(plan, request, to_ms(now))
-        tracker = Tracker(plan.broadcast_id, list(plan.device_ids), set(plan.online))
+        tracker = Tracker(plan.broadcast_id, list(plan.device_ids), set(plan.online), self.clock)
         self.last_result = await self.execute(plan, command, tracker, progress, _wait_s(request, now))
         return self.last_result
 
@@ -182,6 +182,17 @@ class Controller:
             tracker.reach_latency_s,
         )
 
+    async def stop(self, broadcast_id: str) -> None:
+        """Tell the clusters a broadcast was addressed to not to air it (NotFound if it was never sent)."""
+        targets = (await asyncio.to_thread(self.store.broadcast, broadcast_id)).targets
+        cmd_topics, _ = await asyncio.to_thread(resolve_targets, self.store, targets)
+        now = to_ms(self.clock.now())
+        ttl = self.settings.command_ttl_s * 1000
+        command = Command(secrets.token_hex(8), now, now + ttl, Priority.NORMAL, Stop(broadcast_id))
+        payload = codec.encode(self.signer.sign(command))  # clusters refuse unsigned commands
+        for topic in cmd_topics:
+            await self.link.publish(topic, payload)
+
     async def manage(
         self, device_id: str, body: SetVolume | Reboot | Ping, timeout: float = 10.0
     ) -> ManageResult:
@@ -192,7 +203,7 @@ class Controller:
             Command(secrets.token_hex(8), to_ms(now), to_ms(now) + int(timeout * 1000), Priority.NORMAL, body)
         )
         waiter = self.ingestor.expect_ack(command.msg_id)
-        sent = time.monotonic()
+        sent = self.clock.monotonic()
         try:
             await self.link.publish(topics.device_cmd(device_id), codec.encode(command), timeout=timeout)
             ack = await asyncio.wait_for(waiter, timeout)
@@ -203,7 +214,7 @@ class Controller:
             ) from None
         finally:
             self.ingestor.forget_ack(command.msg_id)
-        rtt = (time.monotonic() - sent) * 1000
+        rtt = (self.clock.monotonic() - sent) * 1000
         # The device stamped its ack about half a round trip after we sent the command.
         offset = ack.ts_ms - (to_ms(now) + rtt / 2)
         return ManageResult(device_id, ack.ok, ack.detail, rtt, offset)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from dataclasses import dataclass
 
+from speakerctl.clock import Clock
 from speakerctl.protocol import DeliveryEvent, DeliveryState
 
 PENDING = "pending"
@@ -37,15 +37,16 @@ class DeviceProgress:
 class Tracker:
     """Per-device progress of one broadcast; `done` is set when every device is final."""
 
-    def __init__(self, broadcast_id: str, device_ids: list[str], online: set[str]) -> None:
+    def __init__(self, broadcast_id: str, device_ids: list[str], online: set[str], clock: Clock) -> None:
         self.broadcast_id = broadcast_id
+        self.clock = clock
         self.devices = {d: DeviceProgress() for d in device_ids}
         self.online = online & set(device_ids)
         self.done = asyncio.Event()
         self.changed = asyncio.Event()
         self._open = len(device_ids)
         self._sounded = 0
-        self.started_at = _now()
+        self.started_at = clock.monotonic()
         self.all_playing_at: float | None = None
         if not device_ids:
             self.done.set()
@@ -70,7 +71,7 @@ class Tracker:
         if state in (DeliveryState.PLAYING, DeliveryState.FINISHED):
             self._sounded += 1
             if self._sounded == len(self.devices):
-                self.all_playing_at = _now()
+                self.all_playing_at = self.clock.monotonic()
 
     @property
     def reach_latency_s(self) -> float | None:
@@ -106,7 +107,3 @@ class Tracker:
             progress = self.devices[device_id]
             progress.state, progress.reason = UNREACHED, "timeout"
             self._settle(progress)
-
-
-def _now() -> float:
-    return time.monotonic()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from speakerctl.controller.planning import resolve_targets
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import Schedule
 from speakerctl.scheduler.plan import Overlap, Segment, occurrences_on, overlaps, resolve
 from speakerctl.scheduler.rules import zone_info
 from speakerctl.store import Store
+
+Reach = Callable[[tuple[str, ...]], Collection[str]]
+"""The device ids a list of zone and device ids reaches (NotFound for an unknown one); the controller's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +33,14 @@ def durations(store: Store) -> dict[int, int]:
 class DeviceSets:
     """The clusters a schedule's targets reach, cached per target list."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, reach: Reach) -> None:
+        self.reach = reach
         self._cache: dict[tuple[str, ...], frozenset[str]] = {}
 
     def of(self, targets: tuple[str, ...]) -> frozenset[str]:
         """Device ids under the targets (NotFound for an unknown one)."""
         if targets not in self._cache:
-            self._cache[targets] = frozenset(resolve_targets(self.store, targets)[1])
+            self._cache[targets] = frozenset(self.reach(targets))
         return self._cache[targets]
 
     def share(self, a: Schedule, b: Schedule) -> bool:
@@ -45,10 +48,10 @@ class DeviceSets:
         return bool(self.of(a.targets) & self.of(b.targets))
 
 
-def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: datetime) -> Added:
+def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: datetime, reach: Reach) -> Added:
     """Validate the bulletin and targets, store the schedule, and report overlaps in the next 14 days."""
     store.bulletin(schedule.bulletin_id)
-    sets = DeviceSets(store)
+    sets = DeviceSets(reach)
     sets.of(schedule.targets)
     found = overlaps(schedule, book.all(), durations(store), sets.share, now)
     book.add(schedule)
@@ -59,3 +62,8 @@ def preview(store: Store, book: ScheduleBook, day: date, timezone: str) -> list[
     """What airs where on a local day, in order, after priority resolution."""
     items = occurrences_on(book.all(), durations(store), day, zone_info(timezone))
     return resolve(items)
+
+
+def schedules_using(book: ScheduleBook, bulletin_id: int) -> list[str]:
+    """The schedules that air a bulletin, e.g. "sch-3f9a1c (Bản tin sáng)"."""
+    return [f"{s.id} ({s.name})" if s.name else s.id for s in book.all() if s.bulletin_id == bulletin_id]

@@ -17,21 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from speakerctl.clock import Clock, to_ms
+from speakerctl.clock import Clock
 from speakerctl.config import Settings
-from speakerctl.controller.planning import resolve_targets
-from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import NotFound, SpeakerctlError
-from speakerctl.protocol import Command, Priority, codec
-from speakerctl.protocol import Stop as ProtoStop
 from speakerctl.scheduler.book import ScheduleBook
+from speakerctl.scheduler.broadcasts import Broadcasts, ScheduledBroadcast
 from speakerctl.scheduler.model import Run, RunState, Schedule
 from speakerctl.scheduler.rules import zone_info
 from speakerctl.scheduler.trigger import RuleTrigger
@@ -41,8 +38,6 @@ log = logging.getLogger(__name__)
 FIRE_FUNC = "speakerctl.scheduler.runner:fire_job"
 ON_TIME = timedelta(seconds=1)
 MAX_CATCH_UP = timedelta(days=7)
-Send = Callable[[BroadcastRequest], Awaitable[object]]
-Stop = Callable[[str, tuple[str, ...]], Awaitable[None]]
 
 _active: ScheduleRunner | None = None
 """The runner of this process, which APScheduler's persisted jobs call back (they store a name only)."""
@@ -62,8 +57,7 @@ class ScheduleRunner:
         book: ScheduleBook,
         settings: Settings,
         clock: Clock,
-        send: Send,
-        stop: Stop,
+        broadcasts: Broadcasts,
         *,
         sync_every_s: float = 5.0,
         push_every_s: float = 300.0,
@@ -71,7 +65,7 @@ class ScheduleRunner:
         self.book = book
         self.settings = settings
         self.clock = clock
-        self._send, self._stop = send, stop
+        self.broadcasts = broadcasts
         self.sync_every_s, self.push_every_s = sync_every_s, push_every_s
         self.lead = timedelta(seconds=settings.schedule_lead_s)
         self.horizon = timedelta(hours=settings.schedule_horizon_h)
@@ -84,6 +78,8 @@ class ScheduleRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         """Sync, push and fire one at a time: two of them must never send the same occurrence."""
         self.fired = 0
+        self.recorded = asyncio.Event()
+        """Set each time a run is recorded; `wait_for_runs` waits on it."""
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[ScheduleRunner]:
@@ -141,10 +137,10 @@ class ScheduleRunner:
             elif job.kwargs.get("revision") != s.revision:
                 self.scheduler.remove_job(s.job_id)
                 self._add_job(s)
-                await self._cancel_pushed(s, "the schedule changed")
+                await self._cancel_pushed(s.id, "the schedule changed")
         for job_id in [j for j in jobs if j.startswith("schedule:")]:
             self.scheduler.remove_job(job_id)
-            await self._cancel_pushed(None, "the schedule was removed", job_id.removeprefix("schedule:"))
+            await self._cancel_pushed(job_id.removeprefix("schedule:"), "the schedule was removed")
 
     def _add_job(self, s: Schedule) -> None:
         assert self.scheduler is not None
@@ -166,14 +162,26 @@ class ScheduleRunner:
         job = self.scheduler.get_job(f"schedule:{schedule_id}") if self.scheduler else None
         return None if job is None else job.next_run_time
 
-    async def _cancel_pushed(self, s: Schedule | None, why: str, schedule_id: str = "") -> None:
-        sid = s.id if s else schedule_id
+    async def _cancel_pushed(self, schedule_id: str, why: str) -> None:
+        # Stopped where each was sent (the broadcaster knows), not at the schedule's current targets.
         now = self.clock.now()
-        for run in await asyncio.to_thread(self.book.runs, sid):
+        for run in await asyncio.to_thread(self.book.runs, schedule_id):
             if run.state is RunState.PUSHED and run.fire_at > now:
-                targets = s.targets if s else tuple(run.detail.split(" ")[-1].split(","))
-                await self._stop(run.broadcast_id, targets)
-                await asyncio.to_thread(self.book.record, _with(run, RunState.CANCELLED, why, now))
+                await self.broadcasts.stop(run.broadcast_id)
+                await self._record(_with(run, RunState.CANCELLED, why, now))
+
+    async def _record(self, run: Run) -> None:
+        await asyncio.to_thread(self.book.record, run)
+        self.recorded.set()
+
+    async def wait_for_runs(self, schedule_id: str) -> list[Run]:
+        """The schedule's recorded runs, once there is at least one."""
+        while True:
+            self.recorded.clear()
+            runs = await asyncio.to_thread(self.book.runs, schedule_id)
+            if runs:
+                return runs
+            await self.recorded.wait()
 
     # -- firing ----------------------------------------------------------------------------
 
@@ -225,7 +233,7 @@ class ScheduleRunner:
     async def _record_missed(self, s: Schedule, missed: list[datetime], now: datetime) -> None:
         span = f"{missed[0]:%Y-%m-%d %H:%M} … {missed[-1]:%Y-%m-%d %H:%M} UTC"
         detail = f"{len(missed)} missed while the controller was down, {span}"
-        await asyncio.to_thread(self.book.record, Run(s.id, missed[-1], RunState.MISSED, "", detail, now))
+        await self._record(Run(s.id, missed[-1], RunState.MISSED, "", detail, now))
 
     async def _air(self, s: Schedule, fire_at: datetime, now: datetime) -> Run:
         existing = await asyncio.to_thread(self.book.run, s.id, fire_at)
@@ -235,7 +243,7 @@ class ScheduleRunner:
             return existing
         else:
             run = await self._send_now(s, fire_at, now)
-        await asyncio.to_thread(self.book.record, run)
+        await self._record(run)
         return run
 
     async def _send_now(self, s: Schedule, fire_at: datetime, now: datetime) -> Run:
@@ -256,28 +264,28 @@ class ScheduleRunner:
 
     def _request(
         self, s: Schedule, fire_at: datetime, start: datetime, expires: datetime
-    ) -> BroadcastRequest:
-        return BroadcastRequest(
-            s.bulletin_id,
-            s.targets,
-            s.priority,
+    ) -> ScheduledBroadcast:
+        return ScheduledBroadcast(
+            broadcast_id=f"bc-{fire_at:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
+            bulletin_id=s.bulletin_id,
+            targets=s.targets,
+            priority=s.priority,
             start_at=start,
             expires_at=expires,
             volume=self.volumes.volume(s.targets, start, s.priority),
             on_preempt=s.on_preempt,
-            broadcast_id=f"bc-{fire_at:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
         )
 
-    async def _spawn(self, request: BroadcastRequest, schedule_id: str) -> None:
+    async def _spawn(self, request: ScheduledBroadcast, schedule_id: str) -> None:
         # Running: the broadcast is followed in a task of ours. Called directly (tests): awaited.
         if self._tg is not None:
             self._track(self._tg.create_task(self._follow(request), name=f"schedule:send:{schedule_id}"))
         else:
             await self._follow(request)
 
-    async def _follow(self, request: BroadcastRequest) -> None:
+    async def _follow(self, request: ScheduledBroadcast) -> None:
         try:
-            await self._send(request)
+            await self.broadcasts.broadcast(request)
         except SpeakerctlError as exc:
             log.warning("scheduled broadcast %s failed: %s", request.broadcast_id, exc)
 
@@ -304,25 +312,10 @@ class ScheduleRunner:
     async def _push_one(self, s: Schedule, at: datetime, now: datetime) -> Run:
         request = self._request(s, at, at, at + timedelta(seconds=s.window_s))
         run = Run(s.id, at, RunState.PUSHED, request.broadcast_id, f"to {','.join(s.targets)}", now)
-        await asyncio.to_thread(self.book.record, run)
+        await self._record(run)
         await self._spawn(request, s.id)
         return run
 
 
 def _with(run: Run, state: RunState, detail: str, now: datetime) -> Run:
     return Run(run.schedule_id, run.fire_at, state, run.broadcast_id, detail, now)
-
-
-def for_controller(controller: Controller, book: ScheduleBook, **options: float) -> ScheduleRunner:
-    """A runner that broadcasts through a running controller and stops through its link."""
-
-    async def stop(broadcast_id: str, targets: tuple[str, ...]) -> None:
-        cmd_topics, _ = await asyncio.to_thread(resolve_targets, controller.store, targets)
-        now = to_ms(controller.clock.now())
-        ttl = controller.settings.command_ttl_s * 1000
-        command = Command(secrets.token_hex(8), now, now + ttl, Priority.NORMAL, ProtoStop(broadcast_id))
-        command = controller.signer.sign(command)  # clusters refuse unsigned commands
-        for topic in cmd_topics:
-            await controller.link.publish(topic, codec.encode(command))
-
-    return ScheduleRunner(book, controller.settings, controller.clock, controller.broadcast, stop, **options)

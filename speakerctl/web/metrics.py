@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable
 
+from speakerctl.clock import Clock
 from speakerctl.controller.fleetview import FleetSnapshot, state_counts
 from speakerctl.controller.ingest import IngestCounters
 
@@ -15,14 +15,15 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class RateMeter:
     """Events per second between successive readings (at least `min_window_s` apart)."""
 
-    def __init__(self, min_window_s: float = 5.0) -> None:
+    def __init__(self, clock: Clock, min_window_s: float = 5.0) -> None:
+        self.clock = clock
         self.min_window_s = min_window_s
-        self._last = (time.monotonic(), 0)
+        self._last = (clock.monotonic(), 0)
         self.rate = 0.0
 
     def read(self, count: int) -> float:
         """The rate since the previous reading that was far enough back."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         then, before = self._last
         if now - then >= self.min_window_s:
             self.rate = (count - before) / (now - then)

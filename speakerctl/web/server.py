@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -53,7 +52,7 @@ class WebServer:
         self.host, self.port = host, port
         self._cached: _Cached | None = None
         self._lock = asyncio.Lock()
-        self._rate = metrics.RateMeter()
+        self._rate = metrics.RateMeter(controller.clock)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -93,7 +92,7 @@ class WebServer:
 
     async def _read(self) -> _Cached:
         async with self._lock:
-            if self._cached is None or time.monotonic() - self._cached.at > SNAPSHOT_TTL_S:
+            if self._cached is None or self.controller.clock.monotonic() - self._cached.at > SNAPSHOT_TTL_S:
                 self._cached = await asyncio.to_thread(self._read_store)
             return self._cached
 
@@ -105,7 +104,7 @@ class WebServer:
         ran = self.controller.last_result
         if ran is not None and last is not None and ran.broadcast_id == last.id and ran.reach_latency_s:
             latency = ran.reach_latency_s  # measured here on one monotonic clock: better than device stamps
-        return _Cached(time.monotonic(), snapshot, store.delivery_state_totals(), latency)
+        return _Cached(self.controller.clock.monotonic(), snapshot, store.delivery_state_totals(), latency)
 
     async def _page(self, _: web.Request) -> web.Response:
         html = resources.files("speakerctl.web").joinpath("page.html").read_text(encoding="utf-8")

@@ -1,0 +1,39 @@
+"""What the scheduler needs of whoever sends broadcasts: the port the controller side implements.
+
+The scheduler never imports the controller (they are independent layers); the composition root hands
+the runner an object with these methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from speakerctl.protocol import PreemptPolicy, Priority
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledBroadcast:
+    """One occurrence of a schedule, to be sent to its targets and aired at `start_at`."""
+
+    broadcast_id: str
+    bulletin_id: int
+    targets: tuple[str, ...]
+    priority: Priority
+    start_at: datetime
+    expires_at: datetime
+    volume: int | None
+    on_preempt: PreemptPolicy
+
+
+class Broadcasts(Protocol):
+    """Sends scheduled broadcasts and stops the ones sent ahead that must not air any more."""
+
+    async def broadcast(self, request: ScheduledBroadcast) -> None:
+        """Send the broadcast and follow it to its end."""
+        ...
+
+    async def stop(self, broadcast_id: str) -> None:
+        """Tell the clusters a broadcast was sent to not to air it (NotFound if it was never sent)."""
+        ...
