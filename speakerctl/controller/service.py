@@ -34,6 +34,7 @@ from speakerctl.protocol import (
     codec,
     topics,
 )
+from speakerctl.protocol.lifecycle import FINISHED
 from speakerctl.security.keys import load_or_create_signer
 from speakerctl.store import BroadcastState, Store
 
@@ -81,7 +82,7 @@ class BroadcastResult:
     @property
     def played(self) -> int:
         """Devices that played it to the end."""
-        return self.counts.get("finished", 0)
+        return self.counts.get(FINISHED, 0)
 
     @property
     def complete(self) -> bool:
@@ -232,7 +233,7 @@ class Controller:
     async def _close(self, plan: Plan, tracker: Tracker) -> None:
         await self.ingestor.flush()
         tracker.mark_unreached()
-        played = tracker.counts().get("finished", 0)
+        played = tracker.counts().get(FINISHED, 0)
         state = BroadcastState.COMPLETE if played == len(plan.device_ids) else BroadcastState.INCOMPLETE
         await asyncio.to_thread(self.store.mark_unreached, plan.broadcast_id)
         await asyncio.to_thread(self.store.finish_broadcast, plan.broadcast_id, state, self.clock.now())
