@@ -164,7 +164,7 @@ class Controller:
         """Sign and send a planned broadcast, upload its content, follow it and record the end."""
         blobs = await asyncio.to_thread(lambda: [self.content.read(ref.sha256) for ref in plan.variants])
         uploads = [
-            Upload(self.link, ref, blob, self.settings.accept_window_s)
+            Upload(self.link, ref, blob, self.settings.accept_window_s, self.settings.broadcast_timeout_s)
             for ref, blob in zip(plan.variants, blobs, strict=True)
         ]
         egress_before = self.link.bytes_out
@@ -223,7 +223,7 @@ class Controller:
         async with asyncio.TaskGroup() as tg:
             jobs = [tg.create_task(u.run(tracker)) for u in uploads]
             for topic in plan.topics:
-                await publish_through_outages(self.link, topic, payload)
+                await publish_through_outages(self.link, topic, payload, timeout)
             try:
                 await _follow(tracker, timeout, progress)
             finally:
