@@ -40,8 +40,9 @@ from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
 from speakerctl.controller.app import load_fleet
 from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.protocol.lifecycle import FINAL, FINISHED
 from speakerctl.security.keys import load_or_create_signer, trusted_path
-from speakerctl.store import FINAL, Store, VariantInfo
+from speakerctl.store import Store, VariantInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +229,7 @@ def _row(
         for k in fleet.devices
         if k not in records
         or records[k].state not in FINAL
-        or (records[k].state == "finished") != (plays[k] > 0)
+        or (records[k].state is FINISHED) != (plays[k] > 0)
     )
     return Row(
         scenario.name,

@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from devices.cache import ContentCache, Download
@@ -37,10 +38,12 @@ from speakerctl.protocol import (
 )
 from speakerctl.protocol.limits import MAX_CACHED_LISTED, MAX_MISSING_RANGES
 from speakerctl.protocol.signing import TrustedKeys
+from speakerctl.retry import Backoff, through_outages
 
 log = logging.getLogger(__name__)
 STATUS_DEBOUNCE_S = 0.5
 SEEN_IDS_FILE = "seen-ids.txt"
+_OUTBOX_BACKOFF = Backoff(deadline_s=None, first_s=0.1, max_s=2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,21 +390,22 @@ class DeviceAgent:
             batch = [await self._outbox.get()]
             while not self._outbox.empty():
                 batch.append(self._outbox.get_nowait())
-            while True:
-                # One connection keeps publish order, so a burst can share one ack round trip.
-                # Every publish of the burst is awaited, failed or not: none is left running
-                # behind a retry or a cancellation.
-                results = await asyncio.gather(
-                    *(self.link.publish(t, p, retain=r, timeout=30) for t, p, r in batch),
-                    return_exceptions=True,
-                )
-                errors = [e for e in results if isinstance(e, BaseException)]
-                if not errors:
-                    break
-                if not isinstance(errors[0], LinkError):
-                    raise errors[0]
-                # Resending the whole burst is safe: the controller treats reports idempotently.
-                log.info("%s: outbox waiting for the link: %s", self.config.device_id, errors[0])
+            # Resending the whole burst is safe: the controller treats reports idempotently.
+            # A cluster never gives up on its reports, so the outbox has no deadline.
+            what = f"{self.config.device_id}: outbox"
+            await through_outages(partial(self._publish_burst, batch), what, _OUTBOX_BACKOFF)
+
+    async def _publish_burst(self, batch: list[tuple[str, bytes, bool]]) -> None:
+        """Publish a burst on one connection (keeping order, sharing one ack round trip)."""
+        # Every publish of the burst is awaited, failed or not: none is left running
+        # behind a retry or a cancellation.
+        results = await asyncio.gather(
+            *(self.link.publish(t, p, retain=r, timeout=30) for t, p, r in batch),
+            return_exceptions=True,
+        )
+        errors = [e for e in results if isinstance(e, BaseException)]
+        if errors:
+            raise errors[0]
 
     async def _heartbeat(self) -> None:
         """Status on change (at most every STATUS_DEBOUNCE_S) and every heartbeat interval."""

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from speakerctl.errors import ContentError
+from speakerctl.files import replace_with
 from speakerctl.protocol import ContentRef
 from speakerctl.protocol.chunks import Chunk
 
@@ -101,7 +102,7 @@ class ContentCache:
             download.part.unlink(missing_ok=True)
             raise ContentError(f"content {download.ref.sha256[:12]} fails its sha256 check")
         final = self.path(download.ref.sha256)
-        os.replace(download.part, final)
+        replace_with(download.part, final)
         self._items[download.ref.sha256] = download.ref.size
         return final
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections import OrderedDict
 from pathlib import Path
 
+from speakerctl.files import write_atomic
 from speakerctl.protocol.limits import SEEN_IDS
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,5 @@ class SeenIds:
                 self._ids.popitem(last=False)
 
     def _compact(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(f"{i}\n" for i in self._ids), encoding="ascii")
-        os.replace(tmp, path)
+        write_atomic(path, "".join(f"{i}\n" for i in self._ids))
         self._lines = len(self._ids)

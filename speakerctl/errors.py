@@ -7,7 +7,8 @@ SpeakerctlError
 │   └── SignatureError     a command is unsigned, signed by an unknown key, or forged
 ├── LinkError              the MQTT broker cannot be reached or refused us
 │   ├── AuthError          wrong credentials or not authorised
-│   └── AckTimeout         the broker did not acknowledge in time
+│   ├── AckTimeout         the broker did not acknowledge in time
+│   └── OutageTooLong      the broker stayed unreachable past a retry's deadline
 ├── BrokerError            the embedded broker failed to start
 ├── AudioError             an audio file cannot be imported
 ├── StoreError             the database cannot be read or written
@@ -57,6 +58,10 @@ class AuthError(LinkError):
 
 class AckTimeout(LinkError):
     """The broker did not acknowledge in time."""
+
+
+class OutageTooLong(LinkError):
+    """The broker stayed unreachable past a retry's deadline (speakerctl.retry)."""
 
 
 class BrokerError(SpeakerctlError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -120,3 +121,19 @@ def test_demo_reaches_every_simulated_cluster(tmp_path: Path) -> None:
     )
     assert demo.returncode == 0, demo.stderr
     assert "30/30 played" in demo.stdout
+
+
+@pytest.mark.parametrize("command", [["zones", "list"], ["devices", "list"], ["fleet", "status"]])
+def test_read_only_commands_never_take_the_write_lock(
+    cli: tuple[CliRunner, list[str]], tmp_path: Path, command: list[str]
+) -> None:
+    runner, opts = cli
+    _ok(runner, [*opts, "zones", "list"])  # creates the database and loads the inventory once
+    writer = sqlite3.connect(tmp_path / "data" / "speakerctl.db", timeout=0, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process (serve) holds the write lock
+        writer.execute("PRAGMA busy_timeout = 0")
+        _ok(runner, [*opts, *command, "--json"])
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -20,8 +20,9 @@ from speakerctl.config import Settings
 from speakerctl.controller.app import open_store
 from speakerctl.controller.resume import resume_broadcasts
 from speakerctl.controller.service import Controller
+from speakerctl.protocol.lifecycle import FINAL
 from speakerctl.security.keys import load_or_create_signer, trusted_path
-from speakerctl.store import FINAL, BroadcastState, Store
+from speakerctl.store import BroadcastState, Store
 
 
 async def test_broadcast_survives_a_controller_crash_and_a_broker_restart(

@@ -32,6 +32,7 @@ from speakerctl.protocol import (
     Stop,
     chunks,
     codec,
+    lifecycle,
     topics,
 )
 from speakerctl.protocol.limits import (
@@ -133,7 +134,7 @@ def commands(draw: st.DrawFn, bodies: st.SearchStrategy[Play | Stop] = plays | s
 @st.composite
 def delivery_events(draw: st.DrawFn) -> DeliveryEvent:
     """A valid delivery event; failed and expired always carry a reason."""
-    state = draw(st.sampled_from(DeliveryState))
+    state = draw(st.sampled_from(sorted(lifecycle.REPORTED)))
     needs_reason = state in (DeliveryState.FAILED, DeliveryState.EXPIRED)
     reasons = st.sampled_from(Reason)
     return DeliveryEvent(

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from speakerctl.errors import NotFound, StoreError
 from speakerctl.protocol import DeliveryEvent, DeliveryState, Link, Power, Priority, Reason, Status
+from speakerctl.protocol.lifecycle import supersedes
 from speakerctl.store import (
     SCHEMA_VERSION,
     BroadcastState,
@@ -23,7 +24,6 @@ from speakerctl.store import (
     DeviceSpec,
     Store,
     ZoneInfo,
-    supersedes,
 )
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)

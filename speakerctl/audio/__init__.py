@@ -1,6 +1,6 @@
 """Audio: the only code that runs ffmpeg, pydub and espeak-ng. Import, process, encode, store."""
 
-from speakerctl.audio.content_store import ContentStore, write_atomic
+from speakerctl.audio.content_store import ContentStore
 from speakerctl.audio.formats import (
     CODECS,
     DEFAULT_PROFILE,
@@ -65,6 +65,5 @@ __all__ = [
     "read_text",
     "render",
     "with_chimes",
-    "write_atomic",
     "write_default_chime",
 ]

@@ -1,8 +1,8 @@
 """Encoded audio on disk, addressed by the sha256 of its bytes: `root/ab/abcdef….<ext>`.
 
-Writes are atomic (a temp file in the same directory, fsync, `os.replace`, fsync of the
-directory) and deduplicated: content already present is never rewritten. Temp files start
-with a dot, so a crash leaves nothing that `path()` could mistake for content.
+Writes go through `speakerctl.files.write_atomic` and are deduplicated: content already present
+is never rewritten. Temp files start with a dot, so a crash leaves nothing that `path()` could
+mistake for content.
 
 `lock()` serialises, across processes, the steps that must agree with the database: storing
 content and recording the bulletin that uses it, or forgetting a bulletin and deleting the
@@ -16,12 +16,12 @@ import fcntl
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from speakerctl.audio.formats import EncodedAudio
 from speakerctl.errors import AudioError, NotFound, StoreError
+from speakerctl.files import write_atomic
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 FILE_MODE = 0o644
@@ -108,41 +108,7 @@ class ContentStore:
             final.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot write to {final.parent}: {exc.strerror or exc}") from exc
-        write_atomic(final, data)
-
-
-def write_atomic(final: Path, data: bytes) -> None:
-    """Write a file through a synced temp file beside it, so no half-written file is ever seen."""
-    try:
-        fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
-    try:
-        _write_synced(fd, data)
-        os.replace(temp, final)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
-        raise
-    _sync_dir(final.parent)
-
-
-def _write_synced(fd: int, data: bytes) -> None:
-    """Write all of data to fd, make it world-readable, fsync and close it."""
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fchmod(fh.fileno(), FILE_MODE)
-        os.fsync(fh.fileno())
-
-
-def _sync_dir(directory: Path) -> None:
-    """Persist a rename by syncing its directory (best effort: not every filesystem allows it)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            write_atomic(final, data, mode=FILE_MODE)
+        except OSError as exc:
+            raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc

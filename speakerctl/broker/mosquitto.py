@@ -25,6 +25,7 @@ from typing import Self
 from speakerctl.broker.ports import LOOPBACK, accepts_connections, wait_until_listening
 from speakerctl.broker.process import OwnedProcess, terminate
 from speakerctl.errors import BrokerError, ConfigError
+from speakerctl.files import PRIVATE, write_atomic
 
 CONF_NAME = "mosquitto.conf"
 PASSWORD_NAME = "passwd"
@@ -81,9 +82,7 @@ def write_password_file(path: Path, users: Mapping[str, str], *, tool: str | Non
 
 def _write_private(path: Path, text: str) -> None:
     """Write `text` to a file only its owner can read."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(text)
+    write_atomic(path, text, mode=PRIVATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +168,7 @@ class MosquittoConfig:
         if self.acl:
             _write_private(directory / ACL_NAME, "\n".join([*self.acl, ""]))
         conf = directory / CONF_NAME
-        conf.write_text(self.render(directory))
+        write_atomic(conf, self.render(directory))
         return conf
 
 

@@ -15,6 +15,7 @@ from speakerctl.controller.app import open_store
 from speakerctl.controller.service import BroadcastRequest, BroadcastResult, Controller
 from speakerctl.errors import ConfigError
 from speakerctl.protocol import Priority
+from speakerctl.protocol.lifecycle import FINAL
 
 
 def parse_priority(value: str) -> Priority:
@@ -71,9 +72,7 @@ async def run_broadcast(
             task = bar.add_task("broadcast", total=None)
 
             def update(counts: Counter[str], total: int) -> None:
-                done = sum(
-                    n for s, n in counts.items() if s in ("finished", "failed", "expired", "unreached")
-                )
+                done = sum(n for s, n in counts.items() if s in FINAL)
                 text = " ".join(f"{s}={n}" for s, n in sorted(counts.items()))
                 bar.update(task, total=total, completed=done, description=text)
 

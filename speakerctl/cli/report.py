@@ -13,6 +13,7 @@ from speakerctl.cli.playlog import play_log_report, zone_table
 from speakerctl.controller.app import open_store
 from speakerctl.controller.reports import outcome_by_zone
 from speakerctl.errors import ConfigError
+from speakerctl.protocol.lifecycle import FINISHED
 
 
 def report(
@@ -41,7 +42,7 @@ def report(
     info = store.broadcast(broadcast_id)
     by_zone = outcome_by_zone(store, broadcast_id)
     counts = store.delivery_counts(broadcast_id)
-    missed = [d for d in store.deliveries(broadcast_id) if d.state != "finished"]
+    missed = [d for d in store.deliveries(broadcast_id) if d.state is not FINISHED]
     if as_json:
         print_json(
             {
@@ -62,7 +63,7 @@ def report(
     total = sum(counts.values())
     console.print(
         f"[bold]{info.id}[/] bulletin {info.bulletin_id} → {', '.join(info.targets)}: "
-        f"{info.state}, {counts.get('finished', 0)}/{total} played"
+        f"{info.state}, {counts.get(FINISHED, 0)}/{total} played"
     )
     table = Table("state", "devices")
     for name, n in sorted(counts.items()):

@@ -16,19 +16,31 @@ from speakerctl.store import BulletinInfo, DeviceSpec, Store, ZoneInfo
 
 
 def open_store(settings: Settings, *, sync_inventory: bool = True) -> Store:
-    """Open (and create) the store, loading the fleet inventory into it."""
+    """Open (and create) the store, loading the fleet inventory into it if it changed."""
     store = Store.open(settings.db_url)
     if sync_inventory:
         load_fleet(store, load_inventory(settings.inventory))
     return store
 
 
-def load_fleet(store: Store, inventory: Inventory) -> None:
-    """Upsert the inventory's zones and devices."""
-    store.sync_zones(ZoneInfo(z.id, z.name, z.kind, z.parent, i) for i, z in enumerate(inventory.zones))
-    store.sync_devices(
-        DeviceSpec(d.id, d.name, d.zone, d.model, d.lat, d.lon, d.network) for d in inventory.devices
-    )
+def load_fleet(store: Store, inventory: Inventory) -> bool:
+    """Upsert the inventory's zones and devices unless the store already holds them; True if it wrote."""
+    zones = [ZoneInfo(z.id, z.name, z.kind, z.parent, i) for i, z in enumerate(inventory.zones)]
+    devices = [DeviceSpec(d.id, d.name, d.zone, d.model, d.lat, d.lon, d.network) for d in inventory.devices]
+    # Read first: read-only commands then never take the write lock a running `serve` needs.
+    if _holds(store, zones, devices):
+        return False
+    store.sync_zones(zones)
+    store.sync_devices(devices)
+    return True
+
+
+def _holds(store: Store, zones: Sequence[ZoneInfo], devices: Sequence[DeviceSpec]) -> bool:
+    """Whether every zone and device is in the store with exactly these inventory fields."""
+    if not set(zones) <= set(store.zones()):
+        return False
+    stored = {DeviceSpec(d.id, d.name, d.zone_id, d.model, d.lat, d.lon, d.network) for d in store.devices()}
+    return set(devices) <= stored
 
 
 def import_bulletin(

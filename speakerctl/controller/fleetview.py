@@ -11,7 +11,8 @@ from datetime import datetime
 
 from speakerctl.controller.health import FAULT_KINDS, HealthPolicy, is_online
 from speakerctl.controller.zonetree import ZoneTree
-from speakerctl.store import DEVICE_REPORTED, AlertInfo, BroadcastInfo, DeviceInfo, Store
+from speakerctl.protocol.lifecycle import FINISHED, REPORTED
+from speakerctl.store import AlertInfo, BroadcastInfo, DeviceInfo, Store
 
 
 @dataclass(slots=True)
@@ -56,12 +57,12 @@ class BroadcastReach:
     @property
     def reached(self) -> int:
         """Devices that answered at all."""
-        return sum(n for s, n in self.counts.items() if s in DEVICE_REPORTED)
+        return sum(n for s, n in self.counts.items() if s in REPORTED)
 
     @property
     def played(self) -> int:
         """Devices that played it to the end."""
-        return self.counts.get("finished", 0)
+        return self.counts.get(FINISHED, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +117,8 @@ def _count(zone: ZoneCounts, h: DeviceHealth, last_state: str | None) -> None:
     zone.fault += h.fault
     if last_state is not None:
         zone.last_targeted += 1
-        zone.last_reached += last_state in DEVICE_REPORTED
-        zone.last_played += last_state == "finished"
+        zone.last_reached += last_state in REPORTED
+        zone.last_played += last_state == FINISHED
 
 
 def state_counts(snapshot: FleetSnapshot) -> Counter[str]:

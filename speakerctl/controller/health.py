@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from speakerctl.config import Settings
 from speakerctl.errors import ConfigError
+from speakerctl.protocol.lifecycle import FAILED, FINISHED
 from speakerctl.store import AlertFinding, AlertInfo, DeliveryInfo, DeviceInfo, Store
 
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
@@ -135,9 +136,9 @@ def failed_to_sound(deliveries: Iterable[DeliveryInfo]) -> list[AlertFinding]:
             latest[delivery.device_id] = delivery
     findings = []
     for device_id, d in sorted(latest.items()):
-        if d.state == "finished" or d.reason in NOT_A_FAULT:
+        if d.state is FINISHED or d.reason in NOT_A_FAULT:
             continue
-        if d.state == "failed" or d.playing_at is None:
+        if d.state is FAILED or d.playing_at is None:
             why = f"{d.state}/{d.reason}" if d.reason else d.state
             findings.append(AlertFinding(AlertKind.FAILED_TO_SOUND, device_id, f"{d.broadcast_id}: {why}"))
     return findings

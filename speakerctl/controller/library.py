@@ -23,13 +23,13 @@ from speakerctl.audio import (
     Rendering,
     order_codecs,
     render,
-    write_atomic,
 )
 from speakerctl.audio.pipeline import Progress
 from speakerctl.audio.sequence import Composition, Recording, Speech
 from speakerctl.clock import Clock
 from speakerctl.config import Settings
 from speakerctl.errors import ConfigError, InUse, NotFound, StoreError
+from speakerctl.files import write_atomic
 from speakerctl.store import Airing, BulletinInfo, Store, VariantInfo
 
 TITLE_WORDS = 8
@@ -213,7 +213,10 @@ def export_bulletin(
         destination = destination / f"{slug(bulletin.title)}-{bulletin.id}.{variant.container}"
     if destination.exists() and not overwrite:
         raise StoreError(f"{destination} already exists", hint="pass --force to replace it")
-    write_atomic(destination, data)
+    try:
+        write_atomic(destination, data)
+    except OSError as exc:
+        raise StoreError(f"cannot write {destination}: {exc.strerror or exc}") from exc
     return destination
 
 

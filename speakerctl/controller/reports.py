@@ -16,12 +16,10 @@ from zoneinfo import ZoneInfo
 from speakerctl.controller.zonetree import ZoneTree
 from speakerctl.errors import ConfigError
 from speakerctl.protocol import Priority
+from speakerctl.protocol.lifecycle import FINISHED, MISSED, REACHED, UNSUCCESSFUL
 from speakerctl.store import DeliveryInfo, PlayRecord, Store
 
 DISTRICT_LEVEL = 1
-REACHED = frozenset({"accepted", "content_ready", "playing", "finished", "failed", "expired"})
-FAILED = frozenset({"failed", "expired"})
-MISSED = frozenset({"pending", "unreached"})
 
 
 @dataclass(slots=True)
@@ -39,14 +37,14 @@ class ZoneOutcome:
 
     def add(self, delivery: DeliveryInfo) -> None:
         """Count one device's delivery."""
-        state = delivery.state.value
+        state = delivery.state
         self.targeted += 1
         self.reached += state in REACHED
-        self.played += state == "finished"
-        self.failed += state in FAILED
+        self.played += state is FINISHED
+        self.failed += state in UNSUCCESSFUL
         self.missed += state in MISSED
-        if state != "finished":
-            self.reasons[delivery.reason or state] += 1
+        if state is not FINISHED:
+            self.reasons[delivery.reason or state.value] += 1
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready."""

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 
 from speakerctl.broker.link import Link
-from speakerctl.errors import LinkError
-
-log = logging.getLogger(__name__)
-OUTAGE_RETRY_S = 0.5
+from speakerctl.retry import Backoff, through_outages
 
 
-async def publish_through_outages(link: Link, topic: str, payload: bytes) -> None:
-    """Publish, waiting out a broker restart; the broadcast's own timeout bounds the wait."""
-    while True:
-        try:
-            await link.publish(topic, payload)
-            return
-        except LinkError as exc:
-            log.warning("publish on %s waits for the broker: %s", topic, exc)
-            await asyncio.sleep(OUTAGE_RETRY_S)
+async def publish_through_outages(link: Link, topic: str, payload: bytes, deadline_s: float) -> None:
+    """Publish, waiting out a broker restart for at most `deadline_s`, then OutageTooLong."""
+    await through_outages(lambda: link.publish(topic, payload), f"publish on {topic}", Backoff(deadline_s))
 
 
 def play_command_id(broadcast_id: str, issued_at_ms: int) -> str:

@@ -19,8 +19,9 @@ from speakerctl.controller.planning import Plan, resolve_targets
 from speakerctl.controller.resilience import play_command_id
 from speakerctl.controller.service import BroadcastResult, Controller, Progress
 from speakerctl.controller.tracker import Tracker
-from speakerctl.protocol import Command, ContentRef, DeliveryEvent, DeliveryState, Play, Reason
-from speakerctl.store import BroadcastInfo, BroadcastState, DeliveryInfo, DeliveryStatus
+from speakerctl.protocol import Command, ContentRef, DeliveryEvent, Play, Reason
+from speakerctl.protocol.lifecycle import EXPIRED, NEEDS_REASON, REPORTED
+from speakerctl.store import BroadcastInfo, BroadcastState, DeliveryInfo
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ async def resume(
     store = controller.store
     if controller.clock.now() >= info.expires_at:
         log.warning("broadcast %s expired while no controller ran: closing it", info.id)
-        await asyncio.to_thread(store.mark_unreached, info.id, "expired")
+        await asyncio.to_thread(store.mark_unreached, info.id, Reason.EXPIRED.value)
         await asyncio.to_thread(
             store.finish_broadcast, info.id, BroadcastState.INCOMPLETE, controller.clock.now()
         )
@@ -85,12 +86,12 @@ def _plan(controller: Controller, info: BroadcastInfo) -> tuple[Plan, list[Deliv
 
 def _seed(tracker: Tracker, delivery: DeliveryInfo) -> None:
     """Tell the tracker what the store already knows of a device."""
-    if delivery.state in (DeliveryStatus.PENDING, DeliveryStatus.UNREACHED):
+    state = delivery.state
+    if state not in REPORTED:
         return
-    state = DeliveryState(delivery.state.value)
     reason = Reason(delivery.reason) if delivery.reason in set(Reason) else None
-    if state in (DeliveryState.FAILED, DeliveryState.EXPIRED) and reason is None:
-        reason = Reason.EXPIRED if state is DeliveryState.EXPIRED else Reason.PLAYBACK_ERROR
+    if state in NEEDS_REASON and reason is None:
+        reason = Reason.EXPIRED if state is EXPIRED else Reason.PLAYBACK_ERROR
     event = DeliveryEvent(
         secrets.token_hex(8),
         delivery.device_id,

@@ -34,6 +34,7 @@ from speakerctl.protocol import (
     codec,
     topics,
 )
+from speakerctl.protocol.lifecycle import FINISHED
 from speakerctl.security.keys import load_or_create_signer
 from speakerctl.store import BroadcastState, Store
 
@@ -81,7 +82,7 @@ class BroadcastResult:
     @property
     def played(self) -> int:
         """Devices that played it to the end."""
-        return self.counts.get("finished", 0)
+        return self.counts.get(FINISHED, 0)
 
     @property
     def complete(self) -> bool:
@@ -163,7 +164,7 @@ class Controller:
         """Sign and send a planned broadcast, upload its content, follow it and record the end."""
         blobs = await asyncio.to_thread(lambda: [self.content.read(ref.sha256) for ref in plan.variants])
         uploads = [
-            Upload(self.link, ref, blob, self.settings.accept_window_s)
+            Upload(self.link, ref, blob, self.settings.accept_window_s, self.settings.broadcast_timeout_s)
             for ref, blob in zip(plan.variants, blobs, strict=True)
         ]
         egress_before = self.link.bytes_out
@@ -233,7 +234,7 @@ class Controller:
         async with asyncio.TaskGroup() as tg:
             jobs = [tg.create_task(u.run(tracker)) for u in uploads]
             for topic in plan.topics:
-                await publish_through_outages(self.link, topic, payload)
+                await publish_through_outages(self.link, topic, payload, timeout)
             try:
                 await _follow(tracker, timeout, progress)
             finally:
@@ -243,7 +244,7 @@ class Controller:
     async def _close(self, plan: Plan, tracker: Tracker) -> None:
         await self.ingestor.flush()
         tracker.mark_unreached()
-        played = tracker.counts().get("finished", 0)
+        played = tracker.counts().get(FINISHED, 0)
         state = BroadcastState.COMPLETE if played == len(plan.device_ids) else BroadcastState.INCOMPLETE
         await asyncio.to_thread(self.store.mark_unreached, plan.broadcast_id)
         await asyncio.to_thread(self.store.finish_broadcast, plan.broadcast_id, state, self.clock.now())

@@ -7,28 +7,23 @@ from collections import Counter
 from dataclasses import dataclass
 
 from speakerctl.clock import Clock
-from speakerctl.protocol import DeliveryEvent, DeliveryState
-
-PENDING = "pending"
-UNREACHED = "unreached"
-RANK = {
-    PENDING: 0,
-    DeliveryState.ACCEPTED.value: 1,
-    DeliveryState.CONTENT_READY.value: 2,
-    DeliveryState.PLAYING.value: 3,
-    DeliveryState.FINISHED.value: 4,
-    DeliveryState.FAILED.value: 4,
-    DeliveryState.EXPIRED.value: 4,
-    UNREACHED: 4,
-}
-FINAL = frozenset(s for s, rank in RANK.items() if rank == 4)
+from speakerctl.protocol import DeliveryEvent
+from speakerctl.protocol.lifecycle import (
+    ACCEPTED,
+    FINAL,
+    PENDING,
+    SOUNDED,
+    UNREACHED,
+    DeliveryState,
+    supersedes,
+)
 
 
 @dataclass(slots=True)
 class DeviceProgress:
     """One device's latest state in this broadcast."""
 
-    state: str = PENDING
+    state: DeliveryState = PENDING
     reason: str | None = None
     variant: str | None = None
     cached: bool = False
@@ -52,34 +47,32 @@ class Tracker:
             self.done.set()
 
     def update(self, event: DeliveryEvent) -> bool:
-        """Apply an event if it moves the device forward; True if it did."""
+        """Apply an event if the lifecycle lets it replace the device's state; True if it did."""
         progress = self.devices.get(event.device_id)
-        if progress is None or RANK[event.state.value] <= RANK[progress.state]:
+        if progress is None or not supersedes(event.state, progress.state):
             return False
-        if progress.state in FINAL:
-            return False
-        if RANK[progress.state] < RANK[DeliveryState.PLAYING.value] <= RANK[event.state.value]:
-            self._count_sounded(event.state)
-        progress.state = event.state.value
+        was_final = progress.state in FINAL
+        if progress.state not in SOUNDED and event.state in SOUNDED:
+            self._count_sounded()
+        progress.state = event.state
         progress.reason = event.reason.value if event.reason else None
-        if event.state is DeliveryState.ACCEPTED:
+        if event.state is ACCEPTED:
             progress.variant, progress.cached = event.sha256, event.cached
-        self._settle(progress)
+        self._settle(progress, was_final)
         return True
 
-    def _count_sounded(self, state: DeliveryState) -> None:
-        if state in (DeliveryState.PLAYING, DeliveryState.FINISHED):
-            self._sounded += 1
-            if self._sounded == len(self.devices):
-                self.all_playing_at = self.clock.monotonic()
+    def _count_sounded(self) -> None:
+        self._sounded += 1
+        if self._sounded == len(self.devices):
+            self.all_playing_at = self.clock.monotonic()
 
     @property
     def reach_latency_s(self) -> float | None:
         """Seconds from the start of the broadcast until every device was playing it."""
         return None if self.all_playing_at is None else self.all_playing_at - self.started_at
 
-    def _settle(self, progress: DeviceProgress) -> None:
-        if progress.state in FINAL:
+    def _settle(self, progress: DeviceProgress, was_final: bool = False) -> None:
+        if progress.state in FINAL and not was_final:
             self._open -= 1
             if self._open == 0:
                 self.done.set()
@@ -95,7 +88,7 @@ class Tracker:
 
     def counts(self) -> Counter[str]:
         """How many devices are in each state."""
-        return Counter(p.state for p in self.devices.values())
+        return Counter(p.state.value for p in self.devices.values())
 
     def open_devices(self) -> list[str]:
         """Devices not yet in a final state."""

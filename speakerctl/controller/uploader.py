@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+from functools import partial
 
 from speakerctl.broker.link import Link
-from speakerctl.controller.resilience import OUTAGE_RETRY_S
 from speakerctl.controller.tracker import Tracker
-from speakerctl.errors import LinkError
 from speakerctl.protocol import ContentRef, chunks, topics
+from speakerctl.retry import Backoff, through_outages
 
-log = logging.getLogger(__name__)
 _REPAIR_COALESCE_S = 0.1
 _POLL_S = 0.02
 _WINDOW = 32
@@ -20,8 +18,11 @@ _WINDOW = 32
 class Upload:
     """One variant of one broadcast on its way to the devices that need it."""
 
-    def __init__(self, link: Link, ref: ContentRef, data: bytes, accept_window_s: float) -> None:
+    def __init__(
+        self, link: Link, ref: ContentRef, data: bytes, accept_window_s: float, outage_deadline_s: float
+    ) -> None:
         self.link = link
+        self.backoff = Backoff(outage_deadline_s)
         self.ref = ref
         self.data = data
         self.accept_window_s = accept_window_s
@@ -52,6 +53,13 @@ class Upload:
             self.repairs += 1
             await self._send(sorted(wanted))
 
+    @property
+    def _what(self) -> str:
+        return f"upload of {self.ref.sha256[:12]}"
+
+    async def _publish(self, batch: list[bytes]) -> None:
+        await asyncio.gather(*(self.link.publish(self.topic, f, qos=1) for f in batch))
+
     async def _accept_window(self, tracker: Tracker) -> None:
         # Late subscribers would miss the one upload and need repairs; waiting briefly for
         # the online devices to accept lets one upload serve them all.
@@ -65,11 +73,6 @@ class Upload:
         # A window of QoS 1 publishes in flight: one ack round trip per window, not per chunk.
         for i in range(0, len(frames), _WINDOW):
             batch = frames[i : i + _WINDOW]
-            while True:
-                try:
-                    await asyncio.gather(*(self.link.publish(self.topic, f, qos=1) for f in batch))
-                    break
-                except LinkError as exc:  # a broker restart: send the window again once it is back
-                    log.warning("upload of %s waits for the broker: %s", self.ref.sha256[:12], exc)
-                    await asyncio.sleep(OUTAGE_RETRY_S)
+            # After a broker restart the whole window is sent again once it is back.
+            await through_outages(partial(self._publish, batch), self._what, self.backoff)
             self.bytes_sent += sum(map(len, batch))

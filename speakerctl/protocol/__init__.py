@@ -1,14 +1,13 @@
 """Protocol v1: the wire contract shared by the controller and the device agent (pure data, no I/O)."""
 
-from speakerctl.protocol import chunks, codec, limits, topics
+from speakerctl.protocol import chunks, codec, lifecycle, limits, topics
+from speakerctl.protocol.lifecycle import DeliveryState
 from speakerctl.protocol.management import Ack, Ping, Reboot, SetVolume
 from speakerctl.protocol.messages import (
-    FINAL_DEVICE_STATES,
     Command,
     ContentRef,
     ContentRequest,
     DeliveryEvent,
-    DeliveryState,
     Event,
     Link,
     Play,
@@ -21,7 +20,6 @@ from speakerctl.protocol.messages import (
 from speakerctl.protocol.schedule import PreemptPolicy
 
 __all__ = [
-    "FINAL_DEVICE_STATES",
     "Ack",
     "Command",
     "ContentRef",
@@ -42,6 +40,7 @@ __all__ = [
     "Stop",
     "chunks",
     "codec",
+    "lifecycle",
     "limits",
     "topics",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from speakerctl.errors import ProtocolError
 from speakerctl.protocol import fields as f
+from speakerctl.protocol.lifecycle import NEEDS_REASON, REPORTED, DeliveryState
 from speakerctl.protocol.limits import (
     CHUNK_SIZE,
     MAX_CACHED_LISTED,
@@ -44,20 +45,6 @@ class Priority(IntEnum):
             if value == level.wire:
                 return level
         raise ProtocolError(f"priority must be normal, priority or emergency, got {value!r}")
-
-
-class DeliveryState(StrEnum):
-    """Per-broadcast states a device reports, in the order they normally happen."""
-
-    ACCEPTED = "accepted"
-    CONTENT_READY = "content_ready"
-    PLAYING = "playing"
-    FINISHED = "finished"
-    FAILED = "failed"
-    EXPIRED = "expired"
-
-
-FINAL_DEVICE_STATES = frozenset({DeliveryState.FINISHED, DeliveryState.FAILED, DeliveryState.EXPIRED})
 
 
 class Reason(StrEnum):
@@ -274,7 +261,9 @@ class DeliveryEvent:
         f.check_event_head(self.msg_id, self.device_id, self.ts_ms)
         f.check_token(self.broadcast_id, "broadcast_id")
         f.check_text(self.detail, "detail")
-        if self.state in (DeliveryState.FAILED, DeliveryState.EXPIRED) and self.reason is None:
+        if self.state not in REPORTED:
+            raise ProtocolError(f"a device cannot report the delivery state {self.state.value!r}")
+        if self.state in NEEDS_REASON and self.reason is None:
             raise ProtocolError(f"a {self.state} event needs a reason")
         if self.sha256 is not None:
             check_sha256(self.sha256)

@@ -9,7 +9,6 @@ written on the controller's side.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from speakerctl.broker.mosquitto import hash_password
 from speakerctl.errors import ConfigError
+from speakerctl.files import PRIVATE, write_atomic
 from speakerctl.protocol import topics
 from speakerctl.protocol.limits import TOPIC_ROOT
 
@@ -78,11 +78,8 @@ class Credentials:
     def save(self) -> None:
         """Write atomically, readable by the owner only."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump({"version": 1, "accounts": self.hashes}, file, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        text = json.dumps({"version": 1, "accounts": self.hashes}, indent=1, sort_keys=True)
+        write_atomic(self.path, text, mode=PRIVATE)
 
 
 def mosquitto_acl(controller: str, device_zones: Mapping[str, Iterable[str]]) -> list[str]:

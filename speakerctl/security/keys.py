@@ -10,7 +10,6 @@ cluster has the new file, `retire` drops the old key, whose signatures clusters 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from speakerctl.errors import ConfigError
+from speakerctl.files import PRIVATE, write_atomic
 from speakerctl.protocol.signing import Signer
 
 ACTIVE_NAME = "active"
@@ -46,10 +46,10 @@ def rotate(keys_dir: Path) -> Signer:
     signer = Signer(Ed25519PrivateKey.generate())
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = signer.private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    _write_private(keys_dir / f"command-{signer.key_id}.key", pem)
+    write_atomic(keys_dir / f"command-{signer.key_id}.key", pem, mode=PRIVATE)
     lines = [*_trusted_lines(keys_dir), signer.public_line()]
-    _replace(trusted_path(keys_dir), "".join(f"{line}\n" for line in lines).encode())
-    _replace(keys_dir / ACTIVE_NAME, f"{signer.key_id}\n".encode())
+    write_atomic(trusted_path(keys_dir), "".join(f"{line}\n" for line in lines).encode())
+    write_atomic(keys_dir / ACTIVE_NAME, f"{signer.key_id}\n".encode())
     return signer
 
 
@@ -58,7 +58,7 @@ def retire(keys_dir: Path, key_id: str) -> None:
     if (keys_dir / ACTIVE_NAME).exists() and (keys_dir / ACTIVE_NAME).read_text().strip() == key_id:
         raise ConfigError(f"key {key_id} is the active key", hint="rotate first, then retire the old key")
     lines = [line for line in _trusted_lines(keys_dir) if line.split()[1] != key_id]
-    _replace(trusted_path(keys_dir), "".join(f"{line}\n" for line in lines).encode())
+    write_atomic(trusted_path(keys_dir), "".join(f"{line}\n" for line in lines).encode())
     (keys_dir / f"command-{key_id}.key").unlink(missing_ok=True)
 
 
@@ -80,19 +80,6 @@ def _trusted_lines(keys_dir: Path) -> list[str]:
     return [
         line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write a file atomically: a crash leaves the old or the new one, never half of either."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def trusted_ids(keys_dir: Path) -> list[str]:

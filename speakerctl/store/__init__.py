@@ -2,10 +2,6 @@
 
 from speakerctl.store.library import Airing
 from speakerctl.store.models import (
-    DEVICE_FINAL,
-    DEVICE_REPORTED,
-    FINAL,
-    RANK,
     BroadcastInfo,
     BroadcastState,
     BulletinInfo,
@@ -18,7 +14,6 @@ from speakerctl.store.models import (
     StatusRecord,
     VariantInfo,
     ZoneInfo,
-    supersedes,
     utc_from_ms,
 )
 from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord
@@ -26,10 +21,6 @@ from speakerctl.store.repository import Store
 from speakerctl.store.tables import SCHEMA_VERSION
 
 __all__ = [
-    "DEVICE_FINAL",
-    "DEVICE_REPORTED",
-    "FINAL",
-    "RANK",
     "SCHEMA_VERSION",
     "Airing",
     "AlertFinding",
@@ -49,6 +40,5 @@ __all__ = [
     "Store",
     "VariantInfo",
     "ZoneInfo",
-    "supersedes",
     "utc_from_ms",
 ]

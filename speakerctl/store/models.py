@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -11,6 +11,7 @@ from typing import Protocol
 
 from speakerctl.errors import NotFound, StoreError
 from speakerctl.protocol import DeliveryEvent, Priority, Status
+from speakerctl.protocol.lifecycle import REPORTED, DeliveryState
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -45,40 +46,8 @@ def zone_subtree(edges: Iterable[tuple[str, str | None]], zone_ids: Collection[s
     return found
 
 
-class DeliveryStatus(StrEnum):
-    """Where one broadcast stands on one device, as the controller tracks it."""
-
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    CONTENT_READY = "content_ready"
-    PLAYING = "playing"
-    FINISHED = "finished"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    UNREACHED = "unreached"
-
-
-DEVICE_FINAL = frozenset({DeliveryStatus.FINISHED, DeliveryStatus.FAILED, DeliveryStatus.EXPIRED})
-FINAL = DEVICE_FINAL | {DeliveryStatus.UNREACHED}
-DEVICE_REPORTED = DEVICE_FINAL | {
-    DeliveryStatus.ACCEPTED,
-    DeliveryStatus.CONTENT_READY,
-    DeliveryStatus.PLAYING,
-}
-RANK: Mapping[DeliveryStatus, int] = {
-    DeliveryStatus.PENDING: 0,
-    DeliveryStatus.ACCEPTED: 1,
-    DeliveryStatus.CONTENT_READY: 2,
-    DeliveryStatus.PLAYING: 3,
-    **dict.fromkeys(FINAL, 4),
-}
-
-
-def supersedes(new: DeliveryStatus, current: DeliveryStatus) -> bool:
-    """Whether a report of `new` moves a delivery now in `current` forward."""
-    if current is DeliveryStatus.UNREACHED:
-        return new in DEVICE_FINAL  # a late real report beats the controller's guess
-    return RANK[new] > RANK[current]
+# The lifecycle's enum under the name the store has always used for it.
+DeliveryStatus = DeliveryState
 
 
 class BroadcastState(StrEnum):
@@ -244,7 +213,7 @@ class DeliveryUpdate:
             state = DeliveryStatus(self.state)
         except ValueError as exc:
             raise StoreError(f"unknown delivery state {self.state!r}") from exc
-        if state not in DEVICE_REPORTED:
+        if state not in REPORTED:
             raise StoreError(f"a device cannot report the delivery state {state.value!r}")
         object.__setattr__(self, "state", state)
 
@@ -259,7 +228,7 @@ class DeliveryUpdate:
         return cls(
             broadcast_id=event.broadcast_id,
             device_id=event.device_id,
-            state=DeliveryStatus(event.state.value),
+            state=event.state,
             reason=event.reason.value if event.reason else None,
             detail=event.detail,
             ts_ms=event.ts_ms,

@@ -22,10 +22,10 @@ from sqlmodel import Session, SQLModel, col, delete, insert, select, update
 
 from speakerctl.errors import NotFound, ProtocolError, StoreError
 from speakerctl.protocol import Priority, Status
+from speakerctl.protocol.lifecycle import FINAL, supersedes
 from speakerctl.store.library import LibraryMixin, live_bulletin
 from speakerctl.store.migrations import migrate
 from speakerctl.store.models import (
-    FINAL,
     BroadcastInfo,
     BroadcastState,
     BulletinInfo,
@@ -38,7 +38,6 @@ from speakerctl.store.models import (
     VariantInfo,
     ZoneInfo,
     aware_utc,
-    supersedes,
     zone_subtree,
 )
 from speakerctl.store.monitoring import MonitoringMixin

@@ -8,8 +8,8 @@ from sqlalchemy import BigInteger, DateTime, Dialect, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from speakerctl.protocol import Priority, Status
+from speakerctl.protocol.lifecycle import DEVICE_FINAL
 from speakerctl.store.models import (
-    DEVICE_FINAL,
     BroadcastInfo,
     BroadcastState,
     BulletinInfo,

@@ -1,0 +1,56 @@
+"""The one atomic file writer: a crash leaves the old file or the new one, never half of either.
+
+Used by the content store, bulletin export, keys, broker credentials and config, and the cluster's
+own state files. It raises OSError; each caller translates it into its own error at its edge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+PUBLIC: int = 0o644
+"""Mode of a file anyone on the machine may read (content, exported audio, configs)."""
+PRIVATE: int = 0o600
+"""Mode of a file only its owner may read (keys, secrets, password and ACL files)."""
+
+
+def write_atomic(path: Path, data: bytes | str, *, mode: int = PUBLIC) -> None:
+    """Write `data` (str as UTF-8) to `path` through a synced temp file beside it, then rename it in."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        _write_synced(fd, payload, mode)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _sync_dir(path.parent)
+
+
+def _write_synced(fd: int, data: bytes, mode: int) -> None:
+    """Write all of data to fd, set its mode, fsync and close it."""
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), mode)
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _sync_dir(directory: Path) -> None:
+    """Persist a rename by syncing its directory (best effort: not every filesystem allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def replace_with(source: Path, path: Path) -> None:
+    """Move a finished file (written and synced by the caller) over `path` and persist the rename."""
+    os.replace(source, path)
+    _sync_dir(path.parent)

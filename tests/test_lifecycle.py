@@ -1,0 +1,106 @@
+"""The delivery lifecycle is one rule, and the store and the tracker both follow it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from speakerctl.controller.tracker import Tracker
+from speakerctl.errors import ProtocolError
+from speakerctl.protocol import DeliveryEvent, Priority, Reason, codec
+from speakerctl.protocol.lifecycle import (
+    DEVICE_FINAL,
+    FINAL,
+    RANK,
+    REPORTED,
+    DeliveryState,
+    supersedes,
+)
+from speakerctl.store import DeliveryUpdate, DeviceSpec, Store, ZoneInfo
+
+T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+T0_MS = int(T0.timestamp() * 1000)
+S = DeliveryState
+
+# (reports after the controller's timeout verdict, the state the delivery must end in)
+LATE_REPORTS = [
+    ([S.PLAYING], S.UNREACHED),
+    ([S.ACCEPTED, S.CONTENT_READY], S.UNREACHED),
+    ([S.FINISHED], S.FINISHED),
+    ([S.FAILED], S.FAILED),
+    ([S.EXPIRED, S.FINISHED], S.EXPIRED),
+    ([S.PLAYING, S.FINISHED, S.FAILED], S.FINISHED),
+]
+
+
+def _event(state: DeliveryState, at_s: int = 1) -> DeliveryEvent:
+    reason = {S.FAILED: Reason.PLAYBACK_ERROR, S.EXPIRED: Reason.EXPIRED}.get(state)
+    return DeliveryEvent(f"m{at_s}", "d1", T0_MS + at_s * 1000, "b1", state, reason)
+
+
+def test_every_state_has_a_rank_and_the_sets_nest() -> None:
+    assert set(RANK) == set(DeliveryState)
+    assert DEVICE_FINAL < FINAL and DEVICE_FINAL < REPORTED
+    assert S.PENDING not in REPORTED and S.UNREACHED not in REPORTED
+
+
+@pytest.mark.parametrize("current", list(DeliveryState), ids=str)
+@pytest.mark.parametrize("new", sorted(REPORTED), ids=str)
+def test_final_is_sticky_except_unreached_yields_to_a_final_report(
+    new: DeliveryState, current: DeliveryState
+) -> None:
+    if current is S.UNREACHED:
+        expected = new in DEVICE_FINAL
+    else:
+        expected = current not in FINAL and RANK[new] > RANK[current]
+    assert supersedes(new, current) is expected
+
+
+def test_a_device_cannot_put_a_controller_state_on_the_wire() -> None:
+    for state in (S.PENDING, S.UNREACHED):
+        with pytest.raises(ProtocolError, match="cannot report"):
+            _event(state)
+    wire = codec.encode(_event(S.FINISHED)).replace(b'"finished"', b'"unreached"')
+    with pytest.raises(ProtocolError, match="cannot report"):
+        codec.decode_event(wire)
+
+
+@pytest.mark.parametrize(("late", "final"), LATE_REPORTS)
+def test_tracker_late_report_after_unreached(late: list[DeliveryState], final: DeliveryState) -> None:
+    tracker = Tracker("b1", ["d1"], {"d1"})
+    tracker.mark_unreached()
+    assert tracker.done.is_set() and tracker.devices["d1"].state is S.UNREACHED
+    for at_s, state in enumerate(late, start=1):
+        tracker.update(_event(state, at_s))
+    assert tracker.devices["d1"].state is final
+    assert tracker.open_devices() == []
+    assert tracker.counts() == {final.value: 1}
+
+
+@pytest.mark.parametrize(("late", "final"), LATE_REPORTS)
+def test_store_late_report_after_unreached(
+    db_url: str, late: list[DeliveryState], final: DeliveryState
+) -> None:
+    with Store.open(db_url) as store:
+        store.sync_zones([ZoneInfo("c1", "Hòa Tú 1", "commune")])
+        store.sync_devices([DeviceSpec("d1", "Ấp 1", "c1", "pa-4g")])
+        bulletin = store.add_bulletin(
+            title="t",
+            sha256="ab" * 32,
+            codec="opus",
+            container="ogg",
+            bitrate_kbps=24,
+            duration_ms=1000,
+            size=100,
+            source_name="t.mp3",
+            created_by="test",
+            created_at=T0,
+        )
+        later = T0 + timedelta(hours=1)
+        store.create_broadcast("b1", bulletin.id, Priority.NORMAL, ["c1"], ["d1"], T0, T0, later)
+        assert store.mark_unreached("b1", at=T0) == 1
+        for at_s, state in enumerate(late, start=1):
+            store.apply_events([DeliveryUpdate.from_event(_event(state, at_s))])
+        [delivery] = store.deliveries("b1")
+        assert delivery.state is final
