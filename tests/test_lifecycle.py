@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from speakerctl.clock import FixedClock
 from speakerctl.controller.tracker import Tracker
 from speakerctl.errors import ProtocolError
 from speakerctl.protocol import DeliveryEvent, Priority, Reason, codec
@@ -68,7 +69,7 @@ def test_a_device_cannot_put_a_controller_state_on_the_wire() -> None:
 
 @pytest.mark.parametrize(("late", "final"), LATE_REPORTS)
 def test_tracker_late_report_after_unreached(late: list[DeliveryState], final: DeliveryState) -> None:
-    tracker = Tracker("b1", ["d1"], {"d1"})
+    tracker = Tracker("b1", ["d1"], {"d1"}, FixedClock(datetime(2026, 1, 1, tzinfo=UTC)))
     tracker.mark_unreached()
     assert tracker.done.is_set() and tracker.devices["d1"].state is S.UNREACHED
     for at_s, state in enumerate(late, start=1):
