@@ -36,6 +36,7 @@ from speakerctl.protocol import (
     topics,
 )
 from speakerctl.protocol.limits import MAX_CACHED_LISTED, MAX_MISSING_RANGES
+from speakerctl.protocol.messages import check_command_topic
 from speakerctl.protocol.signing import TrustedKeys
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class AgentConfig:
     content_timeout_s: float = 300.0
     trusted_keys: TrustedKeys = field(default_factory=TrustedKeys)
     """Public keys commands must be signed with (from provisioning); none: every command is refused."""
+    require_targets: bool = True
+    """Refuse untargeted (v1.0) commands; False only while a v1.0 controller is being replaced."""
 
     def __post_init__(self) -> None:
         topics.check_id(self.device_id, "device id")
@@ -166,16 +169,19 @@ class DeviceAgent:
             if parsed.channel is topics.Channel.CONTENT:
                 self._on_chunk(parsed.key, message.payload)
             else:
-                await self._on_command(codec.decode_command(message.payload))
+                command = codec.decode_command(message.payload)
+                if parsed.channel is topics.Channel.ZONE_CMD:
+                    check_command_topic(message.topic, command.body.kind)
+                await self._on_command(command, message.topic)
         except ProtocolError as exc:
             self.counters.malformed += 1
             log.warning("%s: rejected message on %s: %s", self.config.device_id, message.topic, exc)
 
-    async def _on_command(self, command: Command) -> None:
+    async def _on_command(self, command: Command, topic: str) -> None:
         # The signature is checked before the id is remembered: a forged command must not
         # be able to burn the id of a genuine one.
         try:
-            self.config.trusted_keys.verify(command)
+            self.config.trusted_keys.verify_on(command, topic, require_target=self.config.require_targets)
         except SignatureError as exc:
             self._reject(command, exc)
             return

@@ -22,6 +22,7 @@ from simulator.hardware import SimAmplifier, SimClock, SimOutput, SimTelemetry
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Incoming, Link
+from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.errors import ConfigError, ProtocolError, SignatureError
 from speakerctl.protocol import Command, ContentRef, Ping, Play, Priority, Status, chunks, codec, topics
 from speakerctl.protocol.signing import Signer, TrustedKeys
@@ -166,12 +167,13 @@ async def test_only_signed_commands_by_a_trusted_key_are_acted_on_and_refusals_a
     watcher = Inbox()
     intruder = Link(BrokerAddress.parse(embedded_broker.url), watcher, client_id=f"intruder-{device}")
     await intruder.subscribe([topics.device_status(device), topics.device_events(device)])
+    own = topics.device_cmd(device)
     async with _running(agent, intruder):
         forged = [
             _cached_play(agent, "bc-false-alarm", "unsigned-1"),  # unsigned
-            _signer().sign(_cached_play(agent, "bc-false-alarm", "other-key-1")),  # someone else's key
+            _signer().sign_for(_cached_play(agent, "bc-false-alarm", "other-key-1"), own),  # other key
             dataclasses.replace(
-                signer.sign(_cached_play(agent, "bc-real", "tampered-1")),
+                signer.sign_for(_cached_play(agent, "bc-real", "tampered-1"), own),
                 body=_cached_play(agent, "bc-false-alarm", "x").body,
             ),
         ]
@@ -180,7 +182,7 @@ async def test_only_signed_commands_by_a_trusted_key_are_acted_on_and_refusals_a
         await _until(lambda: agent.counters.rejected == 3)
         await _until(lambda: any(s.rejected_commands == 3 for s in watcher.statuses()))
         assert output.played == [] and watcher.events() == []
-        genuine = signer.sign(_cached_play(agent, "bc-real", "tampered-1"))  # same id as the forgery
+        genuine = signer.sign_for(_cached_play(agent, "bc-real", "tampered-1"), own)  # same id as the forgery
         await intruder.publish(topics.device_cmd(device), codec.encode(genuine))
         await _until(lambda: len(output.played) == 1)
 
@@ -193,11 +195,13 @@ async def test_a_redelivered_command_never_plays_twice_even_across_a_power_cut(
     device = f"sec-{secrets.token_hex(3)}"
     agent, output = _agent(embedded_broker.url, tmp_path, device, trusted)
     sender = Link(BrokerAddress.parse(embedded_broker.url), Inbox(), client_id=f"ctl-{device}")
-    command = signer.sign(_cached_play(agent, "bc-once", "once-1"))
+    unsigned = _cached_play(agent, "bc-once", "once-1")
+    command = signer.sign_for(unsigned, topics.device_cmd(device))
+    zone = topics.zone_cmd(f"{device}-zone")
     async with _running(agent, sender):
         for _ in range(3):  # QoS 1 redelivery, and the same command on a zone topic
             await sender.publish(topics.device_cmd(device), codec.encode(command))
-        await sender.publish(topics.zone_cmd(f"{device}-zone"), codec.encode(command))
+        await sender.publish(zone, codec.encode(signer.sign_for(unsigned, zone)))
         await _until(lambda: agent.counters.duplicates == 3)
         await asyncio.sleep(0.3)
     assert len(output.played) == 1
@@ -219,3 +223,37 @@ def test_the_signed_example_of_the_protocol_document_verifies() -> None:
     example = codec.decode_command(doc[start : doc.index("}\n```", start) + 1].encode())
     TrustedKeys.parse(key_line).verify(example)
     assert seed_signer.sign(example) == example
+
+
+async def test_a_command_replayed_on_another_topic_is_refused(
+    mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
+    """Captured on a commune's zone topic and replayed on the province's: no cluster plays it."""
+    signer = _signer()
+    trusted = TrustedKeys.of([signer.private.public_key()])
+    tag = secrets.token_hex(3)
+    commune, province = f"commune-{tag}", f"province-{tag}"
+    inside, outside = f"in-{tag}", f"out-{tag}"
+    url = mosquitto.url
+    agent_in, played_in = _zoned_agent(url, tmp_path, inside, (commune, province), trusted)
+    agent_out, played_out = _zoned_agent(url, tmp_path, outside, (province,), trusted)
+    sender = Link(BrokerAddress.parse(url), Inbox(), client_id=f"ctl-{tag}")
+    captured = signer.sign_for(_cached_play(agent_in, "bc-commune", "commune-1"), topics.zone_cmd(commune))
+    _cached_play(agent_out, "bc-commune", "x")  # the content is cached there too: only the topic stops it
+    async with _running(agent_in, agent_out, sender):
+        await sender.publish(topics.zone_cmd(province), codec.encode(captured))
+        await sender.publish(topics.device_cmd(outside), codec.encode(captured))
+        await _until(lambda: agent_in.counters.rejected == 1 and agent_out.counters.rejected == 2)
+        assert played_in.played == [] and played_out.played == []
+        await sender.publish(topics.zone_cmd(commune), codec.encode(captured))
+        await _until(lambda: len(played_in.played) == 1)
+    assert played_out.played == []
+
+
+def _zoned_agent(
+    url: str, root: Path, device: str, zones: tuple[str, ...], trusted: TrustedKeys
+) -> tuple[DeviceAgent, SimOutput]:
+    output = SimOutput(time_scale=20)
+    hardware = Hardware(output, SimAmplifier(), SimTelemetry(), SimClock())
+    config = AgentConfig(device, zones, root / device, trusted_keys=trusted, repair_after_s=0.5)
+    return DeviceAgent(config, BrokerAddress.parse(url), hardware), output

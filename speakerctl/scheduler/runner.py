@@ -321,8 +321,7 @@ def for_controller(controller: Controller, book: ScheduleBook, **options: float)
         now = to_ms(controller.clock.now())
         ttl = controller.settings.command_ttl_s * 1000
         command = Command(secrets.token_hex(8), now, now + ttl, Priority.NORMAL, ProtoStop(broadcast_id))
-        command = controller.signer.sign(command)  # clusters refuse unsigned commands
-        for topic in cmd_topics:
-            await controller.link.publish(topic, codec.encode(command))
+        for topic in cmd_topics:  # signed per topic: clusters refuse a copy replayed elsewhere
+            await controller.link.publish(topic, codec.encode(controller.signer.sign_for(command, topic)))
 
     return ScheduleRunner(book, controller.settings, controller.clock, controller.broadcast, stop, **options)
