@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -379,13 +380,21 @@ def event_from_wire(d: object) -> Event:
     """Parse any message of a device's events topic."""
     w = f.versioned(d, "event")
     kind = f.req(w, "kind", str)
-    if kind == DeliveryEvent.kind:
-        return DeliveryEvent.from_wire(w)
-    if kind == ContentRequest.kind:
-        return ContentRequest.from_wire(w)
-    if kind == Ack.kind:
-        return Ack.from_wire(w)
-    raise ProtocolError(f"unknown event kind {kind!r}")
+    parser = _EVENT_PARSERS.get(kind)
+    if parser is None:
+        raise ProtocolError(f"unknown event kind {kind!r}")
+    return parser(w)
+
+
+_EVENT_PARSERS: dict[str, Callable[[Wire], Event]] = {
+    DeliveryEvent.kind: DeliveryEvent.from_wire,
+    ContentRequest.kind: ContentRequest.from_wire,
+    Ack.kind: Ack.from_wire,
+}
+COMMAND_KINDS = frozenset(_BODIES)
+"""Command kinds a device's own command topic may carry."""
+EVENT_KINDS = frozenset(_EVENT_PARSERS)
+"""Message kinds a device's events topic may carry."""
 
 
 @dataclass(frozen=True, slots=True)
