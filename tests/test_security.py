@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devices.agent import AgentConfig, DeviceAgent
 from devices.cache import ContentCache
@@ -25,6 +27,7 @@ from speakerctl.broker.link import Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.errors import ConfigError, ProtocolError, SignatureError
 from speakerctl.protocol import Command, ContentRef, Ping, Play, Priority, Status, chunks, codec, topics
+from speakerctl.protocol.limits import MAX_TEXT_LENGTH, MAX_TIMESTAMP_MS
 from speakerctl.protocol.signing import Signer, TrustedKeys
 from speakerctl.security import keys
 
@@ -257,3 +260,57 @@ def _zoned_agent(
     hardware = Hardware(output, SimAmplifier(), SimTelemetry(), SimClock())
     config = AgentConfig(device, zones, root / device, trusted_keys=trusted, repair_after_s=0.5)
     return DeviceAgent(config, BrokerAddress.parse(url), hardware), output
+
+
+def test_the_test_vector_of_the_protocol_document_is_recomputed() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text(encoding="utf-8")
+    section = doc[doc.index("**Test vector**") :]
+    start = section.index("```json\n") + len("```json\n")
+    example = codec.decode_command(section[start : section.index("\n```", start)].encode())
+    canonical = section[section.index("```text\n") + len("```text\n") :].split("\n", 1)[0]
+    digest = section.split("SHA-256 of the canonical bytes: `", 1)[1].split("`", 1)[0]
+    assert codec.signing_bytes(example) == canonical.encode("utf-8")
+    assert hashlib.sha256(canonical.encode("utf-8")).hexdigest() == digest
+    seed_signer = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+    assert seed_signer.sign_for(dataclasses.replace(example, signature=None), example.to or "") == example
+    TrustedKeys.of([seed_signer.private.public_key()]).verify_on(example, topics.zone_cmd("xa-an-hiep"))
+
+
+def _jcs(value: object) -> str:
+    """RFC 8785 for the JSON values a command may hold: an encoder independent of json.dumps."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        assert abs(value) <= 2**53 - 1
+        return str(value)
+    if isinstance(value, str):
+        return '"' + "".join(_jcs_char(c) for c in value) + '"'
+    if isinstance(value, list):
+        return "[" + ",".join(_jcs(v) for v in value) + "]"
+    assert isinstance(value, dict)
+    keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
+    return "{" + ",".join(f"{_jcs(k)}:{_jcs(value[k])}" for k in keys) + "}"
+
+
+_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _jcs_char(c: str) -> str:
+    if c in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[c]
+    return f"\\u{ord(c):04x}" if ord(c) < 0x20 else c
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    title=st.text(max_size=MAX_TEXT_LENGTH),
+    volume=st.none() | st.integers(0, 100),
+    stamp=st.integers(0, MAX_TIMESTAMP_MS - 1),
+)
+def test_signing_bytes_are_rfc_8785_for_every_command(title: str, volume: int | None, stamp: int) -> None:
+    ref = ContentRef(hashlib.sha256(title.encode()).hexdigest(), 1 + len(title), "opus", 1000)
+    play = Play("bc-jcs", (ref,), start_at_ms=stamp, volume=volume, title=title)
+    command = Command("jcs-1", stamp, stamp + 1, Priority.EMERGENCY, play, to=topics.zone_cmd("z"))
+    wire = command.to_wire()
+    del wire["sig"]
+    assert codec.signing_bytes(command) == _jcs(wire).encode("utf-8")
