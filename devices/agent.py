@@ -251,6 +251,7 @@ class DeviceAgent:
             return False
         now = self.hw.clock.now_ms()
         self._fetches[ref.sha256] = Fetch(download, [(command, play)], now, now)
+        self._unsubscribe.discard(topics.content(ref.sha256))  # a pending leave must not undo this
         await self._quietly(self.link.subscribe([topics.content(ref.sha256)]))
         return True
 
@@ -261,7 +262,10 @@ class DeviceAgent:
     def _on_chunk(self, sha256: str, frame: bytes) -> None:
         fetch = self._fetches.get(sha256)
         if fetch is None:
-            return  # a chunk for someone else's download, or a repair we no longer need
+            # A repair we no longer need, or a subscription our persistent session kept across a
+            # reboot: the broker would send this item's chunks for ever, so leave its topic.
+            self._outbox_unsubscribe(sha256)
+            return
         try:
             fetch.download.write(chunks.unpack(frame))
         except (ProtocolError, ContentError) as exc:
