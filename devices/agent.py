@@ -37,6 +37,7 @@ from speakerctl.protocol import (
     topics,
 )
 from speakerctl.protocol.limits import MAX_CACHED_LISTED, MAX_MISSING_RANGES
+from speakerctl.protocol.messages import check_command_topic
 from speakerctl.protocol.signing import TrustedKeys
 from speakerctl.retry import Backoff, through_outages
 
@@ -60,6 +61,8 @@ class AgentConfig:
     content_timeout_s: float = 300.0
     trusted_keys: TrustedKeys = field(default_factory=TrustedKeys)
     """Public keys commands must be signed with (from provisioning); none: every command is refused."""
+    require_targets: bool = True
+    """Refuse untargeted (v1.0) commands; False only while a v1.0 controller is being replaced."""
 
     def __post_init__(self) -> None:
         topics.check_id(self.device_id, "device id")
@@ -169,16 +172,19 @@ class DeviceAgent:
             if parsed.channel is topics.Channel.CONTENT:
                 self._on_chunk(parsed.key, message.payload)
             else:
-                await self._on_command(codec.decode_command(message.payload))
+                command = codec.decode_command(message.payload)
+                if parsed.channel is topics.Channel.ZONE_CMD:
+                    check_command_topic(message.topic, command.body.kind)
+                await self._on_command(command, message.topic)
         except ProtocolError as exc:
             self.counters.malformed += 1
             log.warning("%s: rejected message on %s: %s", self.config.device_id, message.topic, exc)
 
-    async def _on_command(self, command: Command) -> None:
+    async def _on_command(self, command: Command, topic: str) -> None:
         # The signature is checked before the id is remembered: a forged command must not
         # be able to burn the id of a genuine one.
         try:
-            self.config.trusted_keys.verify(command)
+            self.config.trusted_keys.verify_on(command, topic, require_target=self.config.require_targets)
         except SignatureError as exc:
             self._reject(command, exc)
             return
@@ -248,6 +254,7 @@ class DeviceAgent:
             return False
         now = self.hw.clock.now_ms()
         self._fetches[ref.sha256] = Fetch(download, [(command, play)], now, now)
+        self._unsubscribe.discard(topics.content(ref.sha256))  # a pending leave must not undo this
         await self._quietly(self.link.subscribe([topics.content(ref.sha256)]))
         return True
 
@@ -258,7 +265,10 @@ class DeviceAgent:
     def _on_chunk(self, sha256: str, frame: bytes) -> None:
         fetch = self._fetches.get(sha256)
         if fetch is None:
-            return  # a chunk for someone else's download, or a repair we no longer need
+            # A repair we no longer need, or a subscription our persistent session kept across a
+            # reboot: the broker would send this item's chunks for ever, so leave its topic.
+            self._outbox_unsubscribe(sha256)
+            return
         try:
             fetch.download.write(chunks.unpack(frame))
         except (ProtocolError, ContentError) as exc:

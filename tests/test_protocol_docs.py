@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from speakerctl.protocol import Reason, codec, lifecycle, limits
+from speakerctl.errors import ProtocolError
+from speakerctl.protocol import Reason, codec, lifecycle, limits, messages, topics
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 MIN_EXAMPLES = 6
@@ -79,3 +80,32 @@ def test_every_limit_is_quoted_with_its_value() -> None:
 @pytest.mark.parametrize("value", [*sorted(lifecycle.REPORTED), *Reason], ids=str)
 def test_every_state_and_reason_is_documented(value: str) -> None:
     assert f"`{value}`" in _doc()
+
+
+_KINDS_TABLE = re.compile(r"<!-- table: kinds by topic -->\n(.*?)\n\n", re.DOTALL)
+
+
+def _kinds_by_topic() -> dict[str, set[str]]:
+    """Topic pattern -> the `kind` values the doc's table allows on it."""
+    rows = _KINDS_TABLE.findall(_doc())[0].splitlines()[2:]
+    table = {}
+    for row in rows:
+        topic, _, kinds = (cell.strip() for cell in row.strip("|").split("|"))
+        table[topic.strip("`")] = set(re.findall(r"`(\w+)`", kinds))
+    return table
+
+
+def test_the_kinds_by_topic_table_matches_the_codes_routing() -> None:
+    table = _kinds_by_topic()
+    assert table["pa/v1/dev/{device}/cmd"] == set(messages.COMMAND_KINDS)
+    assert table["pa/v1/zone/{zone}/cmd"] == set(messages.ZONE_KINDS)
+    assert table["pa/v1/dev/{device}/evt"] == set(messages.EVENT_KINDS)
+    assert table["pa/v1/dev/{device}/status"] == table["pa/v1/content/{sha256}"] == set()
+    zone, device = topics.zone_cmd("z"), topics.device_cmd("d")
+    for kind in messages.COMMAND_KINDS:
+        assert messages.check_command_topic(device, kind) == device
+        if kind in table["pa/v1/zone/{zone}/cmd"]:
+            assert messages.check_command_topic(zone, kind) == zone
+        else:
+            with pytest.raises(ProtocolError):
+                messages.check_command_topic(zone, kind)

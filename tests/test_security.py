@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devices.agent import AgentConfig, DeviceAgent
 from devices.cache import ContentCache
@@ -22,8 +24,10 @@ from simulator.hardware import SimAmplifier, SimClock, SimOutput, SimTelemetry
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Incoming, Link
+from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.errors import ConfigError, ProtocolError, SignatureError
 from speakerctl.protocol import Command, ContentRef, Ping, Play, Priority, Status, chunks, codec, topics
+from speakerctl.protocol.limits import MAX_TEXT_LENGTH, MAX_TIMESTAMP_MS
 from speakerctl.protocol.signing import Signer, TrustedKeys
 from speakerctl.security import keys
 
@@ -166,12 +170,13 @@ async def test_only_signed_commands_by_a_trusted_key_are_acted_on_and_refusals_a
     watcher = Inbox()
     intruder = Link(BrokerAddress.parse(embedded_broker.url), watcher, client_id=f"intruder-{device}")
     await intruder.subscribe([topics.device_status(device), topics.device_events(device)])
+    own = topics.device_cmd(device)
     async with _running(agent, intruder):
         forged = [
             _cached_play(agent, "bc-false-alarm", "unsigned-1"),  # unsigned
-            _signer().sign(_cached_play(agent, "bc-false-alarm", "other-key-1")),  # someone else's key
+            _signer().sign_for(_cached_play(agent, "bc-false-alarm", "other-key-1"), own),  # other key
             dataclasses.replace(
-                signer.sign(_cached_play(agent, "bc-real", "tampered-1")),
+                signer.sign_for(_cached_play(agent, "bc-real", "tampered-1"), own),
                 body=_cached_play(agent, "bc-false-alarm", "x").body,
             ),
         ]
@@ -180,7 +185,7 @@ async def test_only_signed_commands_by_a_trusted_key_are_acted_on_and_refusals_a
         await _until(lambda: agent.counters.rejected == 3)
         await _until(lambda: any(s.rejected_commands == 3 for s in watcher.statuses()))
         assert output.played == [] and watcher.events() == []
-        genuine = signer.sign(_cached_play(agent, "bc-real", "tampered-1"))  # same id as the forgery
+        genuine = signer.sign_for(_cached_play(agent, "bc-real", "tampered-1"), own)  # same id as the forgery
         await intruder.publish(topics.device_cmd(device), codec.encode(genuine))
         await _until(lambda: len(output.played) == 1)
 
@@ -193,11 +198,13 @@ async def test_a_redelivered_command_never_plays_twice_even_across_a_power_cut(
     device = f"sec-{secrets.token_hex(3)}"
     agent, output = _agent(embedded_broker.url, tmp_path, device, trusted)
     sender = Link(BrokerAddress.parse(embedded_broker.url), Inbox(), client_id=f"ctl-{device}")
-    command = signer.sign(_cached_play(agent, "bc-once", "once-1"))
+    unsigned = _cached_play(agent, "bc-once", "once-1")
+    command = signer.sign_for(unsigned, topics.device_cmd(device))
+    zone = topics.zone_cmd(f"{device}-zone")
     async with _running(agent, sender):
         for _ in range(3):  # QoS 1 redelivery, and the same command on a zone topic
             await sender.publish(topics.device_cmd(device), codec.encode(command))
-        await sender.publish(topics.zone_cmd(f"{device}-zone"), codec.encode(command))
+        await sender.publish(zone, codec.encode(signer.sign_for(unsigned, zone)))
         await _until(lambda: agent.counters.duplicates == 3)
         await asyncio.sleep(0.3)
     assert len(output.played) == 1
@@ -219,3 +226,91 @@ def test_the_signed_example_of_the_protocol_document_verifies() -> None:
     example = codec.decode_command(doc[start : doc.index("}\n```", start) + 1].encode())
     TrustedKeys.parse(key_line).verify(example)
     assert seed_signer.sign(example) == example
+
+
+async def test_a_command_replayed_on_another_topic_is_refused(
+    mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
+    """Captured on a commune's zone topic and replayed on the province's: no cluster plays it."""
+    signer = _signer()
+    trusted = TrustedKeys.of([signer.private.public_key()])
+    tag = secrets.token_hex(3)
+    commune, province = f"commune-{tag}", f"province-{tag}"
+    inside, outside = f"in-{tag}", f"out-{tag}"
+    url = mosquitto.url
+    agent_in, played_in = _zoned_agent(url, tmp_path, inside, (commune, province), trusted)
+    agent_out, played_out = _zoned_agent(url, tmp_path, outside, (province,), trusted)
+    sender = Link(BrokerAddress.parse(url), Inbox(), client_id=f"ctl-{tag}")
+    captured = signer.sign_for(_cached_play(agent_in, "bc-commune", "commune-1"), topics.zone_cmd(commune))
+    _cached_play(agent_out, "bc-commune", "x")  # the content is cached there too: only the topic stops it
+    async with _running(agent_in, agent_out, sender):
+        await sender.publish(topics.zone_cmd(province), codec.encode(captured))
+        await sender.publish(topics.device_cmd(outside), codec.encode(captured))
+        await _until(lambda: agent_in.counters.rejected == 1 and agent_out.counters.rejected == 2)
+        assert played_in.played == [] and played_out.played == []
+        await sender.publish(topics.zone_cmd(commune), codec.encode(captured))
+        await _until(lambda: len(played_in.played) == 1)
+    assert played_out.played == []
+
+
+def _zoned_agent(
+    url: str, root: Path, device: str, zones: tuple[str, ...], trusted: TrustedKeys
+) -> tuple[DeviceAgent, SimOutput]:
+    output = SimOutput(time_scale=20)
+    hardware = Hardware(output, SimAmplifier(), SimTelemetry(), SimClock())
+    config = AgentConfig(device, zones, root / device, trusted_keys=trusted, repair_after_s=0.5)
+    return DeviceAgent(config, BrokerAddress.parse(url), hardware), output
+
+
+def test_the_test_vector_of_the_protocol_document_is_recomputed() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text(encoding="utf-8")
+    section = doc[doc.index("**Test vector**") :]
+    start = section.index("```json\n") + len("```json\n")
+    example = codec.decode_command(section[start : section.index("\n```", start)].encode())
+    canonical = section[section.index("```text\n") + len("```text\n") :].split("\n", 1)[0]
+    digest = section.split("SHA-256 of the canonical bytes: `", 1)[1].split("`", 1)[0]
+    assert codec.signing_bytes(example) == canonical.encode("utf-8")
+    assert hashlib.sha256(canonical.encode("utf-8")).hexdigest() == digest
+    seed_signer = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+    assert seed_signer.sign_for(dataclasses.replace(example, signature=None), example.to or "") == example
+    TrustedKeys.of([seed_signer.private.public_key()]).verify_on(example, topics.zone_cmd("xa-an-hiep"))
+
+
+def _jcs(value: object) -> str:
+    """RFC 8785 for the JSON values a command may hold: an encoder independent of json.dumps."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        assert abs(value) <= 2**53 - 1
+        return str(value)
+    if isinstance(value, str):
+        return '"' + "".join(_jcs_char(c) for c in value) + '"'
+    if isinstance(value, list):
+        return "[" + ",".join(_jcs(v) for v in value) + "]"
+    assert isinstance(value, dict)
+    keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
+    return "{" + ",".join(f"{_jcs(k)}:{_jcs(value[k])}" for k in keys) + "}"
+
+
+_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _jcs_char(c: str) -> str:
+    if c in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[c]
+    return f"\\u{ord(c):04x}" if ord(c) < 0x20 else c
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    title=st.text(max_size=MAX_TEXT_LENGTH),
+    volume=st.none() | st.integers(0, 100),
+    stamp=st.integers(0, MAX_TIMESTAMP_MS - 1),
+)
+def test_signing_bytes_are_rfc_8785_for_every_command(title: str, volume: int | None, stamp: int) -> None:
+    ref = ContentRef(hashlib.sha256(title.encode()).hexdigest(), 1 + len(title), "opus", 1000)
+    play = Play("bc-jcs", (ref,), start_at_ms=stamp, volume=volume, title=title)
+    command = Command("jcs-1", stamp, stamp + 1, Priority.EMERGENCY, play, to=topics.zone_cmd("z"))
+    wire = command.to_wire()
+    del wire["sig"]
+    assert codec.signing_bytes(command) == _jcs(wire).encode("utf-8")

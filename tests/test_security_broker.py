@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import shutil
 import ssl
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -71,8 +73,18 @@ async def _links(*links: Link) -> AsyncIterator[None]:
                 task.cancel()
 
 
+@pytest.fixture
+def broker_dir() -> Iterator[Path]:
+    """A directory the broker's own account can reach (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="speakerctl-broker-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 async def test_provisioned_accounts_and_acl_confine_each_cluster_to_its_own_topics(
-    tmp_path: Path, mosquitto_binary: str
+    tmp_path: Path, broker_dir: Path, mosquitto_binary: str
 ) -> None:
     runner, data = CliRunner(), ["--data-dir", str(tmp_path / "data")]
     inventory = load_inventory()
@@ -81,16 +93,17 @@ async def test_provisioned_accounts_and_acl_confine_each_cluster_to_its_own_topi
     issued = json.loads(_cli(runner, *data, "devices", "provision", a, b, "--controller", "--json"))
     secret = {acc["username"]: acc["secret"] for acc in issued["accounts"]}
     assert set(secret) == {"speakerctl", a, b}
-    port = free_port()
-    out = tmp_path / "broker"
-    _cli(runner, *data, "broker", "config", "mosquitto", "--out", str(out), "--port", str(port))
+    port, controller_port, out = free_port(), free_port(), broker_dir
+    ports = ["--port", str(port), "--controller-port", str(controller_port)]
+    _cli(runner, *data, "broker", "config", "mosquitto", "--out", str(out), *ports)
     # No plaintext secret anywhere on the controller's side.
     stored = (tmp_path / "data" / "credentials.json").read_text() + (out / "passwd").read_text()
     assert not any(s in stored for s in secret.values())
     assert (tmp_path / "data" / "credentials.json").stat().st_mode & 0o077 == 0
 
     def address(user: str, password: str | None = None) -> BrokerAddress:
-        return BrokerAddress(LOOPBACK, port, user, password or secret[user])
+        listener = controller_port if user == "speakerctl" else port
+        return BrokerAddress(LOOPBACK, listener, user, password or secret[user])
 
     controller, dev_a, dev_b = Inbox(), Inbox(), Inbox()
     ctl_link = Link(address("speakerctl"), controller, client_id="ctl")

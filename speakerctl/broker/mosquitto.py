@@ -17,7 +17,7 @@ import secrets
 import shutil
 import subprocess
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -30,6 +30,9 @@ from speakerctl.files import PRIVATE, write_atomic
 CONF_NAME = "mosquitto.conf"
 PASSWORD_NAME = "passwd"
 ACL_NAME = "acl"
+TRUSTED_PASSWORD_NAME = "passwd-controller"
+TRUSTED_ACL_NAME = "acl-controller"
+MOSQUITTO_USER = "mosquitto"
 LOG_NAME = "mosquitto.log"
 OUTPUT_NAME = "mosquitto.out"
 PBKDF2_ITERATIONS = 101
@@ -99,6 +102,21 @@ class TlsFiles:
 
 
 @dataclass(frozen=True, slots=True)
+class TrustedListener:
+    """A second listener for trusted accounts (the controller), which keep the client ids they choose.
+
+    With it, authentication is per listener (`per_listener_settings true`): only `users` log in
+    here, and only the other accounts on the main listener.
+    """
+
+    port: int
+    users: frozenset[str]
+    host: str = LOOPBACK
+    acl: Sequence[str] = ()
+    """Lines of this listener's acl_file; none, no acl_file."""
+
+
+@dataclass(frozen=True, slots=True)
 class MosquittoConfig:
     """One loopback listener and its access rules; `write()` renders them into a directory."""
 
@@ -110,59 +128,99 @@ class MosquittoConfig:
     password_hashes: Mapping[str, str] = field(default_factory=dict)
     """user -> an already hashed password (`$7$...`), written as is: no plaintext needed."""
     tls: TlsFiles | None = None
-    """With these, the listener speaks MQTT over TLS only."""
+    """With these, every listener speaks MQTT over TLS only."""
     persistence: bool = False
     """Keep sessions, subscriptions and queued messages across a broker restart (in `directory`)."""
     acl: Sequence[str] = ()
     """Lines of the acl_file, e.g. `user alice` then `topic write pa/v1/#`; none, no acl_file."""
+    clientid_is_username: bool = False
+    """`use_username_as_clientid` on the main listener: no client can take another's session."""
+    max_payload: int = 0
+    """`message_size_limit`: larger publishes are dropped (0: only MQTT's own limit)."""
+    run_as: str | None = None
+    """The account Mosquitto drops to when started as root; None: the user writing the config."""
+    trusted: TrustedListener | None = None
     extra: Sequence[str] = ()
-    """Further mosquitto.conf lines, e.g. `max_queued_messages 10000`."""
+    """Further global mosquitto.conf lines, e.g. `max_queued_messages 10000`."""
 
     def __post_init__(self) -> None:
         """Reject values that would break or inject lines into the files."""
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"mosquitto port must be 1..65535, got {self.port}")
-        for user in self.users:
-            if not user or ":" in user or not user.isprintable():
-                raise ConfigError(f"mosquitto user name {user!r} is empty or holds ':'")
-        for user in self.password_hashes:
-            if not user or ":" in user or not user.isprintable():
-                raise ConfigError(f"mosquitto user name {user!r} is empty or holds ':'")
-        for line in (*self.users.values(), *self.password_hashes.values(), *self.acl, *self.extra):
+        for port in (self.port, *([self.trusted.port] if self.trusted else [])):
+            if not 0 < port < 65536:
+                raise ConfigError(f"mosquitto port must be 1..65535, got {port}")
+        for user in (*self.users, *self.password_hashes, *([self.run_as] if self.run_as else [])):
+            if not user or ":" in user or not user.isprintable() or " " in user:
+                raise ConfigError(f"mosquitto user name {user!r} is empty or holds ':' or a space")
+        if self.run_as == "root":
+            raise ConfigError("mosquitto must not run as root", hint="give another account")
+        trusted_acl = self.trusted.acl if self.trusted else ()
+        secrets_ = (*self.users.values(), *self.password_hashes.values())
+        for line in (*secrets_, *self.acl, *trusted_acl, *self.extra):
             if "\n" in line or "\r" in line:
                 raise ConfigError(f"mosquitto config value {line!r} spans lines")
 
     def render(self, directory: Path) -> str:
         """The text of mosquitto.conf for files kept in `directory`."""
-        lines = [
-            f"listener {self.port} {self.host}",
+        lines = [*self._global_lines(directory), *self._main_listener(directory)]
+        if self.trusted is not None:
+            lines += self._trusted_listener(self.trusted, directory)
+        return "\n".join([*lines, ""])
+
+    def _global_lines(self, directory: Path) -> list[str]:
+        return [
+            *(["per_listener_settings true"] if self.trusted else []),
             "set_tcp_nodelay true",
-            f"allow_anonymous {str(self.allow_anonymous).lower()}",
             f"persistence {str(self.persistence).lower()}",
             *([f"persistence_location {directory}/"] if self.persistence else []),
             # A burst of a province's reports (3-4 events per cluster) must not overflow the
             # controller's queue: Mosquitto's default of 1000 drops messages silently.
             "max_queued_messages 100000",
             "max_inflight_messages 100",
+            *([f"message_size_limit {self.max_payload}"] if self.max_payload else []),
             f"log_dest file {directory / LOG_NAME}",
             *(f"log_type {kind}" for kind in ("error", "warning", "notice", "information")),
-            # Started as root, Mosquitto would switch to user `mosquitto` and lose `directory`.
-            f"user {pwd.getpwuid(os.geteuid()).pw_name}",
+            f"user {self.run_as or _invoking_user()}",
+            *self.extra,
         ]
+
+    def _main_listener(self, directory: Path) -> list[str]:
+        lines = [f"listener {self.port} {self.host}"]
+        if self.clientid_is_username:
+            lines.append("use_username_as_clientid true")
+        lines.append(f"allow_anonymous {str(self.allow_anonymous).lower()}")
         if self.tls is not None:
             lines += self.tls.lines()
-        if self.users or self.password_hashes:
+        if self._accounts(trusted=False):
             lines.append(f"password_file {directory / PASSWORD_NAME}")
         if self.acl:
             lines.append(f"acl_file {directory / ACL_NAME}")
-        return "\n".join([*lines, *self.extra, ""])
+        return lines
+
+    def _trusted_listener(self, trusted: TrustedListener, directory: Path) -> list[str]:
+        lines = [f"listener {trusted.port} {trusted.host}", "allow_anonymous false"]
+        if self.tls is not None:
+            lines += self.tls.lines()
+        lines.append(f"password_file {directory / TRUSTED_PASSWORD_NAME}")
+        if trusted.acl:
+            lines.append(f"acl_file {directory / TRUSTED_ACL_NAME}")
+        return lines
+
+    def _accounts(self, *, trusted: bool) -> list[str]:
+        """Names of the accounts that log in on the trusted or on the main listener."""
+        names = [*self.users, *self.password_hashes]
+        allowed = self.trusted.users if self.trusted else frozenset()
+        return [name for name in dict.fromkeys(names) if (name in allowed) == trusted]
 
     def write(self, directory: Path) -> Path:
         """Write mosquitto.conf and its password and ACL files into `directory`; return the conf."""
         directory.mkdir(parents=True, exist_ok=True)
-        if self.password_hashes:
-            hashed = {**{u: hash_password(p) for u, p in self.users.items()}, **self.password_hashes}
-            _write_private(directory / PASSWORD_NAME, "".join(f"{u}:{h}\n" for u, h in hashed.items()))
+        if self.trusted is not None:
+            self._write_hashed(directory / PASSWORD_NAME, self._accounts(trusted=False))
+            self._write_hashed(directory / TRUSTED_PASSWORD_NAME, self._accounts(trusted=True))
+            if self.trusted.acl:
+                _write_private(directory / TRUSTED_ACL_NAME, "\n".join([*self.trusted.acl, ""]))
+        elif self.password_hashes:
+            self._write_hashed(directory / PASSWORD_NAME, self._accounts(trusted=False))
         elif self.users:
             write_password_file(directory / PASSWORD_NAME, self.users, tool=find_mosquitto_passwd())
         if self.acl:
@@ -170,6 +228,50 @@ class MosquittoConfig:
         conf = directory / CONF_NAME
         write_atomic(conf, self.render(directory))
         return conf
+
+    def _write_hashed(self, path: Path, names: Sequence[str]) -> None:
+        hashed = {**{u: hash_password(p) for u, p in self.users.items()}, **self.password_hashes}
+        _write_private(path, "".join(f"{name}:{hashed[name]}\n" for name in names))
+
+
+def _invoking_user() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def broker_account(euid: int, sudo_user: str | None, exists: Callable[[str], bool]) -> str:
+    """The account a generated Mosquitto config drops to: never root.
+
+    Written by a user, the broker runs as that user (who owns the files). Written by root, it runs
+    as `mosquitto` (the packages' system account), else as the user who ran sudo.
+    """
+    if euid != 0:
+        return pwd.getpwuid(euid).pw_name
+    if exists(MOSQUITTO_USER):
+        return MOSQUITTO_USER
+    if sudo_user and sudo_user != "root":
+        return sudo_user
+    raise ConfigError(
+        "written as root, the broker would run as root",
+        hint=f"create the system account {MOSQUITTO_USER!r} or pass --user",
+    )
+
+
+def account_exists(name: str) -> bool:
+    """Whether the system has this user account."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def hand_over(directory: Path, user: str) -> None:
+    """Give `directory` and its files to `user`, so the broker reads them and writes its database."""
+    if os.geteuid() != 0:
+        return
+    entry = pwd.getpwnam(user)
+    for path in (directory, *directory.iterdir()):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 class MosquittoProcess(OwnedProcess):
@@ -262,8 +364,12 @@ __all__ = [
     "MosquittoConfig",
     "MosquittoProcess",
     "TlsFiles",
+    "TrustedListener",
+    "account_exists",
+    "broker_account",
     "find_mosquitto",
     "find_mosquitto_passwd",
+    "hand_over",
     "hash_password",
     "write_password_file",
 ]

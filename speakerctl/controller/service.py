@@ -170,7 +170,7 @@ class Controller:
         egress_before = self.link.bytes_out
         self.ingestor.track(tracker, uploads)
         try:
-            await self._run(plan, self.signer.sign(command), tracker, uploads, progress, wait_s)
+            await self._run(plan, command, tracker, uploads, progress, wait_s)
         finally:
             self.ingestor.untrack(tracker, uploads)
             await self._close(plan, tracker)
@@ -190,9 +190,8 @@ class Controller:
         now = to_ms(self.clock.now())
         ttl = self.settings.command_ttl_s * 1000
         command = Command(secrets.token_hex(8), now, now + ttl, Priority.NORMAL, Stop(broadcast_id))
-        payload = codec.encode(self.signer.sign(command))  # clusters refuse unsigned commands
-        for topic in cmd_topics:
-            await self.link.publish(topic, payload)
+        for topic in cmd_topics:  # signed per topic: clusters refuse a copy replayed elsewhere
+            await self.link.publish(topic, codec.encode(self.signer.sign_for(command, topic)))
 
     async def manage(
         self, device_id: str, body: SetVolume | Reboot | Ping, timeout: float = 10.0
@@ -200,8 +199,11 @@ class Controller:
         """Send a management command to one device and wait for its acknowledgement, or AckTimeout."""
         await asyncio.to_thread(self.store.device, device_id)  # NotFound for an unknown id
         now = self.clock.now()
-        command = self.signer.sign(
-            Command(secrets.token_hex(8), to_ms(now), to_ms(now) + int(timeout * 1000), Priority.NORMAL, body)
+        command = self.signer.sign_for(
+            Command(
+                secrets.token_hex(8), to_ms(now), to_ms(now) + int(timeout * 1000), Priority.NORMAL, body
+            ),
+            topics.device_cmd(device_id),
         )
         waiter = self.ingestor.expect_ack(command.msg_id)
         sent = self.clock.monotonic()
@@ -229,11 +231,11 @@ class Controller:
         progress: Progress | None,
         wait_s: float = 0.0,
     ) -> None:
-        payload = codec.encode(command)
         timeout = self.settings.broadcast_timeout_s + plan.duration_ms / 1000 + wait_s
         async with asyncio.TaskGroup() as tg:
             jobs = [tg.create_task(u.run(tracker)) for u in uploads]
             for topic in plan.topics:
+                payload = codec.encode(self.signer.sign_for(command, topic))
                 await publish_through_outages(self.link, topic, payload, timeout)
             try:
                 await _follow(tracker, timeout, progress)

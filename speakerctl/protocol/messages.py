@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -21,7 +22,8 @@ from speakerctl.protocol.limits import (
 )
 from speakerctl.protocol.management import Ack, Ping, Reboot, SetVolume
 from speakerctl.protocol.schedule import PreemptPolicy
-from speakerctl.protocol.topics import check_id, check_sha256
+from speakerctl.protocol.topics import Channel, check_id, check_sha256
+from speakerctl.protocol.topics import parse as parse_topic
 
 Wire = dict[str, Any]
 
@@ -187,6 +189,18 @@ class Stop:
 
 Body = Play | Stop | SetVolume | Reboot | Ping
 _BODIES: dict[str, type[Body]] = {b.kind: b for b in (Play, Stop, SetVolume, Reboot, Ping)}
+ZONE_KINDS = frozenset({Play.kind, Stop.kind})
+"""Command kinds a zone topic may carry; management commands go to one device's topic only."""
+
+
+def check_command_topic(topic: str, kind: str) -> str:
+    """The topic, if it is a command topic that may carry a command of this kind."""
+    channel = parse_topic(topic).channel
+    if channel not in (Channel.DEVICE_CMD, Channel.ZONE_CMD):
+        raise ProtocolError(f"{topic!r} is not a command topic")
+    if channel is Channel.ZONE_CMD and kind not in ZONE_KINDS:
+        raise ProtocolError(f"a {kind} command is never sent to a zone")
+    return topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +213,13 @@ class Command:
     priority: Priority
     body: Body
     signature: str | None = None
+    to: str | None = None
+    """The command topic this copy is addressed to (signed, §4.4); None: an untargeted v1.0 command."""
 
     def __post_init__(self) -> None:
         f.check_token(self.msg_id, "id")
+        if self.to is not None:
+            check_command_topic(self.to, self.body.kind)
         f.check_timestamp(self.issued_at_ms, "issued_at")
         f.check_timestamp(self.expires_at_ms, "expires_at")
         if self.expires_at_ms <= self.issued_at_ms:
@@ -222,6 +240,7 @@ class Command:
             "priority": self.priority.wire,
             "sig": self.signature,
             "body": self.body.to_wire(),
+            **({"to": self.to} if self.to is not None else {}),
         }
 
     @classmethod
@@ -238,6 +257,7 @@ class Command:
             priority=Priority.parse(w.get("priority")),
             body=_BODIES[kind].from_wire(f.obj(w.get("body"), "body")),
             signature=f.opt(w, "sig", str),
+            to=f.opt(w, "to", str),
         )
 
 
@@ -349,13 +369,21 @@ def event_from_wire(d: object) -> Event:
     """Parse any message of a device's events topic."""
     w = f.versioned(d, "event")
     kind = f.req(w, "kind", str)
-    if kind == DeliveryEvent.kind:
-        return DeliveryEvent.from_wire(w)
-    if kind == ContentRequest.kind:
-        return ContentRequest.from_wire(w)
-    if kind == Ack.kind:
-        return Ack.from_wire(w)
-    raise ProtocolError(f"unknown event kind {kind!r}")
+    parser = _EVENT_PARSERS.get(kind)
+    if parser is None:
+        raise ProtocolError(f"unknown event kind {kind!r}")
+    return parser(w)
+
+
+_EVENT_PARSERS: dict[str, Callable[[Wire], Event]] = {
+    DeliveryEvent.kind: DeliveryEvent.from_wire,
+    ContentRequest.kind: ContentRequest.from_wire,
+    Ack.kind: Ack.from_wire,
+}
+COMMAND_KINDS = frozenset(_BODIES)
+"""Command kinds a device's own command topic may carry."""
+EVENT_KINDS = frozenset(_EVENT_PARSERS)
+"""Message kinds a device's events topic may carry."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,10 @@ class Signer:
         signature = self.private.sign(signing_bytes(unsigned))
         return dataclasses.replace(command, signature=f"{self.key_id}.{_b64url(signature)}")
 
+    def sign_for(self, command: Command, topic: str) -> Command:
+        """The command addressed to `topic` and signed: a copy replayed on another topic is refused."""
+        return self.sign(dataclasses.replace(command, to=topic))
+
     def public_line(self) -> str:
         """This key's line for a public-key file."""
         return format_public_key(self.private.public_key())
@@ -114,6 +118,14 @@ class TrustedKeys:
             public.verify(signature, signing_bytes(command))
         except InvalidSignature as exc:
             raise SignatureError(f"bad signature by key {kid}") from exc
+
+    def verify_on(self, command: Command, topic: str, *, require_target: bool = True) -> None:
+        """`verify`, and check the command was addressed to the topic it arrived on."""
+        self.verify(command)
+        if command.to is None and require_target:
+            raise SignatureError("command names no target topic")
+        if command.to is not None and command.to != topic:
+            raise SignatureError(f"command addressed to {command.to} arrived on {topic}")
 
 
 def _parse_line(line: str, number: int) -> Ed25519PublicKey:
