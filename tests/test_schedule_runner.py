@@ -36,7 +36,7 @@ def _settings(tmp_path: Path, **kw: object) -> Settings:
 
 def _runner(tmp_path: Path, clock: FixedClock | SystemClock, sent: Sent, **kw: object) -> ScheduleRunner:
     settings = _settings(tmp_path, **kw)
-    return ScheduleRunner(ScheduleBook(settings.db_url), settings, clock, sent.send, sent.stop)
+    return ScheduleRunner(ScheduleBook.open(settings.db_url), settings, clock, sent.send, sent.stop)
 
 
 DAILY_5AM = Rule(Kind.DAILY, times=(time(5),))

@@ -224,7 +224,7 @@ def compose(
 @app.command("list")
 def list_bulletins(as_json: JsonOpt = False) -> None:
     """List the bulletins in the library."""
-    bulletins = open_store(state.settings, sync_inventory=False).bulletins()
+    bulletins = open_store(state.settings, sync_inventory=False).bulletins.all()
     if as_json:
         print_json([_row(b) for b in bulletins])
         return
@@ -269,7 +269,7 @@ def show(
     """A bulletin: length, loudness, encodings, and where and when it has played."""
     store = open_store(state.settings, sync_inventory=False)
     found = library.details(store, bulletin_id)
-    zone_names = {z.id: z.name for z in store.zones()}
+    zone_names = {z.id: z.name for z in store.zones.all()}
     airings = [_airing_row(a, zone_names) for a in found.airings]
     if as_json:
         variants = [_variant_row(v) for v in found.variants]

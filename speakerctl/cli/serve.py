@@ -38,7 +38,7 @@ async def _serve(settings: Settings, http: str | None = None) -> None:
     async with (
         controller.running(fail_fast=False),
         monitoring(controller, http, console_err.print),
-        schedules.for_controller(controller, ScheduleBook(settings.db_url)).running(),
+        schedules.for_controller(controller, ScheduleBook(controller.store)).running(),
     ):
         while True:
             await asyncio.sleep(30)

@@ -25,8 +25,8 @@ def open_store(settings: Settings, *, sync_inventory: bool = True) -> Store:
 
 def load_fleet(store: Store, inventory: Inventory) -> None:
     """Upsert the inventory's zones and devices."""
-    store.sync_zones(ZoneInfo(z.id, z.name, z.kind, z.parent, i) for i, z in enumerate(inventory.zones))
-    store.sync_devices(
+    store.zones.sync(ZoneInfo(z.id, z.name, z.kind, z.parent, i) for i, z in enumerate(inventory.zones))
+    store.devices.sync(
         DeviceSpec(d.id, d.name, d.zone, d.model, d.lat, d.lon, d.network) for d in inventory.devices
     )
 
@@ -51,4 +51,4 @@ def import_bulletin(
 
 def zone_path(store: Store, zone_id: str) -> str:
     """The zone's names from the root down, e.g. "Sóc Trăng › Kế Sách › An Mỹ"."""
-    return ZoneTree(store.zones()).path(zone_id)
+    return ZoneTree(store.zones.all()).path(zone_id)

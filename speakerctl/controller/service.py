@@ -186,7 +186,7 @@ class Controller:
         self, device_id: str, body: SetVolume | Reboot | Ping, timeout: float = 10.0
     ) -> ManageResult:
         """Send a management command to one device and wait for its acknowledgement, or AckTimeout."""
-        await asyncio.to_thread(self.store.device, device_id)  # NotFound for an unknown id
+        await asyncio.to_thread(self.store.devices.get, device_id)  # NotFound for an unknown id
         now = self.clock.now()
         command = self.signer.sign(
             Command(secrets.token_hex(8), to_ms(now), to_ms(now) + int(timeout * 1000), Priority.NORMAL, body)
@@ -234,8 +234,8 @@ class Controller:
         tracker.mark_unreached()
         played = tracker.counts().get("finished", 0)
         state = BroadcastState.COMPLETE if played == len(plan.device_ids) else BroadcastState.INCOMPLETE
-        await asyncio.to_thread(self.store.mark_unreached, plan.broadcast_id)
-        await asyncio.to_thread(self.store.finish_broadcast, plan.broadcast_id, state, self.clock.now())
+        await asyncio.to_thread(self.store.deliveries.mark_unreached, plan.broadcast_id)
+        await asyncio.to_thread(self.store.broadcasts.finish, plan.broadcast_id, state, self.clock.now())
 
 
 async def _follow(tracker: Tracker, timeout: float, progress: Progress | None) -> None:

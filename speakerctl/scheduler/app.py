@@ -24,7 +24,7 @@ class Added:
 
 def durations(store: Store) -> dict[int, int]:
     """Bulletin lengths, milliseconds, by bulletin id."""
-    return {b.id: b.duration_ms for b in store.bulletins()}
+    return {b.id: b.duration_ms for b in store.bulletins.all()}
 
 
 class DeviceSets:
@@ -47,7 +47,7 @@ class DeviceSets:
 
 def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: datetime) -> Added:
     """Validate the bulletin and targets, store the schedule, and report overlaps in the next 14 days."""
-    store.bulletin(schedule.bulletin_id)
+    store.bulletins.get(schedule.bulletin_id)
     sets = DeviceSets(store)
     sets.of(schedule.targets)
     found = overlaps(schedule, book.all(), durations(store), sets.share, now)
