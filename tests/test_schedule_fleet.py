@@ -21,6 +21,7 @@ from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.errors import NotFound
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import RunState, Schedule
@@ -128,7 +129,10 @@ async def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def _finished(store: Store, broadcast_id: str) -> int:
-    return store.deliveries.counts(broadcast_id).get("finished", 0)
+    try:
+        return store.deliveries.counts(broadcast_id).get("finished", 0)
+    except NotFound:  # the run is recorded as the broadcast's task starts: it may not exist yet
+        return 0
 
 
 def _starts(rig: Rig) -> list[int]:
