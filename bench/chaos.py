@@ -101,7 +101,7 @@ def _bulletin(store: Store, content_dir: Path, size: int) -> int:
         variants.append(VariantInfo(codec, container, 24, sha, size, 2000))
     first = variants[0]
     args = (first.sha256, "opus", "ogg", 24, 2000, size, "chaos", "chaos", datetime.now(UTC))
-    return store.add_bulletin("chaos", *args, variants=variants).id
+    return store.bulletins.add("chaos", *args, variants=variants).id
 
 
 async def run(scenario: Scenario, root: Path) -> Row:
@@ -221,7 +221,7 @@ def _row(
     played: dict[str, list[SimDevice]],
     seconds: float,
 ) -> Row:
-    records = {d.device_id: d for d in store.deliveries(broadcast_id)}
+    records = {d.device_id: d for d in store.deliveries.of(broadcast_id)}
     plays = {k: sum(len(d.output.played) for d in v) for k, v in played.items()}
     delivered = sum(bool(fleet.devices[k].agent.cache.hashes) for k in fleet.devices)
     lost = sum(

@@ -84,7 +84,7 @@ def _bulletin(store: Store, content_dir: Path, sizes: dict[str, int], duration_m
         (folder / f"{sha}.{'ogg' if codec == 'opus' else codec}").write_bytes(data)
         variants.append(VariantInfo(codec, "ogg" if codec == "opus" else codec, 24, sha, size, duration_ms))
     first = variants[0]
-    return store.add_bulletin(
+    return store.bulletins.add(
         "bench",
         first.sha256,
         first.codec,

@@ -75,8 +75,8 @@ def bench_plan(root: Path, n: int) -> None:
     store = open_store(settings)
     tone = generate_tone(1.0, path=root / "plan-tone.wav")
     import_bulletin(store, settings, SystemClock(), tone, "Bản tin")
-    zones = [z.id for z in store.zones() if z.parent_id is not None]
-    book = ScheduleBook(settings.db_url)
+    zones = [z.id for z in store.zones.all() if z.parent_id is not None]
+    book = ScheduleBook.open(settings.db_url)
     rng = random.Random(4)
     for i in range(n):
         book.add(_random_schedule(i, rng, zones))
@@ -115,7 +115,7 @@ async def bench_fleet(root: Path, broadcasts: int, gap_s: int, offset_ms: int) -
         )
         first = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
         rule = Rule(Kind.AT, at=first, repeat=broadcasts, gap_s=gap_s)
-        book = ScheduleBook(settings.db_url)
+        book = ScheduleBook.open(settings.db_url)
         book.add(Schedule("sch-bench", bulletin.id, ("soc-trang",), rule, created_at=datetime.now(UTC)))
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(fleet.run())

@@ -219,8 +219,8 @@ def test_show_tells_where_and_when_it_played(cli: Cli, tone: Path) -> None:
     assert [v["codec"] for v in shown["variants"]] == ["opus", "mp3"] and shown["airings"] == []
     assert "never broadcast" in cli.ok("show", str(row["id"]))
     store = open_store(Settings(data_dir=cli.data))
-    devices = store.device_ids_in([ZONE])
-    store.create_broadcast(
+    devices = store.devices.ids_in([ZONE])
+    store.broadcasts.create(
         "bc-1", row["id"], Priority.EMERGENCY, [ZONE], devices, T0, T0, T0 + timedelta(hours=1)
     )
     (airing,) = cli.json("show", str(row["id"]))["airings"]
@@ -249,11 +249,11 @@ def test_export_to_a_file_or_a_directory(cli: Cli, tone: Path, tmp_path: Path) -
 def test_rm_is_refused_on_air_then_removes(cli: Cli, tone: Path) -> None:
     (row,) = cli.json("add", str(tone))
     store = open_store(Settings(data_dir=cli.data))
-    store.create_broadcast("bc-1", row["id"], Priority.NORMAL, [ZONE], [], T0, T0, T0 + timedelta(hours=1))
+    store.broadcasts.create("bc-1", row["id"], Priority.NORMAL, [ZONE], [], T0, T0, T0 + timedelta(hours=1))
     refused = cli.run("rm", str(row["id"]))
     assert refused.exit_code == 1 and "on air" in str(refused.exception)
     assert len(cli.content()) == 2
-    store.finish_broadcast("bc-1", "complete", T0)  # type: ignore[arg-type]
+    store.broadcasts.finish("bc-1", "complete", T0)  # type: ignore[arg-type]
     assert cli.json("rm", str(row["id"])) == {"id": row["id"], "title": "chuong-bao", "removed": True}
     assert cli.json("list") == [] and cli.content() == []
     assert cli.run("rm", str(row["id"])).exit_code == 5
@@ -263,7 +263,7 @@ def test_rm_is_refused_while_a_schedule_uses_it(
     cli: Cli, tone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (row,) = cli.json("add", str(tone))
-    monkeypatch.setattr(bulletin_cli, "_schedules_using", lambda bid: ["sch-1"])
+    monkeypatch.setattr(bulletin_cli.library, "schedules_using", lambda store, bid: ["sch-1"])
     result = cli.run("rm", str(row["id"]))
     assert result.exit_code == 1 and "schedule sch-1" in str(result.exception)
 

@@ -41,20 +41,20 @@ def data(tmp_path: Path) -> Iterator[tuple[CliRunner, list[str], str]]:
     store = open_store(settings)
     now = datetime.now(UTC)
     ms = int(now.timestamp() * 1000)
-    store.apply_statuses(
+    store.statuses.apply(
         [
             Status(DEV, True, ms, firmware="speakerctl-agent 0.1.0", volume=60, temperature_c=34.0),
             Status(OTHER, True, ms, power=Power("battery", 48), amplifier="fault", clock_offset_ms=5200),
         ],
         now,
     )
-    bulletin = store.add_bulletin(
+    bulletin = store.bulletins.add(
         "Bản tin sáng", "ef" * 32, "opus", "ogg", 24, 60_000, 180_000, "ban-tin.mp3", "admin", now
     )
     start = now - timedelta(minutes=3)
-    store.create_broadcast("bc-test", bulletin.id, 1, ["st-ke-sach-an-my"], [DEV, OTHER], start, start, now)
+    store.broadcasts.create("bc-test", bulletin.id, 1, ["st-ke-sach-an-my"], [DEV, OTHER], start, start, now)
     t = int(start.timestamp() * 1000)
-    store.apply_events(
+    store.deliveries.apply(
         [
             DeliveryUpdate("bc-test", DEV, DeliveryStatus.ACCEPTED, None, "", t + 300),
             DeliveryUpdate("bc-test", DEV, DeliveryStatus.PLAYING, None, "", t + 1_000),
@@ -63,7 +63,7 @@ def data(tmp_path: Path) -> Iterator[tuple[CliRunner, list[str], str]]:
             DeliveryUpdate("bc-test", OTHER, DeliveryStatus.FAILED, "amplifier_fault", "", t + 900),
         ]
     )
-    store.finish_broadcast("bc-test", BroadcastState.INCOMPLETE, now)
+    store.broadcasts.finish("bc-test", BroadcastState.INCOMPLETE, now)
     evaluate(store, now, HealthPolicy.from_settings(settings))
     store.close()
     yield CliRunner(), ["--data-dir", str(settings.data_dir)], broadcast_day(start)
@@ -214,7 +214,7 @@ def test_remote_actions_from_the_cli_are_acknowledged_or_time_out(tmp_path: Path
         assert _code(runner, absent) == 7
         assert _code(runner, [*opts, "devices", "set-volume", first, "140"]) == 4
     store = open_store(Settings(data_dir=data_dir), sync_inventory=False)
-    assert [(a.action, a.outcome) for a in store.actions()] == [
+    assert [(a.action, a.outcome) for a in store.audit.entries()] == [
         ("reboot", "timeout"),
         ("ping", "ok"),
         ("set_volume 35", "ok"),

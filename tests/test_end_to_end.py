@@ -83,9 +83,9 @@ async def test_broadcast_reaches_every_cluster_and_content_is_uploaded_once(rig:
     assert result.total == n and n >= 20
     assert result.counts.get("finished") == n, result.counts
     store = rig.controller.store
-    assert store.broadcast(result.broadcast_id).state == "complete"
-    assert store.delivery_counts(result.broadcast_id)["finished"] == n
-    variants = store.variants(rig.bulletin.id)
+    assert store.broadcasts.get(result.broadcast_id).state == "complete"
+    assert store.deliveries.counts(result.broadcast_id)["finished"] == n
+    variants = store.bulletins.variants(rig.bulletin.id)
     # One upload per variant, whatever the fleet size (plus small repairs, if any).
     assert result.upload_bytes < 1.2 * sum(v.size for v in variants)
     for device in rig.fleet.devices.values():
@@ -101,13 +101,13 @@ async def test_second_broadcast_uses_the_cache(rig: Rig) -> None:
     again = await rig.controller.broadcast(BroadcastRequest(rig.bulletin.id, (ZONE,), Priority.PRIORITY))
     assert again.complete
     assert again.upload_bytes == 0
-    assert all(d.cached for d in rig.controller.store.deliveries(again.broadcast_id))
+    assert all(d.cached for d in rig.controller.store.deliveries.of(again.broadcast_id))
 
 
 async def test_unknown_target_is_refused_before_anything_is_sent(rig: Rig) -> None:
     with pytest.raises(NotFound, match="no zone or device named 'xa-khong-co'"):
         await rig.controller.broadcast(BroadcastRequest(rig.bulletin.id, ("xa-khong-co",)))
-    assert rig.controller.store.broadcasts() == []
+    assert rig.controller.store.broadcasts.latest() == []
 
 
 async def test_malformed_payloads_are_counted_and_nobody_crashes(rig: Rig) -> None:
@@ -134,7 +134,7 @@ async def test_malformed_payloads_are_counted_and_nobody_crashes(rig: Rig) -> No
 
 async def test_clusters_report_status_into_the_store(rig: Rig) -> None:
     await rig.controller.ingestor.flush()
-    devices = rig.controller.store.devices(zone_ids=[ZONE])
+    devices = rig.controller.store.devices.all(zone_ids=[ZONE])
     assert devices and all(d.online for d in devices)
     assert all(d.firmware and d.model for d in devices)
 
@@ -154,6 +154,6 @@ async def test_remote_management_is_acknowledged_or_times_out(rig: Rig) -> None:
     assert device.agent.link.connects == 2  # went down (Last Will) and came back
     with pytest.raises(NotFound):
         await rig.controller.manage("khong-ton-tai", Ping())
-    absent = next(d for d in rig.controller.store.devices() if d.id not in rig.fleet.devices)
+    absent = next(d for d in rig.controller.store.devices.all() if d.id not in rig.fleet.devices)
     with pytest.raises(AckTimeout, match="did not acknowledge ping"):
         await rig.controller.manage(absent.id, Ping(), timeout=0.5)

@@ -42,7 +42,7 @@ def random_bulletin(store: Store, content_dir: Path, size: int, duration_ms: int
         variants.append(VariantInfo(codec_name, container, 24, sha, size, duration_ms))
     first, now = variants[0], datetime.now(UTC)
     args = (first.sha256, "opus", "ogg", 24, duration_ms, size, "x", "x", now)
-    return store.add_bulletin("chaos", *args, variants=variants).id
+    return store.bulletins.add("chaos", *args, variants=variants).id
 
 
 def _fleet(settings: Settings, root: Path, **options: Any) -> Fleet:
@@ -107,7 +107,7 @@ async def test_clusters_offline_during_a_broadcast_get_it_on_return_or_report_it
             runner.start(fleet.rebuild(device_id).agent)
         await asyncio.sleep(2.0)
         await controller.ingestor.flush()
-    states = {d.device_id: d.state for d in store.deliveries(result.broadcast_id)}
+    states = {d.device_id: d.state for d in store.deliveries.of(result.broadcast_id)}
     assert all(states[d] == "finished" for d in ids if d not in back_late), states
     assert all(states[d] == "expired" for d in back_late), {d: states[d] for d in back_late}
     assert result.counts.get("finished") == len(ids) - len(back_late)
@@ -117,27 +117,27 @@ async def test_a_full_disk_is_a_clear_error_and_loses_or_corrupts_nothing(tmp_pa
     url = f"sqlite:///{tmp_path / 'full.db'}"
     store = open_store(Settings(data_dir=tmp_path, database_url=url))
     device = load_inventory().devices[0].id
-    pages = store._engine.connect().execute(text("PRAGMA page_count")).scalar_one()
+    pages = store.engine.connect().execute(text("PRAGMA page_count")).scalar_one()
     limit = {"pages": pages}
 
-    @event.listens_for(store._engine, "connect")
+    @event.listens_for(store.engine, "connect")
     def _cap(dbapi_conn: Any, _record: Any) -> None:  # SQLite says SQLITE_FULL, as on a full disk
         dbapi_conn.execute(f"PRAGMA max_page_count = {limit['pages']}")
 
-    store._engine.dispose()
+    store.engine.dispose()
     statuses = [Status(device, online=True, ts_ms=i + 1, firmware="x" * 200) for i in range(2000)]
     with pytest.raises(StoreError, match="full"):
-        store.apply_statuses(statuses, datetime.now(UTC))
+        store.statuses.apply(statuses, datetime.now(UTC))
     ingestor = Ingestor(store, SystemClock())
     for status in statuses[:50]:
         await ingestor.handle(Incoming(topics.device_status(device), codec.encode(status)))
     await ingestor.flush()  # fails, logged, and keeps the batch
     await ingestor.flush()
-    assert store.device(device).last_seen is None
+    assert store.devices.get(device).last_seen is None
     limit["pages"] = 1_000_000
-    store._engine.dispose()
+    store.engine.dispose()
     await ingestor.flush()
-    assert store.device(device).last_seen is not None
-    with store._engine.connect() as conn:
+    assert store.devices.get(device).last_seen is not None
+    with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
     store.close()

@@ -61,7 +61,7 @@ async def test_broadcast_survives_a_controller_crash_and_a_broker_restart(
             broker.stop()
             await asyncio.sleep(0.5)
             broker.start()  # sessions and queued messages come back from its persistence file
-            assert store.broadcasts()[0].state is BroadcastState.RUNNING
+            assert store.broadcasts.latest()[0].state is BroadcastState.RUNNING
             controller = Controller(settings, store)
             async with controller.running():
                 results = await resume_broadcasts(controller)
@@ -69,10 +69,10 @@ async def test_broadcast_survives_a_controller_crash_and_a_broker_restart(
         broker.stop()
     assert len(results) == 1
     assert played_before < len(ids)  # the crash really was in the middle
-    deliveries = store.deliveries(results[0].broadcast_id)
+    deliveries = store.deliveries.of(results[0].broadcast_id)
     assert len(deliveries) == len(ids) and all(d.state in FINAL for d in deliveries)
     assert all(d.state == "finished" for d in deliveries), {d.device_id: d.state for d in deliveries}
-    assert store.broadcast(results[0].broadcast_id).state is BroadcastState.COMPLETE
+    assert store.broadcasts.get(results[0].broadcast_id).state is BroadcastState.COMPLETE
     for device in fleet.devices.values():  # never twice, though the command went out twice
         assert len(device.output.played) <= 1
     assert sum(len(d.output.played) for d in fleet.devices.values()) == len(ids)
@@ -83,9 +83,9 @@ async def _until_some_accepted(store: Store, process: subprocess.Popen[bytes], t
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline and process.poll() is None:
-        found = store.broadcasts()
-        if found and store.delivery_counts(found[0].id).get("pending", 0) < len(
-            store.deliveries(found[0].id)
+        found = store.broadcasts.latest()
+        if found and store.deliveries.counts(found[0].id).get("pending", 0) < len(
+            store.deliveries.of(found[0].id)
         ):
             return
         await asyncio.sleep(0.1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from speakerctl.controller import library
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.errors import ConfigError, InUse, NotFound, StoreError
 from speakerctl.protocol import Priority
-from speakerctl.scheduler.app import schedules_using
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import Schedule
 from speakerctl.scheduler.rules import Kind, Rule
@@ -61,10 +59,6 @@ def tone(tmp_path: Path) -> Path:
     return generate_tone(1.0, freq_hz=500, path=tmp_path / "thong-bao.wav")
 
 
-def _unscheduled(bulletin_id: int) -> list[str]:
-    return []
-
-
 def _files(settings: Settings) -> list[Path]:
     root = settings.content_dir
     return (
@@ -78,7 +72,7 @@ def test_an_import_stores_every_rendition_once(store: Store, settings: Settings,
     bulletin, created = import_bulletin(store, settings, FixedClock(T0), tone, "Thông báo")
     again, created_again = import_bulletin(store, settings, FixedClock(T0), tone, None)
     assert created and not created_again and again == bulletin
-    variants = store.variants(bulletin.id)
+    variants = store.bulletins.variants(bulletin.id)
     assert [v.codec for v in variants] == ["opus", "mp3"]
     assert len(_files(settings)) == 2
     assert bulletin.loudness_lufs is not None and abs(bulletin.loudness_lufs + 16) <= 1
@@ -92,10 +86,10 @@ def test_a_failed_insert_leaves_no_content_behind(
     def fail(*args: object, **kwargs: object) -> None:
         raise StoreError("database is locked")
 
-    monkeypatch.setattr(store, "add_bulletin", fail)
+    monkeypatch.setattr(store.bulletins, "add", fail)
     with pytest.raises(StoreError, match="locked"):
         import_bulletin(store, settings, FixedClock(T0), tone, None)
-    assert _files(settings) == [] and store.bulletins() == []
+    assert _files(settings) == [] and store.bulletins.all() == []
 
 
 def test_a_failed_insert_keeps_content_that_was_already_there(
@@ -106,8 +100,8 @@ def test_a_failed_insert_keeps_content_that_was_already_there(
     def fail(*args: object, **kwargs: object) -> None:
         raise StoreError("disk full")
 
-    monkeypatch.setattr(store, "add_bulletin", fail)
-    monkeypatch.setattr(store, "bulletin_by_sha", lambda sha: None)
+    monkeypatch.setattr(store.bulletins, "add", fail)
+    monkeypatch.setattr(store.bulletins, "by_sha", lambda sha: None)
     with pytest.raises(StoreError):
         import_bulletin(store, settings, FixedClock(T0), tone, None)
     assert [p.name for p in _files(settings)] == [f"{kept.sha256}.mp3"]
@@ -115,21 +109,21 @@ def test_a_failed_insert_keeps_content_that_was_already_there(
 
 def test_removal_deletes_only_content_nothing_else_uses(store: Store, settings: Settings, tone: Path) -> None:
     first, _ = import_bulletin(store, settings, FixedClock(T0), tone, "A")
-    variants = store.variants(first.id)
-    shared = store.add_bulletin("B", "ab" * 32, "mp3", "mp3", 48, 1000, 10, "b.wav", "op", T0, [variants[1]])
-    removed = library.remove_bulletin(store, settings, FixedClock(T0), first.id, _unscheduled)
+    variants = store.bulletins.variants(first.id)
+    shared = store.bulletins.add("B", "ab" * 32, "mp3", "mp3", 48, 1000, 10, "b.wav", "op", T0, [variants[1]])
+    removed = library.remove_bulletin(store, settings, FixedClock(T0), first.id)
     assert removed.id == first.id
     assert [p.stem for p in _files(settings)] == [variants[1].sha256]
     with pytest.raises(NotFound):
-        store.bulletin(first.id)
-    assert [b.id for b in store.bulletins()] == [shared.id]
+        store.bulletins.get(first.id)
+    assert [b.id for b in store.bulletins.all()] == [shared.id]
     with pytest.raises(NotFound):
-        library.remove_bulletin(store, settings, FixedClock(T0), first.id, _unscheduled)
+        library.remove_bulletin(store, settings, FixedClock(T0), first.id)
 
 
 def _broadcast(store: Store, bulletin_id: int, broadcast_id: str = "bc-1") -> list[str]:
-    devices = store.device_ids_in([ZONE])
-    store.create_broadcast(
+    devices = store.devices.ids_in([ZONE])
+    store.broadcasts.create(
         broadcast_id,
         bulletin_id,
         Priority.NORMAL,
@@ -146,29 +140,25 @@ def test_a_bulletin_on_air_cannot_be_removed(store: Store, settings: Settings, t
     bulletin, _ = import_bulletin(store, settings, FixedClock(T0), tone, None)
     _broadcast(store, bulletin.id)
     with pytest.raises(InUse, match="on air"):
-        library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id, _unscheduled)
+        library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id)
     assert len(_files(settings)) == 2
-    store.finish_broadcast("bc-1", "complete", T0)  # type: ignore[arg-type]
-    library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id, _unscheduled)
-    assert store.broadcast("bc-1").bulletin_id == bulletin.id  # the history stays
+    store.broadcasts.finish("bc-1", "complete", T0)  # type: ignore[arg-type]
+    library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id)
+    assert store.broadcasts.get("bc-1").bulletin_id == bulletin.id  # the history stays
     with pytest.raises(NotFound):
-        store.create_broadcast("bc-2", bulletin.id, Priority.NORMAL, [], [], T0, T0, T0)
+        store.broadcasts.create("bc-2", bulletin.id, Priority.NORMAL, [], [], T0, T0, T0)
 
 
 def test_a_scheduled_bulletin_cannot_be_removed(store: Store, settings: Settings, tone: Path) -> None:
     bulletin, _ = import_bulletin(store, settings, FixedClock(T0), tone, None)
-    book = ScheduleBook(settings.db_url)
-    try:
-        assert schedules_using(book, bulletin.id) == []
-        rule = Rule(Kind.DAILY, times=(time(5, 0),))
-        book.add(Schedule("sch-sang", bulletin.id, (ZONE,), rule, name="Bản tin sáng"))
-        using = partial(schedules_using, book)
-        with pytest.raises(InUse, match=r"schedule sch-sang \(Bản tin sáng\)"):
-            library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id, using)
-        book.remove("sch-sang")
-        library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id, using)
-    finally:
-        book.close()
+    assert library.schedules_using(store, bulletin.id) == []
+    book = ScheduleBook(store)
+    rule = Rule(Kind.DAILY, times=(time(5, 0),))
+    book.add(Schedule("sch-sang", bulletin.id, (ZONE,), rule, name="Bản tin sáng"))
+    with pytest.raises(InUse, match=r"schedule sch-sang \(Bản tin sáng\)"):
+        library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id)
+    book.remove("sch-sang")
+    library.remove_bulletin(store, settings, FixedClock(T0), bulletin.id)
 
 
 def test_airings_say_where_when_and_how_many_played(store: Store, settings: Settings, tone: Path) -> None:
@@ -176,7 +166,7 @@ def test_airings_say_where_when_and_how_many_played(store: Store, settings: Sett
     assert library.details(store, bulletin.id).airings == []
     devices = _broadcast(store, bulletin.id)
     at_ms = int((T0 + timedelta(minutes=1)).timestamp() * 1000)
-    store.apply_events(
+    store.deliveries.apply(
         [DeliveryUpdate("bc-1", d, DeliveryStatus.PLAYING, None, "", at_ms) for d in devices]
         + [DeliveryUpdate("bc-1", devices[0], DeliveryStatus.FINISHED, None, "", at_ms + 1000)]
     )
@@ -195,7 +185,7 @@ def test_export_writes_the_chosen_encoding(
     assert written.name == f"thong-bao-dac-biet-{bulletin.id}.ogg"
     assert written.read_bytes() == content.read(bulletin.sha256)
     mp3 = library.export_bulletin(store, settings, bulletin.id, tmp_path / "x.mp3", codec="mp3")
-    assert mp3.read_bytes() == content.read(store.variants(bulletin.id)[1].sha256)
+    assert mp3.read_bytes() == content.read(store.bulletins.variants(bulletin.id)[1].sha256)
     with pytest.raises(StoreError, match="already exists"):
         library.export_bulletin(store, settings, bulletin.id, written)
     library.export_bulletin(store, settings, bulletin.id, written, codec="mp3", overwrite=True)

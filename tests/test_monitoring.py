@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo as TZ
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from speakerctl.controller import health
 from speakerctl.controller.fleetview import fleet_snapshot
@@ -19,7 +20,7 @@ from speakerctl.controller.health import AlertKind, HealthPolicy
 from speakerctl.controller.reports import export, outcome_by_zone, play_log
 from speakerctl.protocol import Link, Power, Status
 from speakerctl.store import (
-    SCHEMA_VERSION,
+    SCHEMA_REVISION,
     BroadcastState,
     DeliveryInfo,
     DeliveryStatus,
@@ -28,6 +29,7 @@ from speakerctl.store import (
     DeviceSpec,
     Store,
     ZoneInfo,
+    migrate,
 )
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
@@ -124,8 +126,8 @@ def test_failed_to_sound_looks_at_each_devices_latest_accepted_broadcast() -> No
 def store(db_url: str) -> Iterator[Store]:
     """A store with two districts and three clusters, on each backend."""
     with Store.open(db_url) as s:
-        s.sync_zones(ZONES)
-        s.sync_devices(DEVICES)
+        s.zones.sync(ZONES)
+        s.devices.sync(DEVICES)
         yield s
 
 
@@ -139,13 +141,13 @@ def _status(device_id: str, at: datetime, **changes: object) -> Status:
 
 
 def test_new_telemetry_is_stored(store: Store) -> None:
-    store.apply_statuses([_status("am-01", NOW)], NOW)
-    d = store.device("am-01")
+    store.statuses.apply([_status("am-01", NOW)], NOW)
+    d = store.devices.get("am-01")
     assert (d.temperature_c, d.storage_free_mb, d.clock_offset_ms) == (33.5, 812, 35)
 
 
 def test_evaluation_opens_and_closes_alerts_idempotently(store: Store) -> None:
-    store.apply_statuses(
+    store.statuses.apply(
         [_status("am-01", NOW, power=Power("battery", 55)), _status("am-02", NOW, amplifier="fault")], NOW
     )
     opened, closed = health.evaluate(store, NOW, POLICY)
@@ -155,35 +157,35 @@ def test_evaluation_opens_and_closes_alerts_idempotently(store: Store) -> None:
     assert closed == []
     assert health.evaluate(store, NOW + timedelta(seconds=30), POLICY) == ([], [])
     later = NOW + timedelta(minutes=1)
-    store.apply_statuses([_status("am-01", later)], later)  # mains back
+    store.statuses.apply([_status("am-01", later)], later)  # mains back
     opened, closed = health.evaluate(store, later, POLICY)
     assert opened == [] and [(a.kind, a.device_id, a.closed_at) for a in closed] == [
         ("on_battery", "am-01", later)
     ]
-    assert len(store.alerts(open_only=True)) == 2
-    assert {a.device_id for a in store.alerts(zone_ids=["st-td"])} == {"lh-01"}
-    assert {a.kind for a in store.alerts(device_id="am-01")} == {"on_battery"}
-    assert len(store.alerts()) == 3
+    assert len(store.alerts.all(open_only=True)) == 2
+    assert {a.device_id for a in store.alerts.all(zone_ids=["st-td"])} == {"lh-01"}
+    assert {a.kind for a in store.alerts.all(device_id="am-01")} == {"on_battery"}
+    assert len(store.alerts.all()) == 3
 
 
 def test_remote_actions_are_audited(store: Store) -> None:
-    store.record_action("nguyen", "am-01", "set_volume 35", "ok", "rtt 40 ms", NOW)
-    store.record_action(
+    store.audit.record("nguyen", "am-01", "set_volume 35", "ok", "rtt 40 ms", NOW)
+    store.audit.record(
         "nguyen", "am-02", "reboot", "timeout", "did not acknowledge", NOW + timedelta(seconds=5)
     )
-    assert [(a.action, a.outcome) for a in store.actions()] == [
+    assert [(a.action, a.outcome) for a in store.audit.entries()] == [
         ("reboot", "timeout"),
         ("set_volume 35", "ok"),
     ]
-    assert [a.actor for a in store.actions("am-01")] == ["nguyen"]
+    assert [a.actor for a in store.audit.entries("am-01")] == ["nguyen"]
 
 
 def _broadcast(store: Store, at: datetime, outcomes: dict[str, tuple[str, str | None]]) -> str:
-    bulletin = store.add_bulletin(
+    bulletin = store.bulletins.add(
         "Thông báo phòng chống bão", "cd" * 32, "opus", "ogg", 24, 90_000, 200_000, "bao.mp3", "admin", at
     )
     bc = f"bc-{uuid.uuid4().hex[:6]}"
-    store.create_broadcast(bc, bulletin.id, 2, ["st"], list(outcomes), at, at, at + timedelta(hours=1))
+    store.broadcasts.create(bc, bulletin.id, 2, ["st"], list(outcomes), at, at, at + timedelta(hours=1))
     ms = int(at.timestamp() * 1000)
     updates = []
     for dev, (state, reason) in outcomes.items():
@@ -191,9 +193,9 @@ def _broadcast(store: Store, at: datetime, outcomes: dict[str, tuple[str, str | 
             updates.append(DeliveryUpdate(bc, dev, DeliveryStatus.ACCEPTED, None, "", ms + 500))
             updates.append(DeliveryUpdate(bc, dev, DeliveryStatus.PLAYING, None, "", ms + 2_000))
             updates.append(DeliveryUpdate(bc, dev, DeliveryStatus(state), reason, "", ms + 92_000))
-    store.apply_events(updates)
-    store.mark_unreached(bc, at=at + timedelta(minutes=5))
-    store.finish_broadcast(bc, BroadcastState.INCOMPLETE, at + timedelta(minutes=5))
+    store.deliveries.apply(updates)
+    store.deliveries.mark_unreached(bc, at=at + timedelta(minutes=5))
+    store.broadcasts.finish(bc, BroadcastState.INCOMPLETE, at + timedelta(minutes=5))
     return bc
 
 
@@ -233,7 +235,7 @@ def test_broadcast_report_per_district_and_the_play_log(store: Store, tmp_path: 
 
 
 def test_failed_to_sound_from_the_store_and_the_fleet_snapshot(store: Store) -> None:
-    store.apply_statuses([_status(d.id, NOW) for d in DEVICES], NOW)
+    store.statuses.apply([_status(d.id, NOW) for d in DEVICES], NOW)
     _broadcast(
         store,
         NOW - timedelta(minutes=10),
@@ -250,25 +252,20 @@ def test_failed_to_sound_from_the_store_and_the_fleet_snapshot(store: Store) -> 
 
 def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    with Store.open(url):
-        pass
     engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for column in ("temperature_c", "storage_free_mb", "clock_offset_ms"):
-            conn.exec_driver_sql(f"ALTER TABLE devices DROP COLUMN {column}")
-        conn.exec_driver_sql("ALTER TABLE bulletins DROP COLUMN created_by")  # any additive change
-        conn.exec_driver_sql("DROP TABLE alerts")
-        conn.exec_driver_sql("UPDATE schema_version SET version = 1")
+    with engine.begin() as conn:  # what speakerctl made before Alembic, at schema version 1
+        command.upgrade(migrate.config(conn), "0001")
+        conn.exec_driver_sql("DROP TABLE alembic_version")
     engine.dispose()
     with Store.open(url) as s:
-        s.sync_zones(ZONES)
-        s.sync_devices(DEVICES)
-        s.apply_statuses([_status("am-01", NOW)], NOW)
-        assert s.device("am-01").storage_free_mb == 812
+        s.zones.sync(ZONES)
+        s.devices.sync(DEVICES)
+        s.statuses.apply([_status("am-01", NOW)], NOW)
+        assert s.devices.get("am-01").storage_free_mb == 812
         assert health.evaluate(s, NOW, POLICY)[0]
-        s.add_bulletin("Tin bão", "ab" * 32, "opus", "ogg", 24, 1000, 100, "bao.mp3", "admin", NOW)
+        s.bulletins.add("Tin bão", "ab" * 32, "opus", "ogg", 24, 1000, 100, "bao.mp3", "admin", NOW)
     with sa.create_engine(url).connect() as conn:
-        assert conn.exec_driver_sql("SELECT version FROM schema_version").scalar() == SCHEMA_VERSION
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == SCHEMA_REVISION
 
 
 def test_metrics_carry_the_fleet_deliveries_and_the_reach_latency(store: Store) -> None:
@@ -276,13 +273,13 @@ def test_metrics_carry_the_fleet_deliveries_and_the_reach_latency(store: Store) 
     from speakerctl.controller.ingest import IngestCounters
     from speakerctl.web import metrics
 
-    store.apply_statuses([_status(d.id, NOW) for d in DEVICES[:2]], NOW)
+    store.statuses.apply([_status(d.id, NOW) for d in DEVICES[:2]], NOW)
     _broadcast(store, NOW - timedelta(minutes=10), {"am-01": ("finished", None), "am-02": ("x", None)})
     health.evaluate(store, NOW, POLICY)
     snapshot = fleet_snapshot(store, NOW, POLICY)
     latency = reach_latency_s(store, snapshot.broadcasts[0].broadcast)
     assert latency == 2.0  # playing 2 s after the command
-    text = metrics.render(snapshot, store.delivery_state_totals(), IngestCounters(statuses=7), 1.5, latency)
+    text = metrics.render(snapshot, store.deliveries.totals(), IngestCounters(statuses=7), 1.5, latency)
     for line in (
         'speakerctl_devices{state="online"} 2',
         'speakerctl_devices{state="offline"} 1',

@@ -114,11 +114,11 @@ async def test_the_simulated_trouble_becomes_alerts_and_shows_in_the_api(ops: Op
     expected = _expected(ops.fleet)
     assert all(expected.values()), expected  # the seed gives at least one of each
     store = ops.controller.store
-    open_alerts = store.alerts(open_only=True)
+    open_alerts = store.alerts.all(open_only=True)
     for kind, devices in expected.items():
         assert {a.device_id for a in open_alerts if a.kind == kind} == devices, kind
     offline = {a.device_id for a in open_alerts if a.kind == "offline"}
-    assert offline == {d.id for d in store.devices()} - set(ops.fleet.devices)  # never heard from
+    assert offline == {d.id for d in store.devices.all()} - set(ops.fleet.devices)  # never heard from
     async with aiohttp.ClientSession() as http:
         async with http.get(ops.url + "api/fleet") as response:
             data = await response.json()
@@ -141,10 +141,10 @@ async def test_remote_actions_are_acknowledged_or_time_out_and_are_audited(ops: 
     assert result.ok and device.agent.player.volume == 42
     ping = await remote_action(ops.controller, device_id, Ping(), actor="can-bo-xa")
     assert ping.rtt_ms > 0
-    absent = next(d.id for d in ops.controller.store.devices() if d.id not in ops.fleet.devices)
+    absent = next(d.id for d in ops.controller.store.devices.all() if d.id not in ops.fleet.devices)
     with pytest.raises(AckTimeout):
         await remote_action(ops.controller, absent, Ping(), actor="can-bo-xa", timeout=0.3)
-    log = ops.controller.store.actions()
+    log = ops.controller.store.audit.entries()
     assert [(a.device_id, a.action, a.outcome) for a in log] == [
         (absent, "ping", "timeout"),
         (device_id, "ping", "ok"),
@@ -183,7 +183,7 @@ async def test_the_operator_page_renders_live_rows_in_a_headless_browser(ops: Op
     dom = await _headless(binary, tmp_path / "profile", "--dump-dom", ops.url)
     n = len(ops.fleet.devices)
     rows = re.findall(r'<tr class="device[^"]*" data-id="([^"]+)"', dom)
-    assert len(rows) == len(ops.controller.store.devices())
+    assert len(rows) == len(ops.controller.store.devices.all())
     assert set(ops.fleet.devices) <= set(rows)
     assert re.search(f'id="total-online"[^>]*>online: {n}<', dom)
     assert "Kế Sách" in dom and 'class="alert"' in dom
@@ -214,7 +214,7 @@ async def test_a_broadcast_shows_in_reports_alerts_and_metrics(ops: Ops, tmp_pat
         faulty
     )
     await evaluate_once(controller, HealthPolicy.from_settings(controller.settings))
-    failed = {a.device_id for a in controller.store.alerts(open_only=True) if a.kind == "failed_to_sound"}
+    failed = {a.device_id for a in controller.store.alerts.all(open_only=True) if a.kind == "failed_to_sound"}
     assert failed == faulty
     by_zone = outcome_by_zone(controller.store, result.broadcast_id)
     assert [(o.name, o.played, o.failed, dict(o.reasons)) for o in by_zone] == [

@@ -49,7 +49,7 @@ class Rig:
     async def controller(self, horizon_h: float = 24.0) -> AsyncIterator[tuple[Controller, ScheduleRunner]]:
         """A controller and its schedule runner (pushing `horizon_h` ahead), running."""
         controller = Controller(replace(self.settings, schedule_horizon_h=horizon_h), self.store)
-        runner = schedule_runner(controller, ScheduleBook(self.settings.db_url), sync_every_s=0.5)
+        runner = schedule_runner(controller, ScheduleBook.open(self.settings.db_url), sync_every_s=0.5)
         async with controller.running(), runner.running():
             yield controller, runner
 
@@ -131,7 +131,7 @@ async def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 def _finished(store: Store, broadcast_id: str) -> int:
     try:
-        return store.delivery_counts(broadcast_id).get("finished", 0)
+        return store.deliveries.counts(broadcast_id).get("finished", 0)
     except NotFound:  # the run is recorded a moment before the controller records its broadcast
         return 0
 
@@ -142,7 +142,7 @@ def _starts(rig: Rig) -> list[int]:
 
 async def test_a_daily_schedule_airs_on_time_and_the_commune_starts_together(rig: Rig) -> None:
     at = _soon(10)
-    book = ScheduleBook(rig.settings.db_url)
+    book = ScheduleBook.open(rig.settings.db_url)
     book.add(Schedule("sch-morning", rig.routine.id, (COMMUNE,), _daily_at(at)))
     n = len(rig.fleet.devices)
     async with rig.controller() as (controller, _):
@@ -161,7 +161,7 @@ async def test_a_daily_schedule_airs_on_time_and_the_commune_starts_together(rig
 
 
 async def test_the_controller_restarts_in_between_and_the_schedule_still_fires(rig: Rig) -> None:
-    book = ScheduleBook(rig.settings.db_url)
+    book = ScheduleBook.open(rig.settings.db_url)
     async with rig.controller(horizon_h=0) as (_, runner):
         at = _soon(10)
         book.add(Schedule("sch-noon", rig.routine.id, (COMMUNE,), Rule(Kind.AT, at=at)))
@@ -183,7 +183,7 @@ async def test_a_cluster_that_loses_its_link_before_air_time_plays_from_its_cach
     rig: Rig,
 ) -> None:
     at = _soon(12)
-    book = ScheduleBook(rig.settings.db_url)
+    book = ScheduleBook.open(rig.settings.db_url)
     book.add(Schedule("sch-evening", rig.routine.id, (COMMUNE,), Rule(Kind.AT, at=at)))
     victim = next(iter(rig.fleet.devices.values()))
     dev = victim.agent.config.device_id
@@ -193,7 +193,7 @@ async def test_a_cluster_that_loses_its_link_before_air_time_plays_from_its_cach
 
         def ready() -> bool:
             return any(
-                d.device_id == dev and d.state == "content_ready" for d in controller.store.deliveries(bid)
+                d.device_id == dev and d.state == "content_ready" for d in controller.store.deliveries.of(bid)
             )
 
         await _until(ready, 5, "the content to reach the victim")

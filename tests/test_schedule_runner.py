@@ -1,4 +1,4 @@
-"""The runner over a real SQLite book: misfires, pushes ahead, APScheduler jobs that survive a restart."""
+"""The runner over a real book, SQLite and PostgreSQL: misfires, pushes ahead, jobs surviving a restart."""
 
 from __future__ import annotations
 
@@ -30,22 +30,25 @@ class Sent:
         self.stops.append(broadcast_id)
 
 
-def _settings(tmp_path: Path, **kw: object) -> Settings:
-    return Settings(data_dir=tmp_path, **({"schedule_lead_s": 10} | kw))  # type: ignore[arg-type]
+def _settings(tmp_path: Path, db_url: str, **kw: object) -> Settings:
+    options = {"schedule_lead_s": 10, "database_url": db_url} | kw
+    return Settings(data_dir=tmp_path, **options)  # type: ignore[arg-type]
 
 
-def _runner(tmp_path: Path, clock: FixedClock | SystemClock, sent: Sent, **kw: object) -> ScheduleRunner:
-    settings = _settings(tmp_path, **kw)
-    return ScheduleRunner(ScheduleBook(settings.db_url), settings, clock, sent)
+def _runner(
+    tmp_path: Path, db_url: str, clock: FixedClock | SystemClock, sent: Sent, **kw: object
+) -> ScheduleRunner:
+    settings = _settings(tmp_path, db_url, **kw)
+    return ScheduleRunner(ScheduleBook.open(settings.db_url), settings, clock, sent)
 
 
 DAILY_5AM = Rule(Kind.DAILY, times=(time(5),))
 FIVE_AM = datetime(2027, 1, 3, 22, 0, tzinfo=UTC)  # 05:00 on 4 January in Vietnam
 
 
-async def test_on_time_firing_sends_with_the_air_time_as_start(tmp_path: Path) -> None:
+async def test_on_time_firing_sends_with_the_air_time_as_start(tmp_path: Path, db_url: str) -> None:
     sent, clock = Sent(), FixedClock(FIVE_AM - timedelta(seconds=10))
-    runner = _runner(tmp_path, clock, sent, schedule_horizon_h=0)
+    runner = _runner(tmp_path, db_url, clock, sent, schedule_horizon_h=0)
     runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), DAILY_5AM, window_s=600))
     run = await runner.fire("sch-a")
     await asyncio.sleep(0)
@@ -56,9 +59,9 @@ async def test_on_time_firing_sends_with_the_air_time_as_start(tmp_path: Path) -
     assert len(sent.requests) == 1
 
 
-async def test_late_within_the_window_airs_late_and_misses_are_coalesced(tmp_path: Path) -> None:
+async def test_late_within_the_window_airs_late_and_misses_are_coalesced(tmp_path: Path, db_url: str) -> None:
     sent, clock = Sent(), FixedClock(FIVE_AM + timedelta(minutes=5))
-    runner = _runner(tmp_path, clock, sent)
+    runner = _runner(tmp_path, db_url, clock, sent)
     created = FIVE_AM - timedelta(days=10)
     runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), DAILY_5AM, window_s=900, created_at=created))
     runner.book.record(Run("sch-a", FIVE_AM - timedelta(days=3), RunState.AIRED, "bc-x"))
@@ -71,9 +74,9 @@ async def test_late_within_the_window_airs_late_and_misses_are_coalesced(tmp_pat
     assert "2 missed" in runner.book.runs("sch-a")[1].detail
 
 
-async def test_outside_the_window_it_is_missed_and_never_airs_hours_late(tmp_path: Path) -> None:
+async def test_outside_the_window_it_is_missed_and_never_airs_hours_late(tmp_path: Path, db_url: str) -> None:
     sent, clock = Sent(), FixedClock(FIVE_AM + timedelta(hours=3))
-    runner = _runner(tmp_path, clock, sent)
+    runner = _runner(tmp_path, db_url, clock, sent)
     created = FIVE_AM - timedelta(hours=1)
     runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), DAILY_5AM, window_s=900, created_at=created))
     run = await runner.fire("sch-a")
@@ -82,10 +85,10 @@ async def test_outside_the_window_it_is_missed_and_never_airs_hours_late(tmp_pat
 
 
 async def test_push_sends_the_next_day_once_with_start_times_and_firing_marks_them_aired(
-    tmp_path: Path,
+    tmp_path: Path, db_url: str
 ) -> None:
     sent, clock = Sent(), FixedClock(FIVE_AM - timedelta(hours=1))
-    runner = _runner(tmp_path, clock, sent, schedule_horizon_h=24, quiet_hours="21:00-05:30=30")
+    runner = _runner(tmp_path, db_url, clock, sent, schedule_horizon_h=24, quiet_hours="21:00-05:30=30")
     rule = Rule(Kind.DAILY, times=(time(5), time(17)))
     runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), rule, priority=Priority.PRIORITY))
     pushed = await runner.push()
@@ -100,25 +103,25 @@ async def test_push_sends_the_next_day_once_with_start_times_and_firing_marks_th
     assert len(sent.requests) == 2
 
 
-async def test_apscheduler_job_survives_a_restart_and_fires(tmp_path: Path) -> None:
+async def test_apscheduler_job_survives_a_restart_and_fires(tmp_path: Path, db_url: str) -> None:
     """The job lives in the SQLAlchemy job store: a second runner on the same database fires it."""
     sent = Sent()
     at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
-    first = _runner(tmp_path, SystemClock(), sent, schedule_horizon_h=0, schedule_lead_s=1)
+    first = _runner(tmp_path, db_url, SystemClock(), sent, schedule_horizon_h=0, schedule_lead_s=1)
     first.book.add(Schedule("sch-a", 1, ("st-ke-sach",), Rule(Kind.AT, at=at), window_s=60))
     async with first.running():
         assert first.next_fire("sch-a") == at - timedelta(seconds=1)
     assert sent.requests == []
-    second = _runner(tmp_path, SystemClock(), sent, schedule_horizon_h=0, schedule_lead_s=1)
+    second = _runner(tmp_path, db_url, SystemClock(), sent, schedule_horizon_h=0, schedule_lead_s=1)
     async with second.running(), asyncio.timeout(30):
         runs = await second.wait_for_runs("sch-a")
     assert [r.start_at for r in sent.requests] == [at]
     assert [r.state for r in runs] == [RunState.AIRED]
 
 
-async def test_pause_and_remove_cancel_broadcasts_already_pushed(tmp_path: Path) -> None:
+async def test_pause_and_remove_cancel_broadcasts_already_pushed(tmp_path: Path, db_url: str) -> None:
     sent = Sent()
-    runner = _runner(tmp_path, SystemClock(), sent, schedule_horizon_h=24)
+    runner = _runner(tmp_path, db_url, SystemClock(), sent, schedule_horizon_h=24)
     soon = datetime.now(UTC) + timedelta(hours=1)
     schedule = runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), Rule(Kind.AT, at=soon)))
     async with runner.running():

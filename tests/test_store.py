@@ -16,7 +16,7 @@ from speakerctl.errors import NotFound, StoreError
 from speakerctl.protocol import DeliveryEvent, DeliveryState, Link, Power, Priority, Reason, Status
 from speakerctl.protocol.lifecycle import supersedes
 from speakerctl.store import (
-    SCHEMA_VERSION,
+    SCHEMA_REVISION,
     BroadcastState,
     BulletinInfo,
     DeliveryStatus,
@@ -52,8 +52,8 @@ DEVICES = [
 def store(db_url: str) -> Iterator[Store]:
     """An open store with the test fleet."""
     with Store.open(db_url) as s:
-        s.sync_zones(ZONES)
-        s.sync_devices(DEVICES)
+        s.zones.sync(ZONES)
+        s.devices.sync(DEVICES)
         yield s
 
 
@@ -64,7 +64,7 @@ def bulletin_id(store: Store) -> int:
 
 
 def _add_bulletin(store: Store, sha: str = SHA, created_at: datetime = T0) -> BulletinInfo:
-    return store.add_bulletin(
+    return store.bulletins.add(
         title="Lịch tiêm phòng",
         sha256=sha,
         codec="opus",
@@ -85,7 +85,7 @@ def _broadcast(
     devices: list[str] | None = None,
     created_at: datetime = T0,
 ) -> None:
-    store.create_broadcast(
+    store.broadcasts.create(
         bid,
         bulletin_id,
         Priority.NORMAL,
@@ -144,20 +144,20 @@ def test_sqlite_file_in_wal_mode_and_parent_created(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_newer_schema_version_is_refused(db_url: str) -> None:
+def test_newer_schema_revision_is_refused(db_url: str) -> None:
     Store.open(db_url).close()
-    _raw(db_url, f"UPDATE schema_version SET version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}") as err:
+    _raw(db_url, "UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(StoreError, match="schema revision '9999'") as err:
         Store.open(db_url)
     assert "upgrade speakerctl" in err.value.hint
 
 
 def test_reopen_keeps_data_and_version(db_url: str) -> None:
     with Store.open(db_url) as s:
-        s.sync_zones(ZONES)
+        s.zones.sync(ZONES)
     with Store.open(db_url) as s:
-        assert len(s.zones()) == len(ZONES)
-    assert _raw(db_url, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+        assert len(s.zones.all()) == len(ZONES)
+    assert _raw(db_url, "SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
 
 
 def test_invalid_url_is_a_store_error_with_hint() -> None:
@@ -177,20 +177,20 @@ def test_unreachable_server_is_a_store_error_with_hint() -> None:
 
 
 def test_zones_upsert(store: Store) -> None:
-    store.sync_zones([ZoneInfo("c1", "Hòa Tú Một", "commune", "st-d1", 5), ZoneInfo("c9", "X", "commune")])
-    assert store.zone("c1") == ZoneInfo("c1", "Hòa Tú Một", "commune", "st-d1", 5)
-    assert [z.id for z in store.zones()] == ["c9", "st", "st-d1", "c2", "c3", "c1"]
+    store.zones.sync([ZoneInfo("c1", "Hòa Tú Một", "commune", "st-d1", 5), ZoneInfo("c9", "X", "commune")])
+    assert store.zones.get("c1") == ZoneInfo("c1", "Hòa Tú Một", "commune", "st-d1", 5)
+    assert [z.id for z in store.zones.all()] == ["c9", "st", "st-d1", "c2", "c3", "c1"]
 
 
 def test_devices_upsert_keeps_status(store: Store) -> None:
-    store.apply_statuses([_status("d1")], T0)
-    store.sync_devices(
+    store.statuses.apply([_status("d1")], T0)
+    store.devices.sync(
         [
             DeviceSpec("d1", "Ấp Một", "c2", "pa-4g-v2", 9.6, 106.0, "wifi"),
             DeviceSpec("d9", "Mới", "c3", "pa-wired"),
         ]
     )
-    d1 = store.device("d1")
+    d1 = store.devices.get("d1")
     assert (d1.name, d1.zone_id, d1.model, d1.lat, d1.lon, d1.network) == (
         "Ấp Một",
         "c2",
@@ -200,40 +200,40 @@ def test_devices_upsert_keeps_status(store: Store) -> None:
         "wifi",
     )
     assert d1.online and d1.volume == 70 and d1.last_seen == T0
-    assert store.device("d9").online is False
-    assert store.device("d9").last_seen is None
+    assert store.devices.get("d9").online is False
+    assert store.devices.get("d9").last_seen is None
 
 
 def test_device_in_unknown_zone_is_refused(store: Store) -> None:
     with pytest.raises(NotFound, match="zone 'zz' of device 'd8' not found"):
-        store.sync_devices([DeviceSpec("d8", "X", "zz", "m")])
+        store.devices.sync([DeviceSpec("d8", "X", "zz", "m")])
     with pytest.raises(NotFound):
-        store.device("d8")
+        store.devices.get("d8")
 
 
 def test_not_found_names_the_id(store: Store) -> None:
     with pytest.raises(NotFound, match="zone 'nope' not found"):
-        store.zone("nope")
+        store.zones.get("nope")
     with pytest.raises(NotFound, match="device 'nope' not found"):
-        store.device("nope")
+        store.devices.get("nope")
     with pytest.raises(NotFound, match="bulletin 42 not found"):
-        store.bulletin(42)
+        store.bulletins.get(42)
     with pytest.raises(NotFound, match="broadcast 'nope' not found"):
-        store.broadcast("nope")
+        store.broadcasts.get("nope")
     with pytest.raises(NotFound, match="broadcast 'nope' not found"):
-        store.deliveries("nope")
+        store.deliveries.of("nope")
     with pytest.raises(NotFound, match="zone 'nope' not found"):
-        store.device_ids_in(["c1", "nope"])
+        store.devices.ids_in(["c1", "nope"])
 
 
 def test_devices_by_zone_subtree_and_online(store: Store) -> None:
-    assert store.device_ids_in(["st-d1"]) == ["d1", "d2", "d3"]
-    assert store.device_ids_in(["c2", "c3"]) == ["d3", "d4"]
-    assert [d.id for d in store.devices()] == ["d1", "d2", "d3", "d4"]
-    assert [d.id for d in store.devices(zone_ids=["c1"])] == ["d1", "d2"]
-    store.apply_statuses([_status("d2"), _status("d4")], T0)
-    assert [d.id for d in store.devices(online=True)] == ["d2", "d4"]
-    assert [d.id for d in store.devices(zone_ids=["st-d1"], online=False)] == ["d1", "d3"]
+    assert store.devices.ids_in(["st-d1"]) == ["d1", "d2", "d3"]
+    assert store.devices.ids_in(["c2", "c3"]) == ["d3", "d4"]
+    assert [d.id for d in store.devices.all()] == ["d1", "d2", "d3", "d4"]
+    assert [d.id for d in store.devices.all(zone_ids=["c1"])] == ["d1", "d2"]
+    store.statuses.apply([_status("d2"), _status("d4")], T0)
+    assert [d.id for d in store.devices.all(online=True)] == ["d2", "d4"]
+    assert [d.id for d in store.devices.all(zone_ids=["st-d1"], online=False)] == ["d1", "d3"]
 
 
 # -- bulletins -------------------------------------------------------------------------------
@@ -242,12 +242,12 @@ def test_devices_by_zone_subtree_and_online(store: Store) -> None:
 def test_bulletins(store: Store) -> None:
     hanoi = timezone(timedelta(hours=7))
     first = _add_bulletin(store, created_at=T0.astimezone(hanoi))
-    second = store.add_bulletin("B", "cd" * 32, "mp3", "mp3", 32, 1000, 4000, "b.wav", "op", T0)
-    assert store.bulletin(first.id) == first
+    second = store.bulletins.add("B", "cd" * 32, "mp3", "mp3", 32, 1000, 4000, "b.wav", "op", T0)
+    assert store.bulletins.get(first.id) == first
     assert first.created_at == T0 and first.created_at.tzinfo is UTC
-    assert store.bulletin_by_sha(SHA) == first
-    assert store.bulletin_by_sha("ef" * 32) is None
-    assert store.bulletins() == [first, second]
+    assert store.bulletins.by_sha(SHA) == first
+    assert store.bulletins.by_sha("ef" * 32) is None
+    assert store.bulletins.all() == [first, second]
 
 
 def test_naive_datetimes_are_refused(store: Store) -> None:
@@ -260,7 +260,7 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
 
 def test_create_broadcast(store: Store, bulletin_id: int) -> None:
     _broadcast(store, bulletin_id)
-    b = store.broadcast("b1")
+    b = store.broadcasts.get("b1")
     assert (b.bulletin_id, b.priority, b.targets, b.state) == (
         bulletin_id,
         Priority.NORMAL,
@@ -268,7 +268,7 @@ def test_create_broadcast(store: Store, bulletin_id: int) -> None:
         BroadcastState.RUNNING,
     )
     assert b.expires_at == T0 + timedelta(hours=1) and b.completed_at is None
-    deliveries = store.deliveries("b1")
+    deliveries = store.deliveries.of("b1")
     assert [(d.device_id, d.state) for d in deliveries] == [
         ("d1", DeliveryStatus.PENDING),
         ("d2", DeliveryStatus.PENDING),
@@ -281,11 +281,11 @@ def test_create_broadcast_is_all_or_nothing(store: Store, bulletin_id: int) -> N
     with pytest.raises(NotFound, match=r"device.*'zz'"):
         _broadcast(store, bulletin_id, devices=["d1", "zz"])
     with pytest.raises(NotFound):
-        store.broadcast("b1")
+        store.broadcasts.get("b1")
     with pytest.raises(NotFound, match="bulletin 999"):
         _broadcast(store, 999)
     with pytest.raises(StoreError, match="priority"):
-        store.create_broadcast("b2", bulletin_id, 7, [], ["d1"], T0, T0, T0)
+        store.broadcasts.create("b2", bulletin_id, 7, [], ["d1"], T0, T0, T0)
     _broadcast(store, bulletin_id)
     with pytest.raises(StoreError, match="already exists"):
         _broadcast(store, bulletin_id)
@@ -293,9 +293,9 @@ def test_create_broadcast_is_all_or_nothing(store: Store, bulletin_id: int) -> N
 
 def test_transitions_move_forward_only(store: Store, bulletin_id: int) -> None:
     _broadcast(store, bulletin_id)
-    assert store.apply_events([_ev("accepted", at_s=1), _ev("playing", at_s=3)]) == 1
-    assert store.apply_events([_ev("content_ready", at_s=2)]) == 0
-    d1 = store.deliveries("b1")[0]
+    assert store.deliveries.apply([_ev("accepted", at_s=1), _ev("playing", at_s=3)]) == 1
+    assert store.deliveries.apply([_ev("content_ready", at_s=2)]) == 0
+    d1 = store.deliveries.of("b1")[0]
     assert d1.state is DeliveryStatus.PLAYING
     assert (d1.accepted_at, d1.content_ready_at, d1.playing_at) == (
         T0 + timedelta(seconds=1),
@@ -307,45 +307,45 @@ def test_transitions_move_forward_only(store: Store, bulletin_id: int) -> None:
 
 def test_duplicate_events_are_idempotent(store: Store, bulletin_id: int) -> None:
     _broadcast(store, bulletin_id)
-    assert store.apply_events([_ev("accepted", cached=True)]) == 1
-    assert store.apply_events([_ev("accepted", at_s=9)]) == 0
-    d1 = store.deliveries("b1")[0]
+    assert store.deliveries.apply([_ev("accepted", cached=True)]) == 1
+    assert store.deliveries.apply([_ev("accepted", at_s=9)]) == 0
+    d1 = store.deliveries.of("b1")[0]
     assert d1.accepted_at == T0 + timedelta(seconds=1) and d1.cached
 
 
 def test_final_state_is_sticky(store: Store, bulletin_id: int) -> None:
     _broadcast(store, bulletin_id)
-    assert store.apply_events([_ev("finished", at_s=5)]) == 1
-    assert store.apply_events([_ev("playing", at_s=6), _ev("failed", at_s=7, reason="stopped")]) == 0
-    d1 = store.deliveries("b1")[0]
+    assert store.deliveries.apply([_ev("finished", at_s=5)]) == 1
+    assert store.deliveries.apply([_ev("playing", at_s=6), _ev("failed", at_s=7, reason="stopped")]) == 0
+    d1 = store.deliveries.of("b1")[0]
     assert (d1.state, d1.reason, d1.finished_at) == (DeliveryStatus.FINISHED, None, T0 + timedelta(seconds=5))
 
 
 def test_mark_unreached_then_late_final_report(store: Store, bulletin_id: int) -> None:
     _broadcast(store, bulletin_id)
-    store.apply_events([_ev("finished", "d1"), _ev("playing", "d2")])
-    assert store.mark_unreached("b1", at=T0 + timedelta(minutes=5)) == 2
-    assert store.mark_unreached("b1") == 0
-    counts = store.delivery_counts("b1")
+    store.deliveries.apply([_ev("finished", "d1"), _ev("playing", "d2")])
+    assert store.deliveries.mark_unreached("b1", at=T0 + timedelta(minutes=5)) == 2
+    assert store.deliveries.mark_unreached("b1") == 0
+    counts = store.deliveries.counts("b1")
     assert (counts["finished"], counts["unreached"], counts["pending"]) == (1, 2, 0)
-    d2 = store.deliveries("b1")[1]
+    d2 = store.deliveries.of("b1")[1]
     assert (d2.state, d2.reason, d2.updated_at) == (
         DeliveryStatus.UNREACHED,
         "timeout",
         T0 + timedelta(minutes=5),
     )
-    assert store.apply_events([_ev("playing", "d2", at_s=400)]) == 0
+    assert store.deliveries.apply([_ev("playing", "d2", at_s=400)]) == 0
     late = _ev("failed", "d2", at_s=401, reason="amplifier_fault")
-    assert store.apply_events([late]) == 1
-    d2 = store.deliveries("b1")[1]
+    assert store.deliveries.apply([late]) == 1
+    d2 = store.deliveries.of("b1")[1]
     assert (d2.state, d2.reason) == (DeliveryStatus.FAILED, "amplifier_fault")
     assert d2.finished_at == T0 + timedelta(seconds=401)
 
 
 def test_delivery_counts_list_every_state(store: Store, bulletin_id: int) -> None:
     _broadcast(store, bulletin_id)
-    store.apply_events([_ev("accepted", "d1"), _ev("expired", "d2", reason="expired")])
-    counts = store.delivery_counts("b1")
+    store.deliveries.apply([_ev("accepted", "d1"), _ev("expired", "d2", reason="expired")])
+    counts = store.deliveries.counts("b1")
     assert set(counts) == {s.value for s in DeliveryStatus}
     assert {k: v for k, v in counts.items() if v} == {"pending": 1, "accepted": 1, "expired": 1}
 
@@ -355,7 +355,7 @@ def test_events_for_unknown_deliveries_are_skipped_and_logged(
 ) -> None:
     _broadcast(store, bulletin_id)
     with caplog.at_level(logging.WARNING, logger="speakerctl.store"):
-        changed = store.apply_events([_ev("accepted", "d4"), _ev("accepted", bid="bx"), _ev("accepted")])
+        changed = store.deliveries.apply([_ev("accepted", "d4"), _ev("accepted", bid="bx"), _ev("accepted")])
     assert changed == 1
     assert "skipped 2 delivery events" in caplog.text and "b1/d4" in caplog.text
 
@@ -363,12 +363,12 @@ def test_events_for_unknown_deliveries_are_skipped_and_logged(
 def test_finish_broadcast_and_listing(store: Store, bulletin_id: int) -> None:
     _broadcast(store, bulletin_id, "b1")
     _broadcast(store, bulletin_id, "b2", created_at=T0 + timedelta(minutes=1))
-    done = store.finish_broadcast("b1", BroadcastState.COMPLETE, T0 + timedelta(minutes=2))
+    done = store.broadcasts.finish("b1", BroadcastState.COMPLETE, T0 + timedelta(minutes=2))
     assert (done.state, done.completed_at) == (BroadcastState.COMPLETE, T0 + timedelta(minutes=2))
-    again = store.finish_broadcast("b1", BroadcastState.CANCELLED, T0 + timedelta(minutes=3))
+    again = store.broadcasts.finish("b1", BroadcastState.CANCELLED, T0 + timedelta(minutes=3))
     assert again == done
-    assert [b.id for b in store.broadcasts()] == ["b2", "b1"]
-    assert [b.id for b in store.broadcasts(limit=1)] == ["b2"]
+    assert [b.id for b in store.broadcasts.latest()] == ["b2", "b1"]
+    assert [b.id for b in store.broadcasts.latest(limit=1)] == ["b2"]
 
 
 def test_delivery_update_validates_and_maps_events() -> None:
@@ -390,8 +390,8 @@ def test_delivery_update_validates_and_maps_events() -> None:
 
 
 def test_status_updates_latest_fields(store: Store) -> None:
-    assert store.apply_statuses([_status("d1", at_s=10)], T0 + timedelta(seconds=11)) == []
-    d1 = store.device("d1")
+    assert store.statuses.apply([_status("d1", at_s=10)], T0 + timedelta(seconds=11)) == []
+    d1 = store.devices.get("d1")
     assert (d1.online, d1.firmware, d1.volume, d1.amplifier) == (True, "1.2.0", 70, "ok")
     assert (d1.power_source, d1.battery_pct, d1.link_network, d1.rssi_dbm) == ("battery", 80, "4g", -71)
     assert (d1.uptime_s, d1.cached_count) == (3600, 2)
@@ -400,41 +400,41 @@ def test_status_updates_latest_fields(store: Store) -> None:
 
 
 def test_stale_status_is_ignored_but_last_will_applies(store: Store) -> None:
-    store.apply_statuses([_status("d1", at_s=10, volume=50)], T0)
-    store.apply_statuses([_status("d1", at_s=5, volume=90)], T0 + timedelta(seconds=20))
-    d1 = store.device("d1")
+    store.statuses.apply([_status("d1", at_s=10, volume=50)], T0)
+    store.statuses.apply([_status("d1", at_s=5, volume=90)], T0 + timedelta(seconds=20))
+    d1 = store.devices.get("d1")
     assert (d1.volume, d1.last_seen) == (50, T0)
-    store.apply_statuses([Status("d1", online=False, ts_ms=0)], T0 + timedelta(seconds=30))
-    d1 = store.device("d1")
+    store.statuses.apply([Status("d1", online=False, ts_ms=0)], T0 + timedelta(seconds=30))
+    d1 = store.devices.get("d1")
     assert not d1.online and d1.volume == 50 and d1.status_ts == T0 + timedelta(seconds=10)
-    assert [r.online for r in store.status_history("d1")] == [False, True]
+    assert [r.online for r in store.statuses.history("d1")] == [False, True]
 
 
 def test_unknown_devices_are_reported(store: Store) -> None:
-    unknown = store.apply_statuses([_status("zz"), _status("d1"), _status("zz"), _status("yy")], T0)
+    unknown = store.statuses.apply([_status("zz"), _status("d1"), _status("zz"), _status("yy")], T0)
     assert unknown == ["zz", "yy"]
-    assert store.device("d1").online
+    assert store.devices.get("d1").online
 
 
 def test_status_history_newest_first(store: Store) -> None:
-    store.apply_statuses([_status("d1", at_s=i, volume=i) for i in range(3)], T0)
-    records = store.status_history("d1", limit=2)
+    store.statuses.apply([_status("d1", at_s=i, volume=i) for i in range(3)], T0)
+    records = store.statuses.history("d1", limit=2)
     assert [r.status.volume for r in records] == [2, 1]
     assert records[0].received_at == T0 and records[0].status == _status("d1", at_s=2, volume=2)
     with pytest.raises(NotFound):
-        store.status_history("zz")
+        store.statuses.history("zz")
 
 
 def test_status_history_is_bounded(db_url: str) -> None:
     with Store.open(db_url, history_limit=5, prune_every=3) as s:
-        s.sync_zones(ZONES)
-        s.sync_devices(DEVICES)
+        s.zones.sync(ZONES)
+        s.devices.sync(DEVICES)
         for i in range(10):
-            s.apply_statuses([_status("d1", at_s=i, volume=i), _status("d2", at_s=i)], T0)
+            s.statuses.apply([_status("d1", at_s=i, volume=i), _status("d2", at_s=i)], T0)
             count = _raw(db_url, "SELECT COUNT(*) FROM status_history WHERE device_id = 'd1'")[0][0]
             assert isinstance(count, int) and count <= 5 + 3 - 1
         assert count == 5  # trimmed on the first insert, then every third
-        assert [r.status.volume for r in s.status_history("d1", limit=50)] == [9, 8, 7, 6, 5]
+        assert [r.status.volume for r in s.statuses.history("d1", limit=50)] == [9, 8, 7, 6, 5]
 
 
 # -- concurrency -------------------------------------------------------------------------------------
@@ -447,8 +447,8 @@ def test_concurrent_writers_do_not_fail(store: Store, bulletin_id: int) -> None:
     def work(n: int) -> None:
         try:
             for i in range(10):
-                store.apply_events([_ev("accepted", "d1", at_s=i), _ev("playing", "d2", at_s=i)])
-                store.apply_statuses([_status("d3", at_s=n * 100 + i)], T0)
+                store.deliveries.apply([_ev("accepted", "d1", at_s=i), _ev("playing", "d2", at_s=i)])
+                store.statuses.apply([_status("d3", at_s=n * 100 + i)], T0)
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -458,4 +458,4 @@ def test_concurrent_writers_do_not_fail(store: Store, bulletin_id: int) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert store.device("d3").status_ts == T0 + timedelta(seconds=309)
+    assert store.devices.get("d3").status_ts == T0 + timedelta(seconds=309)

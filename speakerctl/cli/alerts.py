@@ -24,7 +24,9 @@ def list_alerts(
 ) -> None:
     """List alerts, newest first."""
     store = open_store(state.settings)
-    alerts = store.alerts(open_only=open_only, zone_ids=[store.zone(zone).id] if zone else None, limit=limit)
+    alerts = store.alerts.all(
+        open_only=open_only, zone_ids=[store.zones.get(zone).id] if zone else None, limit=limit
+    )
     if as_json:
         print_json(
             [

@@ -27,8 +27,6 @@ from speakerctl.cli.common import console, console_err, print_json, state
 from speakerctl.clock import SystemClock
 from speakerctl.controller import library
 from speakerctl.controller.app import import_bulletin, open_store
-from speakerctl.scheduler.app import schedules_using
-from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.store import Airing, BulletinInfo, VariantInfo
 
 app = typer.Typer(help="Bulletins: imported, encoded audio ready to broadcast.", no_args_is_help=True)
@@ -226,7 +224,7 @@ def compose(
 @app.command("list")
 def list_bulletins(as_json: JsonOpt = False) -> None:
     """List the bulletins in the library."""
-    bulletins = open_store(state.settings, sync_inventory=False).bulletins()
+    bulletins = open_store(state.settings, sync_inventory=False).bulletins.all()
     if as_json:
         print_json([_row(b) for b in bulletins])
         return
@@ -271,7 +269,7 @@ def show(
     """A bulletin: length, loudness, encodings, and where and when it has played."""
     store = open_store(state.settings, sync_inventory=False)
     found = library.details(store, bulletin_id)
-    zone_names = {z.id: z.name for z in store.zones()}
+    zone_names = {z.id: z.name for z in store.zones.all()}
     airings = [_airing_row(a, zone_names) for a in found.airings]
     if as_json:
         variants = [_variant_row(v) for v in found.variants]
@@ -325,16 +323,8 @@ def remove(
 ) -> None:
     """Remove a bulletin (refused while it is on air or scheduled); its history stays."""
     store = open_store(state.settings, sync_inventory=False)
-    removed = library.remove_bulletin(store, state.settings, SystemClock(), bulletin_id, _schedules_using)
+    removed = library.remove_bulletin(store, state.settings, SystemClock(), bulletin_id)
     if as_json:
         print_json({"id": removed.id, "title": removed.title, "removed": True})
     else:
         console.print(f"removed bulletin {removed.id} “{removed.title}”")
-
-
-def _schedules_using(bulletin_id: int) -> list[str]:
-    book = ScheduleBook(state.settings.db_url)
-    try:
-        return schedules_using(book, bulletin_id)
-    finally:
-        book.close()

@@ -64,9 +64,11 @@ def list_devices(
     if state_ not in (None, "online", "offline"):
         raise ConfigError(f"unknown state {state_!r}", hint="use --state online or --state offline")
     store = open_store(state.settings)
-    zone_ids = [store.zone(zone).id] if zone else None  # zones below it are included
+    zone_ids = [store.zones.get(zone).id] if zone else None  # zones below it are included
     policy = HealthPolicy.from_settings(state.settings)
-    health = device_health(store.devices(zone_ids=zone_ids), store.alerts(open_only=True), _now(), policy)
+    health = device_health(
+        store.devices.all(zone_ids=zone_ids), store.alerts.all(open_only=True), _now(), policy
+    )
     health = [
         h for h in health if (state_ is None or h.online == (state_ == "online")) and (h.fault or not fault)
     ]
@@ -102,8 +104,8 @@ def show_device(
 ) -> None:
     """Show one cluster in detail, with its recent statuses, alerts and remote actions."""
     store = open_store(state.settings)
-    row = _row(store.device(device_id))
-    row["zone_path"] = zone_path(store, store.device(device_id).zone_id)
+    row = _row(store.devices.get(device_id))
+    row["zone_path"] = zone_path(store, store.devices.get(device_id).zone_id)
     extra = recent_activity(store, device_id, history)
     if as_json:
         print_json({**row, **extra})
@@ -134,7 +136,7 @@ def recent_activity(store: Store, device_id: str, history: int) -> dict[str, lis
             "temperature_c": r.status.temperature_c,
             "clock_offset_ms": r.status.clock_offset_ms,
         }
-        for r in store.status_history(device_id, limit=history)
+        for r in store.statuses.history(device_id, limit=history)
     ]
     alerts: list[dict[str, object]] = [
         {
@@ -143,7 +145,7 @@ def recent_activity(store: Store, device_id: str, history: int) -> dict[str, lis
             "closed_at": _iso(a.closed_at),
             "detail": a.detail,
         }
-        for a in store.alerts(device_id=device_id, limit=history)
+        for a in store.alerts.all(device_id=device_id, limit=history)
     ]
     actions: list[dict[str, object]] = [
         {
@@ -153,7 +155,7 @@ def recent_activity(store: Store, device_id: str, history: int) -> dict[str, lis
             "outcome": a.outcome,
             "detail": a.detail,
         }
-        for a in store.actions(device_id, limit=history)
+        for a in store.audit.entries(device_id, limit=history)
     ]
     return {"history": statuses, "alerts": alerts, "actions": actions}
 

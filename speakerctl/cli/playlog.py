@@ -49,7 +49,7 @@ def play_log_report(
     stop = parse_local(until, tz, end=True) if until else datetime.now(tz)
     store = open_store(settings, sync_inventory=False)
     if zone:
-        store.zone(zone)  # NotFound for an unknown zone
+        store.zones.get(zone)  # NotFound for an unknown zone
     rows = play_log(store, start, stop, tz, zone)
     title = f"Play log {start:%Y-%m-%d %H:%M} – {stop:%Y-%m-%d %H:%M} ({settings.timezone})"
     if zone:

@@ -23,7 +23,7 @@ async def _act(
     settings: Settings, device_id: str, body: SetVolume | Reboot | Ping, timeout: float
 ) -> ManageResult:
     store = open_store(settings)
-    store.device(device_id)  # NotFound before connecting to the broker
+    store.devices.get(device_id)  # NotFound before connecting to the broker
     controller = Controller(settings, store)
     async with controller.running():
         return await remote_action(controller, device_id, body, timeout=timeout)
@@ -86,7 +86,7 @@ def map_link(lat: float, lon: float) -> str:
 def locate(device_id: DeviceId, as_json: Json = False) -> None:
     """Where a cluster stands: coordinates from the inventory and a map link."""
     store = open_store(state.settings)
-    device = store.device(device_id)
+    device = store.devices.get(device_id)
     link = map_link(device.lat, device.lon) if device.lat is not None and device.lon is not None else None
     where = zone_path(store, device.zone_id)
     if as_json:

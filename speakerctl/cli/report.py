@@ -39,10 +39,10 @@ def report(
         play_log_report(state.settings, since, until, zone, "json" if as_json else fmt, output)
         return
     store = open_store(state.settings, sync_inventory=False)
-    info = store.broadcast(broadcast_id)
+    info = store.broadcasts.get(broadcast_id)
     by_zone = outcome_by_zone(store, broadcast_id)
-    counts = store.delivery_counts(broadcast_id)
-    missed = [d for d in store.deliveries(broadcast_id) if d.state is not FINISHED]
+    counts = store.deliveries.counts(broadcast_id)
+    missed = [d for d in store.deliveries.of(broadcast_id) if d.state is not FINISHED]
     if as_json:
         print_json(
             {

@@ -26,7 +26,7 @@ clock: Clock = SystemClock()
 
 
 def _book() -> ScheduleBook:
-    return ScheduleBook(state.settings.db_url)
+    return ScheduleBook(open_store(state.settings))
 
 
 def _local(at: datetime | None, tz: str) -> str:

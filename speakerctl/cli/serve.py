@@ -44,7 +44,7 @@ async def _serve(settings: Settings, http: str | None = None) -> None:
         controller.running(fail_fast=False),
         monitoring(controller) as policy,
         operator_page(controller, policy, http, console_err.print),
-        schedule_runner(controller, ScheduleBook(settings.db_url)).running(),
+        schedule_runner(controller, ScheduleBook(controller.store)).running(),
     ):
         while True:
             await asyncio.sleep(30)

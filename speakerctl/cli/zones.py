@@ -21,8 +21,8 @@ def list_zones(
 ) -> None:
     """Show the zones as a tree, with the number of clusters in each."""
     store = open_store(state.settings)
-    zones = store.zones()
-    per_zone = Counter(d.zone_id for d in store.devices())
+    zones = store.zones.all()
+    per_zone = Counter(d.zone_id for d in store.devices.all())
     if as_json:
         print_json(
             [

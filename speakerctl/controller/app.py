@@ -30,16 +30,18 @@ def load_fleet(store: Store, inventory: Inventory) -> bool:
     # Read first: read-only commands then never take the write lock a running `serve` needs.
     if _holds(store, zones, devices):
         return False
-    store.sync_zones(zones)
-    store.sync_devices(devices)
+    store.zones.sync(zones)
+    store.devices.sync(devices)
     return True
 
 
 def _holds(store: Store, zones: Sequence[ZoneInfo], devices: Sequence[DeviceSpec]) -> bool:
     """Whether every zone and device is in the store with exactly these inventory fields."""
-    if not set(zones) <= set(store.zones()):
+    if not set(zones) <= set(store.zones.all()):
         return False
-    stored = {DeviceSpec(d.id, d.name, d.zone_id, d.model, d.lat, d.lon, d.network) for d in store.devices()}
+    stored = {
+        DeviceSpec(d.id, d.name, d.zone_id, d.model, d.lat, d.lon, d.network) for d in store.devices.all()
+    }
     return set(devices) <= stored
 
 
@@ -63,4 +65,4 @@ def import_bulletin(
 
 def zone_path(store: Store, zone_id: str) -> str:
     """The zone's names from the root down, e.g. "Sóc Trăng › Kế Sách › An Mỹ"."""
-    return ZoneTree(store.zones()).path(zone_id)
+    return ZoneTree(store.zones.all()).path(zone_id)

@@ -98,11 +98,13 @@ def device_health(
 
 def fleet_snapshot(store: Store, now: datetime, policy: HealthPolicy, recent: int = 10) -> FleetSnapshot:
     """Read the store once and count per zone."""
-    tree = ZoneTree(store.zones())
-    alerts = store.alerts(open_only=True)
-    health = device_health(store.devices(), alerts, now, policy)
-    reaches = [BroadcastReach(b, store.delivery_counts(b.id)) for b in store.broadcasts(limit=recent)]
-    last = {d.device_id: d.state for d in store.deliveries(reaches[0].broadcast.id)} if reaches else {}
+    tree = ZoneTree(store.zones.all())
+    alerts = store.alerts.all(open_only=True)
+    health = device_health(store.devices.all(), alerts, now, policy)
+    reaches = [
+        BroadcastReach(b, store.deliveries.counts(b.id)) for b in store.broadcasts.latest(limit=recent)
+    ]
+    last = {d.device_id: d.state for d in store.deliveries.of(reaches[0].broadcast.id)} if reaches else {}
     zones = {z: ZoneCounts(z, tree.name(z), tree.zones[z].kind, tree.depth(z)) for z in tree.tree_order()}
     for h in health:
         for zone_id in tree.ancestors(h.device.zone_id):
@@ -132,7 +134,7 @@ def state_counts(snapshot: FleetSnapshot) -> Counter[str]:
 
 def reach_latency_s(store: Store, broadcast: BroadcastInfo) -> float | None:
     """Seconds from the command until the last cluster that played started playing (device clocks)."""
-    started = [d.playing_at for d in store.deliveries(broadcast.id) if d.playing_at is not None]
+    started = [d.playing_at for d in store.deliveries.of(broadcast.id) if d.playing_at is not None]
     if not started:
         return None
     return max(0.0, (max(started) - broadcast.issued_at).total_seconds())

@@ -154,9 +154,9 @@ def findings(
 
 def evaluate(store: Store, now: datetime, policy: HealthPolicy) -> tuple[list[AlertInfo], list[AlertInfo]]:
     """Apply every rule to the store's data and sync the alerts table: (opened, closed)."""
-    devices = store.devices()
-    deliveries = store.ended_deliveries_since(now - timedelta(seconds=policy.failed_window_s))
-    return store.sync_alerts(findings(devices, deliveries, now, policy), set(AlertKind), now)
+    devices = store.devices.all()
+    deliveries = store.deliveries.ended_since(now - timedelta(seconds=policy.failed_window_s))
+    return store.alerts.sync(findings(devices, deliveries, now, policy), set(AlertKind), now)
 
 
 def _ago(delta: timedelta) -> str:

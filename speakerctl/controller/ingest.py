@@ -147,10 +147,10 @@ class Ingestor:
 
     def _write(self, statuses: list[Status], events: list[DeliveryUpdate]) -> None:
         if statuses:
-            unknown = self.store.apply_statuses(statuses, self.clock.now())
+            unknown = self.store.statuses.apply(statuses, self.clock.now())
             self.counters.unknown_devices += len(unknown)
             for device_id in unknown:
                 log.warning("status from unknown device %r ignored; add it to the inventory", device_id)
         if events:
-            self.store.apply_events(events)
+            self.store.deliveries.apply(events)
         self.counters.flushes += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +33,6 @@ from speakerctl.files import write_atomic
 from speakerctl.store import Airing, BulletinInfo, Store, VariantInfo
 
 TITLE_WORDS = 8
-SchedulesUsing = Callable[[int], Sequence[str]]
-"""The schedules that air a bulletin, by bulletin id (the schedule book answers; it is not ours to open)."""
 """A bulletin made from text is titled with its first words."""
 
 
@@ -114,7 +112,7 @@ def _save(store: Store, settings: Settings, clock: Clock, rendering: Rendering, 
     content = ContentStore(settings.content_dir)
     primary = rendering.primary
     with content.lock():
-        existing = store.bulletin_by_sha(primary.sha256)
+        existing = store.bulletins.by_sha(primary.sha256)
         if existing is not None:
             return Imported(existing, False)
         new = {r.sha256 for r in rendering.renditions if not content.has(r.sha256)}
@@ -131,7 +129,7 @@ def _save(store: Store, settings: Settings, clock: Clock, rendering: Rendering, 
 def _record(store: Store, clock: Clock, rendering: Rendering, title: str) -> BulletinInfo:
     """The bulletin's row and its encodings, in one transaction."""
     primary = rendering.primary
-    return store.add_bulletin(
+    return store.bulletins.add(
         title=title,
         sha256=primary.sha256,
         codec=primary.codec,
@@ -175,15 +173,23 @@ def _user() -> str:
 
 def details(store: Store, bulletin_id: int) -> Details:
     """A bulletin, its encodings and its broadcasts (NotFound if unknown or removed)."""
-    return Details(store.bulletin(bulletin_id), store.variants(bulletin_id), store.airings(bulletin_id))
+    return Details(
+        store.bulletins.get(bulletin_id),
+        store.bulletins.variants(bulletin_id),
+        store.broadcasts.airings(bulletin_id),
+    )
 
 
-def remove_bulletin(
-    store: Store, settings: Settings, clock: Clock, bulletin_id: int, schedules_using: SchedulesUsing
-) -> BulletinInfo:
+def schedules_using(store: Store, bulletin_id: int) -> list[str]:
+    """Names of the schedules that air this bulletin."""
+    found = store.schedules.all()
+    return [f"{s.id} ({s.name})" if s.name else s.id for s in found if s.bulletin_id == bulletin_id]
+
+
+def remove_bulletin(store: Store, settings: Settings, clock: Clock, bulletin_id: int) -> BulletinInfo:
     """Remove a bulletin unless a schedule or a running broadcast needs it; delete unused content."""
-    store.bulletin(bulletin_id)
-    users = schedules_using(bulletin_id)
+    store.bulletins.get(bulletin_id)
+    users = schedules_using(store, bulletin_id)
     if users:
         raise InUse(
             f"bulletin {bulletin_id} is used by schedule {', '.join(users)}",
@@ -191,7 +197,7 @@ def remove_bulletin(
         )
     content = ContentStore(settings.content_dir)
     with content.lock():
-        removed, unused = store.remove_bulletin(bulletin_id, clock.now())
+        removed, unused = store.bulletins.remove(bulletin_id, clock.now())
         content.discard(unused)
     return removed
 
@@ -206,8 +212,8 @@ def export_bulletin(
     overwrite: bool = False,
 ) -> Path:
     """Copy a bulletin's encoding (the primary one, or `codec`'s) to a file or into a directory."""
-    bulletin = store.bulletin(bulletin_id)
-    variant = _pick(store.variants(bulletin_id), codec, bulletin_id)
+    bulletin = store.bulletins.get(bulletin_id)
+    variant = _pick(store.bulletins.variants(bulletin_id), codec, bulletin_id)
     data = ContentStore(settings.content_dir).read(variant.sha256)
     if destination.is_dir():
         destination = destination / f"{slug(bulletin.title)}-{bulletin.id}.{variant.container}"

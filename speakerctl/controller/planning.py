@@ -34,7 +34,7 @@ def resolve_targets(store: Store, targets: Sequence[str]) -> tuple[list[str], li
         raise ConfigError(
             f"{len(targets)} targets named, at most {MAX_TARGETS}", hint="name a parent zone instead"
         )
-    zone_ids = {z.id for z in store.zones()}
+    zone_ids = {z.id for z in store.zones.all()}
     cmd_topics: list[str] = []
     covered: list[str] = []
     devices: dict[str, None] = {}
@@ -47,14 +47,14 @@ def resolve_targets(store: Store, targets: Sequence[str]) -> tuple[list[str], li
             cmd_topics.append(topics.device_cmd(target))
             devices[target] = None
     # device_ids_in covers every zone below the ones named, however deep the tree.
-    for device_id in store.device_ids_in(covered) if covered else []:
+    for device_id in store.devices.ids_in(covered) if covered else []:
         devices[device_id] = None
     return cmd_topics, list(devices)
 
 
 def _device_or_fail(store: Store, target: str) -> None:
     try:
-        store.device(target)
+        store.devices.get(target)
     except NotFound:
         raise NotFound(
             f"no zone or device named {target!r}",
@@ -72,14 +72,14 @@ def plan_broadcast(
     broadcast_id: str,
 ) -> Plan:
     """Resolve, validate and record a broadcast (the broadcast row and one pending delivery per device)."""
-    bulletin = store.bulletin(bulletin_id)
+    bulletin = store.bulletins.get(bulletin_id)
     variants = tuple(
-        ContentRef(v.sha256, v.size, v.codec, v.duration_ms) for v in store.variants(bulletin_id)
+        ContentRef(v.sha256, v.size, v.codec, v.duration_ms) for v in store.bulletins.variants(bulletin_id)
     )
     cmd_topics, device_ids = resolve_targets(store, targets)
-    online = frozenset(d.id for d in store.devices(online=True))
+    online = frozenset(d.id for d in store.devices.all(online=True))
     expires_at = now + timedelta(seconds=ttl_s)
-    store.create_broadcast(
+    store.broadcasts.create(
         broadcast_id, bulletin_id, int(priority), list(targets), device_ids, now, now, expires_at
     )
     return Plan(

@@ -39,11 +39,11 @@ async def remote_action(
     except AckTimeout as exc:
         now = controller.clock.now()
         await asyncio.to_thread(
-            store.record_action, actor, device_id, describe(body), "timeout", str(exc), now
+            store.audit.record, actor, device_id, describe(body), "timeout", str(exc), now
         )
         raise
     outcome = "ok" if result.ok else "refused"
     detail = result.detail or f"rtt {result.rtt_ms:.0f} ms, clock offset {result.clock_offset_ms:+.0f} ms"
     now = controller.clock.now()
-    await asyncio.to_thread(store.record_action, actor, device_id, describe(body), outcome, detail, now)
+    await asyncio.to_thread(store.audit.record, actor, device_id, describe(body), outcome, detail, now)
     return result

@@ -62,10 +62,10 @@ class ZoneOutcome:
 
 def outcome_by_zone(store: Store, broadcast_id: str, level: int = DISTRICT_LEVEL) -> list[ZoneOutcome]:
     """The broadcast's deliveries counted per zone at `level` (1: district), in inventory order."""
-    tree = ZoneTree(store.zones())
-    zone_of = {d.id: d.zone_id for d in store.devices()}
+    tree = ZoneTree(store.zones.all())
+    zone_of = {d.id: d.zone_id for d in store.devices.all()}
     outcomes: dict[str, ZoneOutcome] = {}
-    for delivery in store.deliveries(broadcast_id):
+    for delivery in store.deliveries.of(broadcast_id):
         zone_id = tree.at_level(zone_of[delivery.device_id], level)
         outcome = outcomes.setdefault(zone_id, ZoneOutcome(zone_id, tree.name(zone_id)))
         outcome.add(delivery)
@@ -93,9 +93,9 @@ def play_log(
     store: Store, since: datetime, until: datetime, tz: ZoneInfo, zone_id: str | None = None
 ) -> list[dict[str, object]]:
     """One row per cluster and broadcast that started playing in [since, until), local times."""
-    tree = ZoneTree(store.zones())
-    devices = {d.id: d for d in store.devices(zone_ids=[zone_id] if zone_id else None)}
-    records = store.plays(since, until, sorted(devices) if zone_id else None)
+    tree = ZoneTree(store.zones.all())
+    devices = {d.id: d for d in store.devices.all(zone_ids=[zone_id] if zone_id else None)}
+    records = store.plays.between(since, until, sorted(devices) if zone_id else None)
     return [_play_row(r, devices[r.device_id].name, devices[r.device_id].zone_id, tree, tz) for r in records]
 
 

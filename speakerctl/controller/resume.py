@@ -30,7 +30,7 @@ async def resume_broadcasts(
     controller: Controller, progress: Progress | None = None
 ) -> list[BroadcastResult]:
     """Resume or close every broadcast left running by a previous controller."""
-    infos = await asyncio.to_thread(controller.store.broadcasts, 1000)
+    infos = await asyncio.to_thread(controller.store.broadcasts.latest, 1000)
     running = [b for b in infos if b.state is BroadcastState.RUNNING]
     return [await resume(controller, info, progress) for info in running]
 
@@ -42,11 +42,11 @@ async def resume(
     store = controller.store
     if controller.clock.now() >= info.expires_at:
         log.warning("broadcast %s expired while no controller ran: closing it", info.id)
-        await asyncio.to_thread(store.mark_unreached, info.id, Reason.EXPIRED.value)
+        await asyncio.to_thread(store.deliveries.mark_unreached, info.id, Reason.EXPIRED.value)
         await asyncio.to_thread(
-            store.finish_broadcast, info.id, BroadcastState.INCOMPLETE, controller.clock.now()
+            store.broadcasts.finish, info.id, BroadcastState.INCOMPLETE, controller.clock.now()
         )
-        counts = await asyncio.to_thread(store.delivery_counts, info.id)
+        counts = await asyncio.to_thread(store.deliveries.counts, info.id)
         return BroadcastResult(info.id, sum(counts.values()), counts, 0, 0)
     plan, deliveries = await asyncio.to_thread(_plan, controller, info)
     log.warning("resuming broadcast %s (%d clusters)", info.id, len(plan.device_ids))
@@ -63,13 +63,14 @@ async def resume(
 
 def _plan(controller: Controller, info: BroadcastInfo) -> tuple[Plan, list[DeliveryInfo]]:
     store = controller.store
-    bulletin = store.bulletin(info.bulletin_id)
+    bulletin = store.bulletins.get(info.bulletin_id)
     variants = tuple(
-        ContentRef(v.sha256, v.size, v.codec, v.duration_ms) for v in store.variants(info.bulletin_id)
+        ContentRef(v.sha256, v.size, v.codec, v.duration_ms)
+        for v in store.bulletins.variants(info.bulletin_id)
     )
     cmd_topics, _ = resolve_targets(store, info.targets)
-    deliveries = store.deliveries(info.id)
-    online = frozenset(d.id for d in store.devices(online=True))
+    deliveries = store.deliveries.of(info.id)
+    online = frozenset(d.id for d in store.devices.all(online=True))
     device_ids = tuple(d.device_id for d in deliveries)
     plan = Plan(
         info.id,

@@ -185,7 +185,7 @@ class Controller:
 
     async def stop(self, broadcast_id: str) -> None:
         """Tell the clusters a broadcast was addressed to not to air it (NotFound if it was never sent)."""
-        targets = (await asyncio.to_thread(self.store.broadcast, broadcast_id)).targets
+        targets = (await asyncio.to_thread(self.store.broadcasts.get, broadcast_id)).targets
         cmd_topics, _ = await asyncio.to_thread(resolve_targets, self.store, targets)
         now = to_ms(self.clock.now())
         ttl = self.settings.command_ttl_s * 1000
@@ -197,7 +197,7 @@ class Controller:
         self, device_id: str, body: SetVolume | Reboot | Ping, timeout: float = 10.0
     ) -> ManageResult:
         """Send a management command to one device and wait for its acknowledgement, or AckTimeout."""
-        await asyncio.to_thread(self.store.device, device_id)  # NotFound for an unknown id
+        await asyncio.to_thread(self.store.devices.get, device_id)  # NotFound for an unknown id
         now = self.clock.now()
         command = self.signer.sign_for(
             Command(
@@ -248,8 +248,8 @@ class Controller:
         tracker.mark_unreached()
         played = tracker.counts().get(FINISHED, 0)
         state = BroadcastState.COMPLETE if played == len(plan.device_ids) else BroadcastState.INCOMPLETE
-        await asyncio.to_thread(self.store.mark_unreached, plan.broadcast_id)
-        await asyncio.to_thread(self.store.finish_broadcast, plan.broadcast_id, state, self.clock.now())
+        await asyncio.to_thread(self.store.deliveries.mark_unreached, plan.broadcast_id)
+        await asyncio.to_thread(self.store.broadcasts.finish, plan.broadcast_id, state, self.clock.now())
 
 
 async def _follow(tracker: Tracker, timeout: float, progress: Progress | None) -> None:

@@ -27,7 +27,7 @@ class Added:
 
 def durations(store: Store) -> dict[int, int]:
     """Bulletin lengths, milliseconds, by bulletin id."""
-    return {b.id: b.duration_ms for b in store.bulletins()}
+    return {b.id: b.duration_ms for b in store.bulletins.all()}
 
 
 class DeviceSets:
@@ -50,7 +50,7 @@ class DeviceSets:
 
 def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: datetime, reach: Reach) -> Added:
     """Validate the bulletin and targets, store the schedule, and report overlaps in the next 14 days."""
-    store.bulletin(schedule.bulletin_id)
+    store.bulletins.get(schedule.bulletin_id)
     sets = DeviceSets(reach)
     sets.of(schedule.targets)
     found = overlaps(schedule, book.all(), durations(store), sets.share, now)
@@ -62,8 +62,3 @@ def preview(store: Store, book: ScheduleBook, day: date, timezone: str) -> list[
     """What airs where on a local day, in order, after priority resolution."""
     items = occurrences_on(book.all(), durations(store), day, zone_info(timezone))
     return resolve(items)
-
-
-def schedules_using(book: ScheduleBook, bulletin_id: int) -> list[str]:
-    """The schedules that air a bulletin, e.g. "sch-3f9a1c (Bản tin sáng)"."""
-    return [f"{s.id} ({s.name})" if s.name else s.id for s in book.all() if s.bulletin_id == bulletin_id]

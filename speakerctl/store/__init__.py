@@ -1,6 +1,11 @@
-"""The controller's database: the only code that imports sqlmodel; plain dataclasses in and out."""
+"""The controller's database: the only code that imports SQLAlchemy, sqlmodel and Alembic.
 
-from speakerctl.store.library import Airing
+Plain dataclasses in and out; `Store` holds one engine and a repository per kind of record.
+"""
+
+from speakerctl.store.broadcasts import Airing
+from speakerctl.store.database import Store
+from speakerctl.store.migrate import SCHEMA_REVISION
 from speakerctl.store.models import (
     BroadcastInfo,
     BroadcastState,
@@ -17,11 +22,11 @@ from speakerctl.store.models import (
     utc_from_ms,
 )
 from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord
-from speakerctl.store.repository import Store
-from speakerctl.store.tables import SCHEMA_VERSION
+from speakerctl.store.schedules import JOBS_TABLE, RunRecord, ScheduleRecord
 
 __all__ = [
-    "SCHEMA_VERSION",
+    "JOBS_TABLE",
+    "SCHEMA_REVISION",
     "Airing",
     "AlertFinding",
     "AlertInfo",
@@ -36,6 +41,8 @@ __all__ = [
     "DeviceSpec",
     "DeviceSpecLike",
     "PlayRecord",
+    "RunRecord",
+    "ScheduleRecord",
     "StatusRecord",
     "Store",
     "VariantInfo",

@@ -1,43 +1,24 @@
-"""The bulletin library in the store: removal, content still in use, where a bulletin has aired.
+"""The bulletin library: bulletins, their encodings, removal and the content still in use.
 
-`LibraryMixin` is mixed into `Store`. A removed bulletin keeps its row (with `removed_at` set) so
-the broadcasts that aired it keep their history; it disappears from every bulletin query, its
-encodings are forgotten, and `remove_bulletin` returns the content hashes no live bulletin uses
-any more, for the caller to delete from the content store.
+A removed bulletin keeps its row (with `removed_at` set) so the broadcasts that aired it keep their
+history; it disappears from every bulletin query, its encodings are forgotten, and `remove` returns
+the content hashes no live bulletin uses any more, for the caller to delete from the content store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, func
-from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, delete, select
 
 from speakerctl.errors import InUse, NotFound
-from speakerctl.store.models import (
-    BroadcastInfo,
-    BroadcastState,
-    BulletinInfo,
-    DeliveryStatus,
-    aware_utc,
-)
-from speakerctl.store.tables import BroadcastRow, BulletinRow, DeliveryRow, VariantRow
+from speakerctl.store.engine import Sessions
+from speakerctl.store.models import BroadcastState, BulletinInfo, VariantInfo, aware_utc
+from speakerctl.store.tables import BroadcastRow, BulletinRow, VariantRow
 
-
-@dataclass(frozen=True, slots=True)
-class Airing:
-    """One broadcast of a bulletin: where it went, when, and how many clusters played it."""
-
-    broadcast: BroadcastInfo
-    clusters: int
-    played: int
-    first_playing_at: datetime | None
-    last_finished_at: datetime | None
+_LIVE = col(BulletinRow.removed_at).is_(None)
 
 
 def live_bulletin(s: Session, bulletin_id: int, *, lock: bool = False) -> BulletinRow:
@@ -48,17 +29,87 @@ def live_bulletin(s: Session, bulletin_id: int, *, lock: bool = False) -> Bullet
     return row
 
 
-class LibraryMixin:
-    """Bulletin removal and history; needs the `_session` of `Store`."""
+class BulletinRepository:
+    """Imported bulletins and their encodings."""
 
-    if TYPE_CHECKING:
+    def __init__(self, sessions: Sessions) -> None:
+        self._db = sessions
 
-        def _session(self, *, write: bool = False) -> AbstractContextManager[Session]: ...
+    def add(
+        self,
+        title: str,
+        sha256: str,
+        codec: str,
+        container: str,
+        bitrate_kbps: int,
+        duration_ms: int,
+        size: int,
+        source_name: str,
+        created_by: str,
+        created_at: datetime,
+        variants: Sequence[VariantInfo] = (),
+        *,
+        loudness_lufs: float | None = None,
+        true_peak_dbtp: float | None = None,
+        profile: str = "speech",
+    ) -> BulletinInfo:
+        """Record an imported bulletin (and its encodings, in one transaction) with its new id."""
+        row = BulletinRow(
+            title=title,
+            sha256=sha256,
+            codec=codec,
+            container=container,
+            bitrate_kbps=bitrate_kbps,
+            duration_ms=duration_ms,
+            size=size,
+            source_name=source_name,
+            created_by=created_by,
+            created_at=aware_utc(created_at, "created_at"),
+            loudness_lufs=loudness_lufs,
+            true_peak_dbtp=true_peak_dbtp,
+            profile=profile,
+        )
+        with self._db.session(write=True) as s:
+            s.add(row)
+            s.flush()
+            assert row.id is not None
+            for position, v in enumerate(variants):
+                s.add(VariantRow(bulletin_id=row.id, position=position, **_fields(v)))
+            return row.info()
 
-    def remove_bulletin(self, bulletin_id: int, removed_at: datetime) -> tuple[BulletinInfo, set[str]]:
+    def get(self, bulletin_id: int) -> BulletinInfo:
+        """One bulletin, or NotFound (also once removed)."""
+        with self._db.session() as s:
+            return live_bulletin(s, bulletin_id).info()
+
+    def by_sha(self, sha256: str) -> BulletinInfo | None:
+        """The first bulletin with this content hash, if any (removed ones are not)."""
+        with self._db.session() as s:
+            query = select(BulletinRow).where(BulletinRow.sha256 == sha256, _LIVE)
+            row = s.exec(query.order_by(col(BulletinRow.id)).limit(1)).first()
+            return row.info() if row else None
+
+    def all(self) -> list[BulletinInfo]:
+        """Every bulletin not removed, oldest first."""
+        with self._db.session() as s:
+            query = select(BulletinRow).where(_LIVE).order_by(col(BulletinRow.id))
+            return [r.info() for r in s.exec(query)]
+
+    def variants(self, bulletin_id: int) -> list[VariantInfo]:
+        """A bulletin's encodings in order of preference (its primary one if none were recorded)."""
+        with self._db.session() as s:
+            bulletin = live_bulletin(s, bulletin_id)
+            query = select(VariantRow).where(VariantRow.bulletin_id == bulletin_id)
+            rows = s.exec(query.order_by(col(VariantRow.position))).all()
+            if rows:
+                return [r.info() for r in rows]
+            b = bulletin.info()
+            return [VariantInfo(b.codec, b.container, b.bitrate_kbps, b.sha256, b.size, b.duration_ms)]
+
+    def remove(self, bulletin_id: int, removed_at: datetime) -> tuple[BulletinInfo, set[str]]:
         """Remove a bulletin unless a broadcast of it is running: (it, content hashes now unused)."""
         removed_at = aware_utc(removed_at, "removed_at")
-        with self._session(write=True) as s:
+        with self._db.session(write=True) as s:
             row = live_bulletin(s, bulletin_id, lock=True)
             _refuse_if_running(s, bulletin_id)
             hashes = _hashes_of(s, bulletin_id) | {row.sha256}
@@ -69,47 +120,8 @@ class LibraryMixin:
 
     def referenced_hashes(self, hashes: Collection[str]) -> set[str]:
         """Which of these content hashes a live bulletin (or one of its encodings) uses."""
-        with self._session() as s:
+        with self._db.session() as s:
             return _referenced(s, hashes)
-
-    def airings(self, bulletin_id: int, limit: int = 50) -> list[Airing]:
-        """The newest broadcasts of a bulletin, newest first, with their delivery counts."""
-        query = (
-            select(BroadcastRow)
-            .where(col(BroadcastRow.bulletin_id) == bulletin_id)
-            .order_by(col(BroadcastRow.created_at).desc(), col(BroadcastRow.id).desc())
-            .limit(limit)
-        )
-        with self._session() as s:
-            live_bulletin(s, bulletin_id)
-            broadcasts = [r.info() for r in s.exec(query)]
-            counts = _delivery_summaries(s, [b.id for b in broadcasts])
-        return [Airing(b, *counts.get(b.id, (0, 0, None, None))) for b in broadcasts]
-
-
-_Summary = tuple[int, int, datetime | None, datetime | None]
-
-
-def _delivery_summaries(s: Session, broadcast_ids: list[str]) -> dict[str, _Summary]:
-    """Per broadcast: deliveries, how many finished, first start of play, last end."""
-    if not broadcast_ids:
-        return {}
-    finished = func.sum(case((col(DeliveryRow.state) == DeliveryStatus.FINISHED.value, 1), else_=0))
-    query = (
-        sa_select(
-            col(DeliveryRow.broadcast_id),
-            func.count(),
-            finished,
-            func.min(col(DeliveryRow.playing_at)),
-            func.max(col(DeliveryRow.finished_at)),
-        )
-        .where(col(DeliveryRow.broadcast_id).in_(broadcast_ids))
-        .group_by(col(DeliveryRow.broadcast_id))
-    )
-    return {
-        bid: (int(total), int(played or 0), _aware(first), _aware(last))
-        for bid, total, played, first, last in s.execute(query)
-    }
 
 
 def _refuse_if_running(s: Session, bulletin_id: int) -> None:
@@ -143,8 +155,5 @@ def _referenced(s: Session, hashes: Collection[str]) -> set[str]:
     return set(s.exec(primary)) | set(s.exec(encodings))
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """An aggregate's datetime as aware UTC, whatever the driver handed back."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def _fields(value: VariantInfo) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in VariantInfo.__dataclass_fields__}

@@ -1,27 +1,23 @@
-"""Monitoring data in the store: alerts, the audit log of remote actions, play-log queries.
-
-`MonitoringMixin` is mixed into `Store`; its methods take and return the frozen dataclasses below.
-"""
+"""Monitoring repositories: alerts, the audit log of remote actions, the play log."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from sqlalchemy import Index, Text, func, text
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlalchemy import Index, Text, text
+from sqlmodel import Field, SQLModel, col, select
 
-from speakerctl.store.models import BroadcastState, DeliveryInfo, aware_utc, zone_subtree
+from speakerctl.store.engine import Sessions
+from speakerctl.store.models import aware_utc
+from speakerctl.store.queries import subtree
 from speakerctl.store.tables import (
     BroadcastRow,
     BulletinRow,
     DeliveryRow,
     DeviceRow,
     UTCDateTime,
-    ZoneRow,
 )
 
 
@@ -131,14 +127,13 @@ class AuditRow(SQLModel, table=True):
         )
 
 
-class MonitoringMixin:
-    """Alerts, audit and play-log queries; needs the `_session` of `Store`."""
+class AlertRepository:
+    """Alerts, kept so that at most one per kind and device is open."""
 
-    if TYPE_CHECKING:
+    def __init__(self, sessions: Sessions) -> None:
+        self._db = sessions
 
-        def _session(self, *, write: bool = False) -> AbstractContextManager[Session]: ...
-
-    def sync_alerts(
+    def sync(
         self, findings: Iterable[AlertFinding], kinds: Collection[str], now: datetime
     ) -> tuple[list[AlertInfo], list[AlertInfo]]:
         """Open an alert per new finding, close open ones of `kinds` no longer found: (opened, closed)."""
@@ -146,7 +141,7 @@ class MonitoringMixin:
         wanted = {(f.kind, f.device_id): f for f in findings}
         opened: list[AlertRow] = []
         closed: list[AlertRow] = []
-        with self._session(write=True) as s:
+        with self._db.session(write=True) as s:
             query = select(AlertRow).where(col(AlertRow.closed_at).is_(None)).with_for_update()
             current = {(r.kind, r.device_id): r for r in s.exec(query)}
             for key, row in current.items():
@@ -164,7 +159,7 @@ class MonitoringMixin:
             s.flush()
             return [r.info() for r in opened], [r.info() for r in closed]
 
-    def alerts(
+    def all(
         self,
         *,
         open_only: bool = False,
@@ -173,19 +168,25 @@ class MonitoringMixin:
         limit: int = 1000,
     ) -> list[AlertInfo]:
         """Alerts, newest first; only open ones, and/or only of devices in (or below) `zone_ids`."""
-        with self._session() as s:
+        with self._db.session() as s:
             query = select(AlertRow).order_by(col(AlertRow.opened_at).desc(), col(AlertRow.id).desc())
             if open_only:
                 query = query.where(col(AlertRow.closed_at).is_(None))
             if device_id is not None:
                 query = query.where(col(AlertRow.device_id) == device_id)
             if zone_ids is not None:
-                zones = zone_subtree(s.exec(select(ZoneRow.id, ZoneRow.parent_id)), zone_ids)
-                devices = select(DeviceRow.id).where(col(DeviceRow.zone_id).in_(zones))
+                devices = select(DeviceRow.id).where(col(DeviceRow.zone_id).in_(subtree(s, zone_ids)))
                 query = query.where(col(AlertRow.device_id).in_(devices))
             return [r.info() for r in s.exec(query.limit(limit))]
 
-    def record_action(
+
+class AuditLog:
+    """The remote actions operators took on devices, append only."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._db = sessions
+
+    def record(
         self, actor: str, device_id: str, action: str, outcome: str, detail: str, at: datetime
     ) -> AuditEntry:
         """Append a remote action to the audit log."""
@@ -197,36 +198,31 @@ class MonitoringMixin:
             outcome=outcome,
             detail=detail,
         )
-        with self._session(write=True) as s:
+        with self._db.session(write=True) as s:
             s.add(row)
             s.flush()
             return row.info()
 
-    def actions(self, device_id: str | None = None, limit: int = 50) -> list[AuditEntry]:
+    def entries(self, device_id: str | None = None, limit: int = 50) -> list[AuditEntry]:
         """The audit log, newest first, optionally of one device."""
-        with self._session() as s:
+        with self._db.session() as s:
             query = select(AuditRow).order_by(col(AuditRow.at).desc(), col(AuditRow.id).desc())
             if device_id is not None:
                 query = query.where(col(AuditRow.device_id) == device_id)
             return [r.info() for r in s.exec(query.limit(limit))]
 
-    def ended_deliveries_since(self, since: datetime) -> list[DeliveryInfo]:
-        """Deliveries of broadcasts created since `since` that are no longer running, oldest first."""
-        with self._session() as s:
-            query = (
-                select(DeliveryRow)
-                .join(BroadcastRow, col(BroadcastRow.id) == col(DeliveryRow.broadcast_id))
-                .where(col(BroadcastRow.created_at) >= aware_utc(since, "since"))
-                .where(col(BroadcastRow.state) != BroadcastState.RUNNING.value)
-                .order_by(col(BroadcastRow.created_at), col(DeliveryRow.device_id))
-            )
-            return [r.info() for r in s.exec(query)]
 
-    def plays(
+class PlayLog:
+    """What aired where and when: the deliveries that started playing."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._db = sessions
+
+    def between(
         self, since: datetime, until: datetime, device_ids: Sequence[str] | None = None
     ) -> list[PlayRecord]:
         """Every delivery that started playing in [since, until), by start time then device."""
-        with self._session() as s:
+        with self._db.session() as s:
             query = (
                 select(DeliveryRow, BroadcastRow.priority, BulletinRow.title, BulletinRow.duration_ms)
                 .join(BroadcastRow, col(BroadcastRow.id) == col(DeliveryRow.broadcast_id))
@@ -238,12 +234,6 @@ class MonitoringMixin:
             if device_ids is not None:
                 query = query.where(col(DeliveryRow.device_id).in_(list(device_ids)))
             return [_play(row, priority, title, duration) for row, priority, title, duration in s.exec(query)]
-
-    def delivery_state_totals(self) -> dict[str, int]:
-        """How many deliveries, over every broadcast, are in each state."""
-        with self._session() as s:
-            query = select(DeliveryRow.state, func.count()).group_by(col(DeliveryRow.state))
-            return {state: n for state, n in s.exec(query)}
 
 
 def _play(row: DeliveryRow, priority: int, title: str, duration_ms: int) -> PlayRecord:

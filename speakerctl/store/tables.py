@@ -24,12 +24,6 @@ from speakerctl.store.models import (
     utc_from_ms,
 )
 
-SCHEMA_VERSION = 2
-"""Bump on every change of the tables below, with a migration from the previous version.
-
-2: devices.temperature_c, storage_free_mb, clock_offset_ms; alerts and audit tables (store/migrations.py).
-"""
-
 
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime on both sides; SQLite stores it naive, in UTC."""
@@ -51,15 +45,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class SchemaVersionRow(SQLModel, table=True):
-    """The single row holding the schema version of this database."""
-
-    __tablename__ = "schema_version"
-
-    id: int = Field(default=1, primary_key=True)
-    version: int
 
 
 class ZoneRow(SQLModel, table=True):

@@ -104,7 +104,7 @@ class WebServer:
         ran = self.controller.last_result
         if ran is not None and last is not None and ran.broadcast_id == last.id and ran.reach_latency_s:
             latency = ran.reach_latency_s  # measured here on one monotonic clock: better than device stamps
-        return _Cached(self.controller.clock.monotonic(), snapshot, store.delivery_state_totals(), latency)
+        return _Cached(self.controller.clock.monotonic(), snapshot, store.deliveries.totals(), latency)
 
     async def _page(self, _: web.Request) -> web.Response:
         html = resources.files("speakerctl.web").joinpath("page.html").read_text(encoding="utf-8")

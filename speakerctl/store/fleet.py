@@ -1,0 +1,164 @@
+"""Repositories of the fleet: zones, devices (inventory fields) and the statuses devices report."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, delete, insert, select
+
+from speakerctl.errors import NotFound, ProtocolError, StoreError
+from speakerctl.protocol import Status
+from speakerctl.store.engine import Sessions
+from speakerctl.store.models import DeviceInfo, DeviceSpecLike, StatusRecord, ZoneInfo, aware_utc
+from speakerctl.store.queries import get_row, rows_by_id, subtree
+from speakerctl.store.tables import DeviceRow, StatusHistoryRow, ZoneRow
+
+
+class ZoneRepository:
+    """The administrative zones."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._db = sessions
+
+    def sync(self, zones: Iterable[ZoneInfo]) -> None:
+        """Insert new zones and update known ones."""
+        wanted = {z.id: z for z in zones}
+        with self._db.session(write=True) as s:
+            known = rows_by_id(s, ZoneRow, wanted)
+            for zone_id, zone in wanted.items():
+                if zone_id in known:
+                    known[zone_id].update(zone)
+                else:
+                    s.add(ZoneRow(**{n: getattr(zone, n) for n in ZoneInfo.__dataclass_fields__}))
+
+    def all(self) -> list[ZoneInfo]:
+        """Every zone, by position then id."""
+        with self._db.session() as s:
+            rows = s.exec(select(ZoneRow).order_by(col(ZoneRow.position), col(ZoneRow.id)))
+            return [r.info() for r in rows]
+
+    def get(self, zone_id: str) -> ZoneInfo:
+        """One zone, or NotFound."""
+        with self._db.session() as s:
+            return get_row(s, ZoneRow, zone_id, "zone").info()
+
+
+class DeviceRepository:
+    """The devices: inventory fields and their latest status."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._db = sessions
+
+    def sync(self, devices: Iterable[DeviceSpecLike]) -> None:
+        """Insert new devices; update the inventory fields of known ones, keeping their status."""
+        wanted = {d.id: d for d in devices}
+        with self._db.session(write=True) as s:
+            zone_ids = set(s.exec(select(ZoneRow.id)))
+            for spec in wanted.values():
+                if spec.zone_id not in zone_ids:
+                    raise NotFound(
+                        f"zone {spec.zone_id!r} of device {spec.id!r} not found",
+                        hint="sync the zones before the devices",
+                    )
+            known = rows_by_id(s, DeviceRow, wanted)
+            for device_id, row in known.items():
+                row.update(wanted[device_id])
+            new = [DeviceRow.inventory(d) for i, d in wanted.items() if i not in known]
+            if new:
+                s.exec(insert(DeviceRow), params=new)
+
+    def all(self, zone_ids: Collection[str] | None = None, online: bool | None = None) -> list[DeviceInfo]:
+        """Devices by id, optionally only those in (or below) `zone_ids` and/or `online` ones."""
+        with self._db.session() as s:
+            query = select(DeviceRow).order_by(col(DeviceRow.id))
+            if zone_ids is not None:
+                query = query.where(col(DeviceRow.zone_id).in_(subtree(s, zone_ids)))
+            if online is not None:
+                query = query.where(col(DeviceRow.online) == online)
+            return [r.info() for r in s.exec(query)]
+
+    def get(self, device_id: str) -> DeviceInfo:
+        """One device, or NotFound."""
+        with self._db.session() as s:
+            return get_row(s, DeviceRow, device_id, "device").info()
+
+    def ids_in(self, zone_ids: Collection[str]) -> list[str]:
+        """Sorted ids of the devices in `zone_ids` or below them; NotFound for an unknown zone."""
+        with self._db.session() as s:
+            query = select(DeviceRow.id).where(col(DeviceRow.zone_id).in_(subtree(s, zone_ids)))
+            return list(s.exec(query.order_by(col(DeviceRow.id))))
+
+
+class StatusRepository:
+    """Status reports: the latest on each device row, and a bounded history per device."""
+
+    def __init__(self, sessions: Sessions, *, history_limit: int, prune_every: int) -> None:
+        if history_limit < 1 or prune_every < 1:
+            raise StoreError("history_limit and prune_every must be at least 1")
+        self._db = sessions
+        self.history_limit = history_limit
+        self.prune_every = prune_every
+        self._prune_lock = threading.Lock()
+        self._since_prune: dict[str, int] = {}
+
+    def apply(self, statuses: Sequence[Status], received_at: datetime) -> list[str]:
+        """Apply status messages in one transaction; return the ids of unknown devices (skipped)."""
+        received_at = aware_utc(received_at, "received_at")
+        with self._db.session(write=True) as s:
+            rows = rows_by_id(s, DeviceRow, {st.device_id for st in statuses}, lock=True)
+            unknown = list(dict.fromkeys(st.device_id for st in statuses if st.device_id not in rows))
+            applied = [
+                st
+                for st in statuses
+                if st.device_id in rows and rows[st.device_id].take_status(st, received_at)
+            ]
+            s.add_all(StatusHistoryRow.of(st, received_at) for st in applied)
+            s.flush()
+            self._prune(s, self._due_for_prune(st.device_id for st in applied))
+        return unknown
+
+    def history(self, device_id: str, limit: int = 20) -> list[StatusRecord]:
+        """A device's latest recorded statuses, newest first (at most `history_limit`)."""
+        with self._db.session() as s:
+            get_row(s, DeviceRow, device_id, "device")
+            query = (
+                select(StatusHistoryRow)
+                .where(col(StatusHistoryRow.device_id) == device_id)
+                .order_by(col(StatusHistoryRow.id).desc())
+                .limit(min(limit, self.history_limit))
+            )
+            try:
+                return [r.record() for r in s.exec(query)]
+            except ProtocolError as exc:
+                raise StoreError(f"unreadable status history of {device_id!r}: {exc}") from exc
+
+    def _due_for_prune(self, device_ids: Iterable[str]) -> list[str]:
+        """Devices whose history to trim now: every `prune_every` inserts, and the first time."""
+        due: list[str] = []
+        with self._prune_lock:
+            for device_id in device_ids:
+                n = self._since_prune.get(device_id, self.prune_every - 1) + 1
+                if n >= self.prune_every:
+                    due.append(device_id)
+                    n = 0
+                self._since_prune[device_id] = n
+        return list(dict.fromkeys(due))
+
+    def _prune(self, s: Session, device_ids: list[str]) -> None:
+        """Keep only the newest `history_limit` history rows of each device in `device_ids`."""
+        if not device_ids:
+            return
+        rank = func.row_number().over(
+            partition_by=StatusHistoryRow.device_id, order_by=col(StatusHistoryRow.id).desc()
+        )
+        ranked = (
+            select(col(StatusHistoryRow.id).label("id"), rank.label("rank"))
+            .where(col(StatusHistoryRow.device_id).in_(device_ids))
+            .subquery()
+        )
+        old = select(ranked.c.id).where(ranked.c.rank > self.history_limit)
+        stmt = delete(StatusHistoryRow).where(col(StatusHistoryRow.id).in_(old))
+        s.exec(stmt.execution_options(synchronize_session=False))
