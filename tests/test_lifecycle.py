@@ -84,9 +84,9 @@ def test_store_late_report_after_unreached(
     db_url: str, late: list[DeliveryState], final: DeliveryState
 ) -> None:
     with Store.open(db_url) as store:
-        store.sync_zones([ZoneInfo("c1", "Hòa Tú 1", "commune")])
-        store.sync_devices([DeviceSpec("d1", "Ấp 1", "c1", "pa-4g")])
-        bulletin = store.add_bulletin(
+        store.zones.sync([ZoneInfo("c1", "Hòa Tú 1", "commune")])
+        store.devices.sync([DeviceSpec("d1", "Ấp 1", "c1", "pa-4g")])
+        bulletin = store.bulletins.add(
             title="t",
             sha256="ab" * 32,
             codec="opus",
@@ -99,9 +99,9 @@ def test_store_late_report_after_unreached(
             created_at=T0,
         )
         later = T0 + timedelta(hours=1)
-        store.create_broadcast("b1", bulletin.id, Priority.NORMAL, ["c1"], ["d1"], T0, T0, later)
-        assert store.mark_unreached("b1", at=T0) == 1
+        store.broadcasts.create("b1", bulletin.id, Priority.NORMAL, ["c1"], ["d1"], T0, T0, later)
+        assert store.deliveries.mark_unreached("b1", at=T0) == 1
         for at_s, state in enumerate(late, start=1):
-            store.apply_events([DeliveryUpdate.from_event(_event(state, at_s))])
-        [delivery] = store.deliveries("b1")
+            store.deliveries.apply([DeliveryUpdate.from_event(_event(state, at_s))])
+        [delivery] = store.deliveries.of("b1")
         assert delivery.state is final
