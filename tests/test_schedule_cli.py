@@ -21,7 +21,7 @@ from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.cli import schedule as schedule_cli
 from speakerctl.cli.main import app, exit_code
 from speakerctl.clock import FixedClock
-from speakerctl.errors import SpeakerctlError
+from speakerctl.errors import NotFound, SpeakerctlError
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 12, 31, 12, 0, tzinfo=VN)  # a Thursday
@@ -196,5 +196,8 @@ def _played(runner: CliRunner, opts: list[str], schedule_id: str) -> bool:
     runs = _runs(runner, opts, schedule_id)
     if not runs or not runs[0]["broadcast"]:
         return False
-    report = json.loads(_ok(runner, [*opts, "report", runs[0]["broadcast"], "--json"]))
-    return bool(report["counts"].get("finished", 0) == 30)
+    result = runner.invoke(app, [*opts, "report", runs[0]["broadcast"], "--json"])
+    if isinstance(result.exception, NotFound):  # the run is recorded a moment before its broadcast
+        return False
+    assert result.exit_code == 0, (result.output, result.exception)
+    return bool(json.loads(result.output)["counts"].get("finished", 0) == 30)
