@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from waiting import Observed
 
 from devices.cache import ContentCache
 from devices.player import Job, Player
@@ -68,32 +71,42 @@ def _job(tmp_path: Path, name: str, priority: Priority, duration_ms: int = 300) 
 
 
 class Recorder:
-    """Collects (broadcast, state, reason) as the player emits them."""
+    """Collects (broadcast, state, reason) as the player emits them; tests wait on what it saw."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, DeliveryState, Reason | None]] = []
+        self.seen: Observed[tuple[str, DeliveryState, Reason | None]] = Observed()
+
+    @property
+    def events(self) -> list[tuple[str, DeliveryState, Reason | None]]:
+        return self.seen.items
 
     def __call__(self, job: Job, state: DeliveryState, reason: Reason | None, detail: str) -> None:
-        self.events.append((job.play.broadcast_id, state, reason))
+        self.seen.add((job.play.broadcast_id, state, reason))
+
+    async def wait_for(self, broadcast_id: str, state: DeliveryState) -> None:
+        """Return once the player emitted `state` for the broadcast."""
+        await self.seen.wait_for(
+            lambda events: any(e[:2] == (broadcast_id, state) for e in events), f"{broadcast_id} {state}"
+        )
 
 
-async def _run_player(player: Player, until: float) -> None:
-    task = asyncio.create_task(player.run())
-    await asyncio.sleep(until)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+@contextlib.asynccontextmanager
+async def _running(player: Player) -> AsyncIterator[None]:
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(player.run())
+        yield
+        task.cancel()
 
 
 async def test_emergency_preempts_normal(tmp_path: Path) -> None:
     recorder = Recorder()
     output = SimOutput(time_scale=1.0)
     player = Player(output, SimAmplifier(), SimClock(), recorder)
-    player.submit(_job(tmp_path, "routine", Priority.NORMAL, 2000))
-    task = asyncio.create_task(_run_player(player, 0.6))
-    await asyncio.sleep(0.1)
-    player.submit(_job(tmp_path, "storm", Priority.EMERGENCY, 200))
-    await task
+    async with _running(player):
+        player.submit(_job(tmp_path, "routine", Priority.NORMAL, 2000))
+        await recorder.wait_for("routine", DeliveryState.PLAYING)
+        player.submit(_job(tmp_path, "storm", Priority.EMERGENCY, 200))
+        await recorder.wait_for("storm", DeliveryState.FINISHED)
     assert ("routine", DeliveryState.FAILED, Reason.PREEMPTED) in recorder.events
     assert ("storm", DeliveryState.FINISHED, None) in recorder.events
     assert output.played == ["storm"]
@@ -104,7 +117,10 @@ async def test_same_level_is_first_come_first_served(tmp_path: Path) -> None:
     player = Player(SimOutput(), SimAmplifier(), SimClock(), recorder)
     for name in ("first", "second", "third"):
         player.submit(_job(tmp_path, name, Priority.PRIORITY, 50))
-    await _run_player(player, 0.5)
+    async with _running(player):
+        await recorder.seen.wait_for(
+            lambda events: sum(s is DeliveryState.FINISHED for _, s, _ in events) == 3, "three finished"
+        )
     finished = [b for b, s, _ in recorder.events if s is DeliveryState.FINISHED]
     assert finished == ["first", "second", "third"]
 
@@ -112,11 +128,11 @@ async def test_same_level_is_first_come_first_served(tmp_path: Path) -> None:
 async def test_newest_emergency_wins(tmp_path: Path) -> None:
     recorder = Recorder()
     player = Player(SimOutput(), SimAmplifier(), SimClock(), recorder)
-    player.submit(_job(tmp_path, "flood", Priority.EMERGENCY, 1000))
-    task = asyncio.create_task(_run_player(player, 0.5))
-    await asyncio.sleep(0.1)
-    player.submit(_job(tmp_path, "update", Priority.EMERGENCY, 100))
-    await task
+    async with _running(player):
+        player.submit(_job(tmp_path, "flood", Priority.EMERGENCY, 1000))
+        await recorder.wait_for("flood", DeliveryState.PLAYING)
+        player.submit(_job(tmp_path, "update", Priority.EMERGENCY, 100))
+        await recorder.wait_for("update", DeliveryState.FINISHED)
     assert ("flood", DeliveryState.FAILED, Reason.PREEMPTED) in recorder.events
     assert ("update", DeliveryState.FINISHED, None) in recorder.events
 
@@ -126,7 +142,8 @@ async def test_amplifier_fault_fails_instead_of_playing_silence(tmp_path: Path) 
     output = SimOutput()
     player = Player(output, SimAmplifier("fault"), SimClock(), recorder)
     player.submit(_job(tmp_path, "news", Priority.NORMAL, 50))
-    await _run_player(player, 0.2)
+    async with _running(player):
+        await recorder.wait_for("news", DeliveryState.FAILED)
     assert recorder.events == [("news", DeliveryState.FAILED, Reason.AMPLIFIER_FAULT)]
     assert output.played == []
 
@@ -141,7 +158,8 @@ async def test_a_later_start_does_not_hold_back_an_immediate_broadcast(tmp_path:
     )
     player.submit(later)
     player.submit(_job(tmp_path, "now", Priority.NORMAL, 50))
-    await _run_player(player, 0.4)
+    async with _running(player):
+        await recorder.wait_for("now", DeliveryState.FINISHED)
     assert recorder.events == [
         ("now", DeliveryState.PLAYING, None),
         ("now", DeliveryState.FINISHED, None),

@@ -124,12 +124,13 @@ async def test_malformed_payloads_are_counted_and_nobody_crashes(rig: Rig) -> No
         for payload in (b"\xff\xfe", b"{}", b'{"v":1,"kind":"play"}', b"[" * 10_000, b"x" * 17_000):
             await intruder.publish(topics.device_cmd(dev), payload)
             await intruder.publish(topics.device_events(dev), payload)
-        await asyncio.sleep(0.5)
         task.cancel()
-    assert victim.counters.malformed >= 4
-    assert rig.controller.ingestor.counters.malformed >= 4
+    # The broker acknowledged the garbage before this broadcast began, and each side handles its
+    # messages in order: once the victim's report of the broadcast is in, the garbage was handled too.
     result = await rig.controller.broadcast(BroadcastRequest(rig.bulletin.id, (dev,)))
     assert result.complete
+    assert victim.counters.malformed >= 4
+    assert rig.controller.ingestor.counters.malformed >= 4
 
 
 async def test_clusters_report_status_into_the_store(rig: Rig) -> None:
@@ -147,11 +148,11 @@ async def test_remote_management_is_acknowledged_or_times_out(rig: Rig) -> None:
     volume = await rig.controller.manage(dev, SetVolume(35))
     assert volume.ok and device.agent.player.volume == 35
     await rig.controller.manage(dev, Reboot())
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while device.agent.link.connects < 2 and loop.time() < deadline:  # noqa: ASYNC110 - a counter, no event
-        await asyncio.sleep(0.05)
-    assert device.agent.link.connects == 2  # went down (Last Will) and came back
+    link = device.agent.link
+    if link.connects < 2:  # not back yet: wait for it to go down, then to come back
+        await asyncio.wait_for(link.disconnected.wait(), 30)
+    await asyncio.wait_for(link.connected.wait(), 30)
+    assert link.connects == 2  # went down (Last Will) and came back
     with pytest.raises(NotFound):
         await rig.controller.manage("khong-ton-tai", Ping())
     absent = next(d for d in rig.controller.store.devices.all() if d.id not in rig.fleet.devices)

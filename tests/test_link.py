@@ -76,7 +76,7 @@ async def test_link_heals_after_the_broker_restarts(mosquitto: MosquittoProcess)
         task = tg.create_task(link.run())
         await link.wait_connected(10)
         mosquitto.stop()
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(link.disconnected.wait(), 30)
         assert not link.connected.is_set()
         with pytest.raises(LinkError):
             await link.publish("pa/v1/heal", b"lost", timeout=0.2)

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,13 +14,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner, Result
+from waiting import wait_until_sync
 
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.cli import schedule as schedule_cli
 from speakerctl.cli.main import app, exit_code
 from speakerctl.clock import FixedClock
-from speakerctl.errors import SpeakerctlError
+from speakerctl.errors import NotFound, SpeakerctlError
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 12, 31, 12, 0, tzinfo=VN)  # a Thursday
@@ -145,14 +145,17 @@ def _process(*args: str, env: dict[str, str] | None = None) -> Iterator[subproce
             proc.wait(15)
 
 
+SERVE_STARTS_WITHIN_S = 30
+"""Air time is this far after the fleet is ready: `serve` must start and push ahead before it, even when
+the machine is busy (it pushes only when it starts, so the schedule must be in the book by then)."""
+
+
 def test_serve_runs_the_schedules_against_a_fleet_process(tmp_path: Path) -> None:
     runner, opts = CliRunner(), ["--data-dir", str(tmp_path / "data")]
     tone = generate_tone(1.0, path=tmp_path / "tin.wav")
     bulletin = json.loads(_ok(runner, [*opts, "bulletin", "add", str(tone), "--json"]))[0]["id"]
     _ok(runner, [*opts, "keys", "init"])
     trust = str(tmp_path / "data" / "keys" / "trusted.pub")
-    at = (datetime.now(UTC) + timedelta(seconds=12)).replace(microsecond=0)
-    added = _add_json(runner, opts, str(bulletin), "--to", "st-tp-soc-trang", "--at", at.isoformat())
     env = os.environ | {"SPEAKERCTL_SCHEDULE_LEAD_S": "3"}
     with EmbeddedBroker() as broker:
         fleet_args = [
@@ -166,11 +169,14 @@ def test_serve_runs_the_schedules_against_a_fleet_process(tmp_path: Path) -> Non
         ]
         with _process(*fleet_args, "--trust", trust) as fleet:
             assert fleet.stdout is not None and fleet.stdout.readline().startswith("ready: 30 clusters")
+            at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=SERVE_STARTS_WITHIN_S)
+            added = _add_json(runner, opts, str(bulletin), "--to", "st-tp-soc-trang", "--at", at.isoformat())
+            sid = str(added["id"])
             with _process(*opts, "--broker", broker.url, "serve", env=env):
-                deadline = time.monotonic() + 40
-                while time.monotonic() < deadline and not _played(runner, opts, str(added["id"])):
-                    time.sleep(0.5)
-    shown = json.loads(_ok(runner, [*opts, "schedule", "show", str(added["id"]), "--json"]))
+                wait_until_sync(lambda: _runs(runner, opts, sid) != [], "serve to push the schedule ahead")
+                assert datetime.now(UTC) < at, "serve started too late to push ahead; raise the margin"
+                wait_until_sync(lambda: _played(runner, opts, sid), "30 clusters to play it", timeout=120)
+    shown = json.loads(_ok(runner, [*opts, "schedule", "show", sid, "--json"]))
     assert [(r["state"], r["detail"]) for r in shown["runs"]] == [
         ("aired", "pushed ahead; aired from the clusters' caches")  # pushed at once (24 h horizon)
     ]
@@ -182,9 +188,16 @@ def _add_json(runner: CliRunner, opts: list[str], *args: str) -> dict[str, objec
     return json.loads(_ok(runner, [*opts, "schedule", "add", *args, "--json"]))  # type: ignore[no-any-return]
 
 
+def _runs(runner: CliRunner, opts: list[str], schedule_id: str) -> list[dict[str, str]]:
+    return json.loads(_ok(runner, [*opts, "schedule", "show", schedule_id, "--json"]))["runs"]  # type: ignore[no-any-return]
+
+
 def _played(runner: CliRunner, opts: list[str], schedule_id: str) -> bool:
-    runs = json.loads(_ok(runner, [*opts, "schedule", "show", schedule_id, "--json"]))["runs"]
+    runs = _runs(runner, opts, schedule_id)
     if not runs or not runs[0]["broadcast"]:
         return False
-    report = json.loads(_ok(runner, [*opts, "report", runs[0]["broadcast"], "--json"]))
-    return bool(report["counts"].get("finished", 0) == 30)
+    result = runner.invoke(app, [*opts, "report", runs[0]["broadcast"], "--json"])
+    if isinstance(result.exception, NotFound):  # the run is recorded a moment before its broadcast
+        return False
+    assert result.exit_code == 0, (result.output, result.exception)
+    return bool(json.loads(result.output)["counts"].get("finished", 0) == 30)

@@ -50,8 +50,7 @@ async def test_on_time_firing_sends_with_the_air_time_as_start(tmp_path: Path, d
     sent, clock = Sent(), FixedClock(FIVE_AM - timedelta(seconds=10))
     runner = _runner(tmp_path, db_url, clock, sent, schedule_horizon_h=0)
     runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), DAILY_5AM, window_s=600))
-    run = await runner.fire("sch-a")
-    await asyncio.sleep(0)
+    run = await runner.fire("sch-a")  # not running: the broadcast is sent before fire returns
     assert run is not None and run.state is RunState.AIRED
     assert sent.requests[0].start_at == FIVE_AM
     assert sent.requests[0].expires_at == FIVE_AM + timedelta(seconds=600)
@@ -91,8 +90,7 @@ async def test_push_sends_the_next_day_once_with_start_times_and_firing_marks_th
     runner = _runner(tmp_path, db_url, clock, sent, schedule_horizon_h=24, quiet_hours="21:00-05:30=30")
     rule = Rule(Kind.DAILY, times=(time(5), time(17)))
     runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), rule, priority=Priority.PRIORITY))
-    pushed = await runner.push()
-    await asyncio.sleep(0)
+    pushed = await runner.push()  # not running: each broadcast is sent before push returns
     assert [r.fire_at for r in pushed] == [FIVE_AM, FIVE_AM + timedelta(hours=12)]
     assert [r.start_at for r in sent.requests] == [FIVE_AM, FIVE_AM + timedelta(hours=12)]
     assert [r.volume for r in sent.requests] == [30, None]  # 05:00 is in the quiet hours, 17:00 is not

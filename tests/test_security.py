@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from waiting import Observed, wait_until
 
 from devices.agent import AgentConfig, DeviceAgent
 from devices.cache import ContentCache
@@ -26,8 +27,21 @@ from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.errors import ConfigError, ProtocolError, SignatureError
-from speakerctl.protocol import Command, ContentRef, Ping, Play, Priority, Status, chunks, codec, topics
+from speakerctl.protocol import (
+    Command,
+    ContentRef,
+    DeliveryEvent,
+    DeliveryState,
+    Ping,
+    Play,
+    Priority,
+    Status,
+    chunks,
+    codec,
+    topics,
+)
 from speakerctl.protocol.limits import MAX_TEXT_LENGTH, MAX_TIMESTAMP_MS
+from speakerctl.protocol.management import Ack
 from speakerctl.protocol.signing import Signer, TrustedKeys
 from speakerctl.security import keys
 
@@ -102,19 +116,34 @@ def test_key_rotation_keeps_old_signatures_valid_until_the_old_key_is_retired(tm
 
 
 class Inbox:
-    """Collects messages."""
+    """Collects messages; tests wait on what it received."""
 
     def __init__(self) -> None:
-        self.messages: list[Incoming] = []
+        self.seen: Observed[Incoming] = Observed()
+
+    @property
+    def messages(self) -> list[Incoming]:
+        return self.seen.items
 
     async def __call__(self, message: Incoming) -> None:
-        self.messages.append(message)
+        self.seen.add(message)
+
+    async def wait_for(self, check: Callable[[Inbox], bool], what: str) -> None:
+        """Return once `check(self)` holds."""
+        await self.seen.wait_for(lambda _: check(self), what)
 
     def statuses(self) -> list[Status]:
         return [codec.decode_status(m.payload) for m in self.messages if m.topic.endswith("/status")]
 
     def events(self) -> list[object]:
         return [codec.decode_event(m.payload) for m in self.messages if m.topic.endswith("/evt")]
+
+    def acked(self, command_id: str) -> bool:
+        return any(isinstance(e, Ack) and e.command_id == command_id for e in self.events())
+
+    def finished(self, broadcast_id: str) -> int:
+        done = (DeliveryState.FINISHED, broadcast_id)
+        return sum(isinstance(e, DeliveryEvent) and (e.state, e.broadcast_id) == done for e in self.events())
 
 
 def _agent(url: str, root: Path, device: str, trusted: TrustedKeys) -> tuple[DeviceAgent, SimOutput]:
@@ -135,14 +164,6 @@ async def _running(*links_or_agents: Link | DeviceAgent) -> AsyncIterator[None]:
         finally:
             for task in tasks:
                 task.cancel()
-
-
-async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 def _cached_play(agent: DeviceAgent, broadcast_id: str, msg_id: str) -> Command:
@@ -182,12 +203,15 @@ async def test_only_signed_commands_by_a_trusted_key_are_acted_on_and_refusals_a
         ]
         for command in forged:
             await intruder.publish(topics.device_cmd(device), codec.encode(command))
-        await _until(lambda: agent.counters.rejected == 3)
-        await _until(lambda: any(s.rejected_commands == 3 for s in watcher.statuses()))
+        await watcher.wait_for(
+            lambda w: any(s.rejected_commands == 3 for s in w.statuses()), "a status with 3 refusals"
+        )
+        assert agent.counters.rejected == 3
         assert output.played == [] and watcher.events() == []
         genuine = signer.sign_for(_cached_play(agent, "bc-real", "tampered-1"), own)  # same id as the forgery
         await intruder.publish(topics.device_cmd(device), codec.encode(genuine))
-        await _until(lambda: len(output.played) == 1)
+        await watcher.wait_for(lambda w: w.finished("bc-real") == 1, "the genuine command to play")
+        assert len(output.played) == 1
 
 
 async def test_a_redelivered_command_never_plays_twice_even_across_a_power_cut(
@@ -197,24 +221,33 @@ async def test_a_redelivered_command_never_plays_twice_even_across_a_power_cut(
     trusted = TrustedKeys.of([signer.private.public_key()])
     device = f"sec-{secrets.token_hex(3)}"
     agent, output = _agent(embedded_broker.url, tmp_path, device, trusted)
-    sender = Link(BrokerAddress.parse(embedded_broker.url), Inbox(), client_id=f"ctl-{device}")
+    watcher = Inbox()
+    sender = Link(BrokerAddress.parse(embedded_broker.url), watcher, client_id=f"ctl-{device}")
+    await sender.subscribe([topics.device_events(device)])
     unsigned = _cached_play(agent, "bc-once", "once-1")
     command = signer.sign_for(unsigned, topics.device_cmd(device))
     zone = topics.zone_cmd(f"{device}-zone")
     async with _running(agent, sender):
-        for _ in range(3):  # QoS 1 redelivery, and the same command on a zone topic
-            await sender.publish(topics.device_cmd(device), codec.encode(command))
         await sender.publish(zone, codec.encode(signer.sign_for(unsigned, zone)))
-        await _until(lambda: agent.counters.duplicates == 3)
-        await asyncio.sleep(0.3)
-    assert len(output.played) == 1
+        for _ in range(3):  # QoS 1 redelivery, after the same command on a zone topic
+            await sender.publish(topics.device_cmd(device), codec.encode(command))
+        await _handled_everything_before(sender, watcher, signer, device)
+        await watcher.wait_for(lambda w: w.finished("bc-once") >= 1, "the command to play once")
+    assert agent.counters.duplicates == 3 and len(output.played) == 1
     # Power cut: a new agent process on the same storage gets the command again.
     again, output2 = _agent(embedded_broker.url, tmp_path, device, trusted)
     async with _running(again, sender):
         await sender.publish(topics.device_cmd(device), codec.encode(command))
-        await _until(lambda: again.counters.duplicates == 1)
-        await asyncio.sleep(0.3)
-    assert output2.played == []
+        await _handled_everything_before(sender, watcher, signer, device)
+    assert again.counters.duplicates == 1 and output2.played == []
+    assert watcher.finished("bc-once") == 1
+
+
+async def _handled_everything_before(sender: Link, watcher: Inbox, signer: Signer, device: str) -> None:
+    """Ping the cluster and wait for its ack: it handles its commands in order, so all before too."""
+    ping = signer.sign_for(_ping(), topics.device_cmd(device))
+    await sender.publish(topics.device_cmd(device), codec.encode(ping))
+    await watcher.wait_for(lambda w: w.acked(ping.msg_id), "the ping's ack")
 
 
 def test_the_signed_example_of_the_protocol_document_verifies() -> None:
@@ -246,10 +279,12 @@ async def test_a_command_replayed_on_another_topic_is_refused(
     async with _running(agent_in, agent_out, sender):
         await sender.publish(topics.zone_cmd(province), codec.encode(captured))
         await sender.publish(topics.device_cmd(outside), codec.encode(captured))
-        await _until(lambda: agent_in.counters.rejected == 1 and agent_out.counters.rejected == 2)
+        await wait_until(
+            lambda: agent_in.counters.rejected == 1 and agent_out.counters.rejected == 2, "both refusals"
+        )
         assert played_in.played == [] and played_out.played == []
         await sender.publish(topics.zone_cmd(commune), codec.encode(captured))
-        await _until(lambda: len(played_in.played) == 1)
+        await wait_until(lambda: len(played_in.played) == 1, "the genuine copy to play")
     assert played_out.played == []
 
 

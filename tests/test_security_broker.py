@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
+from waiting import Observed
 
 from devices.inventory import load_inventory
 from speakerctl.broker.address import BrokerAddress
@@ -31,13 +32,23 @@ from speakerctl.protocol import topics
 
 
 class Inbox:
-    """Collects messages."""
+    """Collects messages; tests wait on what it received."""
 
     def __init__(self) -> None:
-        self.messages: list[Incoming] = []
+        self.seen: Observed[Incoming] = Observed()
+
+    @property
+    def messages(self) -> list[Incoming]:
+        return self.seen.items
 
     async def __call__(self, message: Incoming) -> None:
-        self.messages.append(message)
+        self.seen.add(message)
+
+    async def wait_for(self, count: int, topic: str | None = None) -> None:
+        """Return once `count` messages (on `topic`, if given) arrived."""
+        await self.seen.wait_for(
+            lambda ms: sum(topic in (None, m.topic) for m in ms) >= count, f"{count} message(s) on {topic}"
+        )
 
     def payloads(self, topic: str) -> list[bytes]:
         return [m.payload for m in self.messages if m.topic == topic]
@@ -122,11 +133,9 @@ async def test_provisioned_accounts_and_acl_confine_each_cluster_to_its_own_topi
             await a_link.publish(topics.device_status(a), b'{"own":1}')
             await ctl_link.publish(topics.device_cmd(b), b'{"genuine":1}')
             await ctl_link.publish(topics.zone_cmd(zone_b), b'{"genuine":2}')
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 5
-            while loop.time() < deadline and len(dev_b.messages) < 2:  # noqa: ASYNC110 - polling a list
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
+            # Each waits for the last allowed message: a forged one, sent before it, would be there first.
+            await dev_b.wait_for(2)
+            await controller.wait_for(1, topics.device_status(a))
         with pytest.raises(AuthError):
             await asyncio.wait_for(Link(address(a, "wrong-secret"), Inbox()).run(), 10)
     assert controller.payloads(topics.device_status(a)) == [b'{"own":1}']
@@ -190,10 +199,7 @@ async def test_link_speaks_tls_to_a_mosquitto_with_a_test_ca(tmp_path: Path, mos
         await link.subscribe(["pa/v1/tls-test"])
         async with _links(link):
             await link.publish("pa/v1/tls-test", b"qua TLS")
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 5
-            while not inbox.messages and loop.time() < deadline:  # noqa: ASYNC110 - polling a list
-                await asyncio.sleep(0.05)
+            await inbox.wait_for(1)
         assert inbox.payloads("pa/v1/tls-test") == [b"qua TLS"]
         # A client that trusts another CA refuses this broker's certificate.
         other = _pki(tmp_path / "other-pki")

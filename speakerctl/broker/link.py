@@ -89,6 +89,9 @@ class Link:
         self._subscriptions: dict[str, int] = {}
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        """Set while there is no session: the opposite of `connected`, for whoever waits for a loss."""
+        self.disconnected.set()
         self.connects = 0
         self.bytes_out = 0
 
@@ -140,6 +143,7 @@ class Link:
             try:
                 await self._resubscribe(client)
                 self.connects += 1
+                self.disconnected.clear()
                 self.connected.set()
                 if self._on_connect is not None:
                     await self._on_connect()
@@ -147,6 +151,7 @@ class Link:
                     await self._dispatch(_incoming(message))
             finally:
                 self.connected.clear()
+                self.disconnected.set()
                 self._client = None
 
     async def _dispatch(self, message: Incoming) -> None:
