@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from devices.inventory import load_inventory
 from speakerctl.broker.mosquitto import MosquittoConfig, TlsFiles
 from speakerctl.cli.common import console, state
 from speakerctl.errors import ConfigError
+from speakerctl.fleet import load_inventory
 from speakerctl.security.credentials import CONTROLLER_USER, Credentials, mosquitto_acl
 
 app = typer.Typer(help="The MQTT broker the fleet uses.", no_args_is_help=True)

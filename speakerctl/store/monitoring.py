@@ -180,7 +180,7 @@ class MonitoringMixin:
             if device_id is not None:
                 query = query.where(col(AlertRow.device_id) == device_id)
             if zone_ids is not None:
-                zones = zone_subtree(s.exec(select(ZoneRow.id, ZoneRow.parent_id)), zone_ids)
+                zones = zone_subtree((r.info() for r in s.exec(select(ZoneRow))), zone_ids)
                 devices = select(DeviceRow.id).where(col(DeviceRow.zone_id).in_(zones))
                 query = query.where(col(AlertRow.device_id).in_(devices))
             return [r.info() for r in s.exec(query.limit(limit))]

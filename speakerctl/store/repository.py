@@ -21,6 +21,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlmodel import Session, SQLModel, col, delete, insert, select, update
 
 from speakerctl.errors import NotFound, ProtocolError, StoreError
+from speakerctl.fleet import Zone
 from speakerctl.protocol import Priority, Status
 from speakerctl.protocol.lifecycle import FINAL, supersedes
 from speakerctl.store.library import LibraryMixin, live_bulletin
@@ -36,7 +37,6 @@ from speakerctl.store.models import (
     DeviceSpecLike,
     StatusRecord,
     VariantInfo,
-    ZoneInfo,
     aware_utc,
     zone_subtree,
 )
@@ -136,24 +136,18 @@ class Store(MonitoringMixin, LibraryMixin):
 
     # -- zones and devices -------------------------------------------------------------------
 
-    def sync_zones(self, zones: Iterable[ZoneInfo]) -> None:
-        """Insert new zones and update known ones."""
-        wanted = {z.id: z for z in zones}
+    def sync_zones(self, zones: Iterable[Zone]) -> None:
+        """Insert new zones and update known ones; each takes its place in `zones` as its position."""
+        wanted = {z.id: (i, z) for i, z in enumerate(zones)}
         with self._session(write=True) as s:
             known = _by_id(s, ZoneRow, wanted)
-            for zone_id, zone in wanted.items():
+            for zone_id, (position, zone) in wanted.items():
                 if zone_id in known:
-                    known[zone_id].update(zone)
+                    known[zone_id].update(zone, position)
                 else:
-                    s.add(
-                        ZoneRow(
-                            id=zone.id,
-                            name=zone.name,
-                            kind=zone.kind,
-                            parent_id=zone.parent_id,
-                            position=zone.position,
-                        )
-                    )
+                    row = ZoneRow(id=zone.id, name=zone.name, kind=zone.kind, parent_id=zone.parent)
+                    row.position = position
+                    s.add(row)
 
     def sync_devices(self, devices: Iterable[DeviceSpecLike]) -> None:
         """Insert new devices; update the inventory fields of known ones, keeping their status."""
@@ -173,13 +167,13 @@ class Store(MonitoringMixin, LibraryMixin):
             if new:
                 s.exec(insert(DeviceRow), params=new)
 
-    def zones(self) -> list[ZoneInfo]:
+    def zones(self) -> list[Zone]:
         """Every zone, by position then id."""
         with self._session() as s:
             rows = s.exec(select(ZoneRow).order_by(col(ZoneRow.position), col(ZoneRow.id)))
             return [r.info() for r in rows]
 
-    def zone(self, zone_id: str) -> ZoneInfo:
+    def zone(self, zone_id: str) -> Zone:
         """One zone, or NotFound."""
         with self._session() as s:
             return _get(s, ZoneRow, zone_id, "zone").info()
@@ -569,9 +563,9 @@ def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
         yield ids[start : start + _IN_CHUNK]
 
 
-def _subtree(s: Session, zone_ids: Collection[str]) -> set[str]:
+def _subtree(s: Session, zone_ids: Collection[str]) -> frozenset[str]:
     """`zone_ids` and every zone below them; NotFound for an unknown zone."""
-    return zone_subtree(s.exec(select(ZoneRow.id, ZoneRow.parent_id)), zone_ids)
+    return zone_subtree((r.info() for r in s.exec(select(ZoneRow))), zone_ids)
 
 
 def _check_new_broadcast(s: Session, row: BroadcastRow, device_ids: list[str]) -> None:
