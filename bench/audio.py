@@ -38,11 +38,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from devices.inventory import load_inventory
 from speakerctl.audio import Composition, Recording, render
 from speakerctl.audio.ffmpeg import ffmpeg_exe, file_url, measure, run_ffmpeg
 from speakerctl.audio.tts import Voice, synthesize
 from speakerctl.controller.library import fleet_codecs
+from speakerctl.fleet import load_inventory
 
 PARAGRAPH = (
     "Kính thưa bà con nhân dân trong xã. Ủy ban nhân dân xã thông báo lịch tiêm phòng cho gia súc, "

@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devices.inventory import load_inventory
 from simulator.faults import FleetRunner
-from simulator.fleet import Fleet, FleetOptions, SimDevice, scaled_inventory
+from simulator.fleet import Fleet, FleetOptions, SimDevice
 from simulator.scenarios import Scenario, load_scenarios
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
@@ -40,6 +39,7 @@ from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
 from speakerctl.controller.app import load_fleet
 from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.fleet import load_inventory, provisioning_records, scaled_inventory
 from speakerctl.protocol.lifecycle import FINAL, FINISHED
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import Store, VariantInfo
@@ -116,7 +116,9 @@ async def run(scenario: Scenario, root: Path) -> Row:
         load_fleet(store, inventory)
         bulletin = _bulletin(store, settings.content_dir, scenario.bulletin_kb * 1024)
         load_or_create_signer(settings.keys_dir)
-        fleet = Fleet(inventory, settings.broker_address, _options(scenario, root, settings))
+        fleet = Fleet(
+            provisioning_records(inventory), settings.broker_address, _options(scenario, root, settings)
+        )
         played: dict[str, list[SimDevice]] = {k: [v] for k, v in fleet.devices.items()}
         async with FleetRunner() as runner:
             for device in fleet.devices.values():
@@ -135,7 +137,6 @@ def _options(scenario: Scenario, root: Path, settings: Settings) -> FleetOptions
     return FleetOptions(
         root=root / "fleet",
         time_scale=20,
-        count=scenario.clusters,
         max_clock_offset_ms=scenario.clock_skew_ms,
         trust_file=trusted_path(settings.keys_dir),
         faults=scenario.faults,

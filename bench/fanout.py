@@ -26,14 +26,14 @@ from pathlib import Path
 
 import aiomqtt
 
-from devices.inventory import load_inventory
-from simulator.fleet import Fleet, FleetOptions, scaled_inventory
+from simulator.fleet import Fleet, FleetOptions
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
 from speakerctl.controller.app import load_fleet
 from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.fleet import load_inventory, provisioning_records, scaled_inventory
 from speakerctl.security.keys import trusted_path
 from speakerctl.store import Store, VariantInfo
 
@@ -109,7 +109,7 @@ async def speakerctl_e2e(url: str, n: int, root: Path, repeats: int = 3) -> tupl
     options = FleetOptions(
         root=root / f"fleet-{n}", time_scale=50, trust_file=trusted_path(settings.keys_dir)
     )
-    fleet = Fleet(inventory, settings.broker_address, options)
+    fleet = Fleet(provisioning_records(inventory), settings.broker_address, options)
     egress: dict[str, float] = {}
     async with asyncio.TaskGroup() as tg:
         fleet_task = tg.create_task(fleet.run())

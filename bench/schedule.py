@@ -30,7 +30,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from devices.inventory import load_inventory
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
@@ -39,6 +38,7 @@ from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import Controller
+from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.app import preview
 from speakerctl.scheduler.book import ScheduleBook
@@ -75,7 +75,7 @@ def bench_plan(root: Path, n: int) -> None:
     store = open_store(settings)
     tone = generate_tone(1.0, path=root / "plan-tone.wav")
     import_bulletin(store, settings, SystemClock(), tone, "Bản tin")
-    zones = [z.id for z in store.zones.all() if z.parent_id is not None]
+    zones = [z.id for z in store.zones.all() if z.parent is not None]
     book = ScheduleBook.open(settings.db_url)
     rng = random.Random(4)
     for i in range(n):
@@ -108,7 +108,7 @@ async def bench_fleet(root: Path, broadcasts: int, gap_s: int, offset_ms: int) -
             seed=11,
             trust_file=trusted_path(settings.keys_dir),
         )
-        fleet = Fleet(load_inventory(), settings.broker_address, options)
+        fleet = Fleet(provisioning_records(load_inventory()), settings.broker_address, options)
         store = open_store(settings)
         bulletin, _ = import_bulletin(
             store, settings, SystemClock(), generate_tone(2.0, path=root / "t.wav"), "Tin"

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devices.agent import AgentConfig, DeviceAgent
 from devices.hardware import Hardware
-from devices.inventory import DeviceSpec, Inventory, load_profiles
 from devices.trust import read_trusted_keys
 from simulator.conditions import FleetConditions
 from simulator.faults import FaultProfile, FaultyDownlink
 from simulator.hardware import SimAmplifier, SimClock, SimOutput, SimTelemetry
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.errors import LinkError
+from speakerctl.protocol.provisioning import Provisioning
 from speakerctl.protocol.signing import TrustedKeys
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,6 @@ class FleetOptions:
 
     root: Path
     time_scale: float = 1.0
-    count: int | None = None
     seed: int = 0
     max_clock_offset_ms: int = 0
     heartbeat_s: float = 60.0
@@ -51,65 +51,50 @@ class SimDevice:
     amplifier: SimAmplifier
     telemetry: SimTelemetry
     clock: SimClock
-    spec: DeviceSpec
-
-
-def scaled_inventory(inventory: Inventory, count: int) -> Inventory:
-    """The inventory with `count` clusters: cut short, or padded with copies spread over its communes."""
-    devices = list(inventory.devices)
-    if count <= len(devices):
-        return replace(inventory, devices=tuple(devices[:count]))
-    extra = [
-        replace(base, id=f"{base.id[:56]}-x{i:05d}")
-        for i, base in ((i, devices[i % len(devices)]) for i in range(count - len(devices)))
-    ]
-    return replace(inventory, devices=tuple(devices + extra))
+    identity: Provisioning
 
 
 class Fleet:
-    """A simulated fleet: one agent per cluster, all in this process's event loop."""
+    """A simulated fleet: one agent per provisioned cluster, all in this process's event loop."""
 
-    def __init__(self, inventory: Inventory, address: BrokerAddress, options: FleetOptions) -> None:
-        self.inventory = inventory
+    def __init__(
+        self, clusters: Sequence[Provisioning], address: BrokerAddress, options: FleetOptions
+    ) -> None:
         self.address = address
         self.options = options
         rng = random.Random(options.seed)
-        profiles = load_profiles()
         self._rng = rng
         self.trusted = read_trusted_keys(options.trust_file) if options.trust_file else TrustedKeys()
-        self.devices = {
-            spec.id: self._build(spec, rng, profiles[spec.model].codecs)
-            for spec in scaled_inventory(inventory, options.count or len(inventory.devices)).devices
-        }
+        self.devices = {c.device_id: self._build(c, rng) for c in clusters}
 
-    def _build(self, spec: DeviceSpec, rng: random.Random, codecs: tuple[str, ...]) -> SimDevice:
+    def _build(self, identity: Provisioning, rng: random.Random) -> SimDevice:
         offset = rng.randint(-self.options.max_clock_offset_ms, self.options.max_clock_offset_ms)
         clock = SimClock(offset)
         output = SimOutput(self.options.time_scale)
         amplifier = SimAmplifier()
-        telemetry = SimTelemetry(spec.network, rng=random.Random(rng.random()), offset_ms=offset)
-        firmware = self.options.conditions.apply(spec.id, self.options.seed, telemetry, amplifier)
+        telemetry = SimTelemetry(identity.network, rng=random.Random(rng.random()), offset_ms=offset)
+        firmware = self.options.conditions.apply(identity.device_id, self.options.seed, telemetry, amplifier)
         config = AgentConfig(
-            device_id=spec.id,
-            zones=self.inventory.ancestors(spec.zone),
-            cache_dir=self.options.root / spec.id,
-            model=spec.model,
+            device_id=identity.device_id,
+            zones=identity.zones,
+            cache_dir=self.options.root / identity.device_id,
+            model=identity.model,
             heartbeat_s=self.options.heartbeat_s,
             firmware=firmware,
             trusted_keys=self.trusted,
             repair_after_s=self.options.repair_after_s,
         )
-        hardware = Hardware(output, amplifier, telemetry, clock, codecs)
+        hardware = Hardware(output, amplifier, telemetry, clock, identity.codecs)
         agent = DeviceAgent(config, self.address, hardware)
         if self.options.faults is not None:
             faults, link_rng = self.options.faults, random.Random(rng.random())
             agent.link.wrap_handler(lambda inner: FaultyDownlink(inner, faults, link_rng))
-        return SimDevice(agent, output, amplifier, telemetry, clock, spec)
+        return SimDevice(agent, output, amplifier, telemetry, clock, identity)
 
     def rebuild(self, device_id: str) -> SimDevice:
         """The cluster after a power cycle: a fresh agent and hardware on the same storage."""
         old = self.devices[device_id]
-        self.devices[device_id] = self._build(old.spec, self._rng, old.agent.hw.codecs)
+        self.devices[device_id] = self._build(old.identity, self._rng)
         return self.devices[device_id]
 
     @property

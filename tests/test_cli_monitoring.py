@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from devices.inventory import load_inventory
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.ports import free_port
 from speakerctl.cli.main import app, exit_code
@@ -26,6 +25,7 @@ from speakerctl.config import Settings
 from speakerctl.controller.app import open_store
 from speakerctl.controller.health import HealthPolicy, evaluate
 from speakerctl.errors import SpeakerctlError
+from speakerctl.fleet import load_inventory
 from speakerctl.protocol import Power, Status
 from speakerctl.security.keys import load_or_create_signer
 from speakerctl.store import BroadcastState, DeliveryStatus, DeliveryUpdate

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from devices.inventory import load_inventory
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
@@ -20,6 +19,7 @@ from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import AckTimeout, NotFound
+from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import Ping, Priority, Reboot, SetVolume, topics
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BulletinInfo
@@ -63,7 +63,7 @@ async def rig(broker_url: str, tmp_path: Path) -> AsyncIterator[Rig]:
     # Provisioning: the clusters trust the controller's public key, given to them as a file.
     load_or_create_signer(settings.keys_dir)
     options = FleetOptions(root=tmp_path / "fleet", time_scale=20, trust_file=trusted_path(settings.keys_dir))
-    fleet = Fleet(inventory, settings.broker_address, options)
+    fleet = Fleet(provisioning_records(inventory), settings.broker_address, options)
     fleet.devices = {k: v for k, v in fleet.devices.items() if k in ids}
     store = open_store(settings)
     tone = generate_tone(2.0, path=tmp_path / "tin-tuc.wav")

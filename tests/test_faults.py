@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from devices.inventory import load_inventory
 from simulator.faults import FaultProfile, FleetRunner
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.broker.embedded import EmbeddedBroker
@@ -24,6 +23,7 @@ from speakerctl.controller.app import open_store
 from speakerctl.controller.ingest import Ingestor
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import StoreError
+from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import Status, codec, topics
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import Store, VariantInfo
@@ -48,7 +48,7 @@ def random_bulletin(store: Store, content_dir: Path, size: int, duration_ms: int
 def _fleet(settings: Settings, root: Path, **options: Any) -> Fleet:
     load_or_create_signer(settings.keys_dir)
     opts = FleetOptions(root=root, time_scale=50, trust_file=trusted_path(settings.keys_dir), **options)
-    return Fleet(load_inventory(), settings.broker_address, opts)
+    return Fleet(provisioning_records(load_inventory()), settings.broker_address, opts)
 
 
 async def test_province_broadcast_under_5_percent_chunk_loss_completes_everywhere(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from test_faults import ZONE, random_bulletin
 
-from devices.inventory import load_inventory
 from simulator.faults import FaultProfile, FleetRunner
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess
@@ -20,6 +19,7 @@ from speakerctl.config import Settings
 from speakerctl.controller.app import open_store
 from speakerctl.controller.resume import resume_broadcasts
 from speakerctl.controller.service import Controller
+from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol.lifecycle import FINAL
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BroadcastState, Store
@@ -44,7 +44,7 @@ async def test_broadcast_survives_a_controller_crash_and_a_broker_restart(
         faults=FaultProfile(bandwidth_kbps=384, latency_ms=50),  # a 3G link: ~3 s for the content
         repair_after_s=0.5,
     )
-    fleet = Fleet(load_inventory(), settings.broker_address, options)
+    fleet = Fleet(provisioning_records(load_inventory()), settings.broker_address, options)
     fleet.devices = {k: v for k, v in fleet.devices.items() if k in ids}
     try:
         async with FleetRunner() as runner:

@@ -9,6 +9,7 @@ import pytest
 from speakerctl.clock import FixedClock
 from speakerctl.controller.tracker import Tracker
 from speakerctl.errors import ProtocolError
+from speakerctl.fleet import Zone, ZoneKind
 from speakerctl.protocol import DeliveryEvent, Priority, Reason, codec
 from speakerctl.protocol.lifecycle import (
     DEVICE_FINAL,
@@ -18,7 +19,7 @@ from speakerctl.protocol.lifecycle import (
     DeliveryState,
     supersedes,
 )
-from speakerctl.store import DeliveryUpdate, DeviceSpec, Store, ZoneInfo
+from speakerctl.store import DeliveryUpdate, DeviceSpec, Store
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 T0_MS = int(T0.timestamp() * 1000)
@@ -84,7 +85,7 @@ def test_store_late_report_after_unreached(
     db_url: str, late: list[DeliveryState], final: DeliveryState
 ) -> None:
     with Store.open(db_url) as store:
-        store.zones.sync([ZoneInfo("c1", "Hòa Tú 1", "commune")])
+        store.zones.sync([Zone("c1", "Hòa Tú 1", ZoneKind.COMMUNE)])
         store.devices.sync([DeviceSpec("d1", "Ấp 1", "c1", "pa-4g")])
         bulletin = store.bulletins.add(
             title="t",

@@ -18,6 +18,7 @@ from speakerctl.controller import health
 from speakerctl.controller.fleetview import fleet_snapshot
 from speakerctl.controller.health import AlertKind, HealthPolicy
 from speakerctl.controller.reports import export, outcome_by_zone, play_log
+from speakerctl.fleet import Zone, ZoneKind
 from speakerctl.protocol import Link, Power, Status
 from speakerctl.store import (
     SCHEMA_REVISION,
@@ -28,7 +29,6 @@ from speakerctl.store import (
     DeviceInfo,
     DeviceSpec,
     Store,
-    ZoneInfo,
     migrate,
 )
 
@@ -38,11 +38,11 @@ POLICY = HealthPolicy(
 )
 HCM = TZ("Asia/Ho_Chi_Minh")
 ZONES = [
-    ZoneInfo("st", "Sóc Trăng", "province"),
-    ZoneInfo("st-ks", "Kế Sách", "district", "st", 1),
-    ZoneInfo("st-ks-am", "An Mỹ", "commune", "st-ks", 2),
-    ZoneInfo("st-td", "Trần Đề", "district", "st", 3),
-    ZoneInfo("st-td-lh", "Lịch Hội Thượng", "commune", "st-td", 4),
+    Zone("st", "Sóc Trăng", ZoneKind.PROVINCE),
+    Zone("st-ks", "Kế Sách", ZoneKind.DISTRICT, "st"),
+    Zone("st-ks-am", "An Mỹ", ZoneKind.COMMUNE, "st-ks"),
+    Zone("st-td", "Trần Đề", ZoneKind.DISTRICT, "st"),
+    Zone("st-td-lh", "Lịch Hội Thượng", ZoneKind.COMMUNE, "st-td"),
 ]
 DEVICES = [
     DeviceSpec("am-01", "Ấp Mỹ Hòa", "st-ks-am", "pa-4g", 9.87, 105.93, "4g"),

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from devices.inventory import load_inventory
 from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.audio import generate_tone
@@ -32,6 +31,7 @@ from speakerctl.controller.remote import remote_action
 from speakerctl.controller.reports import outcome_by_zone, play_log
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import AckTimeout
+from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import Ping, SetVolume
 from speakerctl.security.keys import trusted_path
 from speakerctl.web import parse_bind
@@ -70,7 +70,7 @@ async def ops(embedded_broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[
         conditions=conditions,
         trust_file=trusted_path(settings.keys_dir),
     )
-    fleet = Fleet(inventory, settings.broker_address, options)
+    fleet = Fleet(provisioning_records(inventory), settings.broker_address, options)
     fleet.devices = {k: v for k, v in fleet.devices.items() if k in ids}
     async with asyncio.TaskGroup() as tg:
         fleet_task = tg.create_task(fleet.run())

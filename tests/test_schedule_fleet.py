@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from waiting import SAFETY_NET_S, wait_until
 
-from devices.inventory import load_inventory
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.audio import generate_tone
 from speakerctl.broker.address import BrokerAddress
@@ -24,6 +23,7 @@ from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import NotFound
+from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import RunState, Schedule
@@ -85,7 +85,7 @@ async def _rig(tmp_path: Path, broker_url: str) -> tuple[Rig, Fleet]:
         seed=7,
         trust_file=trusted_path(settings.keys_dir),
     )
-    fleet = Fleet(inventory, settings.broker_address, options)
+    fleet = Fleet(provisioning_records(inventory), settings.broker_address, options)
     fleet.devices = {k: v for k, v in fleet.devices.items() if k in ids}
     store = open_store(settings)
     routine, _ = import_bulletin(

@@ -21,13 +21,13 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 from waiting import Observed
 
-from devices.inventory import load_inventory
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, TlsFiles
 from speakerctl.broker.ports import LOOPBACK, free_port, wait_until_listening
 from speakerctl.cli.main import app
 from speakerctl.errors import AuthError
+from speakerctl.fleet import load_inventory
 from speakerctl.protocol import topics
 
 

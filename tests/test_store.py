@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from speakerctl.errors import NotFound, StoreError
+from speakerctl.fleet import Zone, ZoneKind
 from speakerctl.protocol import DeliveryEvent, DeliveryState, Link, Power, Priority, Reason, Status
 from speakerctl.protocol.lifecycle import supersedes
 from speakerctl.store import (
@@ -23,7 +24,6 @@ from speakerctl.store import (
     DeliveryUpdate,
     DeviceSpec,
     Store,
-    ZoneInfo,
 )
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
@@ -31,11 +31,11 @@ T0_MS = int(T0.timestamp() * 1000)
 SHA = "ab" * 32
 
 ZONES = [
-    ZoneInfo("st", "Sóc Trăng", "province"),
-    ZoneInfo("st-d1", "Mỹ Xuyên", "district", "st", 1),
-    ZoneInfo("c1", "Hòa Tú 1", "commune", "st-d1", 1),
-    ZoneInfo("c2", "Hòa Tú 2", "commune", "st-d1", 2),
-    ZoneInfo("c3", "Ngọc Tố", "commune", "st", 3),
+    Zone("st", "Sóc Trăng", ZoneKind.PROVINCE),
+    Zone("st-d1", "Mỹ Xuyên", ZoneKind.DISTRICT, "st"),
+    Zone("c1", "Hòa Tú 1", ZoneKind.COMMUNE, "st-d1"),
+    Zone("c2", "Hòa Tú 2", ZoneKind.COMMUNE, "st-d1"),
+    Zone("c3", "Ngọc Tố", ZoneKind.COMMUNE, "st"),
 ]
 DEVICES = [
     DeviceSpec("d1", "Ấp 1", "c1", "pa-4g", 9.5, 105.9, "4g"),
@@ -177,8 +177,9 @@ def test_unreachable_server_is_a_store_error_with_hint() -> None:
 
 
 def test_zones_upsert(store: Store) -> None:
-    store.zones.sync([ZoneInfo("c1", "Hòa Tú Một", "commune", "st-d1", 5), ZoneInfo("c9", "X", "commune")])
-    assert store.zones.get("c1") == ZoneInfo("c1", "Hòa Tú Một", "commune", "st-d1", 5)
+    renamed = Zone("c1", "Hòa Tú Một", ZoneKind.COMMUNE, "st-d1")
+    store.zones.sync([Zone("c9", "X", ZoneKind.COMMUNE), *ZONES[:2], *ZONES[3:], renamed])
+    assert store.zones.get("c1") == Zone("c1", "Hòa Tú Một", ZoneKind.COMMUNE, "st-d1")
     assert [z.id for z in store.zones.all()] == ["c9", "st", "st-d1", "c2", "c3", "c1"]
 
 

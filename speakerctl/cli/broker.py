@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from devices.inventory import load_inventory
 from speakerctl.broker.mosquitto import (
     MosquittoConfig,
     TlsFiles,
@@ -19,6 +18,7 @@ from speakerctl.broker.mosquitto import (
 )
 from speakerctl.cli.common import console, state
 from speakerctl.errors import ConfigError
+from speakerctl.fleet import load_inventory
 from speakerctl.protocol.limits import BROKER_MAX_PAYLOAD
 from speakerctl.security.credentials import CONTROLLER_USER, Credentials, mosquitto_acl
 

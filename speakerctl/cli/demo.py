@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from devices.inventory import load_inventory
 from speakerctl.audio import generate_speechlike
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.cli.broadcast import print_summary, run_broadcast
@@ -20,6 +19,7 @@ from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest
+from speakerctl.fleet import load_inventory
 from speakerctl.protocol import Priority
 from speakerctl.protocol.limits import MAX_TARGETS
 from speakerctl.security.keys import load_or_create_signer, trusted_path

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from devices.inventory import load_inventory
 from speakerctl.cli.common import console, console_err, print_json, state
 from speakerctl.errors import NotFound
+from speakerctl.fleet import load_inventory
 from speakerctl.security import keys
 from speakerctl.security.credentials import CONTROLLER_USER, Credentials
 

@@ -11,13 +11,15 @@ from typing import Annotated
 
 import typer
 
-from devices.inventory import load_inventory
+from devices.identity import read_provisioning
 from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
 from speakerctl.config import Settings
 from speakerctl.errors import LinkError
+from speakerctl.fleet import load_inventory, provisioning_records, scaled_inventory
+from speakerctl.protocol.provisioning import Provisioning
 
 READY = "ready:"
 
@@ -37,19 +39,31 @@ def simulate(
             help="The controller's public keys, as provisioned (default: <data dir>/keys/trusted.pub)."
         ),
     ] = None,
+    provisioning: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run the clusters of this provisioning file (default: every cluster of the inventory)."
+        ),
+    ] = None,
 ) -> None:
     """Run simulated clusters (the real agent code on simulated hardware) until interrupted."""
     settings = state.settings
     options = FleetOptions(
         root=cache_dir or settings.data_dir / "fleet",
         time_scale=time_scale,
-        count=count,
         max_clock_offset_ms=clock_offset_ms,
         heartbeat_s=heartbeat,
         conditions=FleetConditions(battery_share, fault_share, old_firmware_share),
         trust_file=trust or _default_trust(settings),
     )
-    run(until_signalled(_simulate(settings, options)))
+    clusters = read_provisioning(provisioning) if provisioning else _provision(settings, count)
+    run(until_signalled(_simulate(settings, clusters, options)))
+
+
+def _provision(settings: Settings, count: int | None) -> tuple[Provisioning, ...]:
+    """What the inventory's clusters (cut short or padded to `count`) are told at provisioning."""
+    inventory = load_inventory(settings.inventory)
+    return provisioning_records(scaled_inventory(inventory, count) if count else inventory)
 
 
 def _default_trust(settings: Settings) -> Path | None:
@@ -60,10 +74,10 @@ def _default_trust(settings: Settings) -> Path | None:
     return path
 
 
-async def _simulate(settings: Settings, options: FleetOptions) -> None:
+async def _simulate(settings: Settings, clusters: Sequence[Provisioning], options: FleetOptions) -> None:
     import asyncio
 
-    fleet = Fleet(load_inventory(settings.inventory), settings.broker_address, options)
+    fleet = Fleet(clusters, settings.broker_address, options)
     console_err.print(f"starting {len(fleet.devices)} simulated clusters on {settings.broker_address.url}")
     async with asyncio.TaskGroup() as tg:
         tg.create_task(fleet.run())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Annotated
 
 import typer
@@ -10,7 +10,7 @@ from rich.tree import Tree
 
 from speakerctl.cli.common import console, print_json, state
 from speakerctl.controller.app import open_store
-from speakerctl.store import ZoneInfo
+from speakerctl.fleet import Zone, ZoneTree
 
 app = typer.Typer(help="The zone tree: province, districts, communes (any depth).", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ def list_zones(
     if as_json:
         print_json(
             [
-                {"id": z.id, "name": z.name, "kind": z.kind, "parent": z.parent_id, "devices": per_zone[z.id]}
+                {"id": z.id, "name": z.name, "kind": z.kind, "parent": z.parent, "devices": per_zone[z.id]}
                 for z in zones
             ]
         )
@@ -34,20 +34,16 @@ def list_zones(
     console.print(_tree(zones, per_zone))
 
 
-def _tree(zones: list[ZoneInfo], per_zone: Counter[str]) -> Tree:
-    children: dict[str | None, list[ZoneInfo]] = defaultdict(list)
-    for zone in zones:
-        children[zone.parent_id].append(zone)
+def _tree(zones: list[Zone], per_zone: Counter[str]) -> Tree:
+    tree = ZoneTree(zones)
 
-    def total(zone_id: str) -> int:
-        return per_zone[zone_id] + sum(total(c.id) for c in children[zone_id])
-
-    def add(node: Tree, zone: ZoneInfo) -> None:
-        branch = node.add(f"[bold]{zone.name}[/] [dim]{zone.id} · {zone.kind}[/] — {total(zone.id)} clusters")
-        for child in children[zone.id]:
+    def add(node: Tree, zone: Zone) -> None:
+        total = sum(per_zone[z] for z in tree.subtree([zone.id]))
+        branch = node.add(f"[bold]{zone.name}[/] [dim]{zone.id} · {zone.kind}[/] — {total} clusters")
+        for child in tree.children(zone.id):
             add(branch, child)
 
     root = Tree("zones")
-    for zone in children[None]:
+    for zone in tree.roots():
         add(root, zone)
     return root

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from devices.inventory import Inventory, load_inventory
 from speakerctl.audio import DEFAULT_PROFILE, Composition, Recording, with_chimes
 from speakerctl.audio.pipeline import Progress
 from speakerctl.clock import Clock
 from speakerctl.config import Settings
 from speakerctl.controller.library import add_bulletin
-from speakerctl.controller.zonetree import ZoneTree
-from speakerctl.store import BulletinInfo, DeviceSpec, Store, ZoneInfo
+from speakerctl.fleet import Inventory, Zone, ZoneTree, load_inventory
+from speakerctl.store import BulletinInfo, DeviceSpec, Store
 
 
 def open_store(settings: Settings, *, sync_inventory: bool = True) -> Store:
@@ -25,7 +24,7 @@ def open_store(settings: Settings, *, sync_inventory: bool = True) -> Store:
 
 def load_fleet(store: Store, inventory: Inventory) -> bool:
     """Upsert the inventory's zones and devices unless the store already holds them; True if it wrote."""
-    zones = [ZoneInfo(z.id, z.name, z.kind, z.parent, i) for i, z in enumerate(inventory.zones)]
+    zones = list(inventory.zones)
     devices = [DeviceSpec(d.id, d.name, d.zone, d.model, d.lat, d.lon, d.network) for d in inventory.devices]
     # Read first: read-only commands then never take the write lock a running `serve` needs.
     if _holds(store, zones, devices):
@@ -35,9 +34,10 @@ def load_fleet(store: Store, inventory: Inventory) -> bool:
     return True
 
 
-def _holds(store: Store, zones: Sequence[ZoneInfo], devices: Sequence[DeviceSpec]) -> bool:
+def _holds(store: Store, zones: Sequence[Zone], devices: Sequence[DeviceSpec]) -> bool:
     """Whether every zone and device is in the store with exactly these inventory fields."""
-    if not set(zones) <= set(store.zones.all()):
+    wanted = set(zones)
+    if [z for z in store.zones.all() if z in wanted] != list(zones):
         return False
     stored = {
         DeviceSpec(d.id, d.name, d.zone_id, d.model, d.lat, d.lon, d.network) for d in store.devices.all()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from speakerctl.controller.health import FAULT_KINDS, HealthPolicy, is_online
-from speakerctl.controller.zonetree import ZoneTree
+from speakerctl.fleet import ZoneTree
 from speakerctl.protocol.lifecycle import FINISHED, REPORTED
 from speakerctl.store import AlertInfo, BroadcastInfo, DeviceInfo, Store
 

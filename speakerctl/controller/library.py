@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from devices.inventory import HardwareProfile, Inventory, load_inventory, load_profiles
 from speakerctl.audio import (
     CODECS,
     ContentStore,
@@ -30,6 +29,7 @@ from speakerctl.clock import Clock
 from speakerctl.config import Settings
 from speakerctl.errors import ConfigError, InUse, NotFound, StoreError
 from speakerctl.files import write_atomic
+from speakerctl.fleet import HardwareProfile, Inventory, load_inventory, load_profiles
 from speakerctl.store import Airing, BulletinInfo, Store, VariantInfo
 
 TITLE_WORDS = 8

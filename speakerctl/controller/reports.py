@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from speakerctl.controller.zonetree import ZoneTree
 from speakerctl.errors import ConfigError
+from speakerctl.fleet import ZoneTree
 from speakerctl.protocol import Priority
 from speakerctl.protocol.lifecycle import FINISHED, MISSED, REACHED, UNSUCCESSFUL
 from speakerctl.store import DeliveryInfo, PlayRecord, Store

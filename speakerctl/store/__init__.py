@@ -18,7 +18,6 @@ from speakerctl.store.models import (
     DeviceSpecLike,
     StatusRecord,
     VariantInfo,
-    ZoneInfo,
     utc_from_ms,
 )
 from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord
@@ -46,6 +45,5 @@ __all__ = [
     "StatusRecord",
     "Store",
     "VariantInfo",
-    "ZoneInfo",
     "utc_from_ms",
 ]

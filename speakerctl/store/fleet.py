@@ -10,9 +10,10 @@ from sqlalchemy import func
 from sqlmodel import Session, col, delete, insert, select
 
 from speakerctl.errors import NotFound, ProtocolError, StoreError
+from speakerctl.fleet import Zone
 from speakerctl.protocol import Status
 from speakerctl.store.engine import Sessions
-from speakerctl.store.models import DeviceInfo, DeviceSpecLike, StatusRecord, ZoneInfo, aware_utc
+from speakerctl.store.models import DeviceInfo, DeviceSpecLike, StatusRecord, aware_utc
 from speakerctl.store.queries import get_row, rows_by_id, subtree
 from speakerctl.store.tables import DeviceRow, StatusHistoryRow, ZoneRow
 
@@ -23,24 +24,26 @@ class ZoneRepository:
     def __init__(self, sessions: Sessions) -> None:
         self._db = sessions
 
-    def sync(self, zones: Iterable[ZoneInfo]) -> None:
-        """Insert new zones and update known ones."""
-        wanted = {z.id: z for z in zones}
+    def sync(self, zones: Iterable[Zone]) -> None:
+        """Insert new zones and update known ones; each takes its place in `zones` as its position."""
+        wanted = {z.id: (i, z) for i, z in enumerate(zones)}
         with self._db.session(write=True) as s:
             known = rows_by_id(s, ZoneRow, wanted)
-            for zone_id, zone in wanted.items():
+            for zone_id, (position, zone) in wanted.items():
                 if zone_id in known:
-                    known[zone_id].update(zone)
+                    known[zone_id].update(zone, position)
                 else:
-                    s.add(ZoneRow(**{n: getattr(zone, n) for n in ZoneInfo.__dataclass_fields__}))
+                    row = ZoneRow(id=zone.id, name=zone.name, kind=zone.kind, parent_id=zone.parent)
+                    row.position = position
+                    s.add(row)
 
-    def all(self) -> list[ZoneInfo]:
+    def all(self) -> list[Zone]:
         """Every zone, by position then id."""
         with self._db.session() as s:
             rows = s.exec(select(ZoneRow).order_by(col(ZoneRow.position), col(ZoneRow.id)))
             return [r.info() for r in rows]
 
-    def get(self, zone_id: str) -> ZoneInfo:
+    def get(self, zone_id: str) -> Zone:
         """One zone, or NotFound."""
         with self._db.session() as s:
             return get_row(s, ZoneRow, zone_id, "zone").info()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,6 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from speakerctl.errors import NotFound, StoreError
+from speakerctl.fleet import Zone, ZoneTree
 from speakerctl.protocol import DeliveryEvent, Priority, Status
 from speakerctl.protocol.lifecycle import REPORTED, DeliveryState
 
@@ -28,22 +28,13 @@ def aware_utc(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def zone_subtree(edges: Iterable[tuple[str, str | None]], zone_ids: Collection[str]) -> set[str]:
-    """`zone_ids` and every zone below them, from (zone id, parent id) pairs; NotFound if unknown."""
-    children: dict[str | None, list[str]] = defaultdict(list)
-    for zone_id, parent_id in edges:
-        children[parent_id].append(zone_id)
-    missing = sorted(set(zone_ids) - {z for kids in children.values() for z in kids})
+def zone_subtree(zones: Iterable[Zone], zone_ids: Collection[str]) -> frozenset[str]:
+    """`zone_ids` and every zone below them, by the fleet's zone tree; NotFound if one is unknown."""
+    tree = ZoneTree(zones)
+    missing = tree.unknown(zone_ids)
     if missing:
         raise NotFound(f"zone {', '.join(map(repr, missing))} not found")
-    found: set[str] = set()
-    todo = list(zone_ids)
-    while todo:
-        zone_id = todo.pop()
-        if zone_id not in found:
-            found.add(zone_id)
-            todo.extend(children[zone_id])
-    return found
+    return tree.subtree(zone_ids)
 
 
 # The lifecycle's enum under the name the store has always used for it.
@@ -57,17 +48,6 @@ class BroadcastState(StrEnum):
     COMPLETE = "complete"
     INCOMPLETE = "incomplete"
     CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneInfo:
-    """An administrative zone (province, district, commune, village...)."""
-
-    id: str
-    name: str
-    kind: str
-    parent_id: str | None = None
-    position: int = 0
 
 
 class DeviceSpecLike(Protocol):

@@ -39,6 +39,6 @@ def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
         yield ids[start : start + _IN_CHUNK]
 
 
-def subtree(s: Session, zone_ids: Collection[str]) -> set[str]:
+def subtree(s: Session, zone_ids: Collection[str]) -> frozenset[str]:
     """`zone_ids` and every zone below them; NotFound for an unknown zone."""
-    return zone_subtree(s.exec(select(ZoneRow.id, ZoneRow.parent_id)), zone_ids)
+    return zone_subtree((r.info() for r in s.exec(select(ZoneRow))), zone_ids)

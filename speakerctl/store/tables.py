@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Dialect, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from speakerctl.fleet import Zone, ZoneKind
 from speakerctl.protocol import Priority, Status
 from speakerctl.protocol.lifecycle import DEVICE_FINAL
 from speakerctl.store.models import (
@@ -20,7 +21,6 @@ from speakerctl.store.models import (
     DeviceSpecLike,
     StatusRecord,
     VariantInfo,
-    ZoneInfo,
     utc_from_ms,
 )
 
@@ -58,14 +58,14 @@ class ZoneRow(SQLModel, table=True):
     parent_id: str | None = Field(default=None, index=True)
     position: int = 0
 
-    def info(self) -> ZoneInfo:
-        """Public value."""
-        return ZoneInfo(self.id, self.name, self.kind, self.parent_id, self.position)
+    def info(self) -> Zone:
+        """Public value: the fleet's zone record."""
+        return Zone(self.id, self.name, ZoneKind(self.kind), self.parent_id)
 
-    def update(self, zone: ZoneInfo) -> None:
-        """Take the fields of `zone`."""
+    def update(self, zone: Zone, position: int) -> None:
+        """Take the fields of `zone`, at `position` in the inventory."""
         self.name, self.kind = zone.name, zone.kind
-        self.parent_id, self.position = zone.parent_id, zone.position
+        self.parent_id, self.position = zone.parent, position
 
 
 class DeviceRow(SQLModel, table=True):

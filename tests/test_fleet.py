@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
@@ -14,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from devices.inventory import (
+from devices.identity import read_provisioning
+from speakerctl.errors import ConfigError, InventoryError, ProtocolError
+from speakerctl.fleet import (
     DeviceSpec,
     HardwareProfile,
     Inventory,
@@ -25,8 +25,11 @@ from devices.inventory import (
     inventory_from_dict,
     load_inventory,
     load_profiles,
+    provisioning_records,
+    write_provisioning,
 )
-from speakerctl.errors import InventoryError
+from speakerctl.fleet.zonetree import ZoneTree
+from speakerctl.protocol.provisioning import Provisioning
 
 Doc = dict[str, Any]
 ROOT = "soc-trang"
@@ -549,11 +552,62 @@ def test_records_are_frozen_and_validated_on_construction() -> None:
         Zone("An My", "An Mỹ", ZoneKind.COMMUNE, None)
 
 
-def test_devices_package_keeps_its_boundary() -> None:
-    code = (
-        "import sys, devices.inventory\n"
-        "bad = [m for m in sys.modules if m.split('.')[:2] in "
-        "(['speakerctl', 'controller'], ['speakerctl', 'store'], ['speakerctl', 'scheduler'])]\n"
-        "assert not bad, bad\n"
+# --- the zone tree -----------------------------------------------------------------------------
+
+
+def _tree() -> ZoneTree:
+    return ZoneTree(
+        [
+            Zone("p", "P", ZoneKind.PROVINCE),
+            Zone("d", "D", ZoneKind.DISTRICT, "p"),
+            Zone("c", "C", ZoneKind.COMMUNE, "d"),
+            Zone("d2", "D2", ZoneKind.DISTRICT, "p"),
+        ]
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_zone_tree_walks_up_down_and_in_order() -> None:
+    tree = _tree()
+    assert tree.ancestors("c") == ["p", "d", "c"]
+    assert (tree.depth("p"), tree.depth("c")) == (0, 2)
+    assert (tree.at_level("c", 1), tree.at_level("p", 1)) == ("d", "p")
+    assert tree.path("c") == "P › D › C"
+    assert tree.subtree(["d"]) == {"d", "c"}
+    assert tree.subtree(["p", "nowhere"]) == {"p", "d", "c", "d2"}
+    assert tree.unknown(["c", "nowhere"]) == ["nowhere"]
+    assert tree.tree_order() == ["p", "d", "c", "d2"]
+    assert tree.ancestors("nowhere") == [] and tree.name("nowhere") == "nowhere"
+
+
+def test_a_partial_tree_treats_orphans_as_roots() -> None:
+    tree = ZoneTree([Zone("c", "C", ZoneKind.COMMUNE, "d"), Zone("h", "H", ZoneKind.HAMLET, "c")])
+    assert [z.id for z in tree.roots()] == ["c"]
+    assert tree.tree_order() == ["c", "h"]
+    with pytest.raises(InventoryError, match="parent 'd' does not exist"):
+        tree.check()
+
+
+# --- provisioning records ------------------------------------------------------------------------
+
+
+def test_each_cluster_is_provisioned_with_its_zone_chain_codecs_and_link(tmp_path: Path) -> None:
+    fleet, profiles = load_inventory(), load_profiles()
+    records = provisioning_records(fleet)
+    assert [r.device_id for r in records] == [d.id for d in fleet.devices]
+    first, spec = records[0], fleet.devices[0]
+    assert first.zones == tuple(reversed(fleet.ancestors(spec.zone))) and first.zone == spec.zone
+    assert first.zones[0] == ROOT
+    assert (first.model, first.network) == (spec.model, spec.network.value)
+    assert first.codecs == profiles[spec.model].codecs
+    path = tmp_path / "provisioning.json"
+    write_provisioning(path, records)
+    assert read_provisioning(path) == records
+
+
+def test_a_bad_provisioning_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "provisioning.json"
+    path.write_text(json.dumps({"format": 1, "clusters": [{"device_id": "x"}]}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="provisioning"):
+        read_provisioning(path)
+    with pytest.raises(ProtocolError, match="network"):
+        Provisioning("x", ("p",), "m", ("opus",), "5g")
