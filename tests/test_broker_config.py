@@ -17,11 +17,11 @@ import aiomqtt
 import pytest
 from typer.testing import CliRunner
 
-from devices.inventory import load_inventory
 from speakerctl.broker.mosquitto import MOSQUITTO_USER, broker_account
 from speakerctl.broker.ports import LOOPBACK, free_port, wait_until_listening
 from speakerctl.cli.main import app
 from speakerctl.errors import ConfigError
+from speakerctl.fleet import load_inventory
 from speakerctl.protocol import topics
 from speakerctl.protocol.limits import BROKER_MAX_PAYLOAD, MAX_CHUNK_PAYLOAD, MAX_JSON_PAYLOAD
 
