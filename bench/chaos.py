@@ -34,11 +34,11 @@ from devices.inventory import load_inventory
 from simulator.faults import FleetRunner
 from simulator.fleet import Fleet, FleetOptions, SimDevice, scaled_inventory
 from simulator.scenarios import Scenario, load_scenarios
+from speakerctl.app.context import load_fleet
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
-from speakerctl.controller.app import load_fleet
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import FINAL, Store, VariantInfo

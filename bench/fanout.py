@@ -28,11 +28,11 @@ import aiomqtt
 
 from devices.inventory import load_inventory
 from simulator.fleet import Fleet, FleetOptions, scaled_inventory
+from speakerctl.app.context import load_fleet
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
-from speakerctl.controller.app import load_fleet
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.security.keys import trusted_path
 from speakerctl.store import Store, VariantInfo

@@ -44,11 +44,11 @@ import sqlalchemy as sa
 
 from devices.inventory import load_inventory
 from simulator.fleet import scaled_inventory
+from speakerctl.app.context import load_fleet
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
-from speakerctl.controller.app import load_fleet
 from speakerctl.controller.service import Controller
 from speakerctl.protocol import Link, Power, Status, codec, topics
 from speakerctl.store import Store

@@ -32,14 +32,15 @@ from pathlib import Path
 
 from devices.inventory import load_inventory
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app.bulletins import import_bulletin
+from speakerctl.app.context import open_store
+from speakerctl.app.schedules import preview
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
-from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import Controller
 from speakerctl.protocol import PreemptPolicy, Priority
-from speakerctl.scheduler.app import preview
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import RunState, Schedule
 from speakerctl.scheduler.rules import Kind, Rule, parse_times

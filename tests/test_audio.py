@@ -210,9 +210,7 @@ def test_declared_length_over_the_limit(tone: Path) -> None:
 def test_undeclared_length_over_the_limit(clips: Path) -> None:
     path = clips / "no-xing.mp3"
     source = "sine=duration=3"
-    _ffmpeg(
-        "-f", "lavfi", "-i", source, "-c:a", "libmp3lame", "-write_xing", "0", "-y", file_url(path)
-    )
+    _ffmpeg("-f", "lavfi", "-i", source, "-c:a", "libmp3lame", "-write_xing", "0", "-y", file_url(path))
     with pytest.raises(AudioError, match=r"'no-xing\.mp3'.*limit is 2 s"):
         import_audio(path, max_duration_s=2)
 
@@ -281,9 +279,7 @@ def test_put_stores_by_hash(tmp_path: Path, opus: EncodedAudio, mp3: EncodedAudi
     assert store.read(opus.sha256) == opus.data
     assert store.path(mp3.sha256).read_bytes() == mp3.data
     assert store.has(opus.sha256) and store.has(mp3.sha256)
-    assert _files(tmp_path) == sorted(
-        f"{a.sha256[:2]}/{a.sha256}.{a.container}" for a in (opus, mp3)
-    )
+    assert _files(tmp_path) == sorted(f"{a.sha256[:2]}/{a.sha256}.{a.container}" for a in (opus, mp3))
 
 
 def test_put_deduplicates(tmp_path: Path, opus: EncodedAudio) -> None:

@@ -12,12 +12,13 @@ import pytest
 
 from devices.inventory import load_inventory
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app.bulletins import import_bulletin
+from speakerctl.app.context import open_store
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Incoming, Link
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
-from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import AckTimeout, NotFound
 from speakerctl.protocol import Ping, Priority, Reboot, SetVolume, topics

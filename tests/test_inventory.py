@@ -114,9 +114,7 @@ def test_commune_level_units(fleet: Inventory) -> None:
         ("st-tran-de", ["Trần Đề", "Lịch Hội Thượng", "Đại Ân 2", "Liêu Tú", "Viên Bình"]),
     ],
 )
-def test_commune_names_keep_their_diacritics(
-    fleet: Inventory, district: str, names: list[str]
-) -> None:
+def test_commune_names_keep_their_diacritics(fleet: Inventory, district: str, names: list[str]) -> None:
     found = {z.name for z in fleet.children(district)}
     assert set(names) <= found
 
@@ -284,9 +282,7 @@ def test_four_level_tree_with_devices_at_several_depths() -> None:
 
 
 def test_explicit_profiles_are_used() -> None:
-    profile = HardwareProfile(
-        "fm-rx", "Test", "FM receiver", ("mp3",), 10, 50, 16, (Network.WIRED,)
-    )
+    profile = HardwareProfile("fm-rx", "Test", "FM receiver", ("mp3",), 10, 50, 16, (Network.WIRED,))
     doc = _doc([_zone("p", None, "province")], [_device("x", "p", model="fm-rx", network="wired")])
     assert inventory_from_dict(doc, profiles={"fm-rx": profile}).device("x").model == "fm-rx"
     with pytest.raises(InventoryError, match="model 'ipc-4g-30w' has no hardware profile"):
@@ -426,9 +422,7 @@ BAD_INVENTORIES = {
 
 
 @pytest.mark.parametrize(("mutate", "fragments"), BAD_INVENTORIES.values(), ids=BAD_INVENTORIES)
-def test_bad_inventory_file(
-    tmp_path: Path, mutate: Callable[[Doc], None], fragments: list[str]
-) -> None:
+def test_bad_inventory_file(tmp_path: Path, mutate: Callable[[Doc], None], fragments: list[str]) -> None:
     doc = _valid()
     mutate(doc)
     path = tmp_path / "bad_fleet.json"

@@ -20,11 +20,12 @@ import pytest
 from devices.inventory import load_inventory
 from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app.bulletins import import_bulletin
+from speakerctl.app.context import open_store
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
-from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.monitor import evaluate_once, monitoring
 from speakerctl.controller.remote import remote_action

@@ -13,13 +13,14 @@ import pytest
 
 from devices.inventory import load_inventory
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app.bulletins import import_bulletin
+from speakerctl.app.context import open_store
 from speakerctl.audio import generate_tone
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Backoff
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
-from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.book import ScheduleBook

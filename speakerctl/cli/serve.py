@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Annotated
 
 import typer
 
+from speakerctl.app import runtime
 from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
-from speakerctl.config import Settings
-from speakerctl.controller.app import open_store
-from speakerctl.controller.monitor import monitoring
-from speakerctl.controller.service import Controller
-from speakerctl.scheduler import runner as schedules
-from speakerctl.scheduler.book import ScheduleBook
-
-log = logging.getLogger(__name__)
+from speakerctl.errors import ConfigError
 
 
 def serve(
@@ -26,21 +18,14 @@ def serve(
     ] = None,
 ) -> None:
     """Run the controller: keep the broker link, ingest status and events, run the schedules."""
-    run(until_signalled(_serve(state.settings, http)))
+    front_end = _front_end(http) if http else None
+    run(until_signalled(runtime.serve(state.context(), front_end, console_err.print)))
     console_err.print("controller stopped")
 
 
-async def _serve(settings: Settings, http: str | None = None) -> None:
-    controller = Controller(
-        settings, open_store(settings), client_id=settings.client_id or "speakerctl-serve"
-    )
-    console_err.print(f"controller on {settings.broker_address.url}, store {settings.db_url}")
-    async with (
-        controller.running(fail_fast=False),
-        monitoring(controller, http, console_err.print),
-        schedules.for_controller(controller, ScheduleBook(settings.db_url)).running(),
-    ):
-        while True:
-            await asyncio.sleep(30)
-            c = controller.ingestor.counters
-            log.warning("ingested %d statuses, %d events; %d malformed", c.statuses, c.events, c.malformed)
+def _front_end(bind: str) -> runtime.FrontEndFactory:
+    if state.web is None:
+        raise ConfigError(
+            "this speakerctl has no web front end", hint="run it as `speakerctl` or `python -m speakerctl`"
+        )
+    return state.web(bind)

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from devices.inventory import load_inventory
 from simulator.conditions import FleetConditions
-from simulator.fleet import Fleet, FleetOptions
+from simulator.fleet import FleetOptions
+from speakerctl.app import runtime
 from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
 from speakerctl.config import Settings
-from speakerctl.errors import LinkError
-
-READY = "ready:"
 
 
 def simulate(
@@ -39,58 +33,31 @@ def simulate(
     ] = None,
 ) -> None:
     """Run simulated clusters (the real agent code on simulated hardware) until interrupted."""
-    settings = state.settings
+    ctx = state.context()
     options = FleetOptions(
-        root=cache_dir or settings.data_dir / "fleet",
+        root=cache_dir or ctx.settings.data_dir / "fleet",
         time_scale=time_scale,
         count=count,
         max_clock_offset_ms=clock_offset_ms,
         heartbeat_s=heartbeat,
         conditions=FleetConditions(battery_share, fault_share, old_firmware_share),
-        trust_file=trust or _default_trust(settings),
+        trust_file=trust or _default_trust(ctx.settings),
     )
-    run(until_signalled(_simulate(settings, options)))
+    url = ctx.settings.broker_address.url
+    console_err.print(f"starting {runtime.simulated_count(ctx, count)} simulated clusters on {url}")
+    run(until_signalled(runtime.simulate(ctx, options, _ready)))
 
 
 def _default_trust(settings: Settings) -> Path | None:
-    path = settings.keys_dir / "trusted.pub"
-    if not path.exists():
-        console_err.print(f"no {path}: the simulated clusters will refuse every command")
-        return None
-    return path
+    found = runtime.default_trust(settings)
+    if found is None:
+        console_err.print(
+            f"no {settings.keys_dir / 'trusted.pub'}: the simulated clusters will refuse every command"
+        )
+    return found
 
 
-async def _simulate(settings: Settings, options: FleetOptions) -> None:
-    import asyncio
-
-    fleet = Fleet(load_inventory(settings.inventory), settings.broker_address, options)
-    console_err.print(f"starting {len(fleet.devices)} simulated clusters on {settings.broker_address.url}")
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(fleet.run())
-        await fleet.wait_online(timeout=120)
-        # The demo and the tests wait for this line on stdout.
-        sys.stdout.write(f"{READY} {len(fleet.devices)} clusters online\n")
-        sys.stdout.flush()
-
-
-@contextlib.contextmanager
-def fleet_process(args: Sequence[str]) -> Iterator[str]:
-    """Run `speakerctl ARGS` (a simulate command) in its own process; yield its ready line."""
-    cmd = [sys.executable, "-m", "speakerctl", *args]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
-        try:
-            yield _wait_ready(proc)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _wait_ready(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith(READY):
-            return line.strip()
-    raise LinkError(f"the simulated fleet exited (code {proc.wait()}) before it was ready")
+def _ready(count: int) -> None:
+    # The demo and the tests wait for this line on stdout.
+    sys.stdout.write(f"{runtime.READY} {count} clusters online\n")
+    sys.stdout.flush()

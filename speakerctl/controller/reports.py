@@ -48,19 +48,6 @@ class ZoneOutcome:
         if state != "finished":
             self.reasons[delivery.reason or state] += 1
 
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready."""
-        return {
-            "zone": self.zone_id,
-            "name": self.name,
-            "targeted": self.targeted,
-            "reached": self.reached,
-            "played": self.played,
-            "failed": self.failed,
-            "missed": self.missed,
-            "reasons": dict(self.reasons.most_common()),
-        }
-
 
 def outcome_by_zone(store: Store, broadcast_id: str, level: int = DISTRICT_LEVEL) -> list[ZoneOutcome]:
     """The broadcast's deliveries counted per zone at `level` (1: district), in inventory order."""
@@ -91,35 +78,69 @@ PLAY_LOG_COLUMNS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class PlayEntry:
+    """One cluster's airing of one broadcast, with where the cluster is."""
+
+    district: str
+    commune: str
+    device_id: str
+    device_name: str
+    record: PlayRecord
+
+    @property
+    def aired_s(self) -> float | None:
+        """Seconds it played, if it ended."""
+        r = self.record
+        return round((r.ended_at - r.playing_at).total_seconds(), 1) if r.ended_at else None
+
+    @property
+    def outcome(self) -> str:
+        """The final state, with the reason if there is one ("failed/amplifier_fault")."""
+        r = self.record
+        return r.state if r.reason is None else f"{r.state}/{r.reason}"
+
+    def row(self, tz: ZoneInfo) -> dict[str, object]:
+        """The play-log row for people (CSV, XLSX, tables), in local time."""
+        r = self.record
+        started = r.playing_at.astimezone(tz)
+        ended = r.ended_at.astimezone(tz) if r.ended_at else None
+        return {
+            "date": started.date().isoformat(),
+            "district": self.district,
+            "commune": self.commune,
+            "cluster_id": self.device_id,
+            "cluster": self.device_name,
+            "bulletin": r.bulletin_title,
+            "priority": Priority(r.priority).name.lower(),
+            "broadcast_id": r.broadcast_id,
+            "started": started.strftime("%Y-%m-%d %H:%M:%S"),
+            "ended": ended.strftime("%Y-%m-%d %H:%M:%S") if ended else "",
+            "aired_s": self.aired_s,
+            "outcome": self.outcome,
+        }
+
+
+def play_entries(
+    store: Store, since: datetime, until: datetime, zone_id: str | None = None
+) -> list[PlayEntry]:
+    """One entry per cluster and broadcast that started playing in [since, until)."""
+    tree = ZoneTree(store.zones())
+    devices = {d.id: d for d in store.devices(zone_ids=[zone_id] if zone_id else None)}
+    records = store.plays(since, until, sorted(devices) if zone_id else None)
+    return [_entry(r, devices[r.device_id].name, devices[r.device_id].zone_id, tree) for r in records]
+
+
+def _entry(r: PlayRecord, name: str, zone_id: str, tree: ZoneTree) -> PlayEntry:
+    district = tree.name(tree.at_level(zone_id, DISTRICT_LEVEL))
+    return PlayEntry(district, tree.name(zone_id), r.device_id, name, r)
+
+
 def play_log(
     store: Store, since: datetime, until: datetime, tz: ZoneInfo, zone_id: str | None = None
 ) -> list[dict[str, object]]:
     """One row per cluster and broadcast that started playing in [since, until), local times."""
-    tree = ZoneTree(store.zones())
-    devices = {d.id: d for d in store.devices(zone_ids=[zone_id] if zone_id else None)}
-    records = store.plays(since, until, sorted(devices) if zone_id else None)
-    return [_play_row(r, devices[r.device_id].name, devices[r.device_id].zone_id, tree, tz) for r in records]
-
-
-def _play_row(r: PlayRecord, name: str, zone_id: str, tree: ZoneTree, tz: ZoneInfo) -> dict[str, object]:
-    started = r.playing_at.astimezone(tz)
-    ended = r.ended_at.astimezone(tz) if r.ended_at else None
-    aired = round((r.ended_at - r.playing_at).total_seconds(), 1) if r.ended_at else None
-    outcome = r.state if r.reason is None else f"{r.state}/{r.reason}"
-    return {
-        "date": started.date().isoformat(),
-        "district": tree.name(tree.at_level(zone_id, DISTRICT_LEVEL)),
-        "commune": tree.name(zone_id),
-        "cluster_id": r.device_id,
-        "cluster": name,
-        "bulletin": r.bulletin_title,
-        "priority": Priority(r.priority).name.lower(),
-        "broadcast_id": r.broadcast_id,
-        "started": started.strftime("%Y-%m-%d %H:%M:%S"),
-        "ended": ended.strftime("%Y-%m-%d %H:%M:%S") if ended else "",
-        "aired_s": aired,
-        "outcome": outcome,
-    }
+    return [e.row(tz) for e in play_entries(store, since, until, zone_id)]
 
 
 def write_csv(rows: Sequence[dict[str, object]], path: Path) -> None:

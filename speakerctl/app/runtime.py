@@ -1,0 +1,206 @@
+"""The composition root: builds the clock and context, and wires a running controller.
+
+`serve` runs the controller with its health rules, an optional front end (the web server, handed in by
+the caller so this layer never imports the one above it) and the schedule runner. `demo_world` is the
+demo's whole province on this machine: an embedded broker, a simulated fleet in its own process (as real
+clusters would be) and a controller data directory. The benches and the tests build the same pieces here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app.context import AppContext
+from speakerctl.broker.embedded import EmbeddedBroker
+from speakerctl.clock import Clock, SystemClock
+from speakerctl.config import Settings
+from speakerctl.controller.health import HealthPolicy
+from speakerctl.controller.monitor import health_loop
+from speakerctl.controller.service import Controller
+from speakerctl.errors import LinkError
+from speakerctl.scheduler import runner as schedules
+from speakerctl.security.keys import load_or_create_signer, trusted_path
+from speakerctl.store import Store
+
+log = logging.getLogger(__name__)
+READY = "ready:"
+"""The simulated fleet prints this on stdout once every cluster is online."""
+COUNTERS_EVERY_S = 30.0
+"""How often `serve` logs what it ingested."""
+
+Announce = Callable[[str], None]
+
+
+def context(settings: Settings, clock: Clock | None = None) -> AppContext:
+    """The context every service is given; the system clock unless one is handed in (tests pin it)."""
+    return AppContext(settings, clock or SystemClock())
+
+
+def controller(ctx: AppContext, store: Store | None = None, *, client_id: str = "") -> Controller:
+    """A controller over the store (the context's unless given) and clock (not yet running)."""
+    return Controller(ctx.settings, store or ctx.store(), ctx.clock, client_id=client_id)
+
+
+@contextlib.asynccontextmanager
+async def running_controller(ctx: AppContext, store: Store | None = None) -> AsyncIterator[Controller]:
+    """A controller connected to the broker for the duration of the block."""
+    async with controller(ctx, store).running() as running:
+        yield running
+
+
+class FrontEnd(Protocol):
+    """Something served beside the controller (the web server): started, stopped, reachable at `url`."""
+
+    @property
+    def url(self) -> str:
+        """Where it is reachable."""
+        ...
+
+    async def start(self) -> None:
+        """Start serving."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        ...
+
+
+FrontEndFactory = Callable[[Controller, HealthPolicy], FrontEnd]
+
+
+@contextlib.asynccontextmanager
+async def monitored(
+    running: Controller, front_end: FrontEndFactory | None = None, announce: Announce | None = None
+) -> AsyncIterator[Controller]:
+    """The health rules evaluated periodically and, if given, the front end, for the block."""
+    policy = HealthPolicy.from_settings(running.settings)
+    server = front_end(running, policy) if front_end else None
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(health_loop(running, policy, running.settings.health_interval_s))
+        try:
+            if server is not None:
+                await server.start()
+                if announce is not None:
+                    announce(f"operator page on {server.url}")
+            yield running
+        finally:
+            task.cancel()
+            if server is not None:
+                await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    ctx: AppContext, front_end: FrontEndFactory | None = None, announce: Announce | None = None
+) -> AsyncIterator[Controller]:
+    """The long-running controller: broker link, ingestion, health rules, front end, schedule runner."""
+    settings = ctx.settings
+    built = controller(ctx, client_id=settings.client_id or "speakerctl-serve")
+    if announce is not None:
+        announce(f"controller on {settings.broker_address.url}, store {settings.db_url}")
+    async with (
+        built.running(fail_fast=False),
+        monitored(built, front_end, announce),
+        schedules.for_controller(built, ctx.book()).running(),
+    ):
+        yield built
+
+
+async def serve(ctx: AppContext, front_end: FrontEndFactory | None, announce: Announce) -> None:
+    """Serve until cancelled, logging the ingestion counters now and then."""
+    async with serving(ctx, front_end, announce) as running:
+        while True:
+            await asyncio.sleep(COUNTERS_EVERY_S)
+            c = running.ingestor.counters
+            log.warning("ingested %d statuses, %d events; %d malformed", c.statuses, c.events, c.malformed)
+
+
+async def simulate(ctx: AppContext, options: FleetOptions, ready: Callable[[int], None]) -> None:
+    """Run simulated clusters until cancelled; `ready(n)` once all n are online."""
+    fleet = Fleet(ctx.inventory(), ctx.settings.broker_address, options)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(fleet.run())
+        await fleet.wait_online(timeout=120)
+        ready(len(fleet.devices))
+
+
+def simulated_count(ctx: AppContext, count: int | None) -> int:
+    """How many clusters `simulate --count` runs."""
+    total = len(ctx.inventory().devices)
+    return total if count is None else min(count, total)
+
+
+def default_trust(settings: Settings) -> Path | None:
+    """The controller's trusted-keys file, if it was provisioned."""
+    path = trusted_path(settings.keys_dir)
+    return path if path.exists() else None
+
+
+@contextlib.contextmanager
+def fleet_process(args: Sequence[str]) -> Iterator[str]:
+    """Run `speakerctl ARGS` (a simulate command) in its own process; yield its ready line."""
+    cmd = [sys.executable, "-m", "speakerctl", *args]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            yield _wait_ready(proc)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_ready(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(READY):
+            return line.strip()
+    raise LinkError(f"the simulated fleet exited (code {proc.wait()}) before it was ready")
+
+
+def demo_targets(ctx: AppContext, count: int | None) -> tuple[str, ...]:
+    """The whole province, or just the clusters the fleet simulates (the inventory's first `count`)."""
+    inventory = ctx.inventory()
+    if count is None or count >= len(inventory.devices):
+        return (inventory.root.id,)
+    return tuple(d.id for d in inventory.devices[:count])
+
+
+@contextlib.contextmanager
+def demo_world(
+    ctx: AppContext, root: Path, time_scale: float, count: int | None, announce: Announce
+) -> Iterator[AppContext]:
+    """An embedded broker and a simulated fleet process; yields the controller's context for them."""
+    with contextlib.ExitStack() as stack:
+        broker = stack.enter_context(EmbeddedBroker())
+        announce(f"embedded MQTT broker on {broker.url}")
+        settings = ctx.settings.with_overrides(
+            broker=broker.url, data_dir=root / "controller", database_url="", inventory=ctx.settings.inventory
+        )
+        # Provisioning: the clusters get the controller's public key as a file, as real ones do.
+        load_or_create_signer(settings.keys_dir)
+        announce(stack.enter_context(fleet_process(_fleet_args(settings, root / "fleet", time_scale, count))))
+        yield AppContext(settings, ctx.clock)
+
+
+def _fleet_args(settings: Settings, cache: Path, time_scale: float, count: int | None) -> list[str]:
+    args = [
+        "--broker",
+        settings.broker,
+        "simulate",
+        "--cache-dir",
+        str(cache),
+        "--time-scale",
+        str(time_scale),
+    ]
+    args += ["--heartbeat", "30", "--trust", str(trusted_path(settings.keys_dir))]
+    return args + (["--count", str(count)] if count else [])
