@@ -34,6 +34,7 @@ from devices.inventory import load_inventory
 from simulator.faults import FleetRunner
 from simulator.fleet import Fleet, FleetOptions, SimDevice, scaled_inventory
 from simulator.scenarios import Scenario, load_scenarios
+from speakerctl.app import runtime
 from speakerctl.app.context import load_fleet
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
@@ -145,7 +146,7 @@ def _options(scenario: Scenario, root: Path, settings: Settings) -> FleetOptions
 
 @contextlib.asynccontextmanager
 async def _controller(settings: Settings, store: Store) -> AsyncIterator[Controller]:
-    controller = Controller(settings, store)
+    controller = runtime.controller(runtime.context(settings), store)
     async with controller.running():
         yield controller
 

@@ -20,21 +20,21 @@ import pytest
 from devices.inventory import load_inventory
 from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app import runtime
 from speakerctl.app.bulletins import import_bulletin
-from speakerctl.app.context import open_store
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.health import HealthPolicy
-from speakerctl.controller.monitor import evaluate_once, monitoring
+from speakerctl.controller.monitor import evaluate_once
 from speakerctl.controller.remote import remote_action
 from speakerctl.controller.reports import outcome_by_zone, play_log
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import AckTimeout
 from speakerctl.protocol import Ping, SetVolume
 from speakerctl.security.keys import trusted_path
-from speakerctl.web import parse_bind
+from speakerctl.web import front_end, parse_bind
 from speakerctl.web.server import SNAPSHOT_TTL_S
 
 ZONE = "st-ke-sach"
@@ -61,7 +61,7 @@ async def ops(embedded_broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[
     inventory = load_inventory()
     ids = {d.id for d in inventory.devices_under(ZONE)}
     conditions = FleetConditions(battery_share=0.3, amplifier_fault_share=0.15, old_firmware_share=0.2)
-    controller = Controller(settings, open_store(settings))  # creates the signing key clusters trust
+    controller = runtime.controller(runtime.context(settings))  # creates the signing key clusters trust
     options = FleetOptions(
         root=tmp_path / "fleet",
         time_scale=20,
@@ -74,7 +74,7 @@ async def ops(embedded_broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[
     async with asyncio.TaskGroup() as tg:
         fleet_task = tg.create_task(fleet.run())
         await fleet.wait_online(30)
-        async with controller.running(), monitoring(controller, "127.0.0.1:0") as url:
+        async with controller.running(), runtime.monitored(controller, front_end("127.0.0.1:0")) as url:
             assert url is not None
             await evaluate_once(controller, HealthPolicy.from_settings(settings))
             yield Ops(fleet, controller, url)

@@ -27,6 +27,8 @@ from speakerctl.controller.monitor import health_loop
 from speakerctl.controller.service import Controller
 from speakerctl.errors import LinkError
 from speakerctl.scheduler import runner as schedules
+from speakerctl.scheduler.book import ScheduleBook
+from speakerctl.scheduler.runner import ScheduleRunner
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import Store
 
@@ -79,8 +81,8 @@ FrontEndFactory = Callable[[Controller, HealthPolicy], FrontEnd]
 @contextlib.asynccontextmanager
 async def monitored(
     running: Controller, front_end: FrontEndFactory | None = None, announce: Announce | None = None
-) -> AsyncIterator[Controller]:
-    """The health rules evaluated periodically and, if given, the front end, for the block."""
+) -> AsyncIterator[str | None]:
+    """The health rules evaluated periodically and, if given, the front end; yields its URL (or None)."""
     policy = HealthPolicy.from_settings(running.settings)
     server = front_end(running, policy) if front_end else None
     async with asyncio.TaskGroup() as tg:
@@ -90,11 +92,20 @@ async def monitored(
                 await server.start()
                 if announce is not None:
                     announce(f"operator page on {server.url}")
-            yield running
+            yield server.url if server is not None else None
         finally:
             task.cancel()
             if server is not None:
                 await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def scheduled(
+    running: Controller, book: ScheduleBook, **options: float
+) -> AsyncIterator[ScheduleRunner]:
+    """The schedule runner, turning the book's occurrences into broadcasts through a running controller."""
+    async with schedules.for_controller(running, book, **options).running() as runner:
+        yield runner
 
 
 @contextlib.asynccontextmanager
@@ -109,7 +120,7 @@ async def serving(
     async with (
         built.running(fail_fast=False),
         monitored(built, front_end, announce),
-        schedules.for_controller(built, ctx.book()).running(),
+        scheduled(built, ctx.book()),
     ):
         yield built
 
