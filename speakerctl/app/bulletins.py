@@ -9,6 +9,7 @@ from speakerctl.app import records, views
 from speakerctl.app.context import AppContext
 from speakerctl.audio import (
     DEFAULT_PROFILE,
+    DEFAULT_RATE_WPM,
     Composition,
     Recording,
     Speech,
@@ -23,6 +24,21 @@ from speakerctl.clock import Clock
 from speakerctl.config import Settings
 from speakerctl.controller import library
 from speakerctl.store import BulletinInfo, Store
+
+__all__ = [
+    "DEFAULT_RATE_WPM",
+    "Composition",
+    "add",
+    "details",
+    "export",
+    "finish",
+    "import_bulletin",
+    "import_file",
+    "list_all",
+    "remove",
+    "sequence",
+    "speech",
+]
 
 
 def speech(text: str | None, file: Path | None, voice: str, rate: int, title: str | None) -> Composition:

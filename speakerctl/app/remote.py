@@ -31,3 +31,20 @@ async def act(ctx: AppContext, device_id: str, body: Action, timeout_s: float) -
     async with running_controller(ctx, store) as controller:
         result = await remote_action(controller, device_id, body, timeout=timeout_s)
     return records.remote_result(result, action_name(body))
+
+
+async def set_volume(
+    ctx: AppContext, device_id: str, volume: int, timeout_s: float
+) -> views.RemoteResultView:
+    """Set a cluster's volume, 0..100."""
+    return await act(ctx, device_id, volume_action(volume), timeout_s)
+
+
+async def reboot(ctx: AppContext, device_id: str, timeout_s: float) -> views.RemoteResultView:
+    """Reboot a cluster: it acknowledges first, then drops off and comes back."""
+    return await act(ctx, device_id, Reboot(), timeout_s)
+
+
+async def ping(ctx: AppContext, device_id: str, timeout_s: float) -> views.RemoteResultView:
+    """Round-trip time to a cluster and its clock offset."""
+    return await act(ctx, device_id, Ping(), timeout_s)

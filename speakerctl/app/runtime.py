@@ -17,8 +17,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app import bulletins
 from speakerctl.app.context import AppContext
+from speakerctl.app.views import ImportedView
+from speakerctl.audio import generate_speechlike
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.clock import Clock, SystemClock
 from speakerctl.config import Settings
@@ -134,6 +138,29 @@ async def serve(ctx: AppContext, front_end: FrontEndFactory | None, announce: An
             log.warning("ingested %d statuses, %d events; %d malformed", c.statuses, c.events, c.malformed)
 
 
+def fleet_options(
+    ctx: AppContext,
+    *,
+    cache_dir: Path | None = None,
+    time_scale: float = 1.0,
+    count: int | None = None,
+    clock_offset_ms: int = 0,
+    heartbeat_s: float = 60.0,
+    conditions: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    trust: Path | None = None,
+) -> FleetOptions:
+    """How to run a simulated fleet; `conditions`: shares on battery, with a fault, on old firmware."""
+    return FleetOptions(
+        root=cache_dir or ctx.settings.data_dir / "fleet",
+        time_scale=time_scale,
+        count=count,
+        max_clock_offset_ms=clock_offset_ms,
+        heartbeat_s=heartbeat_s,
+        conditions=FleetConditions(*conditions),
+        trust_file=trust,
+    )
+
+
 async def simulate(ctx: AppContext, options: FleetOptions, ready: Callable[[int], None]) -> None:
     """Run simulated clusters until cancelled; `ready(n)` once all n are online."""
     fleet = Fleet(ctx.inventory(), ctx.settings.broker_address, options)
@@ -201,6 +228,12 @@ def demo_world(
         load_or_create_signer(settings.keys_dir)
         announce(stack.enter_context(fleet_process(_fleet_args(settings, root / "fleet", time_scale, count))))
         yield AppContext(settings, ctx.clock)
+
+
+def demo_bulletin(ctx: AppContext, seconds: float, root: Path) -> ImportedView:
+    """A speech-like demo bulletin of `seconds`, imported into the library."""
+    audio = generate_speechlike(seconds, root / "ban-tin-demo.wav")
+    return bulletins.import_file(ctx, audio, "Bản tin thử nghiệm")
 
 
 def _fleet_args(settings: Settings, cache: Path, time_scale: float, count: int | None) -> list[str]:

@@ -14,7 +14,6 @@ from rich.table import Table
 
 from speakerctl.app import bulletins
 from speakerctl.app.views import BulletinDetailView, ImportedView
-from speakerctl.audio import DEFAULT_RATE_WPM, Composition
 from speakerctl.cli.common import console, console_err, print_json, state
 from speakerctl.clock import Clock
 
@@ -95,7 +94,7 @@ def _report(bulletin: ImportedView) -> None:
     )
 
 
-def _add(composition: Composition, profile: str, chime: bool, as_json: bool, label: str) -> None:
+def _add(composition: bulletins.Composition, profile: str, chime: bool, as_json: bool, label: str) -> None:
     """Render a composition into the library and say what came of it."""
     with _progress(label) as progress:
         imported = bulletins.add(state.context(), bulletins.finish(composition, profile, chime), progress)
@@ -133,7 +132,7 @@ def tts(
     text: Annotated[str | None, typer.Argument(help="Vietnamese text to speak.")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="Read the text from a UTF-8 file.")] = None,
     voice: VoiceOpt = VoiceName.NORTH,
-    rate: RateOpt = DEFAULT_RATE_WPM,
+    rate: RateOpt = bulletins.DEFAULT_RATE_WPM,
     title: TitleOpt = None,
     profile: ProfileOpt = ProfileName.SPEECH,
     chime: ChimeOpt = False,
@@ -159,7 +158,7 @@ def compose(
         Path | None, typer.Option("--from", help="A TOML file describing the sequence.")
     ] = None,
     voice: VoiceOpt = VoiceName.NORTH,
-    rate: RateOpt = DEFAULT_RATE_WPM,
+    rate: RateOpt = bulletins.DEFAULT_RATE_WPM,
     gap: Annotated[float | None, typer.Option(help="Seconds of silence between items.")] = None,
     title: TitleOpt = None,
     profile: Annotated[ProfileName | None, typer.Option(help="speech or music (default: speech).")] = None,

@@ -9,8 +9,7 @@ from typing import Annotated
 
 import typer
 
-from speakerctl.app import broadcasts, bulletins, runtime
-from speakerctl.audio import generate_speechlike
+from speakerctl.app import broadcasts, runtime
 from speakerctl.cli.broadcast import print_summary, with_progress
 from speakerctl.cli.common import Exit, console, console_err, state
 from speakerctl.protocol.limits import MAX_TARGETS
@@ -31,8 +30,7 @@ def demo(
         ctx = stack.enter_context(
             runtime.demo_world(state.context(), root, time_scale, count, console_err.print)
         )
-        audio = generate_speechlike(seconds, root / "ban-tin-demo.wav")
-        bulletin = bulletins.import_file(ctx, audio, "Bản tin thử nghiệm")
+        bulletin = runtime.demo_bulletin(ctx, seconds, root)
         console_err.print(f"bulletin {bulletin.id} “{bulletin.title}”, {bulletin.duration_s:.1f} s")
         targets = runtime.demo_targets(ctx, count)
         result = with_progress(

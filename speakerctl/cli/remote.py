@@ -10,7 +10,6 @@ from speakerctl.app import fleet
 from speakerctl.app import remote as remote_app
 from speakerctl.app.views import RemoteResultView
 from speakerctl.cli.common import console, print_json, run, state
-from speakerctl.protocol import Ping, Reboot
 
 Timeout = Annotated[float, typer.Option(help="Seconds to wait for the cluster's acknowledgement.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -35,18 +34,18 @@ def set_volume(
     as_json: Json = False,
 ) -> None:
     """Set a cluster's volume; exits 7 if it does not acknowledge."""
-    body = remote_app.volume_action(volume)
-    _report(run(remote_app.act(state.context(), device_id, body, timeout)), as_json)
+    remote_app.volume_action(volume)  # out of range: before connecting
+    _report(run(remote_app.set_volume(state.context(), device_id, volume, timeout)), as_json)
 
 
 def reboot(device_id: DeviceId, timeout: Timeout = 10.0, as_json: Json = False) -> None:
     """Reboot a cluster; it acknowledges first, then drops off and comes back."""
-    _report(run(remote_app.act(state.context(), device_id, Reboot(), timeout)), as_json)
+    _report(run(remote_app.reboot(state.context(), device_id, timeout)), as_json)
 
 
 def ping(device_id: DeviceId, timeout: Timeout = 10.0, as_json: Json = False) -> None:
     """Round-trip time to a cluster and its clock offset."""
-    result = run(remote_app.act(state.context(), device_id, Ping(), timeout))
+    result = run(remote_app.ping(state.context(), device_id, timeout))
     if as_json or not result.ok:
         _report(result, as_json)
         return

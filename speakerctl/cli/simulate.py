@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from simulator.conditions import FleetConditions
-from simulator.fleet import FleetOptions
 from speakerctl.app import runtime
 from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
@@ -34,14 +32,15 @@ def simulate(
 ) -> None:
     """Run simulated clusters (the real agent code on simulated hardware) until interrupted."""
     ctx = state.context()
-    options = FleetOptions(
-        root=cache_dir or ctx.settings.data_dir / "fleet",
+    options = runtime.fleet_options(
+        ctx,
+        cache_dir=cache_dir,
         time_scale=time_scale,
         count=count,
-        max_clock_offset_ms=clock_offset_ms,
+        clock_offset_ms=clock_offset_ms,
         heartbeat_s=heartbeat,
-        conditions=FleetConditions(battery_share, fault_share, old_firmware_share),
-        trust_file=trust or _default_trust(ctx.settings),
+        conditions=(battery_share, fault_share, old_firmware_share),
+        trust=trust or _default_trust(ctx.settings),
     )
     url = ctx.settings.broker_address.url
     console_err.print(f"starting {runtime.simulated_count(ctx, count)} simulated clusters on {url}")
