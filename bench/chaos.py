@@ -33,11 +33,12 @@ from pathlib import Path
 from simulator.faults import FleetRunner
 from simulator.fleet import Fleet, FleetOptions, SimDevice
 from simulator.scenarios import Scenario, load_scenarios
+from speakerctl.app import runtime
+from speakerctl.app.context import load_fleet
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
-from speakerctl.controller.app import load_fleet
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.fleet import load_inventory, provisioning_records, scaled_inventory
 from speakerctl.protocol.lifecycle import FINAL, FINISHED
@@ -147,7 +148,7 @@ def _options(scenario: Scenario, root: Path, settings: Settings) -> FleetOptions
 
 @contextlib.asynccontextmanager
 async def _controller(settings: Settings, store: Store) -> AsyncIterator[Controller]:
-    controller = Controller(settings, store)
+    controller = runtime.controller(runtime.context(settings), store)
     async with controller.running():
         yield controller
 

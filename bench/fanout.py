@@ -27,12 +27,13 @@ from pathlib import Path
 import aiomqtt
 
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app import runtime
+from speakerctl.app.context import load_fleet
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
-from speakerctl.controller.app import load_fleet
-from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.controller.service import BroadcastRequest
 from speakerctl.fleet import load_inventory, provisioning_records, scaled_inventory
 from speakerctl.security.keys import trusted_path
 from speakerctl.store import Store, VariantInfo
@@ -105,7 +106,9 @@ async def speakerctl_e2e(url: str, n: int, root: Path, repeats: int = 3) -> tupl
     settings = Settings(data_dir=root / f"ctl-{n}", broker=url, broadcast_timeout_s=60)
     store = Store.open(settings.db_url)
     load_fleet(store, inventory)
-    controller = Controller(settings, store)  # creates the signing key clusters are provisioned with
+    controller = runtime.controller(
+        runtime.context(settings), store
+    )  # creates the signing key clusters are provisioned with
     options = FleetOptions(
         root=root / f"fleet-{n}", time_scale=50, trust_file=trusted_path(settings.keys_dir)
     )

@@ -42,12 +42,12 @@ from pathlib import Path
 import aiomqtt
 import sqlalchemy as sa
 
+from speakerctl.app import runtime
+from speakerctl.app.context import load_fleet
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
-from speakerctl.controller.app import load_fleet
-from speakerctl.controller.service import Controller
 from speakerctl.fleet import load_inventory, scaled_inventory
 from speakerctl.protocol import Link, Power, Status, codec, topics
 from speakerctl.store import Store
@@ -111,7 +111,8 @@ async def ingest_rate(url: str, broker_url: str, port: int, data: list[Status], 
     settings = Settings(data_dir=root, broker=broker_url, database_url=url)
     store = Store.open(url)
     try:
-        controller = Controller(settings, store, client_id=f"bench-{uuid.uuid4().hex[:6]}")
+        ctx = runtime.context(settings)
+        controller = runtime.controller(ctx, store, client_id=f"bench-{uuid.uuid4().hex[:6]}")
         wire = [(topics.device_status(s.device_id), codec.encode(s)) for s in data]
         (root / "wire.pickle").write_bytes(pickle.dumps(wire))
         child = await asyncio.create_subprocess_exec(

@@ -31,16 +31,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app import runtime
+from speakerctl.app.bulletins import import_bulletin
+from speakerctl.app.context import open_store
+from speakerctl.app.schedules import preview
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
-from speakerctl.cli.serve import schedule_runner
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
-from speakerctl.controller.app import import_bulletin, open_store
-from speakerctl.controller.service import Controller
 from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import PreemptPolicy, Priority
-from speakerctl.scheduler.app import preview
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import RunState, Schedule
 from speakerctl.scheduler.rules import Kind, Rule, parse_times
@@ -120,9 +120,8 @@ async def bench_fleet(root: Path, broadcasts: int, gap_s: int, offset_ms: int) -
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(fleet.run())
             await fleet.wait_online(60)
-            controller = Controller(settings, store)
-            runner = schedule_runner(controller, book, sync_every_s=1.0)
-            async with controller.running(), runner.running():
+            controller = runtime.controller(runtime.context(settings), store)
+            async with controller.running(), runtime.scheduled(controller, book, sync_every_s=1.0):
                 end = first + timedelta(seconds=gap_s * broadcasts + 5)
                 await asyncio.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()))
             task.cancel()

@@ -1,5 +1,5 @@
 """`python -m speakerctl` runs the CLI."""
 
-from speakerctl.cli.main import main
+from speakerctl.main import main
 
 main()

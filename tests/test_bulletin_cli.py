@@ -12,11 +12,12 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from speakerctl.app.context import open_store
 from speakerctl.audio import PROFILES, VOICES, generate_tone
 from speakerctl.cli import bulletin as bulletin_cli
 from speakerctl.cli.main import app, exit_code
 from speakerctl.config import Settings
-from speakerctl.controller.app import open_store
+from speakerctl.controller import library
 from speakerctl.errors import SpeakerctlError
 from speakerctl.protocol import Priority
 
@@ -263,7 +264,7 @@ def test_rm_is_refused_while_a_schedule_uses_it(
     cli: Cli, tone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (row,) = cli.json("add", str(tone))
-    monkeypatch.setattr(bulletin_cli.library, "schedules_using", lambda store, bid: ["sch-1"])
+    monkeypatch.setattr(library, "schedules_using", lambda store, bid: ["sch-1"])
     result = cli.run("rm", str(row["id"]))
     assert result.exit_code == 1 and "schedule sch-1" in str(result.exception)
 

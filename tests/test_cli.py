@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from speakerctl.app.runtime import fleet_process
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.cli.main import app
-from speakerctl.cli.simulate import fleet_process
 
 CITY = "st-tp-soc-trang"  # Sóc Trăng city: the inventory's first 30 clusters
 

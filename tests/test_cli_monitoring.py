@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from speakerctl.app.context import open_store
+from speakerctl.app.runtime import fleet_process
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.ports import free_port
 from speakerctl.cli.main import app, exit_code
-from speakerctl.cli.simulate import fleet_process
 from speakerctl.config import Settings
-from speakerctl.controller.app import open_store
 from speakerctl.controller.health import HealthPolicy, evaluate
 from speakerctl.errors import SpeakerctlError
 from speakerctl.fleet import load_inventory
@@ -104,14 +104,16 @@ def test_alerts_list_and_fleet_status(data: tuple[CliRunner, list[str], str]) ->
     assert "4 alerts" in _ok(runner, [*opts, "alerts", "list", "--zone", "st-ke-sach-an-my"])
     status = json.loads(_ok(runner, [*opts, "fleet", "status", "--json"]))
     assert status["totals"] == {"online": 2, "offline": 277, "fault": 1}
+    assert datetime.fromisoformat(status["last_broadcast"].pop("created_at")).tzinfo is not None
     assert status["last_broadcast"] == {
         "id": "bc-test",
         "state": "incomplete",
+        "targets": ["st-ke-sach-an-my"],
         "targeted": 2,
         "reached": 2,
         "played": 1,
     }
-    ke_sach = next(z for z in status["zones"] if z["zone_id"] == "st-ke-sach")
+    ke_sach = next(z for z in status["zones"] if z["id"] == "st-ke-sach")
     assert (ke_sach["online"], ke_sach["fault"], ke_sach["last_played"]) == (2, 1, 1)
     table = _ok(runner, [*opts, "fleet", "status"])
     assert "Kế Sách" in table and "2 online, 277 offline, 1 with a fault" in table
@@ -122,7 +124,7 @@ def test_devices_filters_show_and_locate(data: tuple[CliRunner, list[str], str])
     online = json.loads(_ok(runner, [*opts, "devices", "list", "--state", "online", "--json"]))
     assert [d["id"] for d in online] == [DEV, OTHER]
     faulty = json.loads(_ok(runner, [*opts, "devices", "list", "--fault", "--json"]))
-    assert [d["id"] for d in faulty] == [OTHER] and "amplifier_fault" in faulty[0]["alerts"]
+    assert [d["id"] for d in faulty] == [OTHER] and "amplifier_fault" in faulty[0]["open_alerts"]
     offline = json.loads(
         _ok(runner, [*opts, "devices", "list", "--state", "offline", "--zone", "st-ke-sach", "--json"])
     )

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app.bulletins import import_bulletin
+from speakerctl.app.context import open_store
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Incoming, Link
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
-from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import AckTimeout, NotFound
 from speakerctl.fleet import load_inventory, provisioning_records

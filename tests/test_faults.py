@@ -14,12 +14,12 @@ from sqlalchemy import event, text
 
 from simulator.faults import FaultProfile, FleetRunner
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app.context import open_store
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Incoming
 from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
-from speakerctl.controller.app import open_store
 from speakerctl.controller.ingest import Ingestor
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import StoreError

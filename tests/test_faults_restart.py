@@ -13,10 +13,10 @@ from test_faults import ZONE, random_bulletin
 
 from simulator.faults import FaultProfile, FleetRunner
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app.context import open_store
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
-from speakerctl.controller.app import open_store
 from speakerctl.controller.resume import resume_broadcasts
 from speakerctl.controller.service import Controller
 from speakerctl.fleet import load_inventory, provisioning_records

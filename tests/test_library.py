@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from speakerctl.app.bulletins import import_bulletin
+from speakerctl.app.context import open_store
 from speakerctl.audio import Composition, ContentStore, Recording, generate_tone
 from speakerctl.clock import FixedClock
 from speakerctl.config import Settings
 from speakerctl.controller import library
-from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.errors import ConfigError, InUse, NotFound, StoreError
 from speakerctl.fleet import HardwareProfile, load_inventory, load_profiles
 from speakerctl.protocol import Priority

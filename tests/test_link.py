@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from speakerctl.app.context import open_store
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Backoff, Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
-from speakerctl.controller.app import open_store
 from speakerctl.controller.service import Controller
 from speakerctl.errors import AuthError, ConfigError, LinkError
 

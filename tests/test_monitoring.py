@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from speakerctl.app.records import zone_outcome
 from speakerctl.controller import health
 from speakerctl.controller.fleetview import fleet_snapshot
 from speakerctl.controller.health import AlertKind, HealthPolicy
@@ -205,7 +206,7 @@ def test_broadcast_report_per_district_and_the_play_log(store: Store, tmp_path: 
         NOW,
         {"am-01": ("finished", None), "am-02": ("failed", "amplifier_fault"), "lh-01": ("x", None)},
     )
-    zones = {o.name: o.as_dict() for o in outcome_by_zone(store, bc)}
+    zones = {o.name: zone_outcome(o).dump() for o in outcome_by_zone(store, bc)}
     assert zones["Kế Sách"] == {
         "zone": "st-ks", "name": "Kế Sách", "targeted": 2, "reached": 2, "played": 1, "failed": 1,
         "missed": 0, "reasons": {"amplifier_fault": 1},

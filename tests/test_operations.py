@@ -19,12 +19,12 @@ import pytest
 
 from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app import runtime
+from speakerctl.app.bulletins import import_bulletin
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
-from speakerctl.cli.serve import operator_page
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
-from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.monitor import evaluate_once
 from speakerctl.controller.remote import remote_action
@@ -34,7 +34,7 @@ from speakerctl.errors import AckTimeout
 from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import Ping, SetVolume
 from speakerctl.security.keys import trusted_path
-from speakerctl.web import parse_bind
+from speakerctl.web import front_end, parse_bind
 from speakerctl.web.server import SNAPSHOT_TTL_S
 
 ZONE = "st-ke-sach"
@@ -62,7 +62,7 @@ async def ops(embedded_broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[
     ids = {d.id for d in inventory.devices_under(ZONE)}
     conditions = FleetConditions(battery_share=0.3, amplifier_fault_share=0.15, old_firmware_share=0.2)
     # creates the signing key clusters trust
-    controller = Controller(settings, open_store(settings), SkippingClock())
+    controller = runtime.controller(runtime.context(settings, SkippingClock()))
     options = FleetOptions(
         root=tmp_path / "fleet",
         time_scale=20,
@@ -76,7 +76,7 @@ async def ops(embedded_broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[
         fleet_task = tg.create_task(fleet.run())
         await fleet.wait_online(30)
         policy = HealthPolicy.from_settings(settings)
-        async with controller.running(), operator_page(controller, policy, "127.0.0.1:0") as url:
+        async with controller.running(), runtime.monitored(controller, front_end("127.0.0.1:0")) as url:
             assert url is not None
             await evaluate_once(controller, policy)
             yield Ops(fleet, controller, url)

@@ -18,7 +18,7 @@ from waiting import wait_until_sync
 
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
-from speakerctl.cli import schedule as schedule_cli
+from speakerctl.cli import common
 from speakerctl.cli.main import app, exit_code
 from speakerctl.clock import FixedClock
 from speakerctl.errors import NotFound, SpeakerctlError
@@ -30,7 +30,7 @@ NOW = datetime(2026, 12, 31, 12, 0, tzinfo=VN)  # a Thursday
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[CliRunner, list[str]]:
     """A runner on a fresh data directory with one bulletin (id 1), the clock pinned at NOW."""
-    monkeypatch.setattr(schedule_cli, "clock", FixedClock(NOW))
+    monkeypatch.setattr(common.state, "clock", FixedClock(NOW))
     runner, opts = CliRunner(), ["--data-dir", str(tmp_path / "data")]
     tone = generate_tone(2.0, path=tmp_path / "ban-tin.wav")
     _ok(runner, [*opts, "bulletin", "add", str(tone), "--title", "Bản tin sáng"])
@@ -57,17 +57,17 @@ def _add(runner: CliRunner, opts: list[str], *args: str) -> dict[str, object]:
 def test_add_list_show_pause_resume_rm(cli: tuple[CliRunner, list[str]]) -> None:
     runner, opts = cli
     added = _add(runner, opts, "--to", "st-ke-sach", "--weekly", "05:00,17:00", "--days", "mon-sat")
-    assert added["next"] == "2026-12-31 17:00:00 Thu"
+    assert added["next_at"] == "2026-12-31T17:00:00+07:00"
     sid = str(added["id"])
     rows = json.loads(_ok(runner, [*opts, "schedule", "list", "--json"]))
-    assert [(r["id"], r["next"]) for r in rows] == [(sid, "2026-12-31 17:00:00 Thu")]
+    assert [(r["id"], r["next_at"]) for r in rows] == [(sid, "2026-12-31T17:00:00+07:00")]
     shown = json.loads(_ok(runner, [*opts, "schedule", "show", sid, "--json"]))
     assert shown["upcoming"] == [
-        "2026-12-31 17:00:00 Thu",
-        "2027-01-01 05:00:00 Fri",
-        "2027-01-01 17:00:00 Fri",
-        "2027-01-02 05:00:00 Sat",
-        "2027-01-02 17:00:00 Sat",
+        "2026-12-31T17:00:00+07:00",
+        "2027-01-01T05:00:00+07:00",
+        "2027-01-01T17:00:00+07:00",
+        "2027-01-02T05:00:00+07:00",
+        "2027-01-02T17:00:00+07:00",
     ]
     _ok(runner, [*opts, "schedule", "pause", sid])
     assert "paused" in _ok(runner, [*opts, "schedule", "list"])

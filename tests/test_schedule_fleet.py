@@ -13,14 +13,15 @@ import pytest
 from waiting import SAFETY_NET_S, wait_until
 
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app import runtime
+from speakerctl.app.bulletins import import_bulletin
+from speakerctl.app.context import open_store
 from speakerctl.audio import generate_tone
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Backoff
-from speakerctl.cli.serve import schedule_runner
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
-from speakerctl.controller.app import import_bulletin, open_store
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import NotFound
 from speakerctl.fleet import load_inventory, provisioning_records
@@ -50,8 +51,8 @@ class Rig:
     async def controller(self, horizon_h: float = 24.0) -> AsyncIterator[tuple[Controller, ScheduleRunner]]:
         """A controller and its schedule runner (pushing `horizon_h` ahead), running."""
         controller = Controller(replace(self.settings, schedule_horizon_h=horizon_h), self.store)
-        runner = schedule_runner(controller, ScheduleBook.open(self.settings.db_url), sync_every_s=0.5)
-        async with controller.running(), runner.running():
+        book = ScheduleBook(self.store)
+        async with controller.running(), runtime.scheduled(controller, book, sync_every_s=0.5) as runner:
             yield controller, runner
 
 

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from speakerctl.app import reports
 from speakerctl.cli.common import console, print_json, state
-from speakerctl.controller.app import open_store
 
 app = typer.Typer(
     help="Alerts opened by the health rules (evaluated by `speakerctl serve`).", no_args_is_help=True
@@ -23,29 +23,14 @@ def list_alerts(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List alerts, newest first."""
-    store = open_store(state.settings)
-    alerts = store.alerts.all(
-        open_only=open_only, zone_ids=[store.zones.get(zone).id] if zone else None, limit=limit
-    )
+    alerts = reports.alerts(state.context(), open_only, zone, limit)
     if as_json:
-        print_json(
-            [
-                {
-                    "id": a.id,
-                    "kind": a.kind,
-                    "device": a.device_id,
-                    "opened_at": a.opened_at.isoformat(),
-                    "closed_at": a.closed_at.isoformat() if a.closed_at else None,
-                    "detail": a.detail,
-                }
-                for a in alerts
-            ]
-        )
+        print_json(alerts)
         return
     table = Table(
         "opened", "closed", "kind", "cluster", "detail", title=f"{len(alerts)} alerts", title_justify="left"
     )
     for a in alerts:
         closed = a.closed_at.strftime("%Y-%m-%d %H:%M") if a.closed_at else "[red]open[/]"
-        table.add_row(a.opened_at.strftime("%Y-%m-%d %H:%M"), closed, a.kind, a.device_id, a.detail)
+        table.add_row(a.opened_at.strftime("%Y-%m-%d %H:%M"), closed, a.kind, a.device, a.detail)
     console.print(table)

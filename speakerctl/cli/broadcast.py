@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from speakerctl.app import broadcasts
+from speakerctl.app.broadcasts import Progress as OnProgress
+from speakerctl.app.views import BroadcastResultView
 from speakerctl.cli.common import Exit, console, console_err, print_json, run, state
-from speakerctl.config import Settings
-from speakerctl.controller.app import open_store
-from speakerctl.controller.service import BroadcastRequest, BroadcastResult, Controller
-from speakerctl.errors import ConfigError
-from speakerctl.protocol import Priority
-from speakerctl.protocol.lifecycle import FINAL
-
-
-def parse_priority(value: str) -> Priority:
-    """A priority level from its name."""
-    try:
-        return Priority[value.upper()]
-    except KeyError:
-        raise ConfigError(f"unknown priority {value!r}", hint="use normal, priority or emergency") from None
 
 
 def broadcast(
@@ -39,44 +29,37 @@ def broadcast(
     ] = None,
 ) -> None:
     """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
-    level = Priority.EMERGENCY if emergency else parse_priority(priority)
-    volume = state.settings.emergency_volume if level is Priority.EMERGENCY else None
-    request = BroadcastRequest(bulletin_id, tuple(to), level, volume=volume)
-    settings = state.settings.with_overrides(broadcast_timeout_s=timeout)
-    result = run(run_broadcast(settings, request, show_progress=not as_json))
-    if as_json:
-        print_json(
-            {
-                "broadcast": result.broadcast_id,
-                "total": result.total,
-                "played": result.played,
-                "counts": result.counts,
-            }
+    ctx = state.context()
+    broadcasts.request(
+        ctx, bulletin_id, to, priority, emergency=emergency
+    )  # a bad priority: before connecting
+
+    def send(progress: OnProgress | None) -> Coroutine[Any, Any, BroadcastResultView]:
+        return broadcasts.broadcast(
+            ctx, bulletin_id, to, priority, emergency=emergency, timeout_s=timeout, progress=progress
         )
+
+    result = run(send(None)) if as_json else with_progress(send)
+    if as_json:
+        print_json(result)
     else:
         print_summary(result)
     if not result.complete:
         raise typer.Exit(Exit.INCOMPLETE)
 
 
-async def run_broadcast(
-    settings: Settings, request: BroadcastRequest, *, show_progress: bool
-) -> BroadcastResult:
-    """Run one broadcast with a live progress bar on stderr."""
-    store = open_store(settings)
-    controller = Controller(settings, store)
-    async with controller.running():
-        if not show_progress:
-            return await controller.broadcast(request)
-        with _progress() as bar:
-            task = bar.add_task("broadcast", total=None)
+def with_progress(
+    send: Callable[[OnProgress], Coroutine[Any, Any, BroadcastResultView]],
+) -> BroadcastResultView:
+    """Run a broadcast with a live progress bar on stderr."""
+    with _progress() as bar:
+        task = bar.add_task("broadcast", total=None)
 
-            def update(counts: Counter[str], total: int) -> None:
-                done = sum(n for s, n in counts.items() if s in FINAL)
-                text = " ".join(f"{s}={n}" for s, n in sorted(counts.items()))
-                bar.update(task, total=total, completed=done, description=text)
+        def update(counts: Counter[str], total: int) -> None:
+            text = " ".join(f"{s}={n}" for s, n in sorted(counts.items()))
+            bar.update(task, total=total, completed=broadcasts.settled(counts), description=text)
 
-            return await controller.broadcast(request, update)
+        return run(send(update))
 
 
 def _progress() -> Progress:
@@ -90,15 +73,14 @@ def _progress() -> Progress:
     )
 
 
-def print_summary(result: BroadcastResult) -> None:
+def print_summary(result: BroadcastResultView) -> None:
     """Final count per state."""
-    console.print(f"broadcast [bold]{result.broadcast_id}[/]")
+    console.print(f"broadcast [bold]{result.broadcast}[/]")
     table = Table("state", "clusters")
     for name, n in sorted(result.counts.items()):
         table.add_row(name, str(n))
     console.print(table)
     colour = "green" if result.complete else "red"
-    reach = (
-        f", all playing {result.reach_latency_s:.2f} s after the command" if result.reach_latency_s else ""
-    )
+    latency = result.reach_latency_s
+    reach = f", all playing {latency:.2f} s after the command" if latency else ""
     console.print(f"[bold {colour}]{result.played}/{result.total} played[/]{reach}")

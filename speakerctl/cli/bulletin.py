@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from speakerctl.audio import (
-    DEFAULT_RATE_WPM,
-    Composition,
-    Speech,
-    Voice,
-    load_composition,
-    parse_item,
-    read_text,
-    with_chimes,
-)
+from speakerctl.app import bulletins
+from speakerctl.app.views import BulletinDetailView, ImportedView
 from speakerctl.cli.common import console, console_err, print_json, state
-from speakerctl.clock import SystemClock
-from speakerctl.controller import library
-from speakerctl.controller.app import import_bulletin, open_store
-from speakerctl.store import Airing, BulletinInfo, VariantInfo
+from speakerctl.clock import Clock
 
 app = typer.Typer(help="Bulletins: imported, encoded audio ready to broadcast.", no_args_is_help=True)
 
@@ -65,33 +53,17 @@ VoiceOpt = Annotated[VoiceName, typer.Option(help="Northern (vi), southern or ce
 RateOpt = Annotated[int, typer.Option(help="Speaking rate, words per minute (80–400).")]
 
 
-def _row(b: BulletinInfo) -> dict[str, object]:
-    return {
-        "id": b.id,
-        "title": b.title,
-        "duration_s": round(b.duration_ms / 1000, 1),
-        "codec": b.codec,
-        "size": b.size,
-        "sha256": b.sha256,
-        "source": b.source_name,
-        "created_at": b.created_at.isoformat(),
-        "created_by": b.created_by,
-        "loudness_lufs": b.loudness_lufs,
-        "true_peak_dbtp": b.true_peak_dbtp,
-        "profile": b.profile,
-    }
-
-
 @contextlib.contextmanager
-def _progress(label: str) -> Iterator[Callable[[float], None]]:
+def _progress(label: str, clock: Clock | None = None) -> Iterator[Callable[[float], None]]:
     """A progress callback that shows a bar on stderr once the work has taken a moment."""
-    started = time.monotonic()
+    clock = clock or state.context().clock
+    started = clock.now()
     bar: Progress | None = None
 
     def update(fraction: float) -> None:
         nonlocal bar
         if bar is None:
-            if not console_err.is_terminal or time.monotonic() - started < PROGRESS_AFTER_S:
+            if not console_err.is_terminal or (clock.now() - started).total_seconds() < PROGRESS_AFTER_S:
                 return
             bar = Progress(
                 TextColumn("{task.description}"),
@@ -112,25 +84,24 @@ def _progress(label: str) -> Iterator[Callable[[float], None]]:
             bar.stop()
 
 
-def _report(bulletin: BulletinInfo, created: bool) -> None:
+def _report(bulletin: ImportedView) -> None:
     """One line about a bulletin just added (or found already there)."""
-    verb = "added" if created else "already in the library as"
+    verb = "added" if bulletin.created else "already in the library as"
     loudness = f", {bulletin.loudness_lufs:g} LUFS" if bulletin.loudness_lufs is not None else ""
     console.print(
         f"{verb} bulletin [bold]{bulletin.id}[/] “{bulletin.title}” "
-        f"({bulletin.duration_ms / 1000:.1f} s{loudness}, {bulletin.size} bytes {bulletin.codec})"
+        f"({bulletin.duration_s:.1f} s{loudness}, {bulletin.size} bytes {bulletin.codec})"
     )
 
 
-def _add(composition: Composition, as_json: bool, label: str) -> None:
+def _add(composition: bulletins.Composition, profile: str, chime: bool, as_json: bool, label: str) -> None:
     """Render a composition into the library and say what came of it."""
-    store = open_store(state.settings, sync_inventory=False)
     with _progress(label) as progress:
-        imported = library.add_bulletin(store, state.settings, SystemClock(), composition, progress=progress)
+        imported = bulletins.add(state.context(), bulletins.finish(composition, profile, chime), progress)
     if as_json:
-        print_json([_row(imported.bulletin) | {"created": imported.created}])
+        print_json([imported])
     else:
-        _report(imported.bulletin, imported.created)
+        _report(imported)
 
 
 @app.command("add")
@@ -142,23 +113,16 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Import audio files: process them for horn speakers, encode them for the fleet's players."""
-    store = open_store(state.settings, sync_inventory=False)
+    ctx = state.context()
     rows = []
     for path in files:
         with _progress(f"importing {path.name}") as progress:
-            bulletin, created = import_bulletin(
-                store,
-                state.settings,
-                SystemClock(),
-                path,
-                title,
-                profile=profile.value,
-                chime=chime,
-                progress=progress,
+            imported = bulletins.import_file(
+                ctx, path, title, profile=profile.value, chime=chime, progress=progress
             )
-        rows.append(_row(bulletin) | {"created": created})
+        rows.append(imported)
         if not as_json:
-            _report(bulletin, created)
+            _report(imported)
     if as_json:
         print_json(rows)
 
@@ -168,7 +132,7 @@ def tts(
     text: Annotated[str | None, typer.Argument(help="Vietnamese text to speak.")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="Read the text from a UTF-8 file.")] = None,
     voice: VoiceOpt = VoiceName.NORTH,
-    rate: RateOpt = DEFAULT_RATE_WPM,
+    rate: RateOpt = bulletins.DEFAULT_RATE_WPM,
     title: TitleOpt = None,
     profile: ProfileOpt = ProfileName.SPEECH,
     chime: ChimeOpt = False,
@@ -177,12 +141,8 @@ def tts(
     """Make a bulletin from Vietnamese text, offline (espeak-ng)."""
     if (text is None) == (file is None):
         raise typer.BadParameter("give the text or --file, not both or neither")
-    speech = (
-        Speech(read_text(file), Voice(voice.value, rate), file.name)
-        if file is not None
-        else Speech(text or "", Voice(voice.value, rate))
-    )
-    _add(Composition(with_chimes([speech], chime), title, profile.value), as_json, "speaking")
+    speech = bulletins.speech(text, file, voice.value, rate, title)
+    _add(speech, profile.value, chime, as_json, "speaking")
 
 
 @app.command("compose")
@@ -198,7 +158,7 @@ def compose(
         Path | None, typer.Option("--from", help="A TOML file describing the sequence.")
     ] = None,
     voice: VoiceOpt = VoiceName.NORTH,
-    rate: RateOpt = DEFAULT_RATE_WPM,
+    rate: RateOpt = bulletins.DEFAULT_RATE_WPM,
     gap: Annotated[float | None, typer.Option(help="Seconds of silence between items.")] = None,
     title: TitleOpt = None,
     profile: Annotated[ProfileName | None, typer.Option(help="speech or music (default: speech).")] = None,
@@ -207,33 +167,31 @@ def compose(
     """Make one bulletin from a sequence: chime, spoken intro, recorded item, outro…"""
     if bool(items) == (from_file is not None):
         raise typer.BadParameter("give the items or --from FILE, not both or neither")
-    if from_file is not None:
-        base = load_composition(from_file)
-    else:
-        parsed = tuple(parse_item(spec, Voice(voice.value, rate)) for spec in items or [])
-        base = Composition(parsed)
-    composition = Composition(
-        base.items,
-        title or base.title,
-        profile.value if profile else base.profile,
-        base.gap_s if gap is None else gap,
+    composition = bulletins.sequence(
+        items or [],
+        from_file,
+        voice.value,
+        rate,
+        gap_s=gap,
+        title=title,
+        profile=profile.value if profile else None,
     )
-    _add(composition, as_json, "composing")
+    _add(composition, composition.profile, False, as_json, "composing")
 
 
 @app.command("list")
 def list_bulletins(as_json: JsonOpt = False) -> None:
     """List the bulletins in the library."""
-    bulletins = open_store(state.settings, sync_inventory=False).bulletins.all()
+    found = bulletins.list_all(state.context())
     if as_json:
-        print_json([_row(b) for b in bulletins])
+        print_json(found)
         return
     table = Table("id", "title", "duration", "loudness", "codec", "size", "added")
-    for b in bulletins:
+    for b in found:
         table.add_row(
             str(b.id),
             b.title,
-            f"{b.duration_ms / 1000:.1f} s",
+            f"{b.duration_s:.1f} s",
             "" if b.loudness_lufs is None else f"{b.loudness_lufs:g} LUFS",
             b.codec,
             str(b.size),
@@ -242,58 +200,35 @@ def list_bulletins(as_json: JsonOpt = False) -> None:
     console.print(table)
 
 
-def _variant_row(v: VariantInfo) -> dict[str, object]:
-    return {"codec": v.codec, "bitrate_kbps": v.bitrate_kbps, "size": v.size, "sha256": v.sha256}
-
-
-def _airing_row(a: Airing, zone_names: dict[str, str]) -> dict[str, Any]:
-    b = a.broadcast
-    return {
-        "broadcast": b.id,
-        "at": b.created_at.isoformat(),
-        "state": b.state.value,
-        "priority": b.priority.name.lower(),
-        "targets": [{"id": t, "name": zone_names.get(t, t)} for t in b.targets],
-        "clusters": a.clusters,
-        "played": a.played,
-        "first_playing_at": a.first_playing_at.isoformat() if a.first_playing_at else None,
-        "last_finished_at": a.last_finished_at.isoformat() if a.last_finished_at else None,
-    }
-
-
 @app.command("show")
 def show(
     bulletin_id: Annotated[int, typer.Argument(help="Bulletin id (see `bulletin list`).")],
     as_json: JsonOpt = False,
 ) -> None:
     """A bulletin: length, loudness, encodings, and where and when it has played."""
-    store = open_store(state.settings, sync_inventory=False)
-    found = library.details(store, bulletin_id)
-    zone_names = {z.id: z.name for z in store.zones.all()}
-    airings = [_airing_row(a, zone_names) for a in found.airings]
+    found = bulletins.details(state.context(), bulletin_id)
     if as_json:
-        variants = [_variant_row(v) for v in found.variants]
-        print_json(_row(found.bulletin) | {"variants": variants, "airings": airings})
+        print_json(found)
         return
-    _print_details(found.bulletin, found.variants, airings)
+    _print_details(found)
 
 
-def _print_details(b: BulletinInfo, variants: list[VariantInfo], airings: list[dict[str, Any]]) -> None:
+def _print_details(b: BulletinDetailView) -> None:
     """`bulletin show` for people."""
-    console.print(f"[bold]{b.id}[/] “{b.title}”  ({b.profile}, from {b.source_name})")
+    console.print(f"[bold]{b.id}[/] “{b.title}”  ({b.profile}, from {b.source})")
     peak = "" if b.true_peak_dbtp is None else f", true peak {b.true_peak_dbtp:g} dBTP"
     loudness = "not measured" if b.loudness_lufs is None else f"{b.loudness_lufs:g} LUFS"
-    console.print(f"{b.duration_ms / 1000:.1f} s, {loudness}{peak}")
+    console.print(f"{b.duration_s:.1f} s, {loudness}{peak}")
     console.print(f"added {b.created_at:%Y-%m-%d %H:%M} UTC by {b.created_by}")
-    for v in variants:
+    for v in b.variants:
         console.print(f"  {v.codec} {v.bitrate_kbps} kbps, {v.size} bytes, sha256 {v.sha256[:16]}…")
-    if not airings:
+    if not b.airings:
         console.print("never broadcast")
         return
     table = Table("broadcast", "at (UTC)", "to", "played", "state")
-    for a in airings:
-        where = ", ".join(t["name"] for t in a["targets"])
-        table.add_row(a["broadcast"], a["at"][:16], where, f"{a['played']}/{a['clusters']}", a["state"])
+    for a in b.airings:
+        where = ", ".join(t.name for t in a.targets)
+        table.add_row(a.broadcast, f"{a.at:%Y-%m-%d %H:%M}", where, f"{a.played}/{a.clusters}", a.state)
     console.print(table)
 
 
@@ -306,14 +241,13 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a bulletin's encoded audio to a file."""
-    store = open_store(state.settings, sync_inventory=False)
-    written = library.export_bulletin(
-        store, state.settings, bulletin_id, path, codec=codec.value if codec else None, overwrite=force
+    written = bulletins.export(
+        state.context(), bulletin_id, path, codec.value if codec else None, overwrite=force
     )
     if as_json:
-        print_json({"id": bulletin_id, "path": str(written), "size": written.stat().st_size})
+        print_json(written)
     else:
-        console.print(f"wrote {written}")
+        console.print(f"wrote {written.path}")
 
 
 @app.command("rm")
@@ -322,9 +256,8 @@ def remove(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a bulletin (refused while it is on air or scheduled); its history stays."""
-    store = open_store(state.settings, sync_inventory=False)
-    removed = library.remove_bulletin(store, state.settings, SystemClock(), bulletin_id)
+    removed = bulletins.remove(state.context(), bulletin_id)
     if as_json:
-        print_json({"id": removed.id, "title": removed.title, "removed": True})
+        print_json(removed)
     else:
         console.print(f"removed bulletin {removed.id} “{removed.title}”")

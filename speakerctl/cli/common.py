@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from enum import IntEnum
 from typing import Any, TypeVar
 
 from rich.console import Console
 
+from speakerctl.app import runtime
+from speakerctl.app.context import AppContext
+from speakerctl.app.views import View, dump_all
+from speakerctl.clock import Clock
 from speakerctl.config import Settings
 
 T = TypeVar("T")
@@ -35,6 +39,14 @@ class Exit(IntEnum):
 
 class _State:
     settings: Settings = Settings()
+    clock: Clock | None = None
+    """None: the composition root's system clock; tests pin one."""
+    web: Callable[[str], runtime.FrontEndFactory] | None = None
+    """The web front end for `serve --http HOST:PORT`, handed in by speakerctl.main."""
+
+    def context(self) -> AppContext:
+        """The application context for this command."""
+        return runtime.context(self.settings, self.clock)
 
 
 state = _State()
@@ -45,6 +57,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def print_json(data: object) -> None:
-    """Machine-readable output on stdout, UTF-8 kept as is."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+def print_json(data: View | Sequence[View]) -> None:
+    """A record (or records) as its view serialises it, on stdout, UTF-8 kept as is."""
+    dumped = data.dump() if isinstance(data, View) else dump_all(data)
+    sys.stdout.write(json.dumps(dumped, ensure_ascii=False, indent=2) + "\n")

@@ -1,4 +1,4 @@
-"""`speakerctl report`: what a broadcast reached."""
+"""`speakerctl report`: what a broadcast reached, or the play log of a period."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from speakerctl.cli.common import console, print_json, state
-from speakerctl.cli.playlog import play_log_report, zone_table
-from speakerctl.controller.app import open_store
-from speakerctl.controller.reports import outcome_by_zone
+from speakerctl.app import reports
+from speakerctl.app.context import AppContext
+from speakerctl.app.views import ZoneOutcomeView
+from speakerctl.cli.common import console, console_err, print_json, state
 from speakerctl.errors import ConfigError
-from speakerctl.protocol.lifecycle import FINISHED
 
 
 def report(
@@ -31,47 +30,59 @@ def report(
     output: Annotated[Path | None, typer.Option(help="File for --format csv or xlsx.")] = None,
 ) -> None:
     """Report a broadcast (per state, per district, with reasons), or the play log of a period."""
-    if broadcast_id is None:
-        if since is None:
-            raise ConfigError(
-                "give a BROADCAST id, or --since for a play log", hint="speakerctl report --help"
-            )
-        play_log_report(state.settings, since, until, zone, "json" if as_json else fmt, output)
+    ctx = state.context()
+    if broadcast_id is not None:
+        _broadcast_report(ctx, broadcast_id, as_json, failures)
         return
-    store = open_store(state.settings, sync_inventory=False)
-    info = store.broadcasts.get(broadcast_id)
-    by_zone = outcome_by_zone(store, broadcast_id)
-    counts = store.deliveries.counts(broadcast_id)
-    missed = [d for d in store.deliveries.of(broadcast_id) if d.state is not FINISHED]
+    if since is None:
+        raise ConfigError("give a BROADCAST id, or --since for a play log", hint="speakerctl report --help")
+    chosen = reports.parse_format("json" if as_json else fmt, output)
+    log = reports.play_log(ctx, since, until, zone)
+    if output is not None and chosen in reports.FILE_FORMATS:
+        reports.export_play_log(log, output, chosen)
+        console_err.print(f"{len(log.entries)} plays written to {output}")
+    elif chosen is reports.ReportFormat.JSON:
+        print_json(log.views())
+    else:
+        _play_table(log)
+
+
+def _play_table(log: reports.PlayLog) -> None:
+    columns = reports.TABLE_COLUMNS
+    table = Table(*columns, title=f"{log.title}: {len(log.entries)} plays", title_justify="left")
+    for row in log.rows():
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    console.print(table)
+
+
+def _broadcast_report(ctx: AppContext, broadcast_id: str, as_json: bool, failures: bool) -> None:
+    found = reports.broadcast_report(ctx, broadcast_id)
+    view = found.view
     if as_json:
-        print_json(
-            {
-                "broadcast": info.id,
-                "bulletin": info.bulletin_id,
-                "state": info.state,
-                "priority": info.priority,
-                "targets": list(info.targets),
-                "counts": counts,
-                "zones": [o.as_dict() for o in by_zone],
-                "not_played": [
-                    {"device": d.device_id, "state": d.state, "reason": d.reason, "detail": d.detail}
-                    for d in missed
-                ],
-            }
-        )
+        print_json(view)
         return
-    total = sum(counts.values())
+    total = sum(view.counts.values())
     console.print(
-        f"[bold]{info.id}[/] bulletin {info.bulletin_id} → {', '.join(info.targets)}: "
-        f"{info.state}, {counts.get(FINISHED, 0)}/{total} played"
+        f"[bold]{view.broadcast}[/] bulletin {view.bulletin} → {', '.join(view.targets)}: "
+        f"{view.state}, {found.played}/{total} played"
     )
     table = Table("state", "devices")
-    for name, n in sorted(counts.items()):
+    for name, n in sorted(view.counts.items()):
         table.add_row(name, str(n))
     console.print(table)
-    console.print(zone_table(by_zone))
-    if failures and missed:
+    console.print(_zone_table(view.zones))
+    if failures and view.not_played:
         detail = Table("device", "state", "reason", "detail", title="not played")
-        for d in missed:
-            detail.add_row(d.device_id, d.state, d.reason or "", d.detail or "")
+        for d in view.not_played:
+            detail.add_row(d.device, d.state, d.reason or "", d.detail or "")
         console.print(detail)
+
+
+def _zone_table(outcomes: list[ZoneOutcomeView]) -> Table:
+    """Reached, played, failed and missed per zone, with the commonest reasons."""
+    table = Table("zone", "targeted", "reached", "played", "failed", "missed", "reasons", title="per zone")
+    for o in outcomes:
+        reasons = ", ".join(f"{r} ×{n}" for r, n in list(o.reasons.items())[:4])
+        cells = (o.targeted, o.reached, o.played, o.failed, o.missed)
+        table.add_row(o.name, *map(str, cells), reasons)
+    return table

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 from typing import Annotated
 
 import typer
 from rich.tree import Tree
 
+from speakerctl.app import fleet
+from speakerctl.app.views import ZoneView
 from speakerctl.cli.common import console, print_json, state
-from speakerctl.controller.app import open_store
-from speakerctl.fleet import Zone, ZoneTree
 
 app = typer.Typer(help="The zone tree: province, districts, communes (any depth).", no_args_is_help=True)
 
@@ -20,30 +20,27 @@ def list_zones(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the zones as a tree, with the number of clusters in each."""
-    store = open_store(state.settings)
-    zones = store.zones.all()
-    per_zone = Counter(d.zone_id for d in store.devices.all())
+    zones = fleet.zones(state.context())
     if as_json:
-        print_json(
-            [
-                {"id": z.id, "name": z.name, "kind": z.kind, "parent": z.parent, "devices": per_zone[z.id]}
-                for z in zones
-            ]
-        )
+        print_json(zones)
         return
-    console.print(_tree(zones, per_zone))
+    console.print(_tree(zones))
 
 
-def _tree(zones: list[Zone], per_zone: Counter[str]) -> Tree:
-    tree = ZoneTree(zones)
+def _tree(zones: list[ZoneView]) -> Tree:
+    children: dict[str | None, list[ZoneView]] = defaultdict(list)
+    for zone in zones:
+        children[zone.parent].append(zone)
 
-    def add(node: Tree, zone: Zone) -> None:
-        total = sum(per_zone[z] for z in tree.subtree([zone.id]))
-        branch = node.add(f"[bold]{zone.name}[/] [dim]{zone.id} · {zone.kind}[/] — {total} clusters")
-        for child in tree.children(zone.id):
+    def total(zone: ZoneView) -> int:
+        return zone.devices + sum(total(c) for c in children[zone.id])
+
+    def add(node: Tree, zone: ZoneView) -> None:
+        branch = node.add(f"[bold]{zone.name}[/] [dim]{zone.id} · {zone.kind}[/] — {total(zone)} clusters")
+        for child in children[zone.id]:
             add(branch, child)
 
     root = Tree("zones")
-    for zone in tree.roots():
+    for zone in children[None]:
         add(root, zone)
     return root

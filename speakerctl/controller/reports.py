@@ -16,10 +16,12 @@ from zoneinfo import ZoneInfo
 from speakerctl.errors import ConfigError
 from speakerctl.fleet import ZoneTree
 from speakerctl.protocol import Priority
-from speakerctl.protocol.lifecycle import FINISHED, MISSED, REACHED, UNSUCCESSFUL
 from speakerctl.store import DeliveryInfo, PlayRecord, Store
 
 DISTRICT_LEVEL = 1
+REACHED = frozenset({"accepted", "content_ready", "playing", "finished", "failed", "expired"})
+FAILED = frozenset({"failed", "expired"})
+MISSED = frozenset({"pending", "unreached"})
 
 
 @dataclass(slots=True)
@@ -37,27 +39,14 @@ class ZoneOutcome:
 
     def add(self, delivery: DeliveryInfo) -> None:
         """Count one device's delivery."""
-        state = delivery.state
+        state = delivery.state.value
         self.targeted += 1
         self.reached += state in REACHED
-        self.played += state is FINISHED
-        self.failed += state in UNSUCCESSFUL
+        self.played += state == "finished"
+        self.failed += state in FAILED
         self.missed += state in MISSED
-        if state is not FINISHED:
-            self.reasons[delivery.reason or state.value] += 1
-
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready."""
-        return {
-            "zone": self.zone_id,
-            "name": self.name,
-            "targeted": self.targeted,
-            "reached": self.reached,
-            "played": self.played,
-            "failed": self.failed,
-            "missed": self.missed,
-            "reasons": dict(self.reasons.most_common()),
-        }
+        if state != "finished":
+            self.reasons[delivery.reason or state] += 1
 
 
 def outcome_by_zone(store: Store, broadcast_id: str, level: int = DISTRICT_LEVEL) -> list[ZoneOutcome]:
@@ -89,35 +78,69 @@ PLAY_LOG_COLUMNS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class PlayEntry:
+    """One cluster's airing of one broadcast, with where the cluster is."""
+
+    district: str
+    commune: str
+    device_id: str
+    device_name: str
+    record: PlayRecord
+
+    @property
+    def aired_s(self) -> float | None:
+        """Seconds it played, if it ended."""
+        r = self.record
+        return round((r.ended_at - r.playing_at).total_seconds(), 1) if r.ended_at else None
+
+    @property
+    def outcome(self) -> str:
+        """The final state, with the reason if there is one ("failed/amplifier_fault")."""
+        r = self.record
+        return r.state if r.reason is None else f"{r.state}/{r.reason}"
+
+    def row(self, tz: ZoneInfo) -> dict[str, object]:
+        """The play-log row for people (CSV, XLSX, tables), in local time."""
+        r = self.record
+        started = r.playing_at.astimezone(tz)
+        ended = r.ended_at.astimezone(tz) if r.ended_at else None
+        return {
+            "date": started.date().isoformat(),
+            "district": self.district,
+            "commune": self.commune,
+            "cluster_id": self.device_id,
+            "cluster": self.device_name,
+            "bulletin": r.bulletin_title,
+            "priority": Priority(r.priority).name.lower(),
+            "broadcast_id": r.broadcast_id,
+            "started": started.strftime("%Y-%m-%d %H:%M:%S"),
+            "ended": ended.strftime("%Y-%m-%d %H:%M:%S") if ended else "",
+            "aired_s": self.aired_s,
+            "outcome": self.outcome,
+        }
+
+
+def play_entries(
+    store: Store, since: datetime, until: datetime, zone_id: str | None = None
+) -> list[PlayEntry]:
+    """One entry per cluster and broadcast that started playing in [since, until)."""
+    tree = ZoneTree(store.zones.all())
+    devices = {d.id: d for d in store.devices.all(zone_ids=[zone_id] if zone_id else None)}
+    records = store.plays.between(since, until, sorted(devices) if zone_id else None)
+    return [_entry(r, devices[r.device_id].name, devices[r.device_id].zone_id, tree) for r in records]
+
+
+def _entry(r: PlayRecord, name: str, zone_id: str, tree: ZoneTree) -> PlayEntry:
+    district = tree.name(tree.at_level(zone_id, DISTRICT_LEVEL))
+    return PlayEntry(district, tree.name(zone_id), r.device_id, name, r)
+
+
 def play_log(
     store: Store, since: datetime, until: datetime, tz: ZoneInfo, zone_id: str | None = None
 ) -> list[dict[str, object]]:
     """One row per cluster and broadcast that started playing in [since, until), local times."""
-    tree = ZoneTree(store.zones.all())
-    devices = {d.id: d for d in store.devices.all(zone_ids=[zone_id] if zone_id else None)}
-    records = store.plays.between(since, until, sorted(devices) if zone_id else None)
-    return [_play_row(r, devices[r.device_id].name, devices[r.device_id].zone_id, tree, tz) for r in records]
-
-
-def _play_row(r: PlayRecord, name: str, zone_id: str, tree: ZoneTree, tz: ZoneInfo) -> dict[str, object]:
-    started = r.playing_at.astimezone(tz)
-    ended = r.ended_at.astimezone(tz) if r.ended_at else None
-    aired = round((r.ended_at - r.playing_at).total_seconds(), 1) if r.ended_at else None
-    outcome = r.state if r.reason is None else f"{r.state}/{r.reason}"
-    return {
-        "date": started.date().isoformat(),
-        "district": tree.name(tree.at_level(zone_id, DISTRICT_LEVEL)),
-        "commune": tree.name(zone_id),
-        "cluster_id": r.device_id,
-        "cluster": name,
-        "bulletin": r.bulletin_title,
-        "priority": Priority(r.priority).name.lower(),
-        "broadcast_id": r.broadcast_id,
-        "started": started.strftime("%Y-%m-%d %H:%M:%S"),
-        "ended": ended.strftime("%Y-%m-%d %H:%M:%S") if ended else "",
-        "aired_s": aired,
-        "outcome": outcome,
-    }
+    return [e.row(tz) for e in play_entries(store, since, until, zone_id)]
 
 
 def write_csv(rows: Sequence[dict[str, object]], path: Path) -> None:

@@ -6,13 +6,14 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
-from speakerctl.controller.fleetview import FleetSnapshot, fleet_snapshot, reach_latency_s, state_counts
+from speakerctl.app import fleet
+from speakerctl.app.context import AppContext
+from speakerctl.app.views import FleetView, dump_all
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
 from speakerctl.errors import ConfigError, LinkError
@@ -35,12 +36,11 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", number
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Cached:
     at: float
-    snapshot: FleetSnapshot
-    deliveries: dict[str, int]
-    reach_latency_s: float | None
+    overview: fleet.Overview
+    view: FleetView
 
 
 class WebServer:
@@ -97,106 +97,37 @@ class WebServer:
             return self._cached
 
     def _read_store(self) -> _Cached:
-        store = self.controller.store
-        snapshot = fleet_snapshot(store, self.controller.clock.now(), self.policy)
-        last = snapshot.broadcasts[0].broadcast if snapshot.broadcasts else None
-        latency = reach_latency_s(store, last) if last else None
-        ran = self.controller.last_result
-        if ran is not None and last is not None and ran.broadcast_id == last.id and ran.reach_latency_s:
-            latency = ran.reach_latency_s  # measured here on one monotonic clock: better than device stamps
-        return _Cached(self.controller.clock.monotonic(), snapshot, store.deliveries.totals(), latency)
+        c = self.controller
+        ctx = AppContext(c.settings, c.clock)
+        overview = fleet.overview(c.store, ctx, self.policy, c.last_result)
+        return _Cached(self.controller.clock.monotonic(), overview, overview.view)
 
     async def _page(self, _: web.Request) -> web.Response:
         html = resources.files("speakerctl.web").joinpath("page.html").read_text(encoding="utf-8")
         return web.Response(text=html, content_type="text/html", charset="utf-8")
 
     async def _fleet(self, _: web.Request) -> web.Response:
-        return web.json_response(fleet_json((await self._read()).snapshot), dumps=_dumps)
+        return _json((await self._read()).view.dump())
 
     async def _devices(self, _: web.Request) -> web.Response:
-        return web.json_response(fleet_json((await self._read()).snapshot)["devices"], dumps=_dumps)
+        return _json(dump_all((await self._read()).view.devices))
 
     async def _alerts(self, _: web.Request) -> web.Response:
-        return web.json_response(fleet_json((await self._read()).snapshot)["alerts"], dumps=_dumps)
+        return _json(dump_all((await self._read()).view.alerts))
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        cached = await self._read()
+        overview = (await self._read()).overview
         counters = self.controller.ingestor.counters
         text = metrics.render(
-            cached.snapshot,
-            cached.deliveries,
+            overview.snapshot,
+            overview.deliveries,
             counters,
             self._rate.read(counters.statuses),
-            cached.reach_latency_s,
+            overview.reach_latency_s,
         )
         return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
-def _dumps(data: object) -> str:
-    return json.dumps(data, ensure_ascii=False, default=_default)
-
-
-def _default(value: object) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
-def fleet_json(snapshot: FleetSnapshot) -> dict[str, Any]:
-    """The snapshot as the page and scripts read it."""
-    return {
-        "at": snapshot.at,
-        "totals": dict(state_counts(snapshot)),
-        "zones": [
-            {
-                "id": z.zone_id,
-                "name": z.name,
-                "kind": z.kind,
-                "depth": z.depth,
-                "total": z.total,
-                "online": z.online,
-                "offline": z.offline,
-                "fault": z.fault,
-                "last_reached": z.last_reached,
-                "last_targeted": z.last_targeted,
-                "last_played": z.last_played,
-            }
-            for z in snapshot.zones
-        ],
-        "devices": [
-            {
-                "id": h.device.id,
-                "name": h.device.name,
-                "zone": h.device.zone_id,
-                "online": h.online,
-                "fault": h.fault,
-                "alerts": list(h.alerts),
-                "volume": h.device.volume,
-                "playing": h.device.playing,
-                "amplifier": h.device.amplifier,
-                "power": h.device.power_source,
-                "battery_pct": h.device.battery_pct,
-                "network": h.device.link_network,
-                "rssi_dbm": h.device.rssi_dbm,
-                "temperature_c": h.device.temperature_c,
-                "clock_offset_ms": h.device.clock_offset_ms,
-                "firmware": h.device.firmware,
-                "last_seen": h.device.last_seen,
-            }
-            for h in snapshot.devices
-        ],
-        "alerts": [
-            {"id": a.id, "kind": a.kind, "device": a.device_id, "opened_at": a.opened_at, "detail": a.detail}
-            for a in snapshot.alerts
-        ],
-        "broadcasts": [
-            {
-                "id": b.broadcast.id,
-                "state": b.broadcast.state.value,
-                "created_at": b.broadcast.created_at,
-                "targets": list(b.broadcast.targets),
-                "targeted": b.targeted,
-                "reached": b.reached,
-                "played": b.played,
-            }
-            for b in snapshot.broadcasts
-        ],
-    }
+def _json(data: dict[str, Any] | list[dict[str, Any]]) -> web.Response:
+    """A JSON response, UTF-8 kept as is."""
+    return web.json_response(data, dumps=lambda d: json.dumps(d, ensure_ascii=False))

@@ -1,17 +1,35 @@
-"""Application services the CLI calls: opening the store, importing bulletins, reporting."""
+"""What every application service is given: validated settings and the clock the composition root built."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
-from speakerctl.audio import DEFAULT_PROFILE, Composition, Recording, with_chimes
-from speakerctl.audio.pipeline import Progress
 from speakerctl.clock import Clock
 from speakerctl.config import Settings
-from speakerctl.controller.library import add_bulletin
-from speakerctl.fleet import Inventory, Zone, ZoneTree, load_inventory
-from speakerctl.store import BulletinInfo, DeviceSpec, Store
+from speakerctl.fleet import Inventory, Zone, load_inventory
+from speakerctl.scheduler.book import ScheduleBook
+from speakerctl.store import DeviceSpec, Store
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """Settings and time for one command or one running controller."""
+
+    settings: Settings
+    clock: Clock
+
+    def store(self, *, sync_inventory: bool = True) -> Store:
+        """Open the store (loading the inventory into it unless told not to)."""
+        return open_store(self.settings, sync_inventory=sync_inventory)
+
+    def book(self) -> ScheduleBook:
+        """Open the schedule book (on a store of its own, closed with the book)."""
+        return ScheduleBook.open(self.settings.db_url)
+
+    def inventory(self) -> Inventory:
+        """The fleet inventory file, loaded."""
+        return load_inventory(self.settings.inventory)
 
 
 def open_store(settings: Settings, *, sync_inventory: bool = True) -> Store:
@@ -43,26 +61,3 @@ def _holds(store: Store, zones: Sequence[Zone], devices: Sequence[DeviceSpec]) -
         DeviceSpec(d.id, d.name, d.zone_id, d.model, d.lat, d.lon, d.network) for d in store.devices.all()
     }
     return set(devices) <= stored
-
-
-def import_bulletin(
-    store: Store,
-    settings: Settings,
-    clock: Clock,
-    path: Path,
-    title: str | None,
-    codecs: Sequence[str] | None = None,
-    *,
-    profile: str = DEFAULT_PROFILE,
-    chime: bool = False,
-    progress: Progress | None = None,
-) -> tuple[BulletinInfo, bool]:
-    """Process and encode a file once per codec the fleet plays, and store it; (bulletin, created)."""
-    composition = Composition(with_chimes([Recording(path)], chime), title, profile)
-    imported = add_bulletin(store, settings, clock, composition, codecs=codecs, progress=progress)
-    return imported.bulletin, imported.created
-
-
-def zone_path(store: Store, zone_id: str) -> str:
-    """The zone's names from the root down, e.g. "Sóc Trăng › Kế Sách › An Mỹ"."""
-    return ZoneTree(store.zones.all()).path(zone_id)

@@ -1,0 +1,147 @@
+"""Keys and provisioning: command-signing keys, broker accounts for clusters, the broker's configuration."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from speakerctl.app import views
+from speakerctl.app.context import AppContext
+from speakerctl.broker.mosquitto import (
+    MosquittoConfig,
+    TlsFiles,
+    TrustedListener,
+    account_exists,
+    broker_account,
+    hand_over,
+)
+from speakerctl.errors import ConfigError, NotFound
+from speakerctl.protocol.limits import BROKER_MAX_PAYLOAD
+from speakerctl.security import keys
+from speakerctl.security.credentials import CONTROLLER_USER, Credentials, mosquitto_acl
+
+
+def init(ctx: AppContext) -> tuple[str, Path]:
+    """Create the signing key if there is none: (active key id, the file clusters trust)."""
+    signer = keys.load_or_create_signer(ctx.settings.keys_dir)
+    return signer.key_id, keys.trusted_path(ctx.settings.keys_dir)
+
+
+def list_keys(ctx: AppContext) -> list[views.KeyView]:
+    """The trusted public keys, the active one marked."""
+    active = keys.load_or_create_signer(ctx.settings.keys_dir).key_id
+    return [views.KeyView(key_id=k, active=k == active) for k in keys.trusted_ids(ctx.settings.keys_dir)]
+
+
+def rotate(ctx: AppContext) -> tuple[str, Path]:
+    """Sign with a new key from now on: (its id, the file to give every cluster)."""
+    signer = keys.rotate(ctx.settings.keys_dir)
+    return signer.key_id, keys.trusted_path(ctx.settings.keys_dir)
+
+
+def retire(ctx: AppContext, key_id: str) -> None:
+    """Stop trusting an old key."""
+    keys.retire(ctx.settings.keys_dir, key_id)
+
+
+def provision(
+    ctx: AppContext, device_ids: list[str], zone: str | None, controller: bool
+) -> views.ProvisionedView:
+    """Create broker identities and secrets for the clusters (and the controller); secrets shown once."""
+    inventory = ctx.inventory()
+    known = {d.id for d in inventory.devices}
+    chosen = list(device_ids)
+    if zone is not None:
+        chosen += [d.id for d in inventory.devices_under(zone)]
+    unknown = [d for d in chosen if d not in known]
+    if unknown:
+        raise NotFound(f"no cluster named {unknown[0]!r} in the inventory", hint="speakerctl devices list")
+    names = list(dict.fromkeys(([CONTROLLER_USER] if controller else []) + chosen))
+    issued = Credentials.in_dir(ctx.settings.data_dir).provision(names)
+    signer = keys.load_or_create_signer(ctx.settings.keys_dir)
+    return views.ProvisionedView(
+        trusted_keys=str(keys.trusted_path(ctx.settings.keys_dir)),
+        key_id=signer.key_id,
+        accounts=[views.AccountView(username=i.username, secret=i.secret) for i in issued],
+    )
+
+
+def tls_files(cafile: Path | None, certfile: Path | None, keyfile: Path | None) -> TlsFiles | None:
+    """TLS for the broker: all three files or none."""
+    if cafile is None and certfile is None and keyfile is None:
+        return None
+    if cafile is None or certfile is None or keyfile is None:
+        raise ConfigError("TLS needs --cafile, --certfile and --keyfile together")
+    return TlsFiles(cafile.resolve(), certfile.resolve(), keyfile.resolve())
+
+
+BROKER_EXTRA = (
+    # A cluster away for longer is re-provisioned anyway; its queued commands are stale by then.
+    "persistent_client_expiration 14d",
+    # Mosquitto saves sessions only on exit and every autosave_interval: bound what a crash loses.
+    "autosave_interval 60",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """A Mosquitto configuration written out."""
+
+    path: Path
+    clusters: int
+    tls: bool
+    port: int
+    controller_port: int
+    run_as: str
+
+
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """Where the clusters and the controller connect, and the account the broker runs as."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    controller_host: str | None = None
+    controller_port: int | None = None
+    user: str | None = None
+
+
+def mosquitto_config(ctx: AppContext, out: Path, listen: Listeners, tls: TlsFiles | None) -> BrokerConfig:
+    """Only provisioned accounts log in; clusters use only their own topics; only the controller commands.
+
+    Clusters connect to `listen.port`, where the client id is the account name, so no cluster takes over
+    another's session; the controller connects to its own listener with ids of its choosing.
+    """
+    hashes = Credentials.in_dir(ctx.settings.data_dir).hashes
+    if CONTROLLER_USER not in hashes:
+        raise ConfigError(
+            "the controller has no broker account", hint="speakerctl devices provision --controller"
+        )
+    inventory = ctx.inventory()
+    zones = {d.id: inventory.ancestors(d.zone) for d in inventory.devices if d.id in hashes}
+    acl = mosquitto_acl(CONTROLLER_USER, zones)
+    run_as = listen.user or broker_account(os.geteuid(), os.environ.get("SUDO_USER"), account_exists)
+    trusted = TrustedListener(
+        listen.controller_port or listen.port + 1,
+        frozenset({CONTROLLER_USER}),
+        listen.controller_host or listen.host,
+        acl,
+    )
+    config = MosquittoConfig(
+        port=listen.port,
+        host=listen.host,
+        allow_anonymous=False,
+        password_hashes=hashes,
+        acl=acl,
+        tls=tls,
+        persistence=True,
+        clientid_is_username=True,
+        max_payload=BROKER_MAX_PAYLOAD,
+        run_as=run_as,
+        trusted=trusted,
+        extra=BROKER_EXTRA,
+    )
+    conf = config.write(out)
+    hand_over(out, run_as)
+    return BrokerConfig(conf, len(zones), tls is not None, listen.port, trusted.port, run_as)

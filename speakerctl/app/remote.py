@@ -1,0 +1,50 @@
+"""Remote actions on one cluster (volume, reboot, ping), acknowledged or timed out, and audited."""
+
+from __future__ import annotations
+
+from speakerctl.app import records, views
+from speakerctl.app.context import AppContext
+from speakerctl.app.runtime import running_controller
+from speakerctl.controller.remote import remote_action
+from speakerctl.errors import ConfigError
+from speakerctl.protocol import Ping, Reboot, SetVolume
+
+Action = SetVolume | Reboot | Ping
+
+
+def volume_action(volume: int) -> SetVolume:
+    """A volume change, 0..100."""
+    if not 0 <= volume <= 100:
+        raise ConfigError(f"volume must be 0..100, got {volume}", hint="e.g. set-volume CLUSTER 60")
+    return SetVolume(volume)
+
+
+def action_name(body: Action) -> str:
+    """The action as the operator reads it, e.g. "volume 35"."""
+    return f"volume {body.volume}" if isinstance(body, SetVolume) else body.kind
+
+
+async def act(ctx: AppContext, device_id: str, body: Action, timeout_s: float) -> views.RemoteResultView:
+    """Send the action and wait for the acknowledgement (AckTimeout if none comes in time)."""
+    store = ctx.store()
+    store.devices.get(device_id)  # NotFound before connecting to the broker
+    async with running_controller(ctx, store) as controller:
+        result = await remote_action(controller, device_id, body, timeout=timeout_s)
+    return records.remote_result(result, action_name(body))
+
+
+async def set_volume(
+    ctx: AppContext, device_id: str, volume: int, timeout_s: float
+) -> views.RemoteResultView:
+    """Set a cluster's volume, 0..100."""
+    return await act(ctx, device_id, volume_action(volume), timeout_s)
+
+
+async def reboot(ctx: AppContext, device_id: str, timeout_s: float) -> views.RemoteResultView:
+    """Reboot a cluster: it acknowledges first, then drops off and comes back."""
+    return await act(ctx, device_id, Reboot(), timeout_s)
+
+
+async def ping(ctx: AppContext, device_id: str, timeout_s: float) -> views.RemoteResultView:
+    """Round-trip time to a cluster and its clock offset."""
+    return await act(ctx, device_id, Ping(), timeout_s)

@@ -1,0 +1,289 @@
+"""The composition root: builds the clock and context, and wires a running controller.
+
+`serve` runs the controller with its health rules, an optional front end (the web server, handed in by
+the caller so this layer never imports the one above it) and the schedule runner. `demo_world` is the
+demo's whole province on this machine: an embedded broker, a simulated fleet in its own process (as real
+clusters would be) and a controller data directory. The benches and the tests build the same pieces here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from devices.identity import read_provisioning
+from simulator.conditions import FleetConditions
+from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app import bulletins
+from speakerctl.app.context import AppContext
+from speakerctl.app.views import ImportedView
+from speakerctl.audio import generate_speechlike
+from speakerctl.broker.embedded import EmbeddedBroker
+from speakerctl.clock import Clock, SystemClock
+from speakerctl.config import Settings
+from speakerctl.controller.health import HealthPolicy
+from speakerctl.controller.monitor import health_loop
+from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.errors import LinkError
+from speakerctl.fleet import provisioning_records, scaled_inventory
+from speakerctl.protocol.provisioning import Provisioning
+from speakerctl.scheduler.book import ScheduleBook
+from speakerctl.scheduler.broadcasts import ScheduledBroadcast
+from speakerctl.scheduler.runner import ScheduleRunner
+from speakerctl.security.keys import load_or_create_signer, trusted_path
+from speakerctl.store import Store
+
+log = logging.getLogger(__name__)
+READY = "ready:"
+"""The simulated fleet prints this on stdout once every cluster is online."""
+COUNTERS_EVERY_S = 30.0
+"""How often `serve` logs what it ingested."""
+
+Announce = Callable[[str], None]
+
+
+def context(settings: Settings, clock: Clock | None = None) -> AppContext:
+    """The context every service is given; the system clock unless one is handed in (tests pin it)."""
+    return AppContext(settings, clock or SystemClock())
+
+
+def controller(ctx: AppContext, store: Store | None = None, *, client_id: str = "") -> Controller:
+    """A controller over the store (the context's unless given) and clock (not yet running)."""
+    return Controller(ctx.settings, store or ctx.store(), ctx.clock, client_id=client_id)
+
+
+@contextlib.asynccontextmanager
+async def running_controller(ctx: AppContext, store: Store | None = None) -> AsyncIterator[Controller]:
+    """A controller connected to the broker for the duration of the block."""
+    async with controller(ctx, store).running() as running:
+        yield running
+
+
+class FrontEnd(Protocol):
+    """Something served beside the controller (the web server): started, stopped, reachable at `url`."""
+
+    @property
+    def url(self) -> str:
+        """Where it is reachable."""
+        ...
+
+    async def start(self) -> None:
+        """Start serving."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        ...
+
+
+FrontEndFactory = Callable[[Controller, HealthPolicy], FrontEnd]
+
+
+@contextlib.asynccontextmanager
+async def monitored(
+    running: Controller, front_end: FrontEndFactory | None = None, announce: Announce | None = None
+) -> AsyncIterator[str | None]:
+    """The health rules evaluated periodically and, if given, the front end; yields its URL (or None)."""
+    policy = HealthPolicy.from_settings(running.settings)
+    server = front_end(running, policy) if front_end else None
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(health_loop(running, policy, running.settings.health_interval_s))
+        try:
+            if server is not None:
+                await server.start()
+                if announce is not None:
+                    announce(f"operator page on {server.url}")
+            yield server.url if server is not None else None
+        finally:
+            task.cancel()
+            if server is not None:
+                await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def scheduled(
+    running: Controller, book: ScheduleBook, **options: float
+) -> AsyncIterator[ScheduleRunner]:
+    """The schedule runner, turning the book's occurrences into broadcasts through a running controller."""
+    broadcasts = ControllerBroadcasts(running)
+    runner = ScheduleRunner(book, running.settings, running.clock, broadcasts, **options)
+    async with runner.running():
+        yield runner
+
+
+class ControllerBroadcasts:
+    """The scheduler's `Broadcasts` port, implemented by a running controller."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+
+    async def broadcast(self, request: ScheduledBroadcast) -> None:
+        """Send the occurrence through the controller and follow it to its end."""
+        await self.controller.broadcast(
+            BroadcastRequest(
+                request.bulletin_id,
+                request.targets,
+                request.priority,
+                start_at=request.start_at,
+                expires_at=request.expires_at,
+                volume=request.volume,
+                on_preempt=request.on_preempt,
+                broadcast_id=request.broadcast_id,
+            )
+        )
+
+    async def stop(self, broadcast_id: str) -> None:
+        """Stop a broadcast sent ahead, signed by the controller, at the targets it went to."""
+        await self.controller.stop(broadcast_id)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    ctx: AppContext, front_end: FrontEndFactory | None = None, announce: Announce | None = None
+) -> AsyncIterator[Controller]:
+    """The long-running controller: broker link, ingestion, health rules, front end, schedule runner."""
+    settings = ctx.settings
+    built = controller(ctx, client_id=settings.client_id or "speakerctl-serve")
+    if announce is not None:
+        announce(f"controller on {settings.broker_address.url}, store {settings.db_url}")
+    async with (
+        built.running(fail_fast=False),
+        monitored(built, front_end, announce),
+        scheduled(built, ctx.book()),
+    ):
+        yield built
+
+
+async def serve(ctx: AppContext, front_end: FrontEndFactory | None, announce: Announce) -> None:
+    """Serve until cancelled, logging the ingestion counters now and then."""
+    async with serving(ctx, front_end, announce) as running:
+        while True:
+            await asyncio.sleep(COUNTERS_EVERY_S)
+            c = running.ingestor.counters
+            log.warning("ingested %d statuses, %d events; %d malformed", c.statuses, c.events, c.malformed)
+
+
+def fleet_options(
+    ctx: AppContext,
+    *,
+    cache_dir: Path | None = None,
+    time_scale: float = 1.0,
+    clock_offset_ms: int = 0,
+    heartbeat_s: float = 60.0,
+    conditions: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    trust: Path | None = None,
+) -> FleetOptions:
+    """How to run a simulated fleet; `conditions`: shares on battery, with a fault, on old firmware."""
+    return FleetOptions(
+        root=cache_dir or ctx.settings.data_dir / "fleet",
+        time_scale=time_scale,
+        max_clock_offset_ms=clock_offset_ms,
+        heartbeat_s=heartbeat_s,
+        conditions=FleetConditions(*conditions),
+        trust_file=trust,
+    )
+
+
+def clusters(ctx: AppContext, count: int | None, provisioning: Path | None) -> tuple[Provisioning, ...]:
+    """What each simulated cluster is told at provisioning: a file's records, or the inventory's.
+
+    `count` cuts the inventory short or pads it with generated clusters (fleet-scale runs).
+    """
+    if provisioning is not None:
+        return read_provisioning(provisioning)
+    inventory = ctx.inventory()
+    return provisioning_records(scaled_inventory(inventory, count) if count else inventory)
+
+
+async def simulate(
+    ctx: AppContext,
+    provisioned: Sequence[Provisioning],
+    options: FleetOptions,
+    ready: Callable[[int], None],
+) -> None:
+    """Run simulated clusters until cancelled; `ready(n)` once all n are online."""
+    fleet = Fleet(provisioned, ctx.settings.broker_address, options)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(fleet.run())
+        await fleet.wait_online(timeout=120)
+        ready(len(fleet.devices))
+
+
+def default_trust(settings: Settings) -> Path | None:
+    """The controller's trusted-keys file, if it was provisioned."""
+    path = trusted_path(settings.keys_dir)
+    return path if path.exists() else None
+
+
+@contextlib.contextmanager
+def fleet_process(args: Sequence[str]) -> Iterator[str]:
+    """Run `speakerctl ARGS` (a simulate command) in its own process; yield its ready line."""
+    cmd = [sys.executable, "-m", "speakerctl", *args]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            yield _wait_ready(proc)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_ready(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(READY):
+            return line.strip()
+    raise LinkError(f"the simulated fleet exited (code {proc.wait()}) before it was ready")
+
+
+def demo_targets(ctx: AppContext, count: int | None) -> tuple[str, ...]:
+    """The whole province, or just the clusters the fleet simulates (the inventory's first `count`)."""
+    inventory = ctx.inventory()
+    if count is None or count >= len(inventory.devices):
+        return (inventory.root.id,)
+    return tuple(d.id for d in inventory.devices[:count])
+
+
+@contextlib.contextmanager
+def demo_world(
+    ctx: AppContext, root: Path, time_scale: float, count: int | None, announce: Announce
+) -> Iterator[AppContext]:
+    """An embedded broker and a simulated fleet process; yields the controller's context for them."""
+    with contextlib.ExitStack() as stack:
+        broker = stack.enter_context(EmbeddedBroker())
+        announce(f"embedded MQTT broker on {broker.url}")
+        settings = ctx.settings.with_overrides(
+            broker=broker.url, data_dir=root / "controller", database_url="", inventory=ctx.settings.inventory
+        )
+        # Provisioning: the clusters get the controller's public key as a file, as real ones do.
+        load_or_create_signer(settings.keys_dir)
+        announce(stack.enter_context(fleet_process(_fleet_args(settings, root / "fleet", time_scale, count))))
+        yield AppContext(settings, ctx.clock)
+
+
+def demo_bulletin(ctx: AppContext, seconds: float, root: Path) -> ImportedView:
+    """A speech-like demo bulletin of `seconds`, imported into the library."""
+    audio = generate_speechlike(seconds, root / "ban-tin-demo.wav")
+    return bulletins.import_file(ctx, audio, "Bản tin thử nghiệm")
+
+
+def _fleet_args(settings: Settings, cache: Path, time_scale: float, count: int | None) -> list[str]:
+    args = [
+        "--broker",
+        settings.broker,
+        "simulate",
+        "--cache-dir",
+        str(cache),
+        "--time-scale",
+        str(time_scale),
+    ]
+    args += ["--heartbeat", "30", "--trust", str(trusted_path(settings.keys_dir))]
+    return args + (["--count", str(count)] if count else [])

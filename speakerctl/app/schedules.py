@@ -1,0 +1,212 @@
+"""Schedules: add (with overlap warnings), list, show, pause, resume, remove, and a day's preview."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from speakerctl.app import records, views
+from speakerctl.app.broadcasts import parse_priority
+from speakerctl.app.context import AppContext
+from speakerctl.controller.planning import resolve_targets
+from speakerctl.errors import ConfigError
+from speakerctl.protocol import PreemptPolicy
+from speakerctl.scheduler.book import ScheduleBook
+from speakerctl.scheduler.model import DEFAULT_WINDOW_S, Schedule, new_schedule_id
+from speakerctl.scheduler.plan import Overlap, Segment, occurrences_on, overlaps, resolve
+from speakerctl.scheduler.rules import ALL_DAYS, Kind, Rule, parse_times, parse_weekdays, zone_info
+from speakerctl.store import Store
+
+WINDOW_S = DEFAULT_WINDOW_S
+"""How late a schedule may still air unless told otherwise, seconds."""
+UPCOMING = 5
+"""`schedule show` lists this many next air times…"""
+RECENT_RUNS = 10
+"""…and this many past runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """A schedule just added, its next air time, and what it overlaps."""
+
+    schedule: Schedule
+    next_at: datetime | None
+    overlaps: list[Overlap]
+
+
+def parse_at(text: str, tz: str) -> datetime:
+    """A moment in local time ('YYYY-MM-DD HH:MM') or with its offset."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"bad time {text!r}", hint="use 'YYYY-MM-DD HH:MM' (local time)") from None
+    return at if at.tzinfo else at.replace(tzinfo=zone_info(tz))
+
+
+def parse_date(text: str | None) -> date | None:
+    """A date, YYYY-MM-DD."""
+    try:
+        return None if text is None else date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"bad date {text!r}", hint="use YYYY-MM-DD") from None
+
+
+def parse_policy(value: str) -> PreemptPolicy:
+    """What a schedule does when a higher level cuts it."""
+    try:
+        return PreemptPolicy(value)
+    except ValueError:
+        raise ConfigError(f"unknown policy {value!r}", hint="use resume, restart or drop") from None
+
+
+def build_rule(
+    tz: str,
+    at: str | None = None,
+    daily: str | None = None,
+    weekly: str | None = None,
+    cron: str | None = None,
+    days: str | None = None,
+    repeat: int = 1,
+    gap: int = 0,
+    valid_from: str | None = None,
+    valid_until: str | None = None,
+) -> Rule:
+    """A rule from exactly one of --at, --daily, --weekly, --cron, with the common options."""
+    given = [
+        (k, v) for k, v in ((Kind.AT, at), (Kind.DAILY, daily), (Kind.WEEKLY, weekly), (Kind.CRON, cron)) if v
+    ]
+    if len(given) != 1:
+        raise ConfigError(
+            "give exactly one of --at, --daily, --weekly, --cron", hint="e.g. --daily 05:00,17:00"
+        )
+    kind, value = given[0]
+    if kind is Kind.WEEKLY and not days:
+        raise ConfigError("--weekly needs --days", hint="e.g. --weekly 05:00 --days mon-sat")
+    return Rule(
+        kind,
+        times=parse_times(value) if kind in (Kind.DAILY, Kind.WEEKLY) else (),
+        weekdays=parse_weekdays(days) if days else ALL_DAYS,
+        at=parse_at(value, tz) if kind is Kind.AT else None,
+        cron=value if kind is Kind.CRON else "",
+        repeat=repeat,
+        gap_s=gap,
+        valid_from=parse_date(valid_from),
+        valid_until=parse_date(valid_until),
+        tz=tz,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """What `schedule add` was told, before validation."""
+
+    bulletin_id: int
+    targets: list[str]
+    rule: Rule
+    priority: str = "normal"
+    on_preempt: str = "resume"
+    window_s: int = DEFAULT_WINDOW_S
+    name: str = ""
+
+
+def durations(store: Store) -> dict[int, int]:
+    """Bulletin lengths, milliseconds, by bulletin id."""
+    return {b.id: b.duration_ms for b in store.bulletins.all()}
+
+
+class DeviceSets:
+    """The clusters a schedule's targets reach, cached per target list."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[tuple[str, ...], frozenset[str]] = {}
+
+    def of(self, targets: tuple[str, ...]) -> frozenset[str]:
+        """Device ids under the targets (NotFound for an unknown one)."""
+        if targets not in self._cache:
+            self._cache[targets] = frozenset(resolve_targets(self.store, targets)[1])
+        return self._cache[targets]
+
+    def share(self, a: Schedule, b: Schedule) -> bool:
+        """Whether two schedules reach a common cluster."""
+        return bool(self.of(a.targets) & self.of(b.targets))
+
+
+def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: datetime) -> Added:
+    """Validate the bulletin and targets, store the schedule, and report overlaps in the next 14 days."""
+    store.bulletins.get(schedule.bulletin_id)
+    sets = DeviceSets(store)
+    sets.of(schedule.targets)
+    found = overlaps(schedule, book.all(), durations(store), sets.share, now)
+    book.add(schedule)
+    return Added(schedule, schedule.rule.next_after(now), found)
+
+
+def add(ctx: AppContext, spec: ScheduleSpec) -> Added:
+    """Add a schedule; says which existing schedules it overlaps and which one wins."""
+    now = ctx.clock.now()
+    schedule = Schedule(
+        new_schedule_id(),
+        spec.bulletin_id,
+        tuple(spec.targets),
+        spec.rule,
+        parse_priority(spec.priority),
+        parse_policy(spec.on_preempt),
+        spec.window_s,
+        name=spec.name,
+        created_at=now,
+    )
+    return add_schedule(ctx.store(), ctx.book(), schedule, now)
+
+
+def added_view(added: Added) -> views.AddedScheduleView:
+    """A schedule just added, with its overlaps."""
+    fields = records.schedule_fields(added.schedule, added.next_at)
+    return views.AddedScheduleView.model_validate(
+        fields | {"overlaps": [records.overlap(o, added.schedule.rule.tz) for o in added.overlaps]}
+    )
+
+
+def list_all(ctx: AppContext) -> list[tuple[Schedule, views.ScheduleView]]:
+    """Every schedule with its next air time (none while paused)."""
+    now = ctx.clock.now()
+    found = [(s, None if s.paused else s.rule.next_after(now)) for s in ctx.book().all()]
+    return [(s, records.schedule(s, at)) for s, at in found]
+
+
+def show(ctx: AppContext, schedule_id: str) -> tuple[Schedule, views.ScheduleDetailView]:
+    """One schedule: its next air times and what became of its recent runs."""
+    book, now = ctx.book(), ctx.clock.now()
+    s = book.get(schedule_id)
+    upcoming = s.rule.occurrences(now, now + timedelta(days=400))[:UPCOMING]
+    fields = records.schedule_fields(s, upcoming[0] if upcoming else None) | {
+        "upcoming": [records.local(t, s.rule.tz) for t in upcoming],
+        "runs": [records.run(r, s.rule.tz) for r in book.runs(schedule_id)[-RECENT_RUNS:]],
+    }
+    return s, views.ScheduleDetailView.model_validate(fields)
+
+
+def set_paused(ctx: AppContext, schedule_id: str, paused: bool) -> None:
+    """Pause a schedule (broadcasts already pushed to clusters are stopped by `serve`) or resume it."""
+    book = ctx.book()
+    book.save(book.get(schedule_id).bumped(paused=paused))
+
+
+def remove(ctx: AppContext, schedule_id: str) -> None:
+    """Delete a schedule (its history stays)."""
+    ctx.book().remove(schedule_id)
+
+
+def preview(store: Store, book: ScheduleBook, day: date, timezone: str) -> list[Segment]:
+    """What airs where on a local day, in order, after priority resolution."""
+    items = occurrences_on(book.all(), durations(store), day, zone_info(timezone))
+    return resolve(items)
+
+
+def preview_day(ctx: AppContext, day: str) -> tuple[date, list[views.SegmentView]]:
+    """The day's preview in the controller's time zone."""
+    when = parse_date(day)
+    assert when is not None
+    tz = ctx.settings.timezone
+    segments = preview(ctx.store(sync_inventory=False), ctx.book(), when, tz)
+    return when, [records.segment(g, tz) for g in segments]

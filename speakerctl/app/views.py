@@ -1,0 +1,418 @@
+"""One serialiser per record: the JSON every `--json` prints and every `/api/...` answers.
+
+Each view is a pydantic model built from the store's (or the controller's) dataclasses by one
+function in `speakerctl.app.records`; `dump()` gives the JSON-ready dict. Field names are the public
+API (pinned by tests/test_views.py): a record's own id is `id`, a reference to another record is that
+record's noun (`device`, `zone`, `bulletin`, `broadcast`, `schedule`), and every timestamp is ISO 8601
+with its offset. `link_type` is how the inventory says a cluster is connected; `uplink` is the network
+it reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+from speakerctl.protocol import Priority
+
+
+def _iso(at: datetime) -> str:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
+
+
+Timestamp = Annotated[datetime, PlainSerializer(_iso, return_type=str)]
+"""A moment, written as ISO 8601 with its offset ("2026-11-29T06:00:00+07:00")."""
+
+
+class View(BaseModel):
+    """A frozen, JSON-ready record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON-ready dict."""
+        return self.model_dump(mode="json")
+
+
+def dump_all(views: Iterable[View]) -> list[dict[str, Any]]:
+    """A list of records, JSON-ready."""
+    return [v.dump() for v in views]
+
+
+def priority_name(level: int) -> str:
+    """A priority level as its wire name ("normal", "priority", "emergency")."""
+    return Priority(level).wire
+
+
+class ZoneView(View):
+    """A zone of the tree and how many clusters sit directly in it."""
+
+    id: str
+    name: str
+    kind: str
+    parent: str | None
+    devices: int
+
+
+class DeviceView(View):
+    """A cluster: inventory record and latest reported status."""
+
+    id: str
+    name: str
+    zone: str
+    model: str
+    link_type: str
+    lat: float | None
+    lon: float | None
+    online: bool
+    last_seen: Timestamp | None
+    firmware: str | None
+    volume: int | None
+    playing: str | None
+    amplifier: str | None
+    power: str | None
+    battery_pct: int | None
+    uplink: str | None
+    rssi_dbm: int | None
+    temperature_c: float | None
+    storage_free_mb: int | None
+    clock_offset_ms: int | None
+    cached_count: int | None
+    uptime_s: int | None
+
+
+class DeviceHealthView(DeviceView):
+    """A cluster with its effective online state, fault flag and open alert kinds."""
+
+    fault: bool
+    open_alerts: list[str]
+
+
+class StatusView(View):
+    """One status a cluster reported."""
+
+    received_at: Timestamp
+    online: bool
+    volume: int | None
+    playing: str | None
+    amplifier: str | None
+    power: str | None
+    battery_pct: int | None
+    uplink: str | None
+    rssi_dbm: int | None
+    temperature_c: float | None
+    clock_offset_ms: int | None
+
+
+class AlertView(View):
+    """An alert a health rule opened (and maybe closed)."""
+
+    id: int
+    kind: str
+    device: str
+    opened_at: Timestamp
+    closed_at: Timestamp | None
+    detail: str
+
+
+class ActionView(View):
+    """A remote action taken on a cluster (the audit log)."""
+
+    at: Timestamp
+    actor: str
+    device: str
+    action: str
+    outcome: str
+    detail: str
+
+
+class DeviceDetailView(DeviceView):
+    """`devices show`: a cluster, where it is, and what happened to it lately."""
+
+    zone_path: str
+    history: list[StatusView]
+    alerts: list[AlertView]
+    actions: list[ActionView]
+
+
+class LocationView(View):
+    """Where a cluster stands."""
+
+    device: str
+    name: str
+    zone_path: str
+    lat: float | None
+    lon: float | None
+    map: str | None
+
+
+class RemoteResultView(View):
+    """A remote action's outcome: acknowledged or refused, and the round trip."""
+
+    device: str
+    action: str
+    ok: bool
+    detail: str
+    rtt_ms: float
+    clock_offset_ms: int
+
+
+class ZoneSummaryView(View):
+    """Counts over a zone and everything below it, and how far the last broadcast got there."""
+
+    id: str
+    name: str
+    kind: str
+    depth: int
+    total: int
+    online: int
+    offline: int
+    fault: int
+    last_targeted: int
+    last_reached: int
+    last_played: int
+
+
+class BroadcastReachView(View):
+    """A recent broadcast and how far it got."""
+
+    id: str
+    state: str
+    created_at: Timestamp
+    targets: list[str]
+    targeted: int
+    reached: int
+    played: int
+
+
+class FleetView(View):
+    """The fleet at a glance: `fleet status --json` and `/api/fleet`."""
+
+    at: Timestamp
+    totals: dict[str, int]
+    zones: list[ZoneSummaryView]
+    devices: list[DeviceHealthView]
+    alerts: list[AlertView]
+    broadcasts: list[BroadcastReachView]
+    last_broadcast: BroadcastReachView | None
+
+
+class BroadcastResultView(View):
+    """What a broadcast (or a resumed one) reached when the controller stopped following it."""
+
+    broadcast: str
+    total: int
+    played: int
+    complete: bool
+    counts: dict[str, int]
+    reach_latency_s: float | None
+
+
+class ZoneOutcomeView(View):
+    """How one broadcast went in one zone."""
+
+    zone: str
+    name: str
+    targeted: int
+    reached: int
+    played: int
+    failed: int
+    missed: int
+    reasons: dict[str, int]
+
+
+class MissedView(View):
+    """A cluster that did not play a broadcast, and why."""
+
+    device: str
+    state: str
+    reason: str | None
+    detail: str | None
+
+
+class BroadcastReportView(View):
+    """`report BROADCAST --json`."""
+
+    broadcast: str
+    bulletin: int
+    state: str
+    priority: str
+    targets: list[str]
+    counts: dict[str, int]
+    zones: list[ZoneOutcomeView]
+    not_played: list[MissedView]
+
+
+class PlayView(View):
+    """One cluster's airing of one broadcast (the play log)."""
+
+    date: str
+    district: str
+    commune: str
+    device: str
+    device_name: str
+    bulletin: str
+    priority: str
+    broadcast: str
+    started_at: Timestamp
+    ended_at: Timestamp | None
+    aired_s: float | None
+    outcome: str
+
+
+class BulletinView(View):
+    """A bulletin in the library."""
+
+    id: int
+    title: str
+    duration_s: float
+    codec: str
+    size: int
+    sha256: str
+    source: str
+    created_at: Timestamp
+    created_by: str
+    loudness_lufs: float | None
+    true_peak_dbtp: float | None
+    profile: str
+
+
+class ImportedView(BulletinView):
+    """A bulletin just added, or found already in the library."""
+
+    created: bool
+
+
+class VariantView(View):
+    """One encoding of a bulletin."""
+
+    codec: str
+    bitrate_kbps: int
+    size: int
+    sha256: str
+
+
+class TargetView(View):
+    """A broadcast target with its name."""
+
+    id: str
+    name: str
+
+
+class AiringView(View):
+    """One broadcast of a bulletin and how it went."""
+
+    broadcast: str
+    at: Timestamp
+    state: str
+    priority: str
+    targets: list[TargetView]
+    clusters: int
+    played: int
+    first_playing_at: Timestamp | None
+    last_finished_at: Timestamp | None
+
+
+class BulletinDetailView(BulletinView):
+    """`bulletin show`: a bulletin, its encodings and its airings."""
+
+    variants: list[VariantView]
+    airings: list[AiringView]
+
+
+class ExportedView(View):
+    """A bulletin written to a file."""
+
+    id: int
+    path: str
+    size: int
+
+
+class RemovedView(View):
+    """A bulletin removed from the library."""
+
+    id: int
+    title: str
+    removed: bool
+
+
+class ScheduleView(View):
+    """A schedule and its next air time."""
+
+    id: str
+    name: str
+    bulletin: int
+    targets: list[str]
+    rule: str
+    priority: str
+    on_preempt: str
+    window_s: int
+    paused: bool
+    next_at: Timestamp | None
+
+
+class OverlapView(View):
+    """An existing schedule a new one overlaps, and which of the two wins."""
+
+    existing: str
+    at: Timestamp
+    winner: str
+    why: str
+
+
+class AddedScheduleView(ScheduleView):
+    """A schedule just added, with what it overlaps."""
+
+    overlaps: list[OverlapView]
+
+
+class RunView(View):
+    """One occurrence of a schedule and what became of it."""
+
+    fire_at: Timestamp
+    state: str
+    broadcast: str
+    detail: str
+
+
+class ScheduleDetailView(ScheduleView):
+    """`schedule show`: a schedule, its next air times, its recent runs."""
+
+    upcoming: list[Timestamp]
+    runs: list[RunView]
+
+
+class SegmentView(View):
+    """A stretch of air time on one target, after priority resolution."""
+
+    start: Timestamp
+    end: Timestamp
+    target: str
+    schedule: str
+    priority: str
+    note: str
+
+
+class KeyView(View):
+    """A trusted command-signing key."""
+
+    key_id: str
+    active: bool
+
+
+class AccountView(View):
+    """A broker account just issued (its secret is shown once)."""
+
+    username: str
+    secret: str
+
+
+class ProvisionedView(View):
+    """`devices provision --json`."""
+
+    trusted_keys: str
+    key_id: str
+    accounts: list[AccountView]
