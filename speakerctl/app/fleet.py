@@ -40,6 +40,29 @@ def zones(ctx: AppContext) -> list[views.ZoneView]:
     return [records.zone(z, per_zone[z.id]) for z in store.zones.all()]
 
 
+@dataclass(frozen=True, slots=True)
+class ZoneBranch:
+    """A zone with the clusters in it and below it, and its sub-zones: the tree as the CLI draws it."""
+
+    zone: views.ZoneView
+    total: int
+    children: tuple[ZoneBranch, ...]
+
+
+def zone_branches(ctx: AppContext) -> list[ZoneBranch]:
+    """The zone tree from its roots down, each zone with its total of clusters at any depth below."""
+    store = ctx.store()
+    per_zone = Counter(d.zone_id for d in store.devices.all())
+    tree = ZoneTree(store.zones.all())
+
+    def branch(zone_id: str) -> ZoneBranch:
+        view = records.zone(tree.zones[zone_id], per_zone[zone_id])
+        total = sum(per_zone[z] for z in tree.subtree([zone_id]))
+        return ZoneBranch(view, total, tuple(branch(c.id) for c in tree.children(zone_id)))
+
+    return [branch(root.id) for root in tree.roots()]
+
+
 def zone_ids(store: Store, zone: str | None) -> list[str] | None:
     """The filter for a zone (and the zones below it, which the store includes); NotFound if unknown."""
     return [store.zones.get(zone).id] if zone else None

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from speakerctl.controller.health import HealthPolicy, evaluate
 from speakerctl.controller.service import Controller
@@ -38,15 +36,3 @@ async def health_loop(controller: Controller, policy: HealthPolicy, interval_s: 
         except StoreError as exc:
             log.error("alert evaluation failed, will retry: %s", exc)
         await asyncio.sleep(interval_s)
-
-
-@asynccontextmanager
-async def monitoring(controller: Controller) -> AsyncIterator[HealthPolicy]:
-    """Run the health loop for the duration of the block; yields the policy it applies."""
-    policy = HealthPolicy.from_settings(controller.settings)
-    async with asyncio.TaskGroup() as tg:
-        task = tg.create_task(health_loop(controller, policy, controller.settings.health_interval_s))
-        try:
-            yield policy
-        finally:
-            task.cancel()

@@ -6,7 +6,7 @@ maps the scheduler's values (a `Rule`, `RunState`) to the store's plain records 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
@@ -61,7 +61,9 @@ class ScheduleBook:
 
     def record(self, run: Run) -> None:
         """Insert or replace the record of one occurrence."""
-        recorded_at = run.recorded_at or datetime.now(UTC)
+        # The runner stamps every run with its clock; the book never reads the time itself.
+        assert run.recorded_at is not None, "a run is recorded with the time it was decided"
+        recorded_at = run.recorded_at
         self.store.schedules.record_run(
             RunRecord(
                 run.schedule_id, run.fire_at, run.state.value, run.broadcast_id, run.detail, recorded_at
