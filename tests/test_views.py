@@ -169,20 +169,20 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
         Status(DEV, True, ms, firmware="speakerctl-agent 0.1.0", volume=60, temperature_c=34.0),
         Status(OTHER, True, ms, power=Power("battery", 48), amplifier="fault", clock_offset_ms=5200),
     ]
-    store.apply_statuses(statuses, NOW)
-    bulletin = store.add_bulletin(
+    store.statuses.apply(statuses, NOW)
+    bulletin = store.bulletins.add(
         "Bản tin sáng", "ef" * 32, "opus", "ogg", 24, 60_000, 180_000, "ban-tin.mp3", "admin", NOW
     )
     start = NOW - timedelta(minutes=3)
-    store.create_broadcast("bc-test", bulletin.id, 1, ["st-ke-sach-an-my"], [DEV, OTHER], start, start, NOW)
+    store.broadcasts.create("bc-test", bulletin.id, 1, ["st-ke-sach-an-my"], [DEV, OTHER], start, start, NOW)
     t = int(start.timestamp() * 1000)
-    store.apply_events(
+    store.deliveries.apply(
         [
             DeliveryUpdate("bc-test", DEV, DeliveryStatus.FINISHED, None, "", t + 61_000),
             DeliveryUpdate("bc-test", OTHER, DeliveryStatus.FAILED, "amplifier_fault", "", t + 900),
         ]
     )
-    store.finish_broadcast("bc-test", BroadcastState.INCOMPLETE, NOW)
+    store.broadcasts.finish("bc-test", BroadcastState.INCOMPLETE, NOW)
     evaluate(store, NOW, HealthPolicy.from_settings(settings))
     store.close()
     common.state.clock = FixedClock(NOW)

@@ -36,6 +36,8 @@ def config(conn: Connection) -> Config:
 def upgrade(sessions: Sessions) -> None:
     """Bring the database to the newest revision; a database from before Alembic is stamped first."""
     try:
+        if _at_head(sessions):
+            return  # a read transaction: opening an up-to-date store never takes the write lock
         with sessions.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
@@ -47,6 +49,11 @@ def upgrade(sessions: Sessions) -> None:
             command.upgrade(cfg, SCHEMA_REVISION)
     except (SQLAlchemyError, CommandError) as exc:
         raise StoreError(f"cannot open the database: {exc}", hint=sessions.hint()) from exc
+
+
+def _at_head(sessions: Sessions) -> bool:
+    with sessions.begin(write=False) as conn:
+        return current_revision(conn) == SCHEMA_REVISION
 
 
 def current_revision(conn: Connection) -> str | None:
