@@ -14,6 +14,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("start_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("volume", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("on_preempt", sa.String(length=16), nullable=False, server_default="drop"))
+        batch.add_column(sa.Column("owner", sa.String(length=128), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
