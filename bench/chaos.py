@@ -40,6 +40,7 @@ from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
 from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.controller.session import serve_session
 from speakerctl.fleet import load_inventory, provisioning_records, scaled_inventory
 from speakerctl.protocol.lifecycle import FINAL, FINISHED
 from speakerctl.security.keys import load_or_create_signer, trusted_path
@@ -148,7 +149,10 @@ def _options(scenario: Scenario, root: Path, settings: Settings) -> FleetOptions
 
 @contextlib.asynccontextmanager
 async def _controller(settings: Settings, store: Store) -> AsyncIterator[Controller]:
-    controller = runtime.controller(runtime.context(settings), store)
+    # The bench's controller stands in for `serve`: its persistent session keeps what clusters
+    # report while the broker restarts (a clean one lost 123-279 records per run).
+    session = serve_session(settings.data_dir, settings.client_id)
+    controller = runtime.controller(runtime.context(settings), store, session=session)
     async with controller.running():
         yield controller
 

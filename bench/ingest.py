@@ -48,6 +48,7 @@ from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
+from speakerctl.controller.session import Session
 from speakerctl.fleet import load_inventory, scaled_inventory
 from speakerctl.protocol import Link, Power, Status, codec, topics
 from speakerctl.store import Store
@@ -112,7 +113,9 @@ async def ingest_rate(url: str, broker_url: str, port: int, data: list[Status], 
     store = Store.open(url)
     try:
         ctx = runtime.context(settings)
-        controller = runtime.controller(ctx, store, client_id=f"bench-{uuid.uuid4().hex[:6]}")
+        controller = runtime.controller(
+            ctx, store, session=Session(f"bench-{uuid.uuid4().hex[:6]}", persistent=False)
+        )
         wire = [(topics.device_status(s.device_id), codec.encode(s)) for s in data]
         (root / "wire.pickle").write_bytes(pickle.dumps(wire))
         child = await asyncio.create_subprocess_exec(

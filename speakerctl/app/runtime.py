@@ -29,7 +29,9 @@ from speakerctl.clock import Clock, SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.monitor import health_loop
+from speakerctl.controller.resume import resume_all, unfinished
 from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.controller.session import Session, serve_session
 from speakerctl.errors import LinkError
 from speakerctl.fleet import provisioning_records, scaled_inventory
 from speakerctl.protocol.provisioning import Provisioning
@@ -37,7 +39,7 @@ from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.broadcasts import ScheduledBroadcast
 from speakerctl.scheduler.runner import ScheduleRunner
 from speakerctl.security.keys import load_or_create_signer, trusted_path
-from speakerctl.store import Store
+from speakerctl.store import BroadcastInfo, Store
 
 log = logging.getLogger(__name__)
 READY = "ready:"
@@ -53,9 +55,12 @@ def context(settings: Settings, clock: Clock | None = None) -> AppContext:
     return AppContext(settings, clock or SystemClock())
 
 
-def controller(ctx: AppContext, store: Store | None = None, *, client_id: str = "") -> Controller:
-    """A controller over the store (the context's unless given) and clock (not yet running)."""
-    return Controller(ctx.settings, store or ctx.store(), ctx.clock, client_id=client_id)
+def controller(ctx: AppContext, store: Store | None = None, *, session: Session | None = None) -> Controller:
+    """A controller over the store (the context's unless given) and clock (not yet running).
+
+    Without `session`, a one-shot command's clean session; `serve` passes `serve_session`.
+    """
+    return Controller(ctx.settings, store or ctx.store(), ctx.clock, session=session)
 
 
 @contextlib.asynccontextmanager
@@ -149,15 +154,42 @@ async def serving(
 ) -> AsyncIterator[Controller]:
     """The long-running controller: broker link, ingestion, health rules, front end, schedule runner."""
     settings = ctx.settings
-    built = controller(ctx, client_id=settings.client_id or "speakerctl-serve")
+    built = controller(ctx, session=serve_session(settings.data_dir, settings.client_id))
     if announce is not None:
         announce(f"controller on {settings.broker_address.url}, store {settings.db_url}")
     async with (
         built.running(fail_fast=False),
         monitored(built, front_end, announce),
+        resumed(built),
         scheduled(built, ctx.book()),
     ):
         yield built
+
+
+@contextlib.asynccontextmanager
+async def resumed(running: Controller) -> AsyncIterator[list[str]]:
+    """This controller's own broadcasts left running by its last run, followed in the background.
+
+    Listed before the schedule runner starts, so an occurrence it sends is never followed twice;
+    yields their ids.
+    """
+    infos = await unfinished(running, owner=running.session.client_id, ahead=True)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(_resume_logged(running, infos))
+        try:
+            yield [i.id for i in infos]
+        finally:
+            task.cancel()
+
+
+async def _resume_logged(running: Controller, infos: list[BroadcastInfo]) -> None:
+    if infos:
+        log.warning("resuming %d broadcast(s) left running: %s", len(infos), ", ".join(i.id for i in infos))
+    try:
+        await resume_all(running, infos)
+    except Exception:
+        # One broadcast that cannot be resumed must not take `serve` down with it.
+        log.exception("resuming the broadcasts left running failed")
 
 
 async def serve(ctx: AppContext, front_end: FrontEndFactory | None, announce: Announce) -> None:

@@ -147,12 +147,22 @@ class Link:
                 self.connected.set()
                 if self._on_connect is not None:
                     await self._on_connect()
-                async for message in client.messages:
-                    await self._dispatch(_incoming(message))
+                try:
+                    async for message in client.messages:
+                        await self._dispatch(_incoming(message))
+                finally:
+                    await self._drain(client)
             finally:
                 self.connected.clear()
                 self.disconnected.set()
                 self._client = None
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        # paho acknowledged these QoS 1 messages on arrival, so the broker will not send them
+        # again; aiomqtt drops its queue with the connection. Hand them on before it goes.
+        queue = client._queue  # private: aiomqtt exposes only its size (len(client.messages))
+        while not queue.empty():
+            await self._dispatch(_incoming(queue.get_nowait()))
 
     async def _dispatch(self, message: Incoming) -> None:
         try:

@@ -7,9 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from speakerctl.errors import ConfigError, NotFound
-from speakerctl.protocol import ContentRef, Priority, topics
+from speakerctl.protocol import ContentRef, PreemptPolicy, Priority, topics
 from speakerctl.protocol.limits import MAX_TARGETS
 from speakerctl.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class PlayOptions:
+    """How the clusters are told to play it, recorded with the broadcast so a resumed play repeats it."""
+
+    start_at: datetime | None = None
+    volume: int | None = None
+    on_preempt: PreemptPolicy = PreemptPolicy.DROP
+    owner: str = ""
+    """The client id of the controller that sends it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,7 @@ def plan_broadcast(
     now: datetime,
     ttl_s: int,
     broadcast_id: str,
+    play: PlayOptions = PlayOptions(),
 ) -> Plan:
     """Resolve, validate and record a broadcast (the broadcast row and one pending delivery per device)."""
     bulletin = store.bulletins.get(bulletin_id)
@@ -80,7 +92,18 @@ def plan_broadcast(
     online = frozenset(d.id for d in store.devices.all(online=True))
     expires_at = now + timedelta(seconds=ttl_s)
     store.broadcasts.create(
-        broadcast_id, bulletin_id, int(priority), list(targets), device_ids, now, now, expires_at
+        broadcast_id,
+        bulletin_id,
+        int(priority),
+        list(targets),
+        device_ids,
+        now,
+        now,
+        expires_at,
+        start_at=play.start_at,
+        volume=play.volume,
+        on_preempt=play.on_preempt,
+        owner=play.owner,
     )
     return Plan(
         broadcast_id,

@@ -1,38 +1,65 @@
-"""After a controller crash: pick up every broadcast the store still shows running.
+"""After a controller crash or restart: pick up every broadcast the store still shows running.
 
-A broadcast still valid is sent again with the *same* command id (derived from its id and issue
-time), so clusters that already have it drop the copy and the others act on it; its content is
-uploaded and repaired for whoever still needs it, and it is followed until every delivery is final.
-One past its expiry is closed: clusters that never reported are recorded unreached.
-The original command's `start_at`, `volume` and `on_preempt` are not stored, so a resumed play
-uses the defaults (start now, the cluster's own volume).
+A broadcast still valid is followed again with the *same* play command (its id derived from its id
+and issue time; its `start_at`, `volume` and `on_preempt` as recorded), re-sent only while some
+cluster has not answered yet: clusters that already have it drop the copy. Its content is uploaded
+and repaired for whoever still needs it (a device whose stored state is `accepted` may wait for any
+variant), and it is followed until every delivery is final. One past its expiry is closed: clusters
+that never reported are recorded unreached. An airing pushed ahead (its start still in the future) is
+not interrupted: `serve` follows it, the one-shot `resume` leaves it to `serve`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+from dataclasses import replace
 
 from speakerctl.clock import to_ms
 from speakerctl.controller.planning import Plan, resolve_targets
 from speakerctl.controller.resilience import play_command_id
 from speakerctl.controller.service import BroadcastResult, Controller, Progress
 from speakerctl.controller.tracker import Tracker
-from speakerctl.protocol import Command, ContentRef, DeliveryEvent, Play, Reason
-from speakerctl.protocol.lifecycle import EXPIRED, NEEDS_REASON, REPORTED
+from speakerctl.protocol import Command, ContentRef, Play, Reason
+from speakerctl.protocol.lifecycle import PENDING
 from speakerctl.store import BroadcastInfo, BroadcastState, DeliveryInfo
 
 log = logging.getLogger(__name__)
 
 
 async def resume_broadcasts(
-    controller: Controller, progress: Progress | None = None
+    controller: Controller,
+    progress: Progress | None = None,
+    *,
+    owner: str | None = None,
+    ahead: bool = False,
 ) -> list[BroadcastResult]:
-    """Resume or close every broadcast left running by a previous controller."""
+    """Resume or close, concurrently, the broadcasts `unfinished` finds."""
+    return await resume_all(controller, await unfinished(controller, owner=owner, ahead=ahead), progress)
+
+
+async def unfinished(
+    controller: Controller, *, owner: str | None = None, ahead: bool = False
+) -> list[BroadcastInfo]:
+    """Broadcasts left running (only `owner`'s if given; airings yet to start only if `ahead`)."""
     infos = await asyncio.to_thread(controller.store.broadcasts.latest, 1000)
-    running = [b for b in infos if b.state is BroadcastState.RUNNING]
-    return [await resume(controller, info, progress) for info in running]
+    now = controller.clock.now()
+    return [
+        b
+        for b in infos
+        if b.state is BroadcastState.RUNNING
+        and owner in (None, b.owner)
+        and (ahead or b.start_at is None or b.start_at <= now)
+    ]
+
+
+async def resume_all(
+    controller: Controller, infos: list[BroadcastInfo], progress: Progress | None = None
+) -> list[BroadcastResult]:
+    """Follow each of `infos` to its end, concurrently."""
+    async with asyncio.TaskGroup() as tg:
+        jobs = [tg.create_task(resume(controller, info, progress)) for info in infos]
+    return [job.result() for job in jobs]
 
 
 async def resume(
@@ -40,25 +67,31 @@ async def resume(
 ) -> BroadcastResult:
     """Follow one interrupted broadcast to its end."""
     store = controller.store
-    if controller.clock.now() >= info.expires_at:
+    now = controller.clock.now()
+    if now >= info.expires_at:
         log.warning("broadcast %s expired while no controller ran: closing it", info.id)
         await asyncio.to_thread(store.deliveries.mark_unreached, info.id, Reason.EXPIRED.value)
-        await asyncio.to_thread(
-            store.broadcasts.finish, info.id, BroadcastState.INCOMPLETE, controller.clock.now()
-        )
+        await asyncio.to_thread(store.broadcasts.finish, info.id, BroadcastState.INCOMPLETE, now)
         counts = await asyncio.to_thread(store.deliveries.counts, info.id)
         return BroadcastResult(info.id, sum(counts.values()), counts, 0, 0)
     plan, deliveries = await asyncio.to_thread(_plan, controller, info)
+    if all(d.state is not PENDING for d in deliveries):
+        plan = replace(plan, topics=())  # every cluster has it: follow, do not send again
     log.warning("resuming broadcast %s (%d clusters)", info.id, len(plan.device_ids))
+    tracker = Tracker(info.id, list(plan.device_ids), set(plan.online), controller.clock)
+    tracker.replay(deliveries)
+    wait_s = max(0.0, (info.start_at - now).total_seconds()) if info.start_at else 0.0
+    return await controller.execute(plan, _command(info, plan), tracker, progress, wait_s)
+
+
+def _command(info: BroadcastInfo, plan: Plan) -> Command:
+    """The broadcast's play command exactly as first sent: same id, start, volume and policy."""
     issued_ms = to_ms(info.issued_at)
-    play = Play(info.id, plan.variants, title=plan.title[:200])
-    command = Command(
+    start = to_ms(info.start_at) if info.start_at else None
+    play = Play(info.id, plan.variants, start, info.volume, plan.title[:200], info.on_preempt)
+    return Command(
         play_command_id(info.id, issued_ms), issued_ms, to_ms(info.expires_at), info.priority, play
     )
-    tracker = Tracker(info.id, list(plan.device_ids), set(plan.online), controller.clock)
-    for delivery in deliveries:
-        _seed(tracker, delivery)
-    return await controller.execute(plan, command, tracker, progress)
 
 
 def _plan(controller: Controller, info: BroadcastInfo) -> tuple[Plan, list[DeliveryInfo]]:
@@ -83,22 +116,3 @@ def _plan(controller: Controller, info: BroadcastInfo) -> tuple[Plan, list[Deliv
         info.expires_at,
     )
     return plan, deliveries
-
-
-def _seed(tracker: Tracker, delivery: DeliveryInfo) -> None:
-    """Tell the tracker what the store already knows of a device."""
-    state = delivery.state
-    if state not in REPORTED:
-        return
-    reason = Reason(delivery.reason) if delivery.reason in set(Reason) else None
-    if state in NEEDS_REASON and reason is None:
-        reason = Reason.EXPIRED if state is EXPIRED else Reason.PLAYBACK_ERROR
-    event = DeliveryEvent(
-        secrets.token_hex(8),
-        delivery.device_id,
-        to_ms(delivery.updated_at),
-        tracker.broadcast_id,
-        state,
-        reason,
-    )
-    tracker.update(event)

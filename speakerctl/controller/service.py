@@ -17,8 +17,9 @@ from speakerctl.broker.link import Link
 from speakerctl.clock import Clock, SystemClock, to_ms
 from speakerctl.config import Settings
 from speakerctl.controller.ingest import Ingestor
-from speakerctl.controller.planning import Plan, plan_broadcast, resolve_targets
+from speakerctl.controller.planning import Plan, PlayOptions, plan_broadcast, resolve_targets
 from speakerctl.controller.resilience import play_command_id, publish_through_outages
+from speakerctl.controller.session import Session, command_session
 from speakerctl.controller.tracker import Tracker
 from speakerctl.controller.uploader import Upload
 from speakerctl.errors import AckTimeout
@@ -94,7 +95,7 @@ class Controller:
     """Owns the MQTT link and the ingestion loop; runs broadcasts over them."""
 
     def __init__(
-        self, settings: Settings, store: Store, clock: Clock | None = None, client_id: str = ""
+        self, settings: Settings, store: Store, clock: Clock | None = None, session: Session | None = None
     ) -> None:
         self.settings = settings
         self.store = store
@@ -104,8 +105,13 @@ class Controller:
         self.ingestor = Ingestor(store, self.clock)
         self.last_result: BroadcastResult | None = None
         """The last broadcast this controller ran (for /metrics)."""
-        ident = client_id or settings.client_id or f"speakerctl-{secrets.token_hex(4)}"
-        self.link = Link(settings.broker_address, self.ingestor.handle, client_id=ident)
+        self.session = session or command_session(settings.data_dir, settings.client_id)
+        self.link = Link(
+            settings.broker_address,
+            self.ingestor.handle,
+            client_id=self.session.client_id,
+            persistent=self.session.persistent,
+        )
 
     async def _on_connect(self) -> None:
         await self.link.subscribe([topics.ALL_STATUS, topics.ALL_EVENTS])
@@ -147,6 +153,7 @@ class Controller:
             now,
             _ttl_s(request, now, self.settings.command_ttl_s),
             request.broadcast_id or _broadcast_id(now),
+            PlayOptions(request.start_at, request.volume, request.on_preempt, self.session.client_id),
         )
         command = _command(plan, request, to_ms(now))
         tracker = Tracker(plan.broadcast_id, list(plan.device_ids), set(plan.online), self.clock)
@@ -169,11 +176,16 @@ class Controller:
         ]
         egress_before = self.link.bytes_out
         self.ingestor.track(tracker, uploads)
+        closing = True
         try:
             await self._run(plan, command, tracker, uploads, progress, wait_s)
+        except asyncio.CancelledError:
+            closing = False  # stopped, not ended: it stays running for `serve` or `resume`
+            raise
         finally:
             self.ingestor.untrack(tracker, uploads)
-            await self._close(plan, tracker)
+            if closing:
+                await self._close(plan, tracker)
         return BroadcastResult(
             plan.broadcast_id,
             len(plan.device_ids),
@@ -245,6 +257,9 @@ class Controller:
 
     async def _close(self, plan: Plan, tracker: Tracker) -> None:
         await self.ingestor.flush()
+        # Reports the tracker missed (recorded by another controller, or before it was tracked)
+        # are in the store: never call a cluster unreached whose report exists.
+        tracker.replay(await asyncio.to_thread(self.store.deliveries.of, plan.broadcast_id))
         tracker.mark_unreached()
         played = tracker.counts().get(FINISHED, 0)
         state = BroadcastState.COMPLETE if played == len(plan.device_ids) else BroadcastState.INCOMPLETE

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from speakerctl.clock import Clock
-from speakerctl.protocol import DeliveryEvent
+from speakerctl.clock import Clock, to_ms
+from speakerctl.protocol import DeliveryEvent, Reason
 from speakerctl.protocol.lifecycle import (
     ACCEPTED,
+    EXPIRED,
     FINAL,
+    NEEDS_REASON,
     PENDING,
+    REPORTED,
     SOUNDED,
     UNREACHED,
     DeliveryState,
     supersedes,
 )
+from speakerctl.store import DeliveryInfo
 
 
 @dataclass(slots=True)
@@ -27,6 +33,12 @@ class DeviceProgress:
     reason: str | None = None
     variant: str | None = None
     cached: bool = False
+
+
+def _wants(progress: DeviceProgress, sha256: str) -> bool:
+    # A state replayed from the store names no variant: such a device may wait for any of them.
+    unknown = progress.variant is None and progress.state is ACCEPTED
+    return (unknown or progress.variant == sha256) and not progress.cached
 
 
 class Tracker:
@@ -83,8 +95,8 @@ class Tracker:
         return sum(self.devices[d].state == PENDING for d in self.online)
 
     def needs(self, sha256: str) -> bool:
-        """Whether any device accepted this variant without having it cached."""
-        return any(p.variant == sha256 and not p.cached for p in self.devices.values())
+        """Whether any device accepted this variant (or one not known) without having it cached."""
+        return any(_wants(p, sha256) for p in self.devices.values())
 
     def counts(self) -> Counter[str]:
         """How many devices are in each state."""
@@ -94,9 +106,31 @@ class Tracker:
         """Devices not yet in a final state."""
         return [d for d, p in self.devices.items() if p.state not in FINAL]
 
+    def replay(self, deliveries: Iterable[DeliveryInfo]) -> None:
+        """Apply what the store knows of each device (forward only, by the lifecycle)."""
+        for delivery in deliveries:
+            if delivery.state in REPORTED and delivery.device_id in self.devices:
+                self.update(_stored_event(self.broadcast_id, delivery))
+
     def mark_unreached(self) -> None:
         """Close every device that never reported a final state."""
         for device_id in self.open_devices():
             progress = self.devices[device_id]
             progress.state, progress.reason = UNREACHED, "timeout"
             self._settle(progress)
+
+
+def _stored_event(broadcast_id: str, delivery: DeliveryInfo) -> DeliveryEvent:
+    """A stored delivery as the event that would have put it there (its variant was not stored)."""
+    reason = Reason(delivery.reason) if delivery.reason in set(Reason) else None
+    if delivery.state in NEEDS_REASON and reason is None:
+        reason = Reason.EXPIRED if delivery.state is EXPIRED else Reason.PLAYBACK_ERROR
+    return DeliveryEvent(
+        secrets.token_hex(8),
+        delivery.device_id,
+        to_ms(delivery.updated_at),
+        broadcast_id,
+        delivery.state,
+        reason,
+        cached=delivery.cached,
+    )

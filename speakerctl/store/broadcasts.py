@@ -14,7 +14,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, insert, select, update
 
 from speakerctl.errors import NotFound, StoreError
-from speakerctl.protocol import Priority
+from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.protocol.lifecycle import FINAL, supersedes
 from speakerctl.store.engine import Sessions
 from speakerctl.store.library import live_bulletin
@@ -59,8 +59,17 @@ class BroadcastRepository:
         created_at: datetime,
         issued_at: datetime,
         expires_at: datetime,
+        *,
+        start_at: datetime | None = None,
+        volume: int | None = None,
+        on_preempt: PreemptPolicy = PreemptPolicy.DROP,
+        owner: str = "",
     ) -> BroadcastInfo:
-        """Record a running broadcast and a pending delivery per device, in one transaction."""
+        """Record a running broadcast and a pending delivery per device, in one transaction.
+
+        `start_at`, `volume` and `on_preempt` are the play command's, kept so a resumed play repeats them;
+        `owner` is the client id of the controller that sends it.
+        """
         row = BroadcastRow(
             id=broadcast_id,
             bulletin_id=bulletin_id,
@@ -69,6 +78,10 @@ class BroadcastRepository:
             created_at=aware_utc(created_at, "created_at"),
             issued_at=aware_utc(issued_at, "issued_at"),
             expires_at=aware_utc(expires_at, "expires_at"),
+            start_at=aware_utc(start_at, "start_at") if start_at else None,
+            volume=volume,
+            on_preempt=PreemptPolicy(on_preempt).value,
+            owner=owner,
         )
         devices = list(dict.fromkeys(device_ids))
         with self._db.session(write=True) as s:

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from speakerctl.errors import NotFound, StoreError
 from speakerctl.fleet import Zone, ZoneTree
-from speakerctl.protocol import DeliveryEvent, Priority, Status
+from speakerctl.protocol import DeliveryEvent, PreemptPolicy, Priority, Status
 from speakerctl.protocol.lifecycle import REPORTED, DeliveryState
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -157,6 +157,12 @@ class BroadcastInfo:
     expires_at: datetime
     state: BroadcastState
     completed_at: datetime | None = None
+    start_at: datetime | None = None
+    """When the clusters were told to start it (None: at once); a resumed play keeps it."""
+    volume: int | None = None
+    on_preempt: PreemptPolicy = PreemptPolicy.DROP
+    owner: str = ""
+    """The client id of the controller that sent it: `serve` resumes its own at start-up."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, DateTime, Dialect, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from speakerctl.fleet import Zone, ZoneKind
-from speakerctl.protocol import Priority, Status
+from speakerctl.protocol import PreemptPolicy, Priority, Status
 from speakerctl.protocol.lifecycle import DEVICE_FINAL
 from speakerctl.store.models import (
     BroadcastInfo,
@@ -200,6 +200,10 @@ class BroadcastRow(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     state: str = BroadcastState.RUNNING.value
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    start_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    volume: int | None = None
+    on_preempt: str = Field(default=PreemptPolicy.DROP.value, max_length=16)
+    owner: str = Field(default="", max_length=128)
 
     def info(self) -> BroadcastInfo:
         """Public value."""
@@ -213,6 +217,10 @@ class BroadcastRow(SQLModel, table=True):
             expires_at=self.expires_at,
             state=BroadcastState(self.state),
             completed_at=self.completed_at,
+            start_at=self.start_at,
+            volume=self.volume,
+            on_preempt=PreemptPolicy(self.on_preempt),
+            owner=self.owner,
         )
 
 

@@ -1,0 +1,165 @@
+"""Crash recovery that loses nothing: persistent controller sessions, resume after accept, pushed airings."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from test_faults import ZONE, random_bulletin
+from waiting import wait_until
+
+from simulator.faults import FleetRunner
+from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app import runtime
+from speakerctl.app.context import open_store
+from speakerctl.broker.link import Link
+from speakerctl.broker.mosquitto import MosquittoProcess
+from speakerctl.clock import to_ms
+from speakerctl.config import Settings
+from speakerctl.controller.planning import plan_broadcast
+from speakerctl.controller.resilience import play_command_id
+from speakerctl.controller.resume import resume_broadcasts, unfinished
+from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.controller.session import command_session, installation_id, serve_session
+from speakerctl.errors import NotFound
+from speakerctl.fleet import load_inventory, provisioning_records
+from speakerctl.protocol import Command, DeliveryEvent, Play, PreemptPolicy, Priority, codec, topics
+from speakerctl.protocol.lifecycle import ACCEPTED, FINISHED
+from speakerctl.security.keys import load_or_create_signer, trusted_path
+from speakerctl.store import BroadcastState, Store
+
+
+def _settings(tmp_path: Path, broker: MosquittoProcess) -> Settings:
+    return Settings(data_dir=tmp_path / "ctl", broker=broker.url, accept_window_s=1, broadcast_timeout_s=12)
+
+
+def _zone_fleet(settings: Settings, root: Path) -> Fleet:
+    load_or_create_signer(settings.keys_dir)
+    options = FleetOptions(
+        root=root, time_scale=20, trust_file=trusted_path(settings.keys_dir), repair_after_s=0.5
+    )
+    fleet = Fleet(provisioning_records(load_inventory()), settings.broker_address, options)
+    ids = {d.id for d in load_inventory().devices_under(ZONE)}
+    fleet.devices = {k: v for k, v in fleet.devices.items() if k in ids}
+    return fleet
+
+
+def _all_in(store: Store, broadcast_id: str, *states: str) -> bool:
+    try:
+        return all(d.state in states for d in store.deliveries.of(broadcast_id))
+    except NotFound:  # not planned yet
+        return False
+
+
+def test_controller_ids_are_stable_per_installation_and_unique_per_process(tmp_path: Path) -> None:
+    base = installation_id(tmp_path)
+    assert base.startswith("speakerctl-") and installation_id(tmp_path) == base
+    assert installation_id(tmp_path / "other") != base
+    serve = serve_session(tmp_path)
+    assert serve.client_id == f"{base}-serve" and serve.persistent
+    one, two = command_session(tmp_path, pid=1), command_session(tmp_path, pid=2)
+    assert one.client_id != two.client_id != serve.client_id and not one.persistent
+
+
+async def test_events_published_while_serve_is_away_are_ingested_when_it_returns(
+    tmp_path: Path, mosquitto: MosquittoProcess
+) -> None:
+    settings = _settings(tmp_path, mosquitto)
+    store = open_store(settings)
+    session = serve_session(settings.data_dir)
+    async with Controller(settings, store, session=session).running():
+        pass
+    device = load_inventory().devices_under(ZONE)[0].id
+    event = DeliveryEvent("m1", device, 1, "bc-away", ACCEPTED)
+    link = Link(settings.broker_address, _ignore)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(link.run())
+        await link.publish(topics.device_events(device), codec.encode(event))
+        task.cancel()
+    back = Controller(settings, store, session=session)
+    async with back.running():
+        await wait_until(lambda: back.ingestor.counters.events >= 1, "the queued event")
+
+
+async def _ignore(_: object) -> None:
+    return None
+
+
+async def test_resume_after_every_cluster_accepted_uploads_and_every_cluster_plays(
+    tmp_path: Path, mosquitto: MosquittoProcess
+) -> None:
+    settings = _settings(tmp_path, mosquitto)
+    store = open_store(settings)
+    bulletin = random_bulletin(store, settings.content_dir, 4 * 16384)
+    fleet = _zone_fleet(settings, tmp_path / "fleet")
+    async with FleetRunner() as runner:
+        for device in fleet.devices.values():
+            runner.start(device.agent)
+        await fleet.wait_online(30)
+        crashed = Controller(settings, store)
+        async with crashed.running():
+            broadcast_id = await _send_without_upload(crashed, bulletin)
+            await wait_until(lambda: _all_in(store, broadcast_id, ACCEPTED), "every cluster to accept")
+        resumed = Controller(settings, store)
+        async with resumed.running():
+            [result] = await resume_broadcasts(resumed)
+    assert result.played == len(fleet.devices), result.counts
+    assert all(len(d.output.played) == 1 for d in fleet.devices.values())
+
+
+async def _send_without_upload(controller: Controller, bulletin: int) -> str:
+    """Plan and publish a broadcast, as a controller that crashes before its upload would."""
+    now = controller.clock.now()
+    plan = plan_broadcast(controller.store, bulletin, (ZONE,), Priority.NORMAL, now, 60, "bc-crash")
+    now_ms = to_ms(now)
+    play = Play(plan.broadcast_id, plan.variants, title=plan.title)
+    command = Command(
+        play_command_id(plan.broadcast_id, now_ms), now_ms, to_ms(plan.expires_at), Priority.NORMAL, play
+    )
+    for topic in plan.topics:
+        await controller.link.publish(topic, codec.encode(controller.signer.sign_for(command, topic)))
+    return plan.broadcast_id
+
+
+async def test_serve_follows_its_pushed_airing_after_a_restart_and_keeps_its_play_options(
+    tmp_path: Path, mosquitto: MosquittoProcess
+) -> None:
+    settings = _settings(tmp_path, mosquitto)
+    store = open_store(settings)
+    bulletin = random_bulletin(store, settings.content_dir, 2 * 16384)
+    fleet = _zone_fleet(settings, tmp_path / "fleet")
+    session = serve_session(settings.data_dir)
+    async with FleetRunner() as runner:
+        for device in fleet.devices.values():
+            runner.start(device.agent)
+        await fleet.wait_online(30)
+        first = Controller(settings, store, session=session)
+        async with first.running():
+            now = first.clock.now()
+            request = BroadcastRequest(
+                bulletin,
+                (ZONE,),
+                start_at=now + timedelta(seconds=6),
+                expires_at=now + timedelta(seconds=60),
+                volume=33,
+                on_preempt=PreemptPolicy.RESUME,
+                broadcast_id="bc-pushed",
+            )
+            pushed = asyncio.create_task(first.broadcast(request))
+            await wait_until(lambda: _all_in(store, "bc-pushed", "content_ready"), "the push to arrive")
+            pushed.cancel()  # serve stops: the airing is not over
+            await asyncio.gather(pushed, return_exceptions=True)
+        info = store.broadcasts.get("bc-pushed")
+        assert info.state is BroadcastState.RUNNING
+        assert (info.volume, info.on_preempt, info.start_at) == (33, PreemptPolicy.RESUME, request.start_at)
+        one_shot = Controller(settings, store)
+        assert await unfinished(one_shot) == []  # the one-shot `resume` leaves a future airing alone
+        again = Controller(settings, store, session=session)
+        async with again.running(), runtime.resumed(again) as ids:
+            assert ids == ["bc-pushed"]
+            await wait_until(lambda: _all_in(store, "bc-pushed", FINISHED), "every cluster to play it")
+            await wait_until(
+                lambda: store.broadcasts.get("bc-pushed").state is BroadcastState.COMPLETE, "the report"
+            )
+    assert all(len(d.output.played) == 1 for d in fleet.devices.values())
