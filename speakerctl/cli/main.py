@@ -35,6 +35,7 @@ from speakerctl.errors import (
     LinkError,
     NotFound,
     SpeakerctlError,
+    UsageError,
 )
 
 app = typer.Typer(
@@ -80,6 +81,7 @@ def _root(
 
 
 EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
+    (UsageError, Exit.USAGE),
     (ConfigError, Exit.CONFIG),
     (NotFound, Exit.NOT_FOUND),
     (AuthError, Exit.AUTH),

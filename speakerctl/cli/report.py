@@ -12,7 +12,7 @@ from speakerctl.app import reports
 from speakerctl.app.context import AppContext
 from speakerctl.app.views import ZoneOutcomeView
 from speakerctl.cli.common import console, console_err, print_json, state
-from speakerctl.errors import ConfigError
+from speakerctl.errors import UsageError
 
 
 def report(
@@ -35,7 +35,7 @@ def report(
         _broadcast_report(ctx, broadcast_id, as_json, failures)
         return
     if since is None:
-        raise ConfigError("give a BROADCAST id, or --since for a play log", hint="speakerctl report --help")
+        raise UsageError("give a BROADCAST id, or --since for a play log", hint="speakerctl report --help")
     chosen = reports.parse_format("json" if as_json else fmt, output)
     log = reports.play_log(ctx, since, until, zone)
     if output is not None and chosen in reports.FILE_FORMATS:

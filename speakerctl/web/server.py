@@ -16,7 +16,7 @@ from speakerctl.app.context import AppContext
 from speakerctl.app.views import FleetView, dump_all
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
-from speakerctl.errors import ConfigError, LinkError
+from speakerctl.errors import LinkError, UsageError
 from speakerctl.web import metrics
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ def parse_bind(text: str) -> tuple[str, int]:
     try:
         number = int(port)
     except ValueError:
-        raise ConfigError(f"cannot read {text!r} as HOST:PORT", hint="e.g. --http 127.0.0.1:8080") from None
+        raise UsageError(f"cannot read {text!r} as HOST:PORT", hint="e.g. --http 127.0.0.1:8080") from None
     if not 0 <= number <= 65535:
-        raise ConfigError(f"port {number} out of range")
+        raise UsageError(f"port {number} out of range")
     return host.strip("[]") or "127.0.0.1", number
 
 
