@@ -27,6 +27,7 @@ from speakerctl.cli import keys as keys_cli
 from speakerctl.cli import provision as provision_cli
 from speakerctl.cli import resume as resume_cli
 from speakerctl.cli.common import Exit, console_err, state
+from speakerctl.cli.text import safe
 from speakerctl.config import load_settings
 from speakerctl.errors import (
     AudioError,
@@ -115,9 +116,9 @@ def main() -> None:
 
 def report_error(error: SpeakerctlError) -> int:
     """Print the error and its hint on stderr; the exit code that goes with it."""
-    console_err.print(f"[bold red]error:[/] {error}", highlight=False)
+    console_err.print(f"[bold red]error:[/] {safe(error)}", highlight=False)
     if error.hint:
-        console_err.print(f"[dim]hint:[/] {error.hint}", highlight=False)
+        console_err.print(f"[dim]hint:[/] {safe(error.hint)}", highlight=False)
     return exit_code(error)
 
 

@@ -11,6 +11,7 @@ from rich.tree import Tree
 from speakerctl.app import fleet
 from speakerctl.app.views import ZoneView
 from speakerctl.cli.common import console, print_json, state
+from speakerctl.cli.text import safe
 
 app = typer.Typer(help="The zone tree: province, districts, communes (any depth).", no_args_is_help=True)
 
@@ -36,7 +37,9 @@ def _tree(zones: list[ZoneView]) -> Tree:
         return zone.devices + sum(total(c) for c in children[zone.id])
 
     def add(node: Tree, zone: ZoneView) -> None:
-        branch = node.add(f"[bold]{zone.name}[/] [dim]{zone.id} · {zone.kind}[/] — {total(zone)} clusters")
+        branch = node.add(
+            f"[bold]{safe(zone.name)}[/] [dim]{safe(zone.id)} · {safe(zone.kind)}[/] — {total(zone)} clusters"
+        )
         for child in children[zone.id]:
             add(branch, child)
 
