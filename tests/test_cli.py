@@ -167,3 +167,20 @@ def test_ids_in_tables_are_never_cut(cli: tuple[CliRunner, list[str]]) -> None:
     assert all(r["id"] in table for r in rows)
     issued = _ok(runner, [*opts, "devices", "provision", rows[0]["id"]])
     assert rows[0]["id"] in issued and "…" not in issued
+
+
+def test_the_data_directory_is_for_its_owner_alone(cli: tuple[CliRunner, list[str]], tmp_path: Path) -> None:
+    runner, opts = cli
+    tone = generate_tone(1.0, path=tmp_path / "tin.wav")
+    _ok(runner, [*opts, "bulletin", "add", str(tone)])
+    _ok(runner, [*opts, "keys", "init"])
+    _ok(runner, [*opts, "devices", "provision", "--controller"])
+    data = tmp_path / "data"
+    found = [data, *data.rglob("*")]
+    assert any(p.name.endswith("-wal") for p in found) or any(p.suffix == ".db" for p in found)
+    exposed = [
+        f"{p.relative_to(tmp_path)} {p.stat().st_mode & 0o777:o}"
+        for p in found
+        if p.stat().st_mode & 0o077 and p.name != "trusted.pub"  # the public key is for anyone
+    ]
+    assert not exposed
