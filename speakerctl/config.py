@@ -58,6 +58,8 @@ class Settings:
     true_peak_dbtp: float = -2.0
     """Ceiling for the true peak of every encoding."""
     chime_file: str = ""
+    web_hosts: str = ""
+    """Extra names the operator page answers to (comma-separated), besides the address it is bound to."""
     """Attention chime for `--chime` (an audio file; empty: the one speakerctl generates)."""
 
     def __post_init__(self) -> None:

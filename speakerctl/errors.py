@@ -1,6 +1,7 @@
 """The speakerctl exception tree; every error the project raises is one of these.
 
 SpeakerctlError
+├── UsageError             a value given to a command is invalid (an argument, an option, a rule)
 ├── ConfigError            a setting is missing or invalid
 ├── ProtocolError          a payload or topic breaks the wire contract (never fatal to a loop)
 │   ├── PayloadTooLarge
@@ -30,6 +31,10 @@ class SpeakerctlError(Exception):
         super().__init__(message)
         if hint:
             self.hint = hint
+
+
+class UsageError(SpeakerctlError):
+    """A value given to a command is invalid: an argument, an option, a schedule rule."""
 
 
 class ConfigError(SpeakerctlError):

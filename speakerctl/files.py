@@ -12,12 +12,14 @@ import tempfile
 from pathlib import Path
 
 PUBLIC: int = 0o644
-"""Mode of a file anyone on the machine may read (content, exported audio, configs)."""
+"""Mode of a file anyone on the machine may read (exported audio, the broker's config, public keys)."""
 PRIVATE: int = 0o600
-"""Mode of a file only its owner may read (keys, secrets, password and ACL files)."""
+"""Mode of a file only its owner may read: the default (store, content, keys, secrets, ACL files)."""
+PRIVATE_DIR: int = 0o700
+"""Mode of a directory only its owner may enter (the data directory and what it holds)."""
 
 
-def write_atomic(path: Path, data: bytes | str, *, mode: int = PUBLIC) -> None:
+def write_atomic(path: Path, data: bytes | str, *, mode: int = PRIVATE) -> None:
     """Write `data` (str as UTF-8) to `path` through a synced temp file beside it, then rename it in."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -29,6 +31,18 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = PUBLIC) -> None:
             os.unlink(temp)
         raise
     _sync_dir(path.parent)
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) for its owner alone; an existing directory is left as it is."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    return path
+
+
+def create_private(path: Path) -> None:
+    """Create an empty file only its owner may read, unless it exists (SQLite then keeps its mode)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
 
 
 def _write_synced(fd: int, data: bytes, mode: int) -> None:

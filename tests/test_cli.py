@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 from speakerctl.app.runtime import fleet_process
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
-from speakerctl.cli.main import app
+from speakerctl.cli.common import console_err
+from speakerctl.cli.main import app, report_error
+from speakerctl.errors import NotFound
 
 CITY = "st-tp-soc-trang"  # Sóc Trăng city: the inventory's first 30 clusters
 
@@ -137,3 +139,48 @@ def test_read_only_commands_never_take_the_write_lock(
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_stored_text_cannot_drive_the_terminal(cli: tuple[CliRunner, list[str]], tmp_path: Path) -> None:
+    runner, opts = cli
+    tone = generate_tone(1.0, path=tmp_path / "tin.wav")
+    title = "Tin\x1b]0;owned\x07 \x1b[2J[bold red]giả[/] \u202eabc\x9b"
+    _ok(runner, [*opts, "bulletin", "add", str(tone), "--title", title])
+    for command in (["bulletin", "list"], ["bulletin", "show", "1"], ["bulletin", "rm", "1"]):
+        out = _ok(runner, [*opts, *command])
+        assert not any(c in out for c in "\x1b\x07\u202e\x9b"), (command, out)
+    visible = "Tin\\x1b]0;owned\\x07 \\x1b[2J[bold red]giả[/] \\u202eabc\\x9b"
+    assert visible in out  # `bulletin rm` quotes the whole title on one line
+
+
+def test_an_error_quoting_markup_or_escapes_prints_as_is() -> None:
+    with console_err.capture() as captured:
+        code = report_error(NotFound("no device '[/]\x1b[31m'", hint="see [bold]zones[/]"))
+    assert code == 5
+    assert "'[/]\\x1b[31m'" in captured.get() and "see [bold]zones[/]" in captured.get()
+
+
+def test_ids_in_tables_are_never_cut(cli: tuple[CliRunner, list[str]]) -> None:
+    runner, opts = cli
+    rows = json.loads(_ok(runner, [*opts, "devices", "list", "--zone", "st-ke-sach", "--json"]))
+    table = _ok(runner, [*opts, "devices", "list", "--zone", "st-ke-sach"])  # 80 columns
+    assert all(r["id"] in table for r in rows)
+    issued = _ok(runner, [*opts, "devices", "provision", rows[0]["id"]])
+    assert rows[0]["id"] in issued and "…" not in issued
+
+
+def test_the_data_directory_is_for_its_owner_alone(cli: tuple[CliRunner, list[str]], tmp_path: Path) -> None:
+    runner, opts = cli
+    tone = generate_tone(1.0, path=tmp_path / "tin.wav")
+    _ok(runner, [*opts, "bulletin", "add", str(tone)])
+    _ok(runner, [*opts, "keys", "init"])
+    _ok(runner, [*opts, "devices", "provision", "--controller"])
+    data = tmp_path / "data"
+    found = [data, *data.rglob("*")]
+    assert any(p.name.endswith("-wal") for p in found) or any(p.suffix == ".db" for p in found)
+    exposed = [
+        f"{p.relative_to(tmp_path)} {p.stat().st_mode & 0o777:o}"
+        for p in found
+        if p.stat().st_mode & 0o077 and p.name != "trusted.pub"  # the public key is for anyone
+    ]
+    assert not exposed

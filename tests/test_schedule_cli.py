@@ -126,11 +126,36 @@ def test_bad_input_says_what_to_fix(cli: tuple[CliRunner, list[str]]) -> None:
     both = runner.invoke(
         app, [*opts, "schedule", "add", "1", "--to", "st-ke-sach", "--daily", "05:00", "--cron", "0 5 * * *"]
     )
-    assert _code(both) == 4 and "exactly one of" in str(both.exception)
+    assert _code(both) == 2 and "exactly one of" in str(both.exception)
     weekly = runner.invoke(app, [*opts, "schedule", "add", "1", "--to", "st-ke-sach", "--weekly", "05:00"])
-    assert _code(weekly) == 4 and "--days" in str(weekly.exception)
+    assert _code(weekly) == 2 and "--days" in str(weekly.exception)
     nowhere = runner.invoke(app, [*opts, "schedule", "add", "1", "--to", "xa-khong-co", "--daily", "05:00"])
     assert _code(nowhere) == 5
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        ["--at", "2026-12-31 11:59"],  # a minute before NOW
+        ["--cron", "0 5 30 2 *"],  # 30 February
+        ["--cron", "0 5 * * 1", "--from", "2027-01-05", "--until", "2027-01-09"],  # no Monday in the window
+        ["--daily", "05:00", "--until", "2026-12-30"],  # ended yesterday
+        ["--weekly", "05:00", "--days", ""],  # no days
+        ["--daily", "05:00", "--from", "2027-02-01", "--until", "2027-01-01"],  # until before from
+    ],
+)
+def test_a_schedule_that_can_never_fire_is_refused(cli: tuple[CliRunner, list[str]], rule: list[str]) -> None:
+    runner, opts = cli
+    refused = runner.invoke(app, [*opts, "schedule", "add", "1", "--to", "st-ke-sach", *rule])
+    assert _code(refused) == 2, (refused.output, refused.exception)
+    assert "Traceback" not in refused.output
+    assert not json.loads(_ok(runner, [*opts, "schedule", "list", "--json"]))
+
+
+def test_a_leap_day_schedule_is_accepted(cli: tuple[CliRunner, list[str]]) -> None:
+    runner, opts = cli
+    added = _add(runner, opts, "--to", "st-ke-sach", "--cron", "0 5 29 2 *")
+    assert str(added["next_at"]).startswith("2028-02-29T05:00")
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from speakerctl.errors import ConfigError
+from speakerctl.errors import ConfigError, UsageError
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.model import Schedule
 from speakerctl.scheduler.plan import Item, occurrences_on, overlaps, resolve
@@ -109,7 +109,7 @@ def test_cron_uses_standard_weekday_numbers() -> None:
     ],
 )
 def test_bad_rules_say_what_to_fix(kwargs: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises((UsageError, ConfigError), match=message):
         Rule(**kwargs)  # type: ignore[arg-type]
 
 
@@ -118,9 +118,9 @@ def test_weekday_and_time_parsing() -> None:
     assert parse_weekdays("sat-mon") == frozenset({5, 6, 0})
     assert parse_weekdays("1,3,5") == frozenset({0, 2, 4})
     assert parse_times("17:00, 05:00") == (time(5), time(17))
-    with pytest.raises(ConfigError, match="unknown weekday"):
+    with pytest.raises(UsageError, match="unknown weekday"):
         parse_weekdays("funday")
-    with pytest.raises(ConfigError, match="bad time of day"):
+    with pytest.raises(UsageError, match="bad time of day"):
         parse_times("25:00")
 
 
@@ -213,3 +213,13 @@ def test_quiet_hours_per_zone_and_emergency_override() -> None:
     assert plan.volume(("st-ke-sach",), night, Priority.EMERGENCY) == 100
     with pytest.raises(ConfigError, match="quiet_hours entry"):
         parse_quiet_hours("22:00=30")
+
+
+def test_airs_after_tells_a_rule_that_never_comes_round() -> None:
+    now = datetime(2026, 12, 31, 12, tzinfo=VN)
+    assert not Rule(Kind.AT, at=now - timedelta(minutes=1)).airs_after(now)
+    assert Rule(Kind.AT, at=now + timedelta(minutes=1)).airs_after(now)
+    assert not Rule(Kind.CRON, cron="0 5 30 2 *").airs_after(now)
+    assert Rule(Kind.CRON, cron="0 5 29 2 *").airs_after(now)
+    assert not Rule(Kind.DAILY, times=(time(5),), valid_until=date(2026, 12, 30)).airs_after(now)
+    assert Rule(Kind.DAILY, times=(time(5),), valid_from=date(2031, 1, 1)).airs_after(now)

@@ -216,3 +216,21 @@ async def test_the_cli_and_the_http_api_print_the_same_records(settings: Setting
     fleet = _cli_json(settings, "fleet", "status")
     assert fleet == served["fleet"] and fleet["at"] == "2026-11-29T06:00:00+00:00"
     assert fleet["last_broadcast"]["id"] == "bc-test"
+
+
+async def test_the_page_answers_only_to_its_own_host_names(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", web_hosts="loa.example.vn")
+    store = open_store(settings)
+    controller = Controller(settings, store, FixedClock(NOW))
+    server = WebServer(controller, HealthPolicy.from_settings(settings), "127.0.0.1", 0)
+    await server.start()
+    statuses = {}
+    try:
+        async with aiohttp.ClientSession() as http:
+            for host in ("attacker.example", f"127.0.0.1:{server.port}", "localhost", "LOA.example.vn:80"):
+                async with http.get(f"{server.url}api/fleet", headers={"Host": host}) as response:
+                    statuses[host.split(":")[0].lower()] = response.status
+    finally:
+        await server.stop()
+        store.close()
+    assert statuses == {"attacker.example": 421, "127.0.0.1": 200, "localhost": 200, "loa.example.vn": 200}

@@ -11,7 +11,7 @@ from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.resume import resume_broadcasts
 from speakerctl.controller.service import BroadcastRequest
-from speakerctl.errors import ConfigError
+from speakerctl.errors import UsageError
 from speakerctl.protocol import Priority
 from speakerctl.protocol.lifecycle import FINAL
 
@@ -24,7 +24,7 @@ def parse_priority(value: str) -> Priority:
     try:
         return Priority[value.upper()]
     except KeyError:
-        raise ConfigError(f"unknown priority {value!r}", hint="use normal, priority or emergency") from None
+        raise UsageError(f"unknown priority {value!r}", hint="use normal, priority or emergency") from None
 
 
 def request(

@@ -11,7 +11,7 @@ from speakerctl.app.context import AppContext
 from speakerctl.controller.fleetview import FleetSnapshot, device_health, fleet_snapshot, reach_latency_s
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import BroadcastResult
-from speakerctl.errors import ConfigError
+from speakerctl.errors import UsageError
 from speakerctl.fleet import ZoneTree
 from speakerctl.store import Store
 
@@ -30,7 +30,7 @@ def parse_reachability(value: str | None) -> Reachability | None:
     try:
         return Reachability(value)
     except ValueError:
-        raise ConfigError(f"unknown state {value!r}", hint="use --state online or --state offline") from None
+        raise UsageError(f"unknown state {value!r}", hint="use --state online or --state offline") from None
 
 
 def zones(ctx: AppContext) -> list[views.ZoneView]:

@@ -16,7 +16,7 @@ from speakerctl.broker.mosquitto import (
     broker_account,
     hand_over,
 )
-from speakerctl.errors import ConfigError, NotFound
+from speakerctl.errors import ConfigError, NotFound, UsageError
 from speakerctl.protocol.limits import BROKER_MAX_PAYLOAD
 from speakerctl.security import keys
 from speakerctl.security.credentials import CONTROLLER_USER, Credentials, mosquitto_acl
@@ -72,7 +72,7 @@ def tls_files(cafile: Path | None, certfile: Path | None, keyfile: Path | None) 
     if cafile is None and certfile is None and keyfile is None:
         return None
     if cafile is None or certfile is None or keyfile is None:
-        raise ConfigError("TLS needs --cafile, --certfile and --keyfile together")
+        raise UsageError("TLS needs --cafile, --certfile and --keyfile together")
     return TlsFiles(cafile.resolve(), certfile.resolve(), keyfile.resolve())
 
 

@@ -6,7 +6,7 @@ from speakerctl.app import records, views
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.remote import remote_action
-from speakerctl.errors import ConfigError
+from speakerctl.errors import UsageError
 from speakerctl.protocol import Ping, Reboot, SetVolume
 
 Action = SetVolume | Reboot | Ping
@@ -15,7 +15,7 @@ Action = SetVolume | Reboot | Ping
 def volume_action(volume: int) -> SetVolume:
     """A volume change, 0..100."""
     if not 0 <= volume <= 100:
-        raise ConfigError(f"volume must be 0..100, got {volume}", hint="e.g. set-volume CLUSTER 60")
+        raise UsageError(f"volume must be 0..100, got {volume}", hint="e.g. set-volume CLUSTER 60")
     return SetVolume(volume)
 
 

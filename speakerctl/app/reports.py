@@ -19,7 +19,7 @@ from speakerctl.controller.reports import (
     outcome_by_zone,
     play_entries,
 )
-from speakerctl.errors import ConfigError
+from speakerctl.errors import UsageError
 from speakerctl.protocol import Priority
 from speakerctl.protocol.lifecycle import FINISHED
 
@@ -44,9 +44,9 @@ def parse_format(value: str, output: Path | None) -> ReportFormat:
         fmt = ReportFormat(value)
     except ValueError:
         hint = f"use one of {', '.join(f.value for f in ReportFormat)}"
-        raise ConfigError(f"unknown format {value!r}", hint=hint) from None
+        raise UsageError(f"unknown format {value!r}", hint=hint) from None
     if fmt in FILE_FORMATS and output is None:
-        raise ConfigError(f"--format {fmt.value} needs --output FILE")
+        raise UsageError(f"--format {fmt.value} needs --output FILE")
     return fmt
 
 
@@ -58,7 +58,7 @@ def parse_local(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
             return datetime.combine(day, time(), tz)
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise ConfigError(
+        raise UsageError(
             f"cannot read {text!r} as a date", hint="use 2026-11-29 or 2026-11-29T06:00"
         ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)

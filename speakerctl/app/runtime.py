@@ -156,7 +156,7 @@ async def serving(
     settings = ctx.settings
     built = controller(ctx, session=serve_session(settings.data_dir, settings.client_id))
     if announce is not None:
-        announce(f"controller on {settings.broker_address.url}, store {settings.db_url}")
+        announce(f"controller on {settings.broker_address.url}, store {built.store.where}")
     async with (
         built.running(fail_fast=False),
         monitored(built, front_end, announce),

@@ -9,7 +9,7 @@ from speakerctl.app import records, views
 from speakerctl.app.broadcasts import parse_priority
 from speakerctl.app.context import AppContext
 from speakerctl.controller.planning import resolve_targets
-from speakerctl.errors import ConfigError
+from speakerctl.errors import UsageError
 from speakerctl.protocol import PreemptPolicy
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import DEFAULT_WINDOW_S, Schedule, new_schedule_id
@@ -39,7 +39,7 @@ def parse_at(text: str, tz: str) -> datetime:
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"bad time {text!r}", hint="use 'YYYY-MM-DD HH:MM' (local time)") from None
+        raise UsageError(f"bad time {text!r}", hint="use 'YYYY-MM-DD HH:MM' (local time)") from None
     return at if at.tzinfo else at.replace(tzinfo=zone_info(tz))
 
 
@@ -48,7 +48,7 @@ def parse_date(text: str | None) -> date | None:
     try:
         return None if text is None else date.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"bad date {text!r}", hint="use YYYY-MM-DD") from None
+        raise UsageError(f"bad date {text!r}", hint="use YYYY-MM-DD") from None
 
 
 def parse_policy(value: str) -> PreemptPolicy:
@@ -56,7 +56,7 @@ def parse_policy(value: str) -> PreemptPolicy:
     try:
         return PreemptPolicy(value)
     except ValueError:
-        raise ConfigError(f"unknown policy {value!r}", hint="use resume, restart or drop") from None
+        raise UsageError(f"unknown policy {value!r}", hint="use resume, restart or drop") from None
 
 
 def build_rule(
@@ -76,12 +76,12 @@ def build_rule(
         (k, v) for k, v in ((Kind.AT, at), (Kind.DAILY, daily), (Kind.WEEKLY, weekly), (Kind.CRON, cron)) if v
     ]
     if len(given) != 1:
-        raise ConfigError(
+        raise UsageError(
             "give exactly one of --at, --daily, --weekly, --cron", hint="e.g. --daily 05:00,17:00"
         )
     kind, value = given[0]
     if kind is Kind.WEEKLY and not days:
-        raise ConfigError("--weekly needs --days", hint="e.g. --weekly 05:00 --days mon-sat")
+        raise UsageError("--weekly needs --days", hint="e.g. --weekly 05:00 --days mon-sat")
     return Rule(
         kind,
         times=parse_times(value) if kind in (Kind.DAILY, Kind.WEEKLY) else (),
@@ -134,6 +134,11 @@ class DeviceSets:
 
 def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: datetime) -> Added:
     """Validate the bulletin and targets, store the schedule, and report overlaps in the next 14 days."""
+    if not schedule.rule.airs_after(now):
+        raise UsageError(
+            f"this schedule would never air: {schedule.rule.describe()}",
+            hint="check the date: is it in the past, or one the calendar does not have (e.g. 30 February)?",
+        )
     store.bulletins.get(schedule.bulletin_id)
     sets = DeviceSets(store)
     sets.of(schedule.targets)

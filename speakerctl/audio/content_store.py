@@ -21,10 +21,10 @@ from pathlib import Path
 
 from speakerctl.audio.formats import EncodedAudio
 from speakerctl.errors import AudioError, NotFound, StoreError
-from speakerctl.files import write_atomic
+from speakerctl.files import PRIVATE, private_dir, write_atomic
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-FILE_MODE = 0o644
+FILE_MODE = PRIVATE
 LOCK_NAME = ".lock"
 
 
@@ -82,7 +82,7 @@ class ContentStore:
     def lock(self) -> Iterator[None]:
         """Hold the store's advisory lock (blocking until other processes release it)."""
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            private_dir(self.root)
             fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, FILE_MODE)
         except OSError as exc:
             raise StoreError(f"cannot lock {self.root}: {exc.strerror or exc}") from exc
@@ -105,7 +105,7 @@ class ContentStore:
     def _write_atomic(self, final: Path, data: bytes) -> None:
         """Write data to final (creating its shard directory) without ever exposing a partial file."""
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(final.parent)
         except OSError as exc:
             raise StoreError(f"cannot write to {final.parent}: {exc.strerror or exc}") from exc
         try:

@@ -38,6 +38,7 @@ from speakerctl.audio.processing import (
 from speakerctl.audio.sequence import Chime, Composition, Item, Recording, Silence, Speech
 from speakerctl.audio.signals import write_default_chime
 from speakerctl.errors import AudioError
+from speakerctl.files import private_dir
 
 ATTEMPTS = 3
 LOUDNESS_RETRY_LU = 0.5
@@ -134,7 +135,7 @@ def _scratch(parent: Path | None) -> Iterator[Path]:
     """A scratch directory removed on the way out; AudioError if it cannot be made."""
     try:
         if parent is not None:
-            parent.mkdir(parents=True, exist_ok=True)
+            private_dir(parent)
         holder = tempfile.TemporaryDirectory(prefix="speakerctl-audio-", dir=parent)
     except OSError as exc:
         raise AudioError(f"no scratch space for audio ({exc.strerror or exc})") from exc

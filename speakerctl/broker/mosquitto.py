@@ -25,7 +25,7 @@ from typing import Self
 from speakerctl.broker.ports import LOOPBACK, accepts_connections, wait_until_listening
 from speakerctl.broker.process import OwnedProcess, terminate
 from speakerctl.errors import BrokerError, ConfigError
-from speakerctl.files import PRIVATE, write_atomic
+from speakerctl.files import PRIVATE, PUBLIC, write_atomic
 
 CONF_NAME = "mosquitto.conf"
 PASSWORD_NAME = "passwd"
@@ -226,7 +226,7 @@ class MosquittoConfig:
         if self.acl:
             _write_private(directory / ACL_NAME, "\n".join([*self.acl, ""]))
         conf = directory / CONF_NAME
-        write_atomic(conf, self.render(directory))
+        write_atomic(conf, self.render(directory), mode=PUBLIC)
         return conf
 
     def _write_hashed(self, path: Path, names: Sequence[str]) -> None:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from speakerctl.app import reports
 from speakerctl.cli.common import console, print_json, state
+from speakerctl.cli.text import id_column, safe
 
 app = typer.Typer(
     help="Alerts opened by the health rules (evaluated by `speakerctl serve`).", no_args_is_help=True
@@ -28,9 +29,17 @@ def list_alerts(
         print_json(alerts)
         return
     table = Table(
-        "opened", "closed", "kind", "cluster", "detail", title=f"{len(alerts)} alerts", title_justify="left"
+        "opened",
+        "closed",
+        "kind",
+        id_column("cluster", (a.device for a in alerts)),
+        "detail",
+        title=f"{len(alerts)} alerts",
+        title_justify="left",
     )
     for a in alerts:
         closed = a.closed_at.strftime("%Y-%m-%d %H:%M") if a.closed_at else "[red]open[/]"
-        table.add_row(a.opened_at.strftime("%Y-%m-%d %H:%M"), closed, a.kind, a.device, a.detail)
+        table.add_row(
+            a.opened_at.strftime("%Y-%m-%d %H:%M"), closed, safe(a.kind), safe(a.device), safe(a.detail)
+        )
     console.print(table)

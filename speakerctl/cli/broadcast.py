@@ -14,6 +14,7 @@ from speakerctl.app import broadcasts
 from speakerctl.app.broadcasts import Progress as OnProgress
 from speakerctl.app.views import BroadcastResultView
 from speakerctl.cli.common import Exit, console, console_err, print_json, run, state
+from speakerctl.cli.text import safe
 
 
 def broadcast(
@@ -78,7 +79,7 @@ def print_summary(result: BroadcastResultView) -> None:
     console.print(f"broadcast [bold]{result.broadcast}[/]")
     table = Table("state", "clusters")
     for name, n in sorted(result.counts.items()):
-        table.add_row(name, str(n))
+        table.add_row(safe(name), str(n))
     console.print(table)
     colour = "green" if result.complete else "red"
     latency = result.reach_latency_s

@@ -15,6 +15,7 @@ from rich.table import Table
 from speakerctl.app import bulletins
 from speakerctl.app.views import BulletinDetailView, ImportedView
 from speakerctl.cli.common import console, console_err, print_json, state
+from speakerctl.cli.text import safe
 from speakerctl.clock import Clock
 
 app = typer.Typer(help="Bulletins: imported, encoded audio ready to broadcast.", no_args_is_help=True)
@@ -89,7 +90,7 @@ def _report(bulletin: ImportedView) -> None:
     verb = "added" if bulletin.created else "already in the library as"
     loudness = f", {bulletin.loudness_lufs:g} LUFS" if bulletin.loudness_lufs is not None else ""
     console.print(
-        f"{verb} bulletin [bold]{bulletin.id}[/] “{bulletin.title}” "
+        f"{verb} bulletin [bold]{bulletin.id}[/] “{safe(bulletin.title)}” "
         f"({bulletin.duration_s:.1f} s{loudness}, {bulletin.size} bytes {bulletin.codec})"
     )
 
@@ -190,7 +191,7 @@ def list_bulletins(as_json: JsonOpt = False) -> None:
     for b in found:
         table.add_row(
             str(b.id),
-            b.title,
+            safe(b.title),
             f"{b.duration_s:.1f} s",
             "" if b.loudness_lufs is None else f"{b.loudness_lufs:g} LUFS",
             b.codec,
@@ -215,11 +216,11 @@ def show(
 
 def _print_details(b: BulletinDetailView) -> None:
     """`bulletin show` for people."""
-    console.print(f"[bold]{b.id}[/] “{b.title}”  ({b.profile}, from {b.source})")
+    console.print(f"[bold]{b.id}[/] “{safe(b.title)}”  ({safe(b.profile)}, from {safe(b.source)})")
     peak = "" if b.true_peak_dbtp is None else f", true peak {b.true_peak_dbtp:g} dBTP"
     loudness = "not measured" if b.loudness_lufs is None else f"{b.loudness_lufs:g} LUFS"
     console.print(f"{b.duration_s:.1f} s, {loudness}{peak}")
-    console.print(f"added {b.created_at:%Y-%m-%d %H:%M} UTC by {b.created_by}")
+    console.print(f"added {b.created_at:%Y-%m-%d %H:%M} UTC by {safe(b.created_by)}")
     for v in b.variants:
         console.print(f"  {v.codec} {v.bitrate_kbps} kbps, {v.size} bytes, sha256 {v.sha256[:16]}…")
     if not b.airings:
@@ -228,7 +229,8 @@ def _print_details(b: BulletinDetailView) -> None:
     table = Table("broadcast", "at (UTC)", "to", "played", "state")
     for a in b.airings:
         where = ", ".join(t.name for t in a.targets)
-        table.add_row(a.broadcast, f"{a.at:%Y-%m-%d %H:%M}", where, f"{a.played}/{a.clusters}", a.state)
+        cells = (a.broadcast, f"{a.at:%Y-%m-%d %H:%M}", where, f"{a.played}/{a.clusters}", a.state)
+        table.add_row(*map(safe, cells))
     console.print(table)
 
 
@@ -247,7 +249,7 @@ def export(
     if as_json:
         print_json(written)
     else:
-        console.print(f"wrote {written.path}")
+        console.print(f"wrote {safe(written.path)}")
 
 
 @app.command("rm")
@@ -260,4 +262,4 @@ def remove(
     if as_json:
         print_json(removed)
     else:
-        console.print(f"removed bulletin {removed.id} “{removed.title}”")
+        console.print(f"removed bulletin {removed.id} “{safe(removed.title)}”")

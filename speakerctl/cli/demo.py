@@ -12,6 +12,7 @@ import typer
 from speakerctl.app import broadcasts, runtime
 from speakerctl.cli.broadcast import print_summary, with_progress
 from speakerctl.cli.common import Exit, console, console_err, state
+from speakerctl.cli.text import announce, safe
 from speakerctl.protocol.limits import MAX_TARGETS
 
 
@@ -27,11 +28,9 @@ def demo(
     """Broadcast a bulletin to a simulated province through an embedded broker and report the result."""
     with contextlib.ExitStack() as stack:
         root = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="speakerctl-demo-")))
-        ctx = stack.enter_context(
-            runtime.demo_world(state.context(), root, time_scale, count, console_err.print)
-        )
+        ctx = stack.enter_context(runtime.demo_world(state.context(), root, time_scale, count, announce))
         bulletin = runtime.demo_bulletin(ctx, seconds, root)
-        console_err.print(f"bulletin {bulletin.id} “{bulletin.title}”, {bulletin.duration_s:.1f} s")
+        console_err.print(f"bulletin {bulletin.id} “{safe(bulletin.title)}”, {bulletin.duration_s:.1f} s")
         targets = runtime.demo_targets(ctx, count)
         result = with_progress(
             lambda progress: broadcasts.broadcast(ctx, bulletin.id, targets, progress=progress)

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from speakerctl.app import fleet
 from speakerctl.app.views import DeviceDetailView, View
 from speakerctl.cli import remote
 from speakerctl.cli.common import console, print_json, state
+from speakerctl.cli.text import id_column, safe
 
 app = typer.Typer(help="Loudspeaker clusters: inventory and latest status.", no_args_is_help=True)
 app.command("set-volume")(remote.set_volume)
@@ -36,13 +37,15 @@ def list_devices(
     if as_json:
         print_json(devices)
         return
-    table = Table(title=f"{len(devices)} clusters", title_justify="left")
-    for column in ("id", "name", "zone", "model", "online", "volume", "playing", "last seen"):
-        table.add_column(column)
+    ids = id_column("id", (d.id for d in devices))
+    zones = Column("zone", overflow="fold")
+    others = ("model", "online", "volume", "playing", "last seen")
+    table = Table(ids, "name", zones, *others, title=f"{len(devices)} clusters", title_justify="left")
     for d in devices:
         seen = d.last_seen.strftime("%Y-%m-%d %H:%M:%S") if d.last_seen else "never"
         online = "[green]yes[/]" if d.online else "[red]no[/]"
-        table.add_row(d.id, d.name, d.zone, d.model, online, str(d.volume), d.playing or "", seen)
+        cells = (d.id, d.name, d.zone, d.model)
+        table.add_row(*map(safe, cells), online, str(d.volume), safe(d.playing), seen)
     console.print(table)
 
 
@@ -60,7 +63,7 @@ def show_device(
     table = Table(show_header=False)
     for key, value in detail.dump().items():
         if key not in ACTIVITY:
-            table.add_row(key, "" if value is None else str(value))
+            table.add_row(key, safe(value))
     console.print(table)
     print_activity(detail)
 
@@ -80,5 +83,5 @@ def _activity_table(title: str, rows: Sequence[View]) -> None:
     dumped = [r.dump() for r in rows]
     table = Table(*dumped[0].keys(), title=f"recent {title}", title_justify="left")
     for row in dumped:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        table.add_row(*map(safe, row.values()))
     console.print(table)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from speakerctl.app import fleet, records
 from speakerctl.cli.common import console, print_json, state
+from speakerctl.cli.text import safe
 
 app = typer.Typer(help="The fleet as a whole.", no_args_is_help=True)
 
@@ -26,12 +27,12 @@ def status(
     last = view.last_broadcast
     table = Table("zone", "clusters", "online", "offline", "fault", title="fleet", title_justify="left")
     if last is not None:
-        table.add_column(f"last broadcast reached / played ({last.id})")
+        table.add_column(f"last broadcast reached / played ({safe(last.id)})")
     for z in view.zones:
         if z.depth >= depth:
             continue
         cells = [
-            "  " * z.depth + z.name,
+            "  " * z.depth + safe(z.name),
             str(z.total),
             f"[green]{z.online}[/]",
             f"[red]{z.offline}[/]" if z.offline else "0",

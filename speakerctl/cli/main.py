@@ -27,6 +27,7 @@ from speakerctl.cli import keys as keys_cli
 from speakerctl.cli import provision as provision_cli
 from speakerctl.cli import resume as resume_cli
 from speakerctl.cli.common import Exit, console_err, state
+from speakerctl.cli.text import safe
 from speakerctl.config import load_settings
 from speakerctl.errors import (
     AudioError,
@@ -35,6 +36,7 @@ from speakerctl.errors import (
     LinkError,
     NotFound,
     SpeakerctlError,
+    UsageError,
 )
 
 app = typer.Typer(
@@ -80,6 +82,7 @@ def _root(
 
 
 EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
+    (UsageError, Exit.USAGE),
     (ConfigError, Exit.CONFIG),
     (NotFound, Exit.NOT_FOUND),
     (AuthError, Exit.AUTH),
@@ -113,9 +116,9 @@ def main() -> None:
 
 def report_error(error: SpeakerctlError) -> int:
     """Print the error and its hint on stderr; the exit code that goes with it."""
-    console_err.print(f"[bold red]error:[/] {error}", highlight=False)
+    console_err.print(f"[bold red]error:[/] {safe(error)}", highlight=False)
     if error.hint:
-        console_err.print(f"[dim]hint:[/] {error.hint}", highlight=False)
+        console_err.print(f"[dim]hint:[/] {safe(error.hint)}", highlight=False)
     return exit_code(error)
 
 

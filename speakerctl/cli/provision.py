@@ -9,6 +9,7 @@ from rich.table import Table
 
 from speakerctl.app import keys
 from speakerctl.cli.common import console, console_err, print_json, state
+from speakerctl.cli.text import id_column
 
 
 def provision(
@@ -22,7 +23,8 @@ def provision(
     if as_json:
         print_json(issued)
         return
-    table = Table("username", "secret (shown once)")
+    names = id_column("username", (i.username for i in issued.accounts))
+    table = Table(names, id_column("secret (shown once)", (i.secret for i in issued.accounts)))
     for item in issued.accounts:
         table.add_row(item.username, item.secret)
     console.print(table)

@@ -10,6 +10,7 @@ from speakerctl.app import fleet
 from speakerctl.app import remote as remote_app
 from speakerctl.app.views import RemoteResultView
 from speakerctl.cli.common import console, print_json, run, state
+from speakerctl.cli.text import safe
 
 Timeout = Annotated[float, typer.Option(help="Seconds to wait for the cluster's acknowledgement.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -20,9 +21,9 @@ def _report(result: RemoteResultView, as_json: bool) -> None:
     if as_json:
         print_json(result)
     elif result.ok:
-        console.print(f"{result.device}: {result.action} acknowledged in {result.rtt_ms:.0f} ms")
+        console.print(f"{safe(result.device)}: {result.action} acknowledged in {result.rtt_ms:.0f} ms")
     else:
-        console.print(f"[red]{result.device} refused {result.action}:[/] {result.detail}")
+        console.print(f"[red]{safe(result.device)} refused {result.action}:[/] {safe(result.detail)}")
     if not result.ok:
         raise typer.Exit(1)
 
@@ -50,7 +51,8 @@ def ping(device_id: DeviceId, timeout: Timeout = 10.0, as_json: Json = False) ->
         _report(result, as_json)
         return
     console.print(
-        f"{result.device}: round trip {result.rtt_ms:.0f} ms, clock offset {result.clock_offset_ms:+d} ms"
+        f"{safe(result.device)}: round trip {result.rtt_ms:.0f} ms, "
+        f"clock offset {result.clock_offset_ms:+d} ms"
     )
 
 
@@ -60,7 +62,7 @@ def locate(device_id: DeviceId, as_json: Json = False) -> None:
     if as_json:
         print_json(where)
         return
-    console.print(f"{where.device} — {where.name}\n{where.zone_path}", highlight=False)
+    console.print(f"{safe(where.device)} — {safe(where.name)}\n{safe(where.zone_path)}", highlight=False)
     if where.map is None or where.lat is None or where.lon is None:
         console.print("[yellow]the inventory has no coordinates for this cluster[/]")
     else:

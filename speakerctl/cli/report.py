@@ -12,7 +12,8 @@ from speakerctl.app import reports
 from speakerctl.app.context import AppContext
 from speakerctl.app.views import ZoneOutcomeView
 from speakerctl.cli.common import console, console_err, print_json, state
-from speakerctl.errors import ConfigError
+from speakerctl.cli.text import id_column, safe
+from speakerctl.errors import UsageError
 
 
 def report(
@@ -35,12 +36,12 @@ def report(
         _broadcast_report(ctx, broadcast_id, as_json, failures)
         return
     if since is None:
-        raise ConfigError("give a BROADCAST id, or --since for a play log", hint="speakerctl report --help")
+        raise UsageError("give a BROADCAST id, or --since for a play log", hint="speakerctl report --help")
     chosen = reports.parse_format("json" if as_json else fmt, output)
     log = reports.play_log(ctx, since, until, zone)
     if output is not None and chosen in reports.FILE_FORMATS:
         reports.export_play_log(log, output, chosen)
-        console_err.print(f"{len(log.entries)} plays written to {output}")
+        console_err.print(f"{len(log.entries)} plays written to {safe(output)}")
     elif chosen is reports.ReportFormat.JSON:
         print_json(log.views())
     else:
@@ -49,9 +50,9 @@ def report(
 
 def _play_table(log: reports.PlayLog) -> None:
     columns = reports.TABLE_COLUMNS
-    table = Table(*columns, title=f"{log.title}: {len(log.entries)} plays", title_justify="left")
+    table = Table(*columns, title=f"{safe(log.title)}: {len(log.entries)} plays", title_justify="left")
     for row in log.rows():
-        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+        table.add_row(*(safe(row[c]) for c in columns))
     console.print(table)
 
 
@@ -63,18 +64,19 @@ def _broadcast_report(ctx: AppContext, broadcast_id: str, as_json: bool, failure
         return
     total = sum(view.counts.values())
     console.print(
-        f"[bold]{view.broadcast}[/] bulletin {view.bulletin} → {', '.join(view.targets)}: "
+        f"[bold]{safe(view.broadcast)}[/] bulletin {view.bulletin} → {safe(', '.join(view.targets))}: "
         f"{view.state}, {found.played}/{total} played"
     )
     table = Table("state", "devices")
     for name, n in sorted(view.counts.items()):
-        table.add_row(name, str(n))
+        table.add_row(safe(name), str(n))
     console.print(table)
     console.print(_zone_table(view.zones))
     if failures and view.not_played:
-        detail = Table("device", "state", "reason", "detail", title="not played")
+        device = id_column("device", (d.device for d in view.not_played))
+        detail = Table(device, "state", "reason", "detail", title="not played")
         for d in view.not_played:
-            detail.add_row(d.device, d.state, d.reason or "", d.detail or "")
+            detail.add_row(safe(d.device), safe(d.state), safe(d.reason), safe(d.detail))
         console.print(detail)
 
 
@@ -82,7 +84,7 @@ def _zone_table(outcomes: list[ZoneOutcomeView]) -> Table:
     """Reached, played, failed and missed per zone, with the commonest reasons."""
     table = Table("zone", "targeted", "reached", "played", "failed", "missed", "reasons", title="per zone")
     for o in outcomes:
-        reasons = ", ".join(f"{r} ×{n}" for r, n in list(o.reasons.items())[:4])
+        reasons = safe(", ".join(f"{r} ×{n}" for r, n in list(o.reasons.items())[:4]))
         cells = (o.targeted, o.reached, o.played, o.failed, o.missed)
-        table.add_row(o.name, *map(str, cells), reasons)
+        table.add_row(safe(o.name), *map(str, cells), reasons)
     return table

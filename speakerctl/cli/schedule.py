@@ -10,6 +10,7 @@ from rich.table import Table
 
 from speakerctl.app import schedules
 from speakerctl.cli.common import console, print_json, state
+from speakerctl.cli.text import id_column, safe
 
 app = typer.Typer(help="Schedules: when bulletins air, where, at which priority.", no_args_is_help=True)
 
@@ -51,10 +52,10 @@ def add(
     if as_json:
         print_json(view)
         return
-    console.print(f"added schedule [bold]{view.id}[/]: {view.rule}; next {_local(view.next_at)}")
+    console.print(f"added schedule [bold]{view.id}[/]: {safe(view.rule)}; next {_local(view.next_at)}")
     for o in view.overlaps:
         verdict = "this one" if o.winner == view.id else o.winner
-        console.print(f"[yellow]overlaps {o.existing}[/] at {_local(o.at)}: {verdict} wins ({o.why})")
+        console.print(f"[yellow]overlaps {o.existing}[/] at {_local(o.at)}: {verdict} wins ({safe(o.why)})")
 
 
 @app.command("list")
@@ -64,10 +65,11 @@ def list_schedules(as_json: Annotated[bool, typer.Option("--json", help="Print J
     if as_json:
         print_json([view for _, view in found])
         return
-    table = Table("id", "bulletin", "to", "when", "priority", "next (local)")
+    ids = id_column("id", (v.id for _, v in found))
+    table = Table(ids, "bulletin", "to", "when", "priority", "next (local)")
     for _, v in found:
         nxt = "paused" if v.paused else _local(v.next_at)
-        table.add_row(v.id, str(v.bulletin), ", ".join(v.targets), v.rule, v.priority, nxt)
+        table.add_row(v.id, str(v.bulletin), safe(", ".join(v.targets)), safe(v.rule), v.priority, nxt)
     console.print(table)
 
 
@@ -81,16 +83,16 @@ def show(
     if as_json:
         print_json(v)
         return
-    console.print(f"[bold]{v.id}[/] {v.name}  bulletin {v.bulletin} → {', '.join(v.targets)}")
-    console.print(f"{v.rule}, {v.priority}, on preempt: {v.on_preempt}, window {v.window_s} s")
+    console.print(f"[bold]{v.id}[/] {safe(v.name)}  bulletin {v.bulletin} → {safe(', '.join(v.targets))}")
+    console.print(f"{safe(v.rule)}, {v.priority}, on preempt: {v.on_preempt}, window {v.window_s} s")
     console.print("paused" if v.paused else "next: " + "; ".join(_local(t) for t in v.upcoming))
     for r in v.runs:
-        console.print(f"  {_local(r.fire_at)}  {r.state:<9} {r.broadcast}  {r.detail}")
+        console.print(f"  {_local(r.fire_at)}  {r.state:<9} {r.broadcast}  {safe(r.detail)}")
 
 
 def _set_paused(schedule_id: str, paused: bool) -> None:
     schedules.set_paused(state.context(), schedule_id, paused)
-    console.print(f"{'paused' if paused else 'resumed'} {schedule_id}")
+    console.print(f"{'paused' if paused else 'resumed'} {safe(schedule_id)}")
 
 
 @app.command("pause")
@@ -109,7 +111,7 @@ def resume(schedule_id: Annotated[str, typer.Argument(help="Schedule id.")]) -> 
 def remove(schedule_id: Annotated[str, typer.Argument(help="Schedule id.")]) -> None:
     """Delete a schedule (its history stays)."""
     schedules.remove(state.context(), schedule_id)
-    console.print(f"removed {schedule_id}")
+    console.print(f"removed {safe(schedule_id)}")
 
 
 @app.command("preview")
@@ -126,5 +128,5 @@ def preview_day(
     title = f"{when} ({ctx.settings.timezone})"
     table = Table("start", "end", "where", "schedule", "priority", "note", title=title)
     for g in segments:
-        table.add_row(_local(g.start), _local(g.end), g.target, g.schedule, g.priority, g.note)
+        table.add_row(_local(g.start), _local(g.end), safe(g.target), g.schedule, g.priority, safe(g.note))
     console.print(table)

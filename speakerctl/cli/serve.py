@@ -9,6 +9,7 @@ import typer
 from speakerctl.app import runtime
 from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
+from speakerctl.cli.text import announce
 from speakerctl.errors import ConfigError
 
 
@@ -19,7 +20,7 @@ def serve(
 ) -> None:
     """Run the controller: keep the broker link, ingest status and events, run the schedules."""
     front_end = _front_end(http) if http else None
-    run(until_signalled(runtime.serve(state.context(), front_end, console_err.print)))
+    run(until_signalled(runtime.serve(state.context(), front_end, announce)))
     console_err.print("controller stopped")
 
 

@@ -9,6 +9,7 @@ from rich.tree import Tree
 
 from speakerctl.app import fleet
 from speakerctl.cli.common import console, print_json, state
+from speakerctl.cli.text import safe
 
 app = typer.Typer(help="The zone tree: province, districts, communes (any depth).", no_args_is_help=True)
 
@@ -28,7 +29,8 @@ def list_zones(
 def _tree(branches: list[fleet.ZoneBranch]) -> Tree:
     def add(node: Tree, branch: fleet.ZoneBranch) -> None:
         zone = branch.zone
-        below = node.add(f"[bold]{zone.name}[/] [dim]{zone.id} · {zone.kind}[/] — {branch.total} clusters")
+        label = f"[bold]{safe(zone.name)}[/] [dim]{safe(zone.id)} · {safe(zone.kind)}[/]"
+        below = node.add(f"{label} — {branch.total} clusters")
         for child in branch.children:
             add(below, child)
 

@@ -28,7 +28,7 @@ from speakerctl.audio.sequence import Composition, Recording, Speech
 from speakerctl.clock import Clock
 from speakerctl.config import Settings
 from speakerctl.errors import ConfigError, InUse, NotFound, StoreError
-from speakerctl.files import write_atomic
+from speakerctl.files import PUBLIC, write_atomic
 from speakerctl.fleet import HardwareProfile, Inventory, load_inventory, load_profiles
 from speakerctl.store import Airing, BulletinInfo, Store, VariantInfo
 
@@ -220,7 +220,7 @@ def export_bulletin(
     if destination.exists() and not overwrite:
         raise StoreError(f"{destination} already exists", hint="pass --force to replace it")
     try:
-        write_atomic(destination, data)
+        write_atomic(destination, data, mode=PUBLIC)
     except OSError as exc:
         raise StoreError(f"cannot write {destination}: {exc.strerror or exc}") from exc
     return destination

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from speakerctl.errors import ConfigError, NotFound
+from speakerctl.errors import NotFound, UsageError
 from speakerctl.protocol import ContentRef, PreemptPolicy, Priority, topics
 from speakerctl.protocol.limits import MAX_TARGETS
 from speakerctl.store import Store
@@ -42,7 +42,7 @@ def resolve_targets(store: Store, targets: Sequence[str]) -> tuple[list[str], li
     if not targets:
         raise NotFound("no target given", hint="pass --to ZONE or --to DEVICE (see `speakerctl zones list`)")
     if len(targets) > MAX_TARGETS:
-        raise ConfigError(
+        raise UsageError(
             f"{len(targets)} targets named, at most {MAX_TARGETS}", hint="name a parent zone instead"
         )
     zone_ids = {z.id for z in store.zones.all()}

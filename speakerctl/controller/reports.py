@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from speakerctl.errors import ConfigError
+from speakerctl.errors import UsageError
 from speakerctl.fleet import ZoneTree
 from speakerctl.protocol import Priority
 from speakerctl.store import DeliveryInfo, PlayRecord, Store
@@ -180,4 +180,4 @@ def export(rows: Sequence[dict[str, object]], path: Path, fmt: str, title: str) 
     elif fmt == "xlsx":
         write_xlsx(rows, path, title)
     else:
-        raise ConfigError(f"unknown report format {fmt!r}", hint="use csv or xlsx")
+        raise UsageError(f"unknown report format {fmt!r}", hint="use csv or xlsx")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from speakerctl.errors import ConfigError
+from speakerctl.errors import UsageError
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.rules import Rule
 
@@ -45,9 +45,9 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if not self.targets:
-            raise ConfigError("a schedule needs a target", hint="pass --to ZONE")
+            raise UsageError("a schedule needs a target", hint="pass --to ZONE")
         if not 0 < self.window_s <= 86_400:
-            raise ConfigError(f"the window must be 1 s .. 24 h, got {self.window_s} s")
+            raise UsageError(f"the window must be 1 s .. 24 h, got {self.window_s} s")
 
     @property
     def job_id(self) -> str:

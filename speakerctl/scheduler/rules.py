@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
-from speakerctl.errors import ConfigError
+from speakerctl.errors import ConfigError, UsageError
 
 RULE_VERSION = 1
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
@@ -52,19 +52,19 @@ class Rule:
         object.__setattr__(self, "_zone", zone_info(self.tz))
         self._check_kind()
         if not 1 <= self.repeat <= 100:
-            raise ConfigError(f"repeat must be 1..100, got {self.repeat}")
+            raise UsageError(f"repeat must be 1..100, got {self.repeat}")
         if self.repeat > 1 and not 1 <= self.gap_s <= MAX_REPEAT_SPAN_S // (self.repeat - 1):
-            raise ConfigError("repeats must be at least 1 s apart and fit in an hour", hint="e.g. --gap 30")
+            raise UsageError("repeats must be at least 1 s apart and fit in an hour", hint="e.g. --gap 30")
         if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
-            raise ConfigError("--until is before --from")
+            raise UsageError("--until is before --from")
 
     def _check_kind(self) -> None:
         if self.kind is Kind.AT and (self.at is None or self.at.tzinfo is None):
-            raise ConfigError("a one-off schedule needs an aware time (--at)")
+            raise UsageError("a one-off schedule needs an aware time (--at)")
         if self.kind in (Kind.DAILY, Kind.WEEKLY) and not self.times:
-            raise ConfigError(f"a {self.kind} schedule needs at least one time of day, e.g. 05:00")
+            raise UsageError(f"a {self.kind} schedule needs at least one time of day, e.g. 05:00")
         if self.kind in (Kind.DAILY, Kind.WEEKLY) and not (self.weekdays and self.weekdays <= ALL_DAYS):
-            raise ConfigError("weekdays must be a non-empty set of mon..sun")
+            raise UsageError("weekdays must be a non-empty set of mon..sun")
         if self.kind is Kind.CRON:
             self._cron_trigger()
 
@@ -88,7 +88,7 @@ class Rule:
                 timezone=self._zone,
             )
         except ValueError as exc:
-            raise ConfigError(f"bad cron expression {self.cron!r}: {exc}", hint="e.g. '0 5 * * 1-6'") from exc
+            raise UsageError(f"bad cron expression {self.cron!r}: {exc}", hint="e.g. '0 5 * * 1-6'") from exc
 
     def occurrences(self, after: datetime, until: datetime) -> list[datetime]:
         """Every air time in (after, until], ascending, in UTC."""
@@ -109,6 +109,16 @@ class Rule:
                 return found[0]
             start += timedelta(days=_SEARCH_DAYS)
         return None
+
+    def airs_after(self, now: datetime) -> bool:
+        """Whether the rule airs at all after `now` (False: in the past, or a date that never comes)."""
+        start = now
+        if self.valid_from is not None:
+            start = max(now, datetime.combine(self.valid_from, time(), tzinfo=self._zone))
+        if self.kind is not Kind.CRON:
+            return self.next_after(start) is not None
+        fire = self._cron_trigger().get_next_fire_time(None, start)
+        return fire is not None and self._valid_on(fire.astimezone(self._zone).date())
 
     def _ended_before(self, at: datetime) -> bool:
         local = at.astimezone(self._zone).date()
@@ -226,15 +236,15 @@ def _times(times: tuple[time, ...]) -> str:
 
 
 def parse_times(text: str) -> tuple[time, ...]:
-    """'05:00,17:00' → times of day, sorted; ConfigError naming the bad one."""
+    """'05:00,17:00' → times of day, sorted; UsageError naming the bad one."""
     out: set[time] = set()
     for part in filter(None, (p.strip() for p in text.split(","))):
         try:
             out.add(time.fromisoformat(part))
         except ValueError:
-            raise ConfigError(f"bad time of day {part!r}", hint="use HH:MM or HH:MM:SS, e.g. 05:00") from None
+            raise UsageError(f"bad time of day {part!r}", hint="use HH:MM or HH:MM:SS, e.g. 05:00") from None
     if not out:
-        raise ConfigError("no time of day given", hint="e.g. 05:00,17:00")
+        raise UsageError("no time of day given", hint="e.g. 05:00,17:00")
     return tuple(sorted(out))
 
 
@@ -246,7 +256,7 @@ def parse_weekdays(text: str) -> frozenset[int]:
         lo, hi = ends[0], ends[-1]
         days.update(range(lo, hi + 1) if lo <= hi else [*range(lo, 7), *range(0, hi + 1)])
     if not days:
-        raise ConfigError("no weekday given", hint="e.g. mon-sat")
+        raise UsageError("no weekday given", hint="e.g. mon-sat")
     return frozenset(days)
 
 
@@ -256,7 +266,7 @@ def _weekday(text: str) -> int:
         return _DAY_NAMES.index(name)
     if re.fullmatch(r"[1-7]", name):
         return int(name) - 1
-    raise ConfigError(f"unknown weekday {text!r}", hint="use mon..sun or 1..7 (Monday = 1)")
+    raise UsageError(f"unknown weekday {text!r}", hint="use mon..sun or 1..7 (Monday = 1)")
 
 
 def cron_weekdays(text: str) -> str:

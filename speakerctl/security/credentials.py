@@ -16,7 +16,7 @@ from pathlib import Path
 
 from speakerctl.broker.mosquitto import hash_password
 from speakerctl.errors import ConfigError
-from speakerctl.files import PRIVATE, write_atomic
+from speakerctl.files import PRIVATE, private_dir, write_atomic
 from speakerctl.protocol import topics
 from speakerctl.protocol.limits import TOPIC_ROOT
 
@@ -77,7 +77,7 @@ class Credentials:
 
     def save(self) -> None:
         """Write atomically, readable by the owner only."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         text = json.dumps({"version": 1, "accounts": self.hashes}, indent=1, sort_keys=True)
         write_atomic(self.path, text, mode=PRIVATE)
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from speakerctl.errors import ConfigError
-from speakerctl.files import PRIVATE, write_atomic
+from speakerctl.files import PRIVATE, PUBLIC, private_dir, write_atomic
 from speakerctl.protocol.signing import Signer
 
 ACTIVE_NAME = "active"
@@ -44,11 +44,11 @@ def load_or_create_signer(keys_dir: Path) -> Signer:
 def rotate(keys_dir: Path) -> Signer:
     """Create a new key, trust it next to the current ones, and make it the active one."""
     signer = Signer(Ed25519PrivateKey.generate())
-    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(keys_dir)
     pem = signer.private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     write_atomic(keys_dir / f"command-{signer.key_id}.key", pem, mode=PRIVATE)
     lines = [*_trusted_lines(keys_dir), signer.public_line()]
-    write_atomic(trusted_path(keys_dir), "".join(f"{line}\n" for line in lines).encode())
+    write_atomic(trusted_path(keys_dir), "".join(f"{line}\n" for line in lines).encode(), mode=PUBLIC)
     write_atomic(keys_dir / ACTIVE_NAME, f"{signer.key_id}\n".encode())
     return signer
 
@@ -58,7 +58,7 @@ def retire(keys_dir: Path, key_id: str) -> None:
     if (keys_dir / ACTIVE_NAME).exists() and (keys_dir / ACTIVE_NAME).read_text().strip() == key_id:
         raise ConfigError(f"key {key_id} is the active key", hint="rotate first, then retire the old key")
     lines = [line for line in _trusted_lines(keys_dir) if line.split()[1] != key_id]
-    write_atomic(trusted_path(keys_dir), "".join(f"{line}\n" for line in lines).encode())
+    write_atomic(trusted_path(keys_dir), "".join(f"{line}\n" for line in lines).encode(), mode=PUBLIC)
     (keys_dir / f"command-{key_id}.key").unlink(missing_ok=True)
 
 

@@ -50,6 +50,11 @@ class Store:
         """The engine, for APScheduler's SQLAlchemyJobStore (table `JOBS_TABLE`) in the same schema."""
         return self._sessions.engine
 
+    @property
+    def where(self) -> str:
+        """The database URL without its password, for logs and the operator."""
+        return self._sessions.where
+
     def close(self) -> None:
         """Close every pooled connection."""
         self._sessions.dispose()

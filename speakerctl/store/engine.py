@@ -16,6 +16,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlmodel import Session
 
 from speakerctl.errors import StoreError
+from speakerctl.files import create_private, private_dir
 
 _WRITE = "speakerctl_write"
 """Execution option marking a write session: SQLite then starts it with BEGIN IMMEDIATE."""
@@ -27,6 +28,11 @@ class Sessions:
 
     def __init__(self, url: str) -> None:
         self.engine, self._serial = open_engine(url)
+
+    @property
+    def where(self) -> str:
+        """The database URL without its password, for logs and the operator."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -71,7 +77,8 @@ def open_engine(url: str) -> tuple[Engine, threading.Lock | nullcontext[None]]:
         database = parsed.database or ""
         memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
         if not memory and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path = Path(database).expanduser()
+            create_private(private_dir(path.parent) / path.name)  # its -wal and -shm take its mode
         extra: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
         engine = create_engine(parsed, connect_args={"timeout": 30}, **extra)
     except (ArgumentError, ImportError, OSError, ValueError) as exc:

@@ -10,18 +10,38 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from speakerctl.app import fleet
 from speakerctl.app.context import AppContext
 from speakerctl.app.views import FleetView, dump_all
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
-from speakerctl.errors import ConfigError, LinkError
+from speakerctl.errors import LinkError, UsageError
 from speakerctl.web import metrics
 
 log = logging.getLogger(__name__)
 SNAPSHOT_TTL_S = 1.0
 """Requests within this long share one read of the store."""
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+
+def allowed_hosts(bound: str, extra: str) -> frozenset[str]:
+    """The Host names the page answers to: the bound address, loopback names on loopback, `extra`."""
+    names = {n.strip().lower() for n in extra.split(",") if n.strip()}
+    if bound in WILDCARDS or bound in LOOPBACK_NAMES or bound.startswith("127."):
+        names |= LOOPBACK_NAMES
+    if bound not in WILDCARDS:
+        names.add(bound.lower())
+    return frozenset(names)
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port or IPv6 brackets."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0].lower()
+    return header.rpartition(":")[0].lower() if header.count(":") == 1 else header.lower()
 
 
 def parse_bind(text: str) -> tuple[str, int]:
@@ -30,9 +50,9 @@ def parse_bind(text: str) -> tuple[str, int]:
     try:
         number = int(port)
     except ValueError:
-        raise ConfigError(f"cannot read {text!r} as HOST:PORT", hint="e.g. --http 127.0.0.1:8080") from None
+        raise UsageError(f"cannot read {text!r} as HOST:PORT", hint="e.g. --http 127.0.0.1:8080") from None
     if not 0 <= number <= 65535:
-        raise ConfigError(f"port {number} out of range")
+        raise UsageError(f"port {number} out of range")
     return host.strip("[]") or "127.0.0.1", number
 
 
@@ -62,14 +82,21 @@ class WebServer:
         return f"http://{host}:{self.port}/"
 
     def app(self) -> web.Application:
-        """The aiohttp application."""
-        app = web.Application()
+        """The aiohttp application; it answers only to its own names (no DNS rebinding)."""
+        app = web.Application(middlewares=[self._check_host])
         app.router.add_get("/", self._page)
         app.router.add_get("/api/fleet", self._fleet)
         app.router.add_get("/api/devices", self._devices)
         app.router.add_get("/api/alerts", self._alerts)
         app.router.add_get("/metrics", self._metrics)
         return app
+
+    @web.middleware
+    async def _check_host(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        allowed = allowed_hosts(self.host, self.controller.settings.web_hosts)
+        if host_name(request.headers.get("Host", "")) not in allowed:
+            raise web.HTTPMisdirectedRequest(text="unknown Host; add it to the web_hosts setting\n")
+        return await handler(request)
 
     async def start(self) -> None:
         """Listen on the given address only; a port of 0 picks a free one."""
