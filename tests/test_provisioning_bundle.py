@@ -24,6 +24,7 @@ from devices.identity import read_bundle, read_bundles
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import runtime
 from speakerctl.broker.address import BrokerAddress
+from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Incoming, Link
 from speakerctl.broker.ports import LOOPBACK, free_port, wait_until_listening
 from speakerctl.cli.main import app
@@ -174,3 +175,14 @@ def _acked(inbox: Inbox, device: str, command_id: str) -> bool:
         if isinstance(event, Ack) and event.command_id == command_id:
             return True
     return False
+
+
+async def test_a_cluster_fails_over_to_the_next_broker_of_its_bundle(embedded_broker: EmbeddedBroker) -> None:
+    live = BrokerAddress.parse(embedded_broker.url)
+    dead = BrokerAddress(LOOPBACK, free_port())
+    link = Link(dead, Inbox(), client_id=f"failover-{free_port()}", fallbacks=[live])
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(link.run())
+        await link.wait_connected(20)
+        task.cancel()
+    assert link.address == live
