@@ -17,7 +17,7 @@ from devices.replay import SeenIds
 from devices.schedule import OffsetEstimator
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link, Will
-from speakerctl.errors import ContentError, LinkError, ProtocolError, SignatureError
+from speakerctl.errors import AuthError, ContentError, LinkError, ProtocolError, SignatureError
 from speakerctl.protocol import (
     Ack,
     Command,
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 STATUS_DEBOUNCE_S = 0.5
 SEEN_IDS_FILE = "seen-ids.txt"
 _OUTBOX_BACKOFF = Backoff(deadline_s=None, first_s=0.1, max_s=2.0)
+REFUSED_DETAIL = "the broker refused the content subscription"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,13 @@ class Counters:
 class DeviceAgent:
     """One cluster: subscribes to its topics, fetches content, plays it, reports back."""
 
-    def __init__(self, config: AgentConfig, address: BrokerAddress, hardware: Hardware) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        address: BrokerAddress,
+        hardware: Hardware,
+        fallbacks: Sequence[BrokerAddress] = (),
+    ) -> None:
         self.config = config
         self.hw = hardware
         self.cache = ContentCache(config.cache_dir)
@@ -118,6 +125,7 @@ class DeviceAgent:
             will=Will(topics.device_status(config.device_id), codec.encode(offline)),
             persistent=True,
             on_connect=self._on_connect,
+            fallbacks=fallbacks,
         )
 
     async def run(self) -> None:
@@ -253,10 +261,23 @@ class DeviceAgent:
             self._emit(play.broadcast_id, DeliveryState.FAILED, Reason.STORAGE_FULL, str(exc)[:200])
             return False
         now = self.hw.clock.now_ms()
-        self._fetches[ref.sha256] = Fetch(download, [(command, play)], now, now)
+        fetch = Fetch(download, [(command, play)], now, now)
+        self._fetches[ref.sha256] = fetch
         self._unsubscribe.discard(topics.content(ref.sha256))  # a pending leave must not undo this
-        await self._quietly(self.link.subscribe([topics.content(ref.sha256)]))
+        try:
+            await self._quietly(self.link.subscribe([topics.content(ref.sha256)]))
+        except AuthError as exc:
+            # The content would never come: say so now rather than after the content timeout.
+            log.warning("%s: %s", self.config.device_id, exc)
+            self._fail_fetch(ref.sha256, fetch, REFUSED_DETAIL)
+            return False
         return True
+
+    def _fail_fetch(self, sha256: str, fetch: Fetch, detail: str) -> None:
+        for _, waiting in fetch.waiting:
+            self._emit(waiting.broadcast_id, DeliveryState.FAILED, Reason.CONTENT_TIMEOUT, detail)
+        if self._fetches.get(sha256) is fetch:
+            self._drop_fetch(sha256, fetch)
 
     def _ready(self, command: Command, play: Play, ref: ContentRef, path: Path) -> None:
         self._emit(play.broadcast_id, DeliveryState.CONTENT_READY, None, "")
@@ -330,8 +351,11 @@ class DeviceAgent:
         self.link.drop()
 
     async def _quietly(self, call: Awaitable[None]) -> None:
+        """Await a broker call; a lost link is logged (the call is redone on reconnect), a refusal raised."""
         try:
             await call
+        except AuthError:
+            raise
         except LinkError as exc:
             log.info("%s: %s", self.config.device_id, exc)
 

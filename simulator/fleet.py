@@ -11,6 +11,7 @@ from pathlib import Path
 
 from devices.agent import AgentConfig, DeviceAgent
 from devices.hardware import Hardware
+from devices.identity import Installed
 from devices.trust import read_trusted_keys
 from simulator.conditions import FleetConditions
 from simulator.faults import FaultProfile, FaultyDownlink
@@ -51,23 +52,39 @@ class SimDevice:
     amplifier: SimAmplifier
     telemetry: SimTelemetry
     clock: SimClock
-    identity: Provisioning
+    installed: Installed
+
+    @property
+    def identity(self) -> Provisioning:
+        """The cluster's provisioning record."""
+        return self.installed.identity
 
 
 class Fleet:
-    """A simulated fleet: one agent per provisioned cluster, all in this process's event loop."""
+    """A simulated fleet: one agent per provisioned cluster, all in this process's event loop.
+
+    A cluster given as a bare record connects to `address` with the keys of `options.trust_file`; one
+    given with its bundle (`Installed`) connects as its bundle says: its own account, brokers and keys.
+    """
 
     def __init__(
-        self, clusters: Sequence[Provisioning], address: BrokerAddress, options: FleetOptions
+        self, clusters: Sequence[Provisioning | Installed], address: BrokerAddress, options: FleetOptions
     ) -> None:
         self.address = address
         self.options = options
         rng = random.Random(options.seed)
         self._rng = rng
         self.trusted = read_trusted_keys(options.trust_file) if options.trust_file else TrustedKeys()
-        self.devices = {c.device_id: self._build(c, rng) for c in clusters}
+        installed = [self._installed(c) for c in clusters]
+        self.devices = {c.identity.device_id: self._build(c, rng) for c in installed}
 
-    def _build(self, identity: Provisioning, rng: random.Random) -> SimDevice:
+    def _installed(self, cluster: Provisioning | Installed) -> Installed:
+        if isinstance(cluster, Installed):
+            return cluster
+        return Installed(cluster, (self.address,), self.trusted)
+
+    def _build(self, installed: Installed, rng: random.Random) -> SimDevice:
+        identity = installed.identity
         offset = rng.randint(-self.options.max_clock_offset_ms, self.options.max_clock_offset_ms)
         clock = SimClock(offset)
         output = SimOutput(self.options.time_scale)
@@ -81,20 +98,21 @@ class Fleet:
             model=identity.model,
             heartbeat_s=self.options.heartbeat_s,
             firmware=firmware,
-            trusted_keys=self.trusted,
+            trusted_keys=installed.trusted_keys,
             repair_after_s=self.options.repair_after_s,
         )
         hardware = Hardware(output, amplifier, telemetry, clock, identity.codecs)
-        agent = DeviceAgent(config, self.address, hardware)
+        first, *fallbacks = installed.brokers
+        agent = DeviceAgent(config, first, hardware, fallbacks)
         if self.options.faults is not None:
             faults, link_rng = self.options.faults, random.Random(rng.random())
             agent.link.wrap_handler(lambda inner: FaultyDownlink(inner, faults, link_rng))
-        return SimDevice(agent, output, amplifier, telemetry, clock, identity)
+        return SimDevice(agent, output, amplifier, telemetry, clock, installed)
 
     def rebuild(self, device_id: str) -> SimDevice:
         """The cluster after a power cycle: a fresh agent and hardware on the same storage."""
         old = self.devices[device_id]
-        self.devices[device_id] = self._build(old.identity, self._rng)
+        self.devices[device_id] = self._build(old.installed, self._rng)
         return self.devices[device_id]
 
     @property

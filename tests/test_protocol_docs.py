@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from speakerctl.app import views
 from speakerctl.errors import ProtocolError
 from speakerctl.protocol import Reason, codec, lifecycle, limits, messages, topics
 
@@ -17,6 +18,7 @@ DECODERS: dict[str, Callable[[bytes], object]] = {
     "command": codec.decode_command,
     "event": codec.decode_event,
     "status": codec.decode_status,
+    "bundle": codec.decode_bundle,
 }
 _EXAMPLE = re.compile(r"<!-- example: (\w+) -->\n```json\n(.*?)\n```", re.DOTALL)
 _JSON_FENCE = re.compile(r"^```json$", re.MULTILINE)
@@ -109,3 +111,23 @@ def test_the_kinds_by_topic_table_matches_the_codes_routing() -> None:
         else:
             with pytest.raises(ProtocolError):
                 messages.check_command_topic(zone, kind)
+
+
+_VIEW_TABLE = re.compile(r"<!-- view: (\w+) -->\n\| Field .*?\n\|---.*?\n((?:\|.*\n)+)")
+DOCUMENTED_VIEWS = {"BroadcastReportView", "ZoneOutcomeView", "MissedView", "PlayView"}
+"""The JSON of `report --json` and of the play log: each view's fields are a table in §17."""
+
+
+def _documented_fields() -> dict[str, list[str]]:
+    tables = _VIEW_TABLE.findall(_doc())
+    return {name: re.findall(r"^\| `(\w+)` \|", rows, re.MULTILINE) for name, rows in tables}
+
+
+def test_report_json_fields_are_documented_exactly_as_the_views_have_them() -> None:
+    documented = _documented_fields()
+    assert set(documented) == DOCUMENTED_VIEWS
+    for name, fields in documented.items():
+        view = getattr(views, name)
+        assert fields == list(view.model_fields), (
+            f"{name}: documented {fields}, view {list(view.model_fields)}"
+        )

@@ -134,6 +134,8 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
     views.KeyView: ("key_id", "active"),
     views.AccountView: ("username", "secret"),
     views.ProvisionedView: ("trusted_keys", "key_id", "accounts"),
+    views.BundleView: ("device_id", "directory", "brokers", "tls_ca"),
+    views.BundlesView: ("key_id", "bundles"),
 }
 # fmt: on
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from speakerctl.app import views
 from speakerctl.app.context import AppContext
+from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.mosquitto import (
     MosquittoConfig,
     TlsFiles,
@@ -16,8 +17,10 @@ from speakerctl.broker.mosquitto import (
     broker_account,
     hand_over,
 )
-from speakerctl.errors import ConfigError, NotFound, UsageError
+from speakerctl.errors import ConfigError, NotFound, ProtocolError, UsageError
+from speakerctl.fleet import provisioning_records, write_bundle
 from speakerctl.protocol.limits import BROKER_MAX_PAYLOAD
+from speakerctl.protocol.provisioning import check_broker_url
 from speakerctl.security import keys
 from speakerctl.security.credentials import CONTROLLER_USER, Credentials, mosquitto_acl
 
@@ -45,18 +48,26 @@ def retire(ctx: AppContext, key_id: str) -> None:
     keys.retire(ctx.settings.keys_dir, key_id)
 
 
-def provision(
-    ctx: AppContext, device_ids: list[str], zone: str | None, controller: bool
-) -> views.ProvisionedView:
-    """Create broker identities and secrets for the clusters (and the controller); secrets shown once."""
+def _chosen(ctx: AppContext, device_ids: list[str], zone: str | None, every: bool = False) -> list[str]:
+    """The clusters named, those of `zone` and below, or (`every`) all of them; NotFound if unknown."""
     inventory = ctx.inventory()
     known = {d.id for d in inventory.devices}
     chosen = list(device_ids)
     if zone is not None:
         chosen += [d.id for d in inventory.devices_under(zone)]
+    if every:
+        chosen += [d.id for d in inventory.devices]
     unknown = [d for d in chosen if d not in known]
     if unknown:
         raise NotFound(f"no cluster named {unknown[0]!r} in the inventory", hint="speakerctl devices list")
+    return list(dict.fromkeys(chosen))
+
+
+def provision(
+    ctx: AppContext, device_ids: list[str], zone: str | None, controller: bool
+) -> views.ProvisionedView:
+    """Create broker identities and secrets for the clusters (and the controller); secrets shown once."""
+    chosen = _chosen(ctx, device_ids, zone)
     names = list(dict.fromkeys(([CONTROLLER_USER] if controller else []) + chosen))
     issued = Credentials.in_dir(ctx.settings.data_dir).provision(names)
     signer = keys.load_or_create_signer(ctx.settings.keys_dir)
@@ -65,6 +76,58 @@ def provision(
         key_id=signer.key_id,
         accounts=[views.AccountView(username=i.username, secret=i.secret) for i in issued],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BundleRequest:
+    """Which clusters get a bundle, where it goes, and how they reach the broker."""
+
+    out: Path
+    device_ids: tuple[str, ...] = ()
+    zone: str | None = None
+    every: bool = False
+    brokers: tuple[str, ...] = ()
+    """Broker URLs in order of preference; none: the controller's broker, without its login."""
+    cafile: Path | None = None
+    """The CA certificate clusters check the broker with; None: the `broker_ca` setting, if any."""
+
+
+def bundles(ctx: AppContext, request: BundleRequest) -> views.BundlesView:
+    """Write one provisioning bundle per cluster, each with a new broker secret (replacing the old)."""
+    chosen = _chosen(ctx, list(request.device_ids), request.zone, request.every)
+    brokers = list(request.brokers) or [_plain_url(ctx.settings.broker_address)]
+    try:
+        for url in brokers:
+            check_broker_url(url)
+    except ProtocolError as exc:
+        raise UsageError(str(exc), hint="e.g. --broker-url mqtts://broker.example:8883") from exc
+    ca = _ca_bytes(request.cafile or (Path(ctx.settings.broker_ca) if ctx.settings.broker_ca else None))
+    signer = keys.load_or_create_signer(ctx.settings.keys_dir)
+    trusted = keys.trusted_path(ctx.settings.keys_dir).read_text(encoding="ascii")
+    secrets = {i.username: i.secret for i in Credentials.in_dir(ctx.settings.data_dir).provision(chosen)}
+    records = {r.device_id: r for r in provisioning_records(ctx.inventory())}
+    written = []
+    for device in chosen:
+        directory = request.out / device
+        write_bundle(directory, records[device], brokers, secrets[device], trusted, ca)
+        view = views.BundleView(
+            device_id=device, directory=str(directory), brokers=brokers, tls_ca=ca is not None
+        )
+        written.append(view)
+    return views.BundlesView(key_id=signer.key_id, bundles=written)
+
+
+def _plain_url(address: BrokerAddress) -> str:
+    return f"{'mqtts' if address.tls else 'mqtt'}://{address.host}:{address.port}"
+
+
+def _ca_bytes(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the CA certificate {path}: {exc}") from exc
 
 
 def tls_files(cafile: Path | None, certfile: Path | None, keyfile: Path | None) -> TlsFiles | None:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from devices.identity import read_provisioning
+from devices.identity import Installed, read_bundles, read_provisioning
 from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import bulletins
@@ -222,11 +222,18 @@ def fleet_options(
     )
 
 
-def clusters(ctx: AppContext, count: int | None, provisioning: Path | None) -> tuple[Provisioning, ...]:
+Provisioned = tuple[Provisioning | Installed, ...]
+
+
+def clusters(ctx: AppContext, count: int | None, provisioning: Path | None) -> Provisioned:
     """What each simulated cluster is told at provisioning: a file's records, or the inventory's.
 
-    `count` cuts the inventory short or pads it with generated clusters (fleet-scale runs).
+    `provisioning` may also be a directory of bundles (`devices provision --bundle`): then each cluster
+    connects with its own account, brokers and trusted keys. `count` cuts the inventory short or pads
+    it with generated clusters (fleet-scale runs).
     """
+    if provisioning is not None and provisioning.is_dir():
+        return read_bundles(provisioning)
     if provisioning is not None:
         return read_provisioning(provisioning)
     inventory = ctx.inventory()
@@ -235,7 +242,7 @@ def clusters(ctx: AppContext, count: int | None, provisioning: Path | None) -> t
 
 async def simulate(
     ctx: AppContext,
-    provisioned: Sequence[Provisioning],
+    provisioned: Sequence[Provisioning | Installed],
     options: FleetOptions,
     ready: Callable[[int], None],
 ) -> None:

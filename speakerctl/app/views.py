@@ -416,3 +416,19 @@ class ProvisionedView(View):
     trusted_keys: str
     key_id: str
     accounts: list[AccountView]
+
+
+class BundleView(View):
+    """One cluster's provisioning bundle just written (its secret is in the bundle, not here)."""
+
+    device_id: str
+    directory: str
+    brokers: list[str]
+    tls_ca: bool
+
+
+class BundlesView(View):
+    """`devices provision --bundle DIR --json`."""
+
+    key_id: str
+    bundles: list[BundleView]

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import aiomqtt
@@ -76,8 +76,11 @@ class Link:
         max_inflight: int = 100,
         backoff: Backoff = Backoff(),
         on_connect: Callable[[], Awaitable[None]] | None = None,
+        fallbacks: Sequence[BrokerAddress] = (),
     ) -> None:
         self.address = address
+        self._addresses = (address, *fallbacks)
+        """Brokers tried in turn: a failed connect moves on to the next (a cluster's failover list)."""
         self._handler = handler
         self._client_id = client_id
         self._will = will
@@ -135,7 +138,12 @@ class Link:
                     ) from exc
                 attempt += 1
                 log.warning("link to %s lost (%s); retry %d", self.address.url, exc, attempt)
+                self._next_address()
             await asyncio.sleep(self._backoff.delay(max(attempt, 1)))
+
+    def _next_address(self) -> None:
+        at = self._addresses.index(self.address)
+        self.address = self._addresses[(at + 1) % len(self._addresses)]
 
     async def _session(self) -> None:
         async with self._new_client() as client:
@@ -187,17 +195,31 @@ class Link:
             ) from None
 
     async def subscribe(self, topics: Iterable[str], qos: int = 1) -> None:
-        """Subscribe now if connected, and again after every reconnect."""
+        """Subscribe now if connected, and again after every reconnect; AuthError if the broker refuses."""
         new = [t for t in topics if self._subscriptions.get(t) != qos]
         for topic in new:
             self._subscriptions[topic] = qos
         client = self._client
         if client is not None and new:
-            await self._guard(client.subscribe([(t, qos) for t in new]), "subscribe")
+            granted = await self._guard(client.subscribe([(t, qos) for t in new]), "subscribe")
+            self._check_granted(new, granted)
+
+    def _check_granted(self, topics: list[str], granted: object) -> None:
+        codes = list(granted) if isinstance(granted, tuple | list) else []
+        refused = [t for t, code in zip(topics, codes, strict=False) if _is_failure(code)]
+        for topic in refused:
+            self._subscriptions.pop(topic, None)
+        if refused:
+            raise AuthError(
+                f"broker {self.address.url} refused the subscription to {', '.join(refused)}",
+                hint="check the broker's ACL for this account",
+            )
 
     async def unsubscribe(self, topics: Iterable[str]) -> None:
-        """Forget subscriptions."""
-        gone = [t for t in topics if self._subscriptions.pop(t, None) is not None]
+        """Leave topics, also those this link never subscribed (a persistent session may hold them)."""
+        gone = list(dict.fromkeys(topics))
+        for topic in gone:
+            self._subscriptions.pop(topic, None)
         client = self._client
         if client is not None and gone:
             await self._guard(client.unsubscribe(gone), "unsubscribe")
@@ -213,9 +235,9 @@ class Link:
         await self._guard(client.publish(topic, payload, qos, retain, timeout=timeout), "publish")
         self.bytes_out += len(payload)
 
-    async def _guard(self, call: Awaitable[object], what: str) -> None:
+    async def _guard(self, call: Awaitable[object], what: str) -> object:
         try:
-            await call
+            return await call
         except aiomqtt.MqttError as exc:
             if "timed out" in str(exc).lower():
                 raise AckTimeout(f"{what} not acknowledged by {self.address.url}: {exc}") from exc
@@ -231,6 +253,12 @@ class Link:
         sock = client._client.socket() if client is not None else None
         if isinstance(sock, socket.socket):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+def _is_failure(code: object) -> bool:
+    """A SUBACK return code that refuses the subscription (0x80 in MQTT 3.1.1, >= 0x80 in 5)."""
+    value = code.value if isinstance(code, ReasonCode) else code
+    return isinstance(value, int) and value >= 0x80
 
 
 def _incoming(message: aiomqtt.Message) -> Incoming:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from speakerctl.app import keys
+from speakerctl.app.views import BundlesView, ProvisionedView
 from speakerctl.cli.common import console, console_err, print_json, state
 from speakerctl.cli.text import id_column
 
@@ -16,10 +18,43 @@ def provision(
     device_ids: Annotated[list[str] | None, typer.Argument(help="Clusters to provision.")] = None,
     zone: Annotated[str | None, typer.Option(help="Every cluster of this zone and below.")] = None,
     controller: Annotated[bool, typer.Option(help="Also (re)create the controller's account.")] = False,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write one provisioning bundle per cluster into DIR/<device id>/ (docs/protocol.md §16)."
+        ),
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="With --bundle: every cluster of the inventory.")
+    ] = False,
+    broker_url: Annotated[
+        list[str] | None,
+        typer.Option(help="With --bundle: a broker URL the clusters use, in order (repeat for failover)."),
+    ] = None,
+    cafile: Annotated[
+        Path | None, typer.Option(help="With --bundle: the broker's CA certificate (default: broker_ca).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Create each cluster's broker identity and secret; the secret is shown now and never again."""
-    issued = keys.provision(state.context(), list(device_ids or []), zone, controller)
+    """Create each cluster's broker identity and secret, shown now (or bundled) and never again."""
+    if bundle is None and (every or broker_url or cafile):
+        raise typer.BadParameter("--all, --broker-url and --cafile go with --bundle DIR")
+    if bundle is not None and controller:
+        raise typer.BadParameter(
+            "provision the controller's account on its own: devices provision --controller"
+        )
+    if bundle is not None:
+        if not (device_ids or zone or every):
+            raise typer.BadParameter("name the clusters to bundle, or --zone ZONE, or --all")
+        request = keys.BundleRequest(
+            bundle, tuple(device_ids or ()), zone, every, tuple(broker_url or ()), cafile
+        )
+        _bundled(keys.bundles(state.context(), request), as_json)
+        return
+    _accounts(keys.provision(state.context(), list(device_ids or []), zone, controller), as_json)
+
+
+def _accounts(issued: ProvisionedView, as_json: bool) -> None:
     if as_json:
         print_json(issued)
         return
@@ -32,3 +67,16 @@ def provision(
         f"install each secret in its cluster with the trusted keys file {issued.trusted_keys}; "
         "then `speakerctl broker config mosquitto`"
     )
+
+
+def _bundled(written: BundlesView, as_json: bool) -> None:
+    if as_json:
+        print_json(written)
+        return
+    table = Table(
+        "cluster", "bundle", "brokers", title=f"{len(written.bundles)} bundles", title_justify="left"
+    )
+    for item in written.bundles:
+        table.add_row(item.device_id, item.directory, " ".join(item.brokers))
+    console.print(table)
+    console_err.print("copy each directory onto its cluster; then `speakerctl broker config mosquitto`")

@@ -32,7 +32,8 @@ def simulate(
     provisioning: Annotated[
         Path | None,
         typer.Option(
-            help="Run the clusters of this provisioning file (default: every cluster of the inventory)."
+            help="Run the clusters of this provisioning file, or of this directory of bundles, each with "
+            "its own account (default: every cluster of the inventory, with the controller's account)."
         ),
     ] = None,
 ) -> None:

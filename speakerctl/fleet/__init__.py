@@ -11,7 +11,7 @@ from speakerctl.fleet.loading import (
     load_inventory,
 )
 from speakerctl.fleet.profiles import HardwareProfile, load_profiles, profiles_from_dict
-from speakerctl.fleet.provisioning import provisioning_records, write_provisioning
+from speakerctl.fleet.provisioning import provisioning_records, write_bundle, write_provisioning
 from speakerctl.fleet.records import DeviceSpec, Inventory, Network, scaled_inventory
 from speakerctl.fleet.validate import FORMAT
 from speakerctl.fleet.zonetree import PATH_SEPARATOR, Zone, ZoneKind, ZoneTree
@@ -34,5 +34,6 @@ __all__ = [
     "profiles_from_dict",
     "provisioning_records",
     "scaled_inventory",
+    "write_bundle",
     "write_provisioning",
 ]

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from speakerctl.errors import PayloadTooLarge, ProtocolError
 from speakerctl.protocol.limits import MAX_JSON_PAYLOAD
 from speakerctl.protocol.messages import Command, Event, Status, event_from_wire
+from speakerctl.protocol.provisioning import Bundle
 
 
 class ToWire(Protocol):
@@ -60,3 +61,8 @@ def signing_bytes(command: Command) -> bytes:
     wire = command.to_wire()
     del wire["sig"]
     return json.dumps(wire, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode_bundle(payload: bytes) -> Bundle:
+    """A provisioning bundle's `bundle.json` from its bytes."""
+    return Bundle.from_wire(load_json(payload))

@@ -1,0 +1,210 @@
+"""The agent's content subscriptions on a real Mosquitto: a refused one, stale ones a session kept."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from waiting import Observed
+
+from devices.agent import REFUSED_DETAIL, AgentConfig, DeviceAgent
+from devices.hardware import Hardware
+from simulator.hardware import SimAmplifier, SimClock, SimOutput, SimTelemetry
+from speakerctl.broker.address import BrokerAddress
+from speakerctl.broker.link import Incoming, Link
+from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess
+from speakerctl.broker.ports import free_port
+from speakerctl.protocol import (
+    Command,
+    ContentRef,
+    DeliveryEvent,
+    DeliveryState,
+    Play,
+    Priority,
+    Reason,
+    chunks,
+    codec,
+    topics,
+)
+from speakerctl.protocol.signing import Signer, TrustedKeys
+
+DEVICE = "sub-test-01"
+ZONE = "sub-test-zone"
+
+
+def _agent(address: BrokerAddress, root: Path, signer: Signer) -> DeviceAgent:
+    hardware = Hardware(SimOutput(time_scale=20), SimAmplifier(), SimTelemetry(), SimClock())
+    trusted = TrustedKeys.of([signer.private.public_key()])
+    config = AgentConfig(DEVICE, (ZONE,), root / DEVICE, trusted_keys=trusted, repair_after_s=0.5)
+    return DeviceAgent(config, address, hardware)
+
+
+@asynccontextmanager
+async def _running(*items: Link | DeviceAgent) -> AsyncIterator[None]:
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(x.run()) for x in items]
+        for x in items:
+            await (x.link if isinstance(x, DeviceAgent) else x).wait_connected(10)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.seen: Observed[Incoming] = Observed()
+
+    async def __call__(self, message: Incoming) -> None:
+        self.seen.add(message)
+
+    def deliveries(self) -> list[DeliveryEvent]:
+        events = [codec.decode_event(m.payload) for m in self.seen.items if m.topic.endswith("/evt")]
+        return [e for e in events if isinstance(e, DeliveryEvent)]
+
+
+def _play(signer: Signer, data: bytes, broadcast_id: str) -> Command:
+    ref = ContentRef(hashlib.sha256(data).hexdigest(), len(data), "opus", 200)
+    now = time.time_ns() // 1_000_000
+    command = Command(f"id-{broadcast_id}", now, now + 60_000, Priority.NORMAL, Play(broadcast_id, (ref,)))
+    return signer.sign_for(command, topics.device_cmd(DEVICE))
+
+
+DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+
+
+def _dynsec_client(username: str, password: str, role: str) -> dict[str, object]:
+    """A dynamic-security client entry: PBKDF2-SHA512 of the password, as the plugin stores it."""
+    salt, iterations = os.urandom(12), 101
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
+    b64 = base64.b64encode
+    return {
+        "username": username,
+        "password": b64(digest).decode(),
+        "salt": b64(salt).decode(),
+        "iterations": iterations,
+        "roles": [{"rolename": role}],
+    }
+
+
+def _allow(acltype: str, topic: str) -> dict[str, object]:
+    return {"acltype": acltype, "topic": topic, "priority": 0, "allow": True}
+
+
+@pytest.fixture
+def refusing_broker(tmp_path: Path, mosquitto_binary: str) -> Iterator[MosquittoProcess]:
+    """A Mosquitto whose ACL refuses the cluster's content subscriptions in the SUBACK.
+
+    Mosquitto's acl_file grants every subscription and filters at delivery; its dynamic-security plugin
+    checks subscriptions, so this broker uses it: the cluster may read its command topics, nothing else.
+    """
+    if not DYNSEC_PLUGIN.exists():
+        pytest.skip(f"no {DYNSEC_PLUGIN}")
+    device_acls = [
+        _allow("subscribeLiteral", topics.device_cmd(DEVICE)),
+        _allow("subscribeLiteral", topics.zone_cmd(ZONE)),
+        _allow("publishClientSend", topics.device_status(DEVICE)),
+        _allow("publishClientSend", topics.device_events(DEVICE)),
+    ]
+    state = {
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": True,
+            "subscribe": False,
+            "unsubscribe": True,
+        },
+        "clients": [_dynsec_client("ctl", "ctl-secret", "ctl"), _dynsec_client(DEVICE, "dev-secret", "dev")],
+        "groups": [],
+        "roles": [
+            {"rolename": "ctl", "acls": [_allow("publishClientSend", "#"), _allow("subscribePattern", "#")]},
+            {"rolename": "dev", "acls": device_acls},
+        ],
+    }
+    dynsec = tmp_path / "dynsec.json"
+    dynsec.write_text(json.dumps(state))
+    extra = (f"plugin {DYNSEC_PLUGIN}", f"plugin_opt_config_file {dynsec}")
+    config = MosquittoConfig(port=free_port(), allow_anonymous=False, extra=extra)
+    with MosquittoProcess(config, tmp_path / "mosquitto", binary=mosquitto_binary) as broker:
+        yield broker
+
+
+async def test_a_refused_content_subscription_fails_the_broadcast_at_once_without_accepted(
+    refusing_broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    broker = refusing_broker
+    signer = Signer(Ed25519PrivateKey.generate())
+    agent = _agent(BrokerAddress(broker.host, broker.port, DEVICE, "dev-secret"), tmp_path, signer)
+    inbox = Inbox()
+    ctl = Link(BrokerAddress(broker.host, broker.port, "ctl", "ctl-secret"), inbox, client_id="ctl")
+    await ctl.subscribe([topics.device_events(DEVICE)])
+    play = codec.encode(_play(signer, b"refused" * 100, "bc-refused"))
+    async with _running(agent, ctl):
+        await ctl.publish(topics.device_cmd(DEVICE), play)
+        # Well within the content timeout (300 s): the cluster must not wait for content that cannot come.
+        await inbox.seen.wait_for(lambda _: bool(inbox.deliveries()), "a delivery event", timeout=15)
+    events = inbox.deliveries()
+    assert [(e.state, e.reason, e.detail) for e in events] == [
+        (DeliveryState.FAILED, Reason.CONTENT_TIMEOUT, REFUSED_DETAIL)
+    ]
+    assert not agent._fetches
+
+
+async def test_a_content_subscription_left_in_the_session_is_dropped_on_its_first_chunk(
+    mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
+    address = BrokerAddress(mosquitto.host, mosquitto.port)
+    data = b"stale content " * 50
+    sha = hashlib.sha256(data).hexdigest()
+    # Before the reboot the cluster was downloading `sha`: its persistent session holds the subscription.
+    before = Link(address, Inbox(), client_id=DEVICE, persistent=True)
+    await before.subscribe([topics.content(sha)])
+    async with _running(before):
+        pass
+    agent = _agent(address, tmp_path, Signer(Ed25519PrivateKey.generate()))
+    received: Observed[str] = Observed()
+    agent.link.wrap_handler(lambda inner: _counting(inner, received))
+    left: Observed[str] = Observed()
+    agent.link.unsubscribe = _recording(agent.link.unsubscribe, left)  # type: ignore[method-assign]
+    ctl = Link(address, Inbox(), client_id="ctl")
+    frame = chunks.pack(0, 1, data)
+    async with _running(agent, ctl):
+        await ctl.publish(topics.content(sha), frame)
+        await received.wait_for(lambda items: topics.content(sha) in items, "the stale chunk")
+        await left.wait_for(lambda items: topics.content(sha) in items, "the unsubscribe")
+        # After leaving, a chunk of that item no longer reaches the cluster; a command sent after it does.
+        await ctl.publish(topics.content(sha), frame)
+        await ctl.publish(topics.device_cmd(DEVICE), b"{}")
+        await received.wait_for(lambda items: topics.device_cmd(DEVICE) in items, "the later command")
+    assert received.items.count(topics.content(sha)) == 1
+
+
+def _counting(
+    inner: Callable[[Incoming], Awaitable[None]], seen: Observed[str]
+) -> Callable[[Incoming], Awaitable[None]]:
+    async def handle(message: Incoming) -> None:
+        seen.add(message.topic)
+        await inner(message)
+
+    return handle
+
+
+def _recording(
+    inner: Callable[[Iterable[str]], Awaitable[None]], left: Observed[str]
+) -> Callable[[Iterable[str]], Awaitable[None]]:
+    async def unsubscribe(topic_list: Iterable[str]) -> None:
+        wanted = list(topic_list)
+        await inner(wanted)
+        for topic in wanted:
+            left.add(topic)
+
+    return unsubscribe
