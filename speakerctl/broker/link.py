@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
@@ -193,14 +194,15 @@ class Link:
             self._subscriptions[topic] = qos
         client = self._client
         if client is not None and new:
-            await self._guard(client.subscribe([(t, qos) for t in new]), "subscribe")
+            sent = client.subscribe([(t, qos) for t in new])
+            await self._guard(_within_session(client, sent), "subscribe")
 
     async def unsubscribe(self, topics: Iterable[str]) -> None:
         """Forget subscriptions."""
         gone = [t for t in topics if self._subscriptions.pop(t, None) is not None]
         client = self._client
         if client is not None and gone:
-            await self._guard(client.unsubscribe(gone), "unsubscribe")
+            await self._guard(_within_session(client, client.unsubscribe(gone)), "unsubscribe")
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, timeout: float = 10
@@ -210,7 +212,8 @@ class Link:
         client = self._client
         if client is None:
             raise LinkError(f"connection to {self.address.url} dropped before publishing")
-        await self._guard(client.publish(topic, payload, qos, retain, timeout=timeout), "publish")
+        sent = client.publish(topic, payload, qos, retain, timeout=timeout)
+        await self._guard(_within_session(client, sent), "publish")
         self.bytes_out += len(payload)
 
     async def _guard(self, call: Awaitable[object], what: str) -> None:
@@ -231,6 +234,26 @@ class Link:
         sock = client._client.socket() if client is not None else None
         if isinstance(sock, socket.socket):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+async def _within_session(client: aiomqtt.Client, call: Awaitable[object]) -> None:
+    """Await an acknowledged call, failing at once if the connection drops meanwhile."""
+    # aiomqtt waits for the ack of a dropped connection until its timeout, and the next session's
+    # client never resends: fail now, so a publish can be sent again at once (subscriptions are
+    # renewed by the next session anyway). A handler awaiting an ack holds up the message loop,
+    # which would notice the loss only after it: paho's own signal (private in aiomqtt) is watched.
+    lost = client._disconnected
+    task = asyncio.ensure_future(call)
+    try:
+        await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await task
+    if task.cancelled():
+        raise aiomqtt.MqttError("connection dropped before the broker's ack")
+    task.result()
 
 
 def _incoming(message: aiomqtt.Message) -> Incoming:
