@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from speakerctl.app.context import open_store
 from speakerctl.broker.address import BrokerAddress
@@ -90,6 +93,34 @@ async def test_link_heals_after_the_broker_restarts(mosquitto: MosquittoProcess)
         task.cancel()
     assert link.connects == 2
     assert [m.payload for m in inbox.messages] == [b"back"]
+
+
+async def test_an_unacknowledged_publish_fails_as_soon_as_its_connection_drops(
+    mosquitto: MosquittoProcess,
+) -> None:
+    # aiomqtt waited out the whole timeout for the ack of a dead connection, which the next
+    # connection never resends: a cluster's outbox stood still for 30 s after a broker restart.
+    link = Link(BrokerAddress(mosquitto.host, mosquitto.port), Inbox(), backoff=FAST)
+    pid = mosquitto.pid
+    assert pid is not None
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(link.run())
+        await link.wait_connected(10)
+        os.kill(pid, signal.SIGSTOP)  # the broker hears nothing and acks nothing
+        try:
+            publish = asyncio.create_task(link.publish("pa/v1/ack", b"x", timeout=30))
+            await wait_until(lambda: _awaiting_ack(link), "the PUBLISH on the wire, its ack outstanding")
+            link.drop()
+            with pytest.raises(LinkError, match="dropped"):
+                await asyncio.wait_for(publish, 5)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        task.cancel()
+
+
+def _awaiting_ack(link: Link) -> bool:
+    client = link._client
+    return client is not None and any(True for _ in client._pending_calls)
 
 
 def test_broker_urls_are_validated_where_they_enter() -> None:

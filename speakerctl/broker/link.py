@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
@@ -201,7 +202,8 @@ class Link:
             self._subscriptions[topic] = qos
         client = self._client
         if client is not None and new:
-            granted = await self._guard(client.subscribe([(t, qos) for t in new]), "subscribe")
+            sent = client.subscribe([(t, qos) for t in new])
+            granted = await self._guard(_within_session(client, sent), "subscribe")
             self._check_granted(new, granted)
 
     def _check_granted(self, topics: list[str], granted: object) -> None:
@@ -222,7 +224,7 @@ class Link:
             self._subscriptions.pop(topic, None)
         client = self._client
         if client is not None and gone:
-            await self._guard(client.unsubscribe(gone), "unsubscribe")
+            await self._guard(_within_session(client, client.unsubscribe(gone)), "unsubscribe")
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, timeout: float = 10
@@ -232,7 +234,8 @@ class Link:
         client = self._client
         if client is None:
             raise LinkError(f"connection to {self.address.url} dropped before publishing")
-        await self._guard(client.publish(topic, payload, qos, retain, timeout=timeout), "publish")
+        sent = client.publish(topic, payload, qos, retain, timeout=timeout)
+        await self._guard(_within_session(client, sent), "publish")
         self.bytes_out += len(payload)
 
     async def _guard(self, call: Awaitable[object], what: str) -> object:
@@ -259,6 +262,26 @@ def _is_failure(code: object) -> bool:
     """A SUBACK return code that refuses the subscription (0x80 in MQTT 3.1.1, >= 0x80 in 5)."""
     value = code.value if isinstance(code, ReasonCode) else code
     return isinstance(value, int) and value >= 0x80
+
+
+async def _within_session(client: aiomqtt.Client, call: Awaitable[object]) -> object:
+    """Await an acknowledged call, failing at once if the connection drops meanwhile."""
+    # aiomqtt waits for the ack of a dropped connection until its timeout, and the next session's
+    # client never resends: fail now, so a publish can be sent again at once (subscriptions are
+    # renewed by the next session anyway). A handler awaiting an ack holds up the message loop,
+    # which would notice the loss only after it: paho's own signal (private in aiomqtt) is watched.
+    lost = client._disconnected
+    task = asyncio.ensure_future(call)
+    try:
+        await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await task
+    if task.cancelled():
+        raise aiomqtt.MqttError("connection dropped before the broker's ack")
+    return task.result()
 
 
 def _incoming(message: aiomqtt.Message) -> Incoming:

@@ -17,6 +17,7 @@ from speakerctl.broker.link import Link
 from speakerctl.clock import Clock, SystemClock, to_ms
 from speakerctl.config import Settings
 from speakerctl.controller.ingest import Ingestor
+from speakerctl.controller.pause import pause_at
 from speakerctl.controller.planning import Plan, PlayOptions, plan_broadcast, resolve_targets
 from speakerctl.controller.resilience import play_command_id, publish_through_outages
 from speakerctl.controller.session import Session, command_session
@@ -246,9 +247,12 @@ class Controller:
         timeout = self.settings.broadcast_timeout_s + plan.duration_ms / 1000 + wait_s
         async with asyncio.TaskGroup() as tg:
             jobs = [tg.create_task(u.run(tracker)) for u in uploads]
-            for topic in plan.topics:
+            await pause_at("before-publish")
+            for i, topic in enumerate(plan.topics):
                 payload = codec.encode(self.signer.sign_for(command, topic))
                 await publish_through_outages(self.link, topic, payload, timeout)
+                if i == 0:
+                    await pause_at("mid-publish")
             try:
                 await _follow(tracker, timeout, progress)
             finally:
