@@ -63,7 +63,7 @@ async def test_late_within_the_window_airs_late_and_misses_are_coalesced(tmp_pat
     runner = _runner(tmp_path, db_url, clock, sent)
     created = FIVE_AM - timedelta(days=10)
     runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), DAILY_5AM, window_s=900, created_at=created))
-    runner.book.record(Run("sch-a", FIVE_AM - timedelta(days=3), RunState.AIRED, "bc-x"))
+    runner.book.record(Run("sch-a", FIVE_AM - timedelta(days=3), RunState.AIRED, "bc-x", "", created))
     run = await runner.fire("sch-a")
     assert run is not None and run.state is RunState.LATE and "aired 310 s late" in run.detail
     assert sent.requests[0].start_at == clock.now() + timedelta(seconds=10)
