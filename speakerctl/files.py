@@ -33,6 +33,12 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = PRIVATE) -> None:
     _sync_dir(path.parent)
 
 
+def display_name(path: Path | str) -> str:
+    """A file name as text that can be stored and printed: bytes that are not UTF-8 become U+FFFD."""
+    name = path.name if isinstance(path, Path) else path
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def private_dir(path: Path) -> Path:
     """Create `path` (and missing parents) for its owner alone; an existing directory is left as it is."""
     path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)

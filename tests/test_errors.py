@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from typer.testing import CliRunner
 
+from speakerctl.audio import generate_tone
 from speakerctl.broker.ports import free_port
+from speakerctl.cli.main import app
 from speakerctl.errors import StoreError
 from speakerctl.store import Store
 from speakerctl.store import engine as store_engine
@@ -101,3 +105,17 @@ def test_an_unclassified_failure_quotes_neither_sql_nor_parameters() -> None:
     assert str(error) == "database error: UNIQUE constraint failed: devices.id"
     assert "INSERT" not in str(error) and "secret-id" not in str(error)
     assert error.hint == "check /var/lib/speakerctl/speakerctl.db; run with -v for details"
+
+
+def test_a_file_name_that_is_not_utf8_is_imported_under_a_shown_name(tmp_path: Path) -> None:
+    tone = generate_tone(1.0, path=tmp_path / "tone.wav")
+    odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/th\xf4ng-b\xe1o.wav"))
+    tone.rename(odd)
+    result = CliRunner().invoke(
+        app, ["--data-dir", str(tmp_path / "data"), "bulletin", "add", str(odd), "--json"]
+    )
+    assert result.exit_code == 0, (result.output, result.exception)
+    listed = json.loads(
+        CliRunner().invoke(app, ["--data-dir", str(tmp_path / "data"), "bulletin", "list", "--json"]).output
+    )
+    assert listed[0]["title"] == "th\ufffdng-b\ufffdo" and listed[0]["source"] == "th\ufffdng-b\ufffdo.wav"
