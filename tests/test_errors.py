@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -14,10 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
-from speakerctl.audio import generate_tone
+from speakerctl import files
+from speakerctl.audio import ffmpeg, generate_tone
 from speakerctl.broker.ports import free_port
-from speakerctl.cli.main import app
-from speakerctl.errors import StoreError
+from speakerctl.cli.main import app, exit_code
+from speakerctl.errors import NoSpace, StoreError
 from speakerctl.store import Store
 from speakerctl.store import engine as store_engine
 from speakerctl.store.failures import translate
@@ -119,3 +121,45 @@ def test_a_file_name_that_is_not_utf8_is_imported_under_a_shown_name(tmp_path: P
         CliRunner().invoke(app, ["--data-dir", str(tmp_path / "data"), "bulletin", "list", "--json"]).output
     )
     assert listed[0]["title"] == "th\ufffdng-b\ufffdo" and listed[0]["source"] == "th\ufffdng-b\ufffdo.wav"
+
+
+_FULL_DISK_LOG = (
+    b"[out#0/f32le @ 0x5617ac331040] Error writing trailer: No space left on device\n"
+    b"[out#0/f32le @ 0x5617ac331040] video:0KiB audio:1536KiB subtitle:0KiB other streams:0KiB\n"
+    b"Conversion failed!\n"
+)
+
+
+def test_a_full_disk_under_ffmpeg_says_no_space_and_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_run = ffmpeg._run
+
+    def full_disk(
+        command: list[str], timeout_s: float, progress: ffmpeg.ProgressFn | None
+    ) -> tuple[int, bytes, bytes]:
+        if command[-1].startswith("file:") and command[-2] != "-i":  # writes a file: the disk is full
+            return 1, b"", _FULL_DISK_LOG
+        return real_run(command, timeout_s, progress)
+
+    tone = generate_tone(1.0, path=tmp_path / "tin.wav")
+    monkeypatch.setattr(ffmpeg, "_run", full_disk)
+    result = CliRunner().invoke(app, ["--data-dir", str(tmp_path / "data"), "bulletin", "add", str(tone)])
+    assert isinstance(result.exception, NoSpace), result.output
+    assert str(result.exception) == f"no space left on device for {tmp_path / 'data' / 'tmp'}"
+    assert result.exception.hint == f"free space in {tmp_path / 'data' / 'tmp'}"
+    assert exit_code(result.exception) == 1
+
+
+def test_a_full_disk_under_write_atomic_says_no_space_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, data: bytes, mode: int) -> None:
+        os.close(fd)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files, "_write_synced", full)
+    with pytest.raises(NoSpace) as raised:
+        files.write_atomic(tmp_path / "active", "k1\n")
+    assert raised.value.hint == f"free space in {tmp_path}"
+    assert list(tmp_path.iterdir()) == []

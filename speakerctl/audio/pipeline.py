@@ -37,8 +37,8 @@ from speakerctl.audio.processing import (
 )
 from speakerctl.audio.sequence import Chime, Composition, Item, Recording, Silence, Speech
 from speakerctl.audio.signals import write_default_chime
-from speakerctl.errors import AudioError
-from speakerctl.files import display_name, private_dir
+from speakerctl.errors import AudioError, NoSpace
+from speakerctl.files import display_name, no_space, private_dir
 
 ATTEMPTS = 3
 LOUDNESS_RETRY_LU = 0.5
@@ -140,7 +140,10 @@ def _scratch(parent: Path | None) -> Iterator[Path]:
     except OSError as exc:
         raise AudioError(f"no scratch space for audio ({exc.strerror or exc})") from exc
     with holder as tmp:
-        yield Path(tmp)
+        try:
+            yield Path(tmp)
+        except NoSpace as exc:
+            raise no_space(Path(tmp).parent) from exc  # name the lasting directory, not the scratch
 
 
 @dataclass(slots=True)
