@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,9 +58,13 @@ class Settings:
     true_peak_dbtp: float = -2.0
     """Ceiling for the true peak of every encoding."""
     chime_file: str = ""
+    """Attention chime for `--chime` (an audio file; empty: the one speakerctl generates)."""
     web_hosts: str = ""
     """Extra names the operator page answers to (comma-separated), besides the address it is bound to."""
-    """Attention chime for `--chime` (an audio file; empty: the one speakerctl generates)."""
+    key_passphrase: str = field(default="", repr=False)
+    """Passphrase the command-signing keys are encrypted with (best from SPEAKERCTL_KEY_PASSPHRASE)."""
+    key_passphrase_file: str = ""
+    """A file holding that passphrase (its first line), e.g. a systemd credential."""
 
     def __post_init__(self) -> None:
         BrokerAddress.parse(self.broker)
@@ -91,6 +95,20 @@ class Settings:
     def keys_dir(self) -> Path:
         """Where the command-signing keys and the clusters' trusted.pub live."""
         return self.data_dir / "keys"
+
+    def signing_passphrase(self) -> bytes | None:
+        """The passphrase of the signing keys: the setting, else the file's first line; None if neither."""
+        if self.key_passphrase:
+            return self.key_passphrase.encode("utf-8")
+        if not self.key_passphrase_file:
+            return None
+        try:
+            lines = Path(self.key_passphrase_file).expanduser().read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read key_passphrase_file {self.key_passphrase_file}: {exc}") from exc
+        if not lines or not lines[0]:
+            raise ConfigError(f"key_passphrase_file {self.key_passphrase_file} is empty")
+        return lines[0].encode("utf-8")
 
     @property
     def broker_address(self) -> BrokerAddress:

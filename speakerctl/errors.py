@@ -15,6 +15,7 @@ SpeakerctlError
 ├── StoreError             the database cannot be read or written
 │   ├── NotFound           an id names nothing (device, zone, bulletin, broadcast)
 │   └── InUse              a bulletin cannot be removed while it is on air or scheduled
+├── NoSpace                a disk speakerctl writes to is full
 ├── ContentError           device side: content failed verification or cannot be cached
 └── InventoryError         a fleet inventory or hardware profile is malformed
 """
@@ -87,6 +88,10 @@ class NotFound(StoreError):
 
 class InUse(StoreError):
     """Something still needs what was to be removed (a running broadcast, a schedule)."""
+
+
+class NoSpace(SpeakerctlError):
+    """A disk speakerctl writes to is full (the data directory, scratch space, an export)."""
 
 
 class ContentError(SpeakerctlError):

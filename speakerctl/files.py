@@ -1,15 +1,19 @@
 """The one atomic file writer: a crash leaves the old file or the new one, never half of either.
 
 Used by the content store, bulletin export, keys, broker credentials and config, and the cluster's
-own state files. It raises OSError; each caller translates it into its own error at its edge.
+own state files. It raises OSError, which each caller translates into its own error at its edge,
+except for a full disk: that is `NoSpace` wherever it happens (`check_space`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+from speakerctl.errors import NoSpace
 
 PUBLIC: int = 0o644
 """Mode of a file anyone on the machine may read (exported audio, the broker's config, public keys)."""
@@ -22,15 +26,40 @@ PRIVATE_DIR: int = 0o700
 def write_atomic(path: Path, data: bytes | str, *, mode: int = PRIVATE) -> None:
     """Write `data` (str as UTF-8) to `path` through a synced temp file beside it, then rename it in."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        check_space(exc, path.parent)
+        raise
     try:
         _write_synced(fd, payload, mode)
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temp)
+        if isinstance(exc, OSError):
+            check_space(exc, path.parent)
         raise
     _sync_dir(path.parent)
+
+
+def check_space(exc: OSError, directory: Path) -> None:
+    """Raise NoSpace if `exc` says the disk holding `directory` is full."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise no_space(directory) from exc
+
+
+def no_space(directory: Path | None) -> NoSpace:
+    """The error telling the operator which directory's disk to free (if known)."""
+    if directory is None:
+        return NoSpace("no space left on device", hint="free space on the disk speakerctl writes to")
+    return NoSpace(f"no space left on device for {directory}", hint=f"free space in {directory}")
+
+
+def display_name(path: Path | str) -> str:
+    """A file name as text that can be stored and printed: bytes that are not UTF-8 become U+FFFD."""
+    name = path.name if isinstance(path, Path) else path
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def private_dir(path: Path) -> Path:

@@ -18,7 +18,7 @@ from speakerctl.audio import (
     import_audio,
 )
 from speakerctl.audio.ffmpeg import decoded_duration_ms, failure_reason, file_url, run_ffmpeg
-from speakerctl.errors import AudioError, NotFound, StoreError
+from speakerctl.errors import AudioError, NoSpace, NotFound
 
 TONE_S = 3.0
 TOLERANCE_MS = 100
@@ -307,7 +307,7 @@ def test_failed_put_leaves_no_temp_file(
 
     monkeypatch.setattr(os, "replace", fail)
     store = ContentStore(tmp_path)
-    with pytest.raises(StoreError, match="No space left"):
+    with pytest.raises(NoSpace, match="no space left on device"):
         store.put(opus)
     assert _files(tmp_path) == []
     assert not store.has(opus.sha256)

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.cli.main import app, exit_code
-from speakerctl.errors import SpeakerctlError
+from speakerctl.errors import ConfigError, SpeakerctlError
+from speakerctl.security.keys import load_or_create_signer
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -58,3 +59,31 @@ def test_broker_config_with_tls_files(tmp_path: Path) -> None:
 def test_resume_with_nothing_interrupted(tmp_path: Path, embedded_broker: EmbeddedBroker) -> None:
     code, out = _run("--data-dir", str(tmp_path), "--broker", embedded_broker.url, "resume")
     assert code == 0 and "no interrupted broadcast" in out
+
+
+def test_a_key_passphrase_encrypts_the_signing_key_on_disk(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    secret = {"SPEAKERCTL_KEY_PASSPHRASE": "mật khẩu dài"}
+    result = CliRunner().invoke(app, [*data, "keys", "init"], env=secret)
+    assert result.exit_code == 0, result.output
+    (pem,) = (tmp_path / "keys").glob("command-*.key")
+    assert pem.read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    signer = load_or_create_signer(tmp_path / "keys", "mật khẩu dài".encode())
+    assert signer.public_line() in (tmp_path / "keys" / "trusted.pub").read_text()
+    signature = signer.private.sign(b"tin khan")
+    signer.private.public_key().verify(signature, b"tin khan")
+    passfile = tmp_path / "passphrase"
+    passfile.write_text("mật khẩu dài\n")
+    from_file = {"SPEAKERCTL_KEY_PASSPHRASE_FILE": str(passfile)}
+    listed = CliRunner().invoke(app, [*data, "keys", "list"], env=from_file)
+    assert listed.exit_code == 0 and signer.key_id in listed.output
+
+
+def test_a_missing_or_wrong_key_passphrase_is_a_configuration_error(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    right = {"SPEAKERCTL_KEY_PASSPHRASE": "đúng"}
+    assert CliRunner().invoke(app, [*data, "keys", "init"], env=right).exit_code == 0
+    for env in ({"SPEAKERCTL_KEY_PASSPHRASE": ""}, {"SPEAKERCTL_KEY_PASSPHRASE": "sai"}):
+        result = CliRunner().invoke(app, [*data, "keys", "list"], env=env)
+        assert isinstance(result.exception, ConfigError) and exit_code(result.exception) == 4
+        assert "passphrase" in str(result.exception) and "SPEAKERCTL_KEY_PASSPHRASE" in result.exception.hint

@@ -23,6 +23,7 @@ from speakerctl.audio.pipeline import Progress
 from speakerctl.clock import Clock
 from speakerctl.config import Settings
 from speakerctl.controller import library
+from speakerctl.files import display_name
 from speakerctl.store import BulletinInfo, Store
 
 __all__ = [
@@ -44,7 +45,7 @@ __all__ = [
 def speech(text: str | None, file: Path | None, voice: str, rate: int, title: str | None) -> Composition:
     """A composition of Vietnamese text, given inline or (if `file`) as a UTF-8 file."""
     spoken = (
-        Speech(read_text(file), Voice(voice, rate), file.name)
+        Speech(read_text(file), Voice(voice, rate), display_name(file))
         if file is not None
         else Speech(text or "", Voice(voice, rate))
     )

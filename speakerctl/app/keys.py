@@ -27,19 +27,19 @@ from speakerctl.security.credentials import CONTROLLER_USER, Credentials, mosqui
 
 def init(ctx: AppContext) -> tuple[str, Path]:
     """Create the signing key if there is none: (active key id, the file clusters trust)."""
-    signer = keys.load_or_create_signer(ctx.settings.keys_dir)
+    signer = keys.load_or_create_signer(ctx.settings.keys_dir, ctx.settings.signing_passphrase())
     return signer.key_id, keys.trusted_path(ctx.settings.keys_dir)
 
 
 def list_keys(ctx: AppContext) -> list[views.KeyView]:
     """The trusted public keys, the active one marked."""
-    active = keys.load_or_create_signer(ctx.settings.keys_dir).key_id
+    active = keys.load_or_create_signer(ctx.settings.keys_dir, ctx.settings.signing_passphrase()).key_id
     return [views.KeyView(key_id=k, active=k == active) for k in keys.trusted_ids(ctx.settings.keys_dir)]
 
 
 def rotate(ctx: AppContext) -> tuple[str, Path]:
     """Sign with a new key from now on: (its id, the file to give every cluster)."""
-    signer = keys.rotate(ctx.settings.keys_dir)
+    signer = keys.rotate(ctx.settings.keys_dir, ctx.settings.signing_passphrase())
     return signer.key_id, keys.trusted_path(ctx.settings.keys_dir)
 
 
@@ -70,7 +70,7 @@ def provision(
     chosen = _chosen(ctx, device_ids, zone)
     names = list(dict.fromkeys(([CONTROLLER_USER] if controller else []) + chosen))
     issued = Credentials.in_dir(ctx.settings.data_dir).provision(names)
-    signer = keys.load_or_create_signer(ctx.settings.keys_dir)
+    signer = keys.load_or_create_signer(ctx.settings.keys_dir, ctx.settings.signing_passphrase())
     return views.ProvisionedView(
         trusted_keys=str(keys.trusted_path(ctx.settings.keys_dir)),
         key_id=signer.key_id,

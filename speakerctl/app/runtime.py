@@ -303,7 +303,7 @@ def demo_world(
             broker=broker.url, data_dir=root / "controller", database_url="", inventory=ctx.settings.inventory
         )
         # Provisioning: the clusters get the controller's public key as a file, as real ones do.
-        load_or_create_signer(settings.keys_dir)
+        load_or_create_signer(settings.keys_dir, settings.signing_passphrase())
         announce(stack.enter_context(fleet_process(_fleet_args(settings, root / "fleet", time_scale, count))))
         yield AppContext(settings, ctx.clock)
 

@@ -21,6 +21,7 @@ from typing import IO
 import imageio_ffmpeg
 
 from speakerctl.errors import AudioError
+from speakerctl.files import no_space
 
 DEFAULT_TIMEOUT_S = 120.0
 PROBE_TIMEOUT_S = 30.0
@@ -29,6 +30,7 @@ INPUT_FORMATS = ("wav", "mp3", "ogg", "flac", "mov", "matroska", "aac", "amr", "
 QUIET = ("-hide_banner", "-nostdin", "-nostats")
 CORRUPTION_MARKERS = ("corrupt input packet", "Packet corrupt")
 EMPTY_OUTPUT_MARKER = "Output file is empty"
+NO_SPACE_MARKER = "No space left on device"
 SILENCE_FLOOR_LUFS = -70.0
 """ebur128's absolute gate: an integrated loudness at or below it means nothing was heard."""
 
@@ -153,8 +155,16 @@ def run_ffmpeg(
         raise AudioError(f"{context}: cannot run ffmpeg ({exc.strerror or exc})") from exc
     result = FfmpegResult(returncode, stdout, stderr.decode("utf-8", "replace"))
     if check and result.returncode != 0:
+        if NO_SPACE_MARKER in result.stderr:
+            raise no_space(_output_dir(args))
         raise AudioError(f"{context}: {failure_reason(result.stderr)}")
     return result
+
+
+def _output_dir(args: Sequence[str]) -> Path | None:
+    """The directory of the last file ffmpeg was told to write (None if it writes none)."""
+    outputs = [a for i, a in enumerate(args) if a.startswith("file:") and (i == 0 or args[i - 1] != "-i")]
+    return Path(outputs[-1].removeprefix("file:")).parent if outputs else None
 
 
 def _run(command: list[str], timeout_s: float, progress: ProgressFn | None) -> tuple[int, bytes, bytes]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from speakerctl.audio import ffmpeg
 from speakerctl.errors import AudioError
+from speakerctl.files import check_space
 
 SAMPLE_WIDTH = 2
 """16-bit signed little-endian, mono, everywhere pydub is involved."""
@@ -64,6 +65,7 @@ def write_wav(seg: Any, path: Path) -> Path:
         with path.open("wb") as out:
             seg.export(out, format="wav")
     except OSError as exc:
+        check_space(exc, path.parent)
         raise AudioError(f"cannot write {path.name} ({exc.strerror or exc})") from exc
     return path
 
@@ -75,6 +77,7 @@ def write_raw(segments: Iterable[Any], path: Path) -> Path:
             for seg in segments:
                 out.write(raw(seg))
     except OSError as exc:
+        check_space(exc, path.parent)
         raise AudioError(f"cannot write {path.name} ({exc.strerror or exc})") from exc
     return path
 

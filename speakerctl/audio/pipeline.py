@@ -37,8 +37,8 @@ from speakerctl.audio.processing import (
 )
 from speakerctl.audio.sequence import Chime, Composition, Item, Recording, Silence, Speech
 from speakerctl.audio.signals import write_default_chime
-from speakerctl.errors import AudioError
-from speakerctl.files import private_dir
+from speakerctl.errors import AudioError, NoSpace
+from speakerctl.files import display_name, no_space, private_dir
 
 ATTEMPTS = 3
 LOUDNESS_RETRY_LU = 0.5
@@ -127,7 +127,7 @@ def import_audio(
     tuning = ("-application", "voip") if codec == "opus" else ()
     job = _Job((Recording(path),), 0.0, processing, None, _Meter(None))
     with _scratch(None) as tmp:
-        return job.run((Format(codec, bitrate_kbps, tuning),), tmp, path.name)[0]
+        return job.run((Format(codec, bitrate_kbps, tuning),), tmp, display_name(path))[0]
 
 
 @contextlib.contextmanager
@@ -140,7 +140,10 @@ def _scratch(parent: Path | None) -> Iterator[Path]:
     except OSError as exc:
         raise AudioError(f"no scratch space for audio ({exc.strerror or exc})") from exc
     with holder as tmp:
-        yield Path(tmp)
+        try:
+            yield Path(tmp)
+        except NoSpace as exc:
+            raise no_space(Path(tmp).parent) from exc  # name the lasting directory, not the scratch
 
 
 @dataclass(slots=True)
@@ -201,9 +204,9 @@ class _Job:
             return path, item.name, None
         if isinstance(item, Chime):
             path = item.path or self.chime or write_default_chime(tmp / f"chime-{index}.wav")
-            return path, path.name if item.path or self.chime else "chime", None
+            return path, display_name(path) if item.path or self.chime else "chime", None
         assert isinstance(item, Recording)
-        return item.path, item.path.name, None
+        return item.path, item.name, None
 
     def _check_total(self, parts: dict[Item, Analysis]) -> None:
         """Refuse a composition longer than the limit once trimmed."""

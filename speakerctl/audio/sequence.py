@@ -35,6 +35,7 @@ from typing import Any
 from speakerctl.audio import tts
 from speakerctl.audio.formats import DEFAULT_PROFILE, profile
 from speakerctl.errors import AudioError
+from speakerctl.files import display_name
 
 DEFAULT_GAP_S = 0.6
 MAX_SILENCE_S = 60.0
@@ -49,6 +50,11 @@ class Recording:
     """An audio file, processed like any import."""
 
     path: Path
+
+    @property
+    def name(self) -> str:
+        """The file's name as text (see `files.display_name`)."""
+        return display_name(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +113,7 @@ class Composition:
         """What the library records as the source: the first recording's or text's name."""
         for item in self.items:
             if isinstance(item, Recording):
-                return item.path.name
+                return item.name
             if isinstance(item, Speech):
                 return item.name
         return "chime"
@@ -150,7 +156,7 @@ def _item(kind: str, value: Any, voice: tts.Voice, base: Path) -> Item:
         return Speech(_string(value, kind), voice, "tts")
     if kind == "text":
         path = base / _string(value, kind)
-        return Speech(read_text(path), voice, path.name)
+        return Speech(read_text(path), voice, display_name(path))
     if kind == "silence":
         return Silence(_seconds(value))
     return Recording(base / _string(value, kind))

@@ -17,6 +17,7 @@ from speakerctl.app.views import BulletinDetailView, ImportedView
 from speakerctl.cli.common import console, console_err, print_json, state
 from speakerctl.cli.text import safe
 from speakerctl.clock import Clock
+from speakerctl.files import display_name
 
 app = typer.Typer(help="Bulletins: imported, encoded audio ready to broadcast.", no_args_is_help=True)
 
@@ -117,7 +118,7 @@ def add(
     ctx = state.context()
     rows = []
     for path in files:
-        with _progress(f"importing {path.name}") as progress:
+        with _progress(f"importing {display_name(path)}") as progress:
             imported = bulletins.import_file(
                 ctx, path, title, profile=profile.value, chime=chime, progress=progress
             )

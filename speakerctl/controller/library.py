@@ -28,7 +28,7 @@ from speakerctl.audio.sequence import Composition, Recording, Speech
 from speakerctl.clock import Clock
 from speakerctl.config import Settings
 from speakerctl.errors import ConfigError, InUse, NotFound, StoreError
-from speakerctl.files import PUBLIC, write_atomic
+from speakerctl.files import PUBLIC, display_name, write_atomic
 from speakerctl.fleet import HardwareProfile, Inventory, load_inventory, load_profiles
 from speakerctl.store import Airing, BulletinInfo, Store, VariantInfo
 
@@ -151,7 +151,7 @@ def default_title(composition: Composition) -> str:
     """A title from the first recording's file name or the first words of the first text."""
     for item in composition.items:
         if isinstance(item, Recording):
-            return item.path.stem
+            return display_name(item.path.stem)
         if isinstance(item, Speech):
             words = item.text.split()
             return " ".join(words[:TITLE_WORDS]) + (" …" if len(words) > TITLE_WORDS else "")

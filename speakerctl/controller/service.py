@@ -102,7 +102,7 @@ class Controller:
         self.store = store
         self.clock = clock or SystemClock()
         self.content = ContentStore(settings.content_dir)
-        self.signer = load_or_create_signer(settings.keys_dir)
+        self.signer = load_or_create_signer(settings.keys_dir, settings.signing_passphrase())
         self.ingestor = Ingestor(store, self.clock)
         self.last_result: BroadcastResult | None = None
         """The last broadcast this controller ran (for /metrics)."""

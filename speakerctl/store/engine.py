@@ -17,9 +17,12 @@ from sqlmodel import Session
 
 from speakerctl.errors import StoreError
 from speakerctl.files import create_private, private_dir
+from speakerctl.store.failures import translate
 
 _WRITE = "speakerctl_write"
 """Execution option marking a write session: SQLite then starts it with BEGIN IMMEDIATE."""
+BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite session waits for another process's write lock before the store says it is locked."""
 _URL_HINT = "use e.g. sqlite:///var/lib/speakerctl/speakerctl.db or postgresql+psycopg2://user@host/db"
 
 
@@ -48,7 +51,7 @@ class Sessions:
                 if write:
                     session.commit()
         except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {exc}", hint=self.hint()) from exc
+            raise self.failure(exc) from exc
 
     @contextmanager
     def begin(self, *, write: bool = True) -> Iterator[Connection]:
@@ -59,13 +62,11 @@ class Sessions:
                 with conn.begin():
                     yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {exc}", hint=self.hint()) from exc
+            raise self.failure(exc) from exc
 
-    def hint(self) -> str:
-        """What to check when the database fails."""
-        if self.engine.dialect.name == "sqlite":
-            return f"check that {self.engine.url.database} is a writable speakerctl database"
-        return f"check that the database server at {self.engine.url.host} is running and reachable"
+    def failure(self, exc: SQLAlchemyError, *, doing: str = "") -> StoreError:
+        """`exc` told as one line with a hint (see store/failures.py)."""
+        return translate(exc, self.engine.url, doing=doing)
 
 
 def open_engine(url: str) -> tuple[Engine, threading.Lock | nullcontext[None]]:
@@ -80,7 +81,7 @@ def open_engine(url: str) -> tuple[Engine, threading.Lock | nullcontext[None]]:
             path = Path(database).expanduser()
             create_private(private_dir(path.parent) / path.name)  # its -wal and -shm take its mode
         extra: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
-        engine = create_engine(parsed, connect_args={"timeout": 30}, **extra)
+        engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S}, **extra)
     except (ArgumentError, ImportError, OSError, ValueError) as exc:
         raise StoreError(f"cannot use database URL {_redacted(url)!r}: {exc}", hint=_URL_HINT) from exc
     event.listen(engine, "connect", _sqlite_connect)
@@ -95,7 +96,7 @@ def _sqlite_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     for pragma in (
         "journal_mode=WAL",
         "synchronous=NORMAL",
-        "busy_timeout=30000",
+        f"busy_timeout={round(BUSY_TIMEOUT_S * 1000)}",
         "foreign_keys=ON",
     ):
         cursor.execute(f"PRAGMA {pragma}")

@@ -47,8 +47,12 @@ def upgrade(sessions: Sessions) -> None:
             if legacy is not None:
                 command.stamp(cfg, legacy)
             command.upgrade(cfg, SCHEMA_REVISION)
-    except (SQLAlchemyError, CommandError) as exc:
-        raise StoreError(f"cannot open the database: {exc}", hint=sessions.hint()) from exc
+    except SQLAlchemyError as exc:
+        raise sessions.failure(exc, doing="cannot open the database") from exc
+    except CommandError as exc:
+        raise StoreError(
+            f"cannot open the database: {exc}", hint="check that database_url names a speakerctl database"
+        ) from exc
 
 
 def _at_head(sessions: Sessions) -> bool:
