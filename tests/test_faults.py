@@ -126,7 +126,7 @@ async def test_a_full_disk_is_a_clear_error_and_loses_or_corrupts_nothing(tmp_pa
 
     store.engine.dispose()
     statuses = [Status(device, online=True, ts_ms=i + 1, firmware="x" * 200) for i in range(2000)]
-    with pytest.raises(StoreError, match="full"):
+    with pytest.raises(StoreError, match="no space left on device"):
         store.statuses.apply(statuses, datetime.now(UTC))
     ingestor = Ingestor(store, SystemClock())
     for status in statuses[:50]:
