@@ -11,14 +11,23 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlmodel import Session
 
-from speakerctl.errors import StoreError
+from speakerctl.errors import StoreError, StoreUnavailable
 
 _WRITE = "speakerctl_write"
 """Execution option marking a write session: SQLite then starts it with BEGIN IMMEDIATE."""
+_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+"""Failures of the connection or a lock, not of the statement: the same write may succeed later."""
 _URL_HINT = "use e.g. sqlite:///var/lib/speakerctl/speakerctl.db or postgresql+psycopg2://user@host/db"
 
 
@@ -41,8 +50,8 @@ class Sessions:
                 yield session
                 if write:
                     session.commit()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {exc}", hint=self.hint()) from exc
+        except (SQLAlchemyError, OverflowError, ValueError) as exc:
+            raise self.error(exc) from exc
 
     @contextmanager
     def begin(self, *, write: bool = True) -> Iterator[Connection]:
@@ -52,8 +61,14 @@ class Sessions:
                 conn = conn.execution_options(**{_WRITE: write})
                 with conn.begin():
                     yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {exc}", hint=self.hint()) from exc
+        except (SQLAlchemyError, OverflowError, ValueError) as exc:
+            raise self.error(exc) from exc
+
+    def error(self, exc: Exception) -> StoreError:
+        """Our error for a database failure: unavailable (retry later) or a refused statement or value."""
+        if isinstance(exc, _UNAVAILABLE):
+            return StoreUnavailable(f"database unavailable: {exc}", hint=self.hint())
+        return StoreError(f"database error: {exc}", hint=self.hint())
 
     def hint(self) -> str:
         """What to check when the database fails."""

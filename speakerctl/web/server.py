@@ -10,6 +10,7 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from speakerctl.app import fleet
 from speakerctl.app.context import AppContext
@@ -17,6 +18,7 @@ from speakerctl.app.views import FleetView, dump_all
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
 from speakerctl.errors import ConfigError, LinkError
+from speakerctl.logs import Throttled
 from speakerctl.web import metrics
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class WebServer:
         self._lock = asyncio.Lock()
         self._rate = metrics.RateMeter(controller.clock)
         self._runner: web.AppRunner | None = None
+        self._warnings = Throttled(log, controller.clock.monotonic, level=logging.ERROR)
 
     @property
     def url(self) -> str:
@@ -63,13 +66,25 @@ class WebServer:
 
     def app(self) -> web.Application:
         """The aiohttp application."""
-        app = web.Application()
+        app = web.Application(middlewares=[self._answer_errors])
         app.router.add_get("/", self._page)
         app.router.add_get("/api/fleet", self._fleet)
         app.router.add_get("/api/devices", self._devices)
         app.router.add_get("/api/alerts", self._alerts)
         app.router.add_get("/metrics", self._metrics)
         return app
+
+    @web.middleware
+    async def _answer_errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Any failure of a handler answers 500 in one line; the server keeps serving."""
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            self._warnings.log("failed requests", request.path, "%s failed", request.path, exc_info=True)
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return web.Response(status=500, text=f"error: {message}\n")
 
     async def start(self) -> None:
         """Listen on the given address only; a port of 0 picks a free one."""
