@@ -14,6 +14,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from speakerctl.app import fleet, reports
 from speakerctl.app.context import AppContext, open_store
@@ -26,7 +28,25 @@ from speakerctl.controller.ingest import Ingestor
 from speakerctl.controller.service import Controller
 from speakerctl.errors import StoreUnavailable
 from speakerctl.logs import Throttled
-from speakerctl.protocol import Link, Status, codec, topics
+from speakerctl.protocol import Ack, DeliveryEvent, Link, Power, Reason, Status, codec, topics
+from speakerctl.protocol.lifecycle import REPORTED
+from speakerctl.protocol.limits import (
+    FUTURE_TOLERANCE_MS,
+    MAX_CACHED_LISTED,
+    MAX_CLOCK_OFFSET_MS,
+    MAX_COUNT,
+    MAX_PERCENT,
+    MAX_PROTOCOL_REPORTED,
+    MAX_RSSI_DBM,
+    MAX_STORAGE_FREE_MB,
+    MAX_TEMPERATURE_C,
+    MAX_TEXT_LENGTH,
+    MAX_TIMESTAMP_MS,
+    MAX_UPTIME_S,
+    MIN_RSSI_DBM,
+    MIN_TEMPERATURE_C,
+)
+from speakerctl.protocol.messages import AMPLIFIER_STATES, NETWORKS, POWER_SOURCES
 from speakerctl.store import Store, utc_from_ms
 from speakerctl.web import WebServer
 
@@ -77,19 +97,20 @@ def env(db_url: str, tmp_path: Path) -> Iterator[Env]:
         "Bản tin", "ab" * 32, "opus", "ogg", 24, 60_000, 180_000, "ban-tin.mp3", "admin", NOW
     )
     start = NOW - timedelta(minutes=1)
-    store.broadcasts.create(BROADCAST, bulletin.id, 1, devices, devices, start, start, NOW + timedelta(hours=1))
+    store.broadcasts.create(
+        BROADCAST, bulletin.id, 1, devices, devices, start, start, NOW + timedelta(hours=1)
+    )
     clock = FixedClock(NOW)
     yield Env(settings, store, clock, Ingestor(store, clock), devices)
     store.close()
 
 
-def read_everything(env: Env) -> None:
+def read_everything(env: Env, device_id: str | None = None) -> None:
     """Every read path the operator has: devices list, fleet status, reports, alerts, history."""
     ctx = env.ctx
     json.dumps([d.dump() for d in fleet.devices(ctx)])
     json.dumps(fleet.overview(env.store, ctx, HealthPolicy.from_settings(env.settings)).view.dump())
-    for device_id in env.devices[:3]:
-        json.dumps(fleet.device(ctx, device_id).dump())
+    json.dumps(fleet.device(ctx, device_id or env.devices[0]).dump())
     json.dumps(reports.broadcast_report(ctx, BROADCAST).view.dump())
     since = (NOW - timedelta(days=1)).strftime("%Y-%m-%d")
     json.dumps(reports.play_log(ctx, since, None, None).rows, default=str)
@@ -237,7 +258,9 @@ def _metrics_text(env: Env) -> str:
     return metrics.render(overview.snapshot, overview.deliveries, counters, 0.0, None)
 
 
-async def test_a_store_outage_keeps_the_backlog_and_caps_it(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_store_outage_keeps_the_backlog_and_caps_it(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ingestor = Ingestor(env.store, env.clock, backlog_cap=5)
 
     def down(*_: object) -> list[str]:
@@ -336,3 +359,104 @@ def test_time_conversions_are_total() -> None:
 def test_the_agent_status_round_trips_within_bounds() -> None:
     status = Status("st-a", True, to_ms(NOW), link=Link("4g", -150), cached_count=2**31 - 1)
     assert codec.decode_status(codec.encode(status)) == status
+
+
+# Every protocol-valid value at its bounds, through ingest, the store and every read path.
+
+EDGE_TEXT = st.sampled_from(
+    [
+        "",
+        "a" * MAX_TEXT_LENGTH,
+        "ệ" * MAX_TEXT_LENGTH,
+        "𝄞" * MAX_TEXT_LENGTH,
+        "e\u0301" * (MAX_TEXT_LENGTH // 2),
+        "'; DROP TABLE devices; --",
+        '\\"%s%d{0}<script>&amp;',
+        "\u2028\u2029\ufeff\u202eTin khẩn\u200b",
+        "\U0010fffd\ufffd",
+    ]
+)
+HASHES = [f"{i:064x}" for i in range(MAX_CACHED_LISTED)]
+
+
+def _edges(lo: int, hi: int) -> st.SearchStrategy[int]:
+    return st.sampled_from(sorted({lo, lo + 1, (lo + hi) // 2, hi - 1, hi}))
+
+
+def _stamps(now_ms: int) -> st.SearchStrategy[int]:
+    return st.sampled_from([0, 1, now_ms, now_ms + FUTURE_TOLERANCE_MS + 1, MAX_TIMESTAMP_MS])
+
+
+def _statuses(now_ms: int) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "online": st.booleans(),
+            "ts_ms": _stamps(now_ms),
+            "firmware": EDGE_TEXT,
+            "model": EDGE_TEXT,
+            "volume": _edges(0, MAX_PERCENT),
+            "playing": st.sampled_from([None, "A", "z" * 64, BROADCAST]),
+            "uptime_s": _edges(0, MAX_UPTIME_S),
+            "link": st.builds(
+                Link, st.sampled_from(NETWORKS), st.none() | _edges(MIN_RSSI_DBM, MAX_RSSI_DBM)
+            ),
+            "power": st.builds(Power, st.sampled_from(POWER_SOURCES), st.none() | _edges(0, MAX_PERCENT)),
+            "amplifier": st.sampled_from(AMPLIFIER_STATES),
+            "cached": st.sampled_from([(), tuple(HASHES)]),
+            "cached_count": _edges(0, MAX_COUNT),
+            "protocol": _edges(1, MAX_PROTOCOL_REPORTED),
+            "temperature_c": st.sampled_from(
+                [None, MIN_TEMPERATURE_C, MAX_TEMPERATURE_C, -99.95, 5e-324, 199.99999999999997]
+            ),
+            "storage_free_mb": st.none() | _edges(0, MAX_STORAGE_FREE_MB),
+            "clock_offset_ms": st.none() | _edges(-MAX_CLOCK_OFFSET_MS, MAX_CLOCK_OFFSET_MS),
+            "rejected_commands": _edges(0, MAX_COUNT),
+        }
+    )
+
+
+def _events(now_ms: int) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "ts_ms": _stamps(now_ms),
+            "state": st.sampled_from(sorted(REPORTED)),
+            "reason": st.sampled_from(list(Reason)),
+            "detail": EDGE_TEXT,
+            "cached": st.booleans(),
+            "sha256": st.sampled_from([None, HASHES[0]]),
+        }
+    )
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+async def test_protocol_valid_values_at_every_bound_reach_every_read_path(
+    env: Env, web: WebServer, data: st.DataObject
+) -> None:
+    env.clock.advance(timedelta(minutes=1))
+    now_ms = to_ms(env.clock.now())
+    device = data.draw(st.sampled_from(env.devices))
+    status = Status(device, **data.draw(_statuses(now_ms)))
+    event = DeliveryEvent("e-prop", device, broadcast_id=BROADCAST, **data.draw(_events(now_ms)))
+    ack = Ack("a-prop", device, data.draw(_stamps(now_ms)), "c-prop", detail=data.draw(EDGE_TEXT))
+    await env.ingestor.handle(Incoming(topics.device_status(device), codec.encode(status)))
+    for message in (event, ack):
+        await env.ingestor.handle(Incoming(topics.device_events(device), codec.encode(message)))
+    await env.ingestor.flush()
+    counters = env.ingestor.counters
+    assert (counters.malformed, counters.set_aside) == (0, 0), "a valid value did not fit the store"
+    info = env.store.devices.get(device)
+    assert info.last_seen is None or info.last_seen <= env.clock.now()
+    if status.online and info.last_seen == env.clock.now():
+        taken = (info.firmware, info.rssi_dbm, info.cached_count, info.clock_offset_ms, info.temperature_c)
+        link = status.link.rssi_dbm
+        assert taken == (
+            status.firmware,
+            link,
+            status.cached_count,
+            status.clock_offset_ms,
+            status.temperature_c,
+        )
+    read_everything(env, device)
+    bodies = await serve_everything(web)
+    assert "speakerctl_ingested_set_aside_total 0" in bodies["metrics"]
