@@ -171,12 +171,12 @@ statuses = st.builds(
     model=TEXT,
     volume=PERCENT,
     playing=st.none() | TOKENS,
-    uptime_s=st.integers(0, 2**40),
+    uptime_s=st.integers(0, 2**31 - 1),
     link=st.builds(Link, network=st.sampled_from(NETWORKS), rssi_dbm=st.none() | st.integers(-150, 0)),
     power=st.builds(Power, source=st.sampled_from(POWER_SOURCES), battery_pct=st.none() | PERCENT),
     amplifier=st.sampled_from(AMPLIFIER_STATES),
     cached=st.lists(SHAS, max_size=MAX_CACHED_LISTED).map(tuple),
-    cached_count=st.integers(0, 2**31),
+    cached_count=st.integers(0, 2**31 - 1),
     protocol=st.integers(1, 1000),
 )
 

@@ -13,7 +13,7 @@ from speakerctl.broker.link import Incoming
 from speakerctl.clock import Clock, to_ms
 from speakerctl.controller.tracker import Tracker
 from speakerctl.controller.uploader import Upload
-from speakerctl.errors import ProtocolError, StoreUnavailable
+from speakerctl.errors import ProtocolError, StoreError, StoreUnavailable
 from speakerctl.logs import Throttled
 from speakerctl.protocol import Ack, ContentRequest, Event, Status, chunks, codec, topics
 from speakerctl.protocol.limits import FUTURE_TOLERANCE_MS
@@ -64,6 +64,7 @@ class Ingestor:
         self._events: list[DeliveryUpdate] = []
         self._lock = asyncio.Lock()
         self._acks: dict[str, asyncio.Future[Ack]] = {}
+        self._thawed = False
         self.refusals: dict[str, int] = {}
         """Per device, the refused-command count of its latest live status."""
 
@@ -203,10 +204,23 @@ class Ingestor:
         self, statuses: list[Status], events: list[DeliveryUpdate]
     ) -> tuple[list[Status], list[DeliveryUpdate]]:
         """Write both batches: what is left to retry because the store is unavailable."""
+        if not self._thawed:
+            self._thaw()
         retry_statuses = self._isolating(statuses, self._write_statuses) if statuses else []
         retry_events = self._isolating(events, self.store.deliveries.apply) if events else []
         self.counters.flushes += 1
         return retry_statuses, retry_events
+
+    def _thaw(self) -> None:
+        """Once: stamps from the future stored before (or by a wrong clock) must not freeze a device."""
+        try:
+            thawed = self.store.statuses.clamp_future(self.clock.now())
+        except StoreError as exc:
+            self.warnings.log("store outages", "store", "store unavailable, will retry: %s", exc)
+            return
+        self._thawed = True
+        if thawed:
+            log.warning("%d device(s) had a status time stamp from the future: taken as now", thawed)
 
     def _write_statuses(self, statuses: Sequence[Status]) -> None:
         unknown = self.store.statuses.apply(statuses, self.clock.now())

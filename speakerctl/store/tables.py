@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Dialect, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from speakerctl.clock import to_ms
 from speakerctl.fleet import Zone, ZoneKind
 from speakerctl.protocol import Priority, Status
 from speakerctl.protocol.lifecycle import DEVICE_FINAL
@@ -113,12 +112,9 @@ class DeviceRow(SQLModel, table=True):
         if not status.online and status.ts_ms == 0:
             self.online = False  # a Last Will carries no time stamp: it always means offline
             return True
-        # A time stamp is never later than our clock: one from the future must not freeze the device.
-        now_ms = to_ms(received_at)
-        ts_ms, newest = min(status.ts_ms, now_ms), self.status_ts_ms
-        if newest is not None and newest <= now_ms and ts_ms < newest:
+        if self.status_ts_ms is not None and status.ts_ms < self.status_ts_ms:
             return False  # a stale retained message must not overwrite newer state
-        self.online, self.last_seen, self.status_ts_ms = status.online, received_at, ts_ms
+        self.online, self.last_seen, self.status_ts_ms = status.online, received_at, status.ts_ms
         self.firmware, self.volume, self.playing = status.firmware, status.volume, status.playing
         self.amplifier, self.uptime_s = status.amplifier, status.uptime_s
         self.power_source, self.battery_pct = status.power.source, status.power.battery_pct
