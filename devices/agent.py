@@ -18,6 +18,7 @@ from devices.schedule import OffsetEstimator
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link, Will
 from speakerctl.errors import AuthError, ContentError, LinkError, ProtocolError, SignatureError
+from speakerctl.logs import Throttled
 from speakerctl.protocol import (
     Ack,
     Command,
@@ -108,6 +109,7 @@ class DeviceAgent:
         self.hw = hardware
         self.cache = ContentCache(config.cache_dir)
         self.counters = Counters()
+        self.warnings = Throttled(log, lambda: hardware.clock.now_ms() / 1000)
         self.player = Player(hardware.output, hardware.amplifier, hardware.clock, self._emit_job)
         self._fetches: dict[str, Fetch] = {}
         self.offset = OffsetEstimator()
@@ -186,7 +188,14 @@ class DeviceAgent:
                 await self._on_command(command, message.topic)
         except ProtocolError as exc:
             self.counters.malformed += 1
-            log.warning("%s: rejected message on %s: %s", self.config.device_id, message.topic, exc)
+            self.warnings.log(
+                "malformed messages",
+                message.topic,
+                "%s: rejected message on %s: %s",
+                self.config.device_id,
+                message.topic,
+                exc,
+            )
 
     async def _on_command(self, command: Command, topic: str) -> None:
         # The signature is checked before the id is remembered: a forged command must not
@@ -214,8 +223,14 @@ class DeviceAgent:
     def _reject(self, command: Command, exc: SignatureError) -> None:
         self.counters.rejected += 1
         self._status_dirty = True  # the status's rejected_commands tells the controller
-        log.warning(
-            "%s: refused command %s (%s): %s", self.config.device_id, command.msg_id, command.body.kind, exc
+        self.warnings.log(
+            "refused commands",
+            command.msg_id,
+            "%s: refused command %s (%s): %s",
+            self.config.device_id,
+            command.msg_id,
+            command.body.kind,
+            exc,
         )
 
     def _manage(self, command: Command, body: SetVolume | Reboot | Ping) -> None:
@@ -447,6 +462,7 @@ class DeviceAgent:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(STATUS_DEBOUNCE_S)
+            self.warnings.flush()
             if self._reboot_pending and self._outbox.empty():
                 self._reboot()
             due = loop.time() - last >= self.config.heartbeat_s

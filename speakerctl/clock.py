@@ -50,11 +50,18 @@ class FixedClock:
         self._at += delta
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+_MIN_MS = (EARLIEST - EPOCH) // timedelta(milliseconds=1)
+_MAX_MS = (LATEST - EPOCH) // timedelta(milliseconds=1)
+
+
 def to_ms(at: datetime) -> int:
     """Milliseconds since the Unix epoch."""
     return int(at.timestamp() * 1000)
 
 
 def from_ms(ms: int) -> datetime:
-    """A UTC datetime from epoch milliseconds."""
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    """A UTC datetime from epoch milliseconds, exact; total: clamped to the years 1..9999."""
+    return EPOCH + timedelta(milliseconds=min(max(ms, _MIN_MS), _MAX_MS))

@@ -13,6 +13,7 @@ SpeakerctlError
 ├── BrokerError            the embedded broker failed to start
 ├── AudioError             an audio file cannot be imported
 ├── StoreError             the database cannot be read or written
+│   ├── StoreUnavailable   the database is unreachable or busy: try again later, the data is fine
 │   ├── NotFound           an id names nothing (device, zone, bulletin, broadcast)
 │   └── InUse              a bulletin cannot be removed while it is on air or scheduled
 ├── NoSpace                a disk speakerctl writes to is full
@@ -80,6 +81,10 @@ class AudioError(SpeakerctlError):
 
 class StoreError(SpeakerctlError):
     """The database cannot be read or written."""
+
+
+class StoreUnavailable(StoreError):
+    """The database is unreachable or busy; the same write may succeed later."""
 
 
 class NotFound(StoreError):

@@ -47,6 +47,7 @@ from speakerctl.protocol.limits import (
     MAX_JSON_PAYLOAD,
     MAX_MISSING_RANGES,
     MAX_TEXT_LENGTH,
+    MAX_TIMESTAMP_MS,
     MAX_VARIANTS,
     TOPIC_ROOT,
 )
@@ -91,9 +92,9 @@ SHAS = st.binary(max_size=64).map(lambda b: hashlib.sha256(b).hexdigest())
 TEXT = st.one_of(
     st.sampled_from(VIETNAMESE),
     st.text(VIETNAMESE_LETTERS, max_size=MAX_TEXT_LENGTH),
-    st.text(st.characters(codec="utf-8"), max_size=MAX_TEXT_LENGTH),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cc",)), max_size=MAX_TEXT_LENGTH),
 )
-MS = st.integers(min_value=0, max_value=2**52)
+MS = st.integers(min_value=0, max_value=MAX_TIMESTAMP_MS // 2)
 PERCENT = st.integers(0, 100)
 
 content_refs = st.builds(
@@ -170,12 +171,12 @@ statuses = st.builds(
     model=TEXT,
     volume=PERCENT,
     playing=st.none() | TOKENS,
-    uptime_s=st.integers(0, 2**40),
+    uptime_s=st.integers(0, 2**31 - 1),
     link=st.builds(Link, network=st.sampled_from(NETWORKS), rssi_dbm=st.none() | st.integers(-150, 0)),
     power=st.builds(Power, source=st.sampled_from(POWER_SOURCES), battery_pct=st.none() | PERCENT),
     amplifier=st.sampled_from(AMPLIFIER_STATES),
     cached=st.lists(SHAS, max_size=MAX_CACHED_LISTED).map(tuple),
-    cached_count=st.integers(0, 2**31),
+    cached_count=st.integers(0, 2**31 - 1),
     protocol=st.integers(1, 1000),
 )
 

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from speakerctl.broker.link import Incoming
-from speakerctl.clock import Clock
+from speakerctl.clock import Clock, to_ms
 from speakerctl.controller.tracker import Tracker
 from speakerctl.controller.uploader import Upload
-from speakerctl.errors import ProtocolError, StoreError
+from speakerctl.errors import ProtocolError, StoreError, StoreUnavailable
+from speakerctl.logs import Throttled
 from speakerctl.protocol import Ack, ContentRequest, Event, Status, chunks, codec, topics
+from speakerctl.protocol.limits import FUTURE_TOLERANCE_MS
 from speakerctl.store import DeliveryUpdate, Store
 
 log = logging.getLogger(__name__)
+Row = TypeVar("Row", Status, DeliveryUpdate)
+BACKLOG_CAP = 50_000
+"""Statuses held in memory while the store is down; beyond it the oldest are dropped (and counted)."""
 
 
 @dataclass(slots=True)
@@ -30,22 +38,33 @@ class IngestCounters:
     flushes: int = 0
     refused_commands: int = 0
     """Commands clusters refused for their signature since we started, from their statuses."""
+    future_timestamps: int = 0
+    """Statuses and events stamped further ahead of our clock than FUTURE_TOLERANCE_MS; taken as "now"."""
+    set_aside: int = 0
+    """Rows the store refused one by one (poisonous), left out so the rest of their batch is stored."""
+    dropped_statuses: int = 0
+    """Statuses dropped, oldest first, because the backlog held while the store was down was full."""
 
 
 class Ingestor:
     """Turns device messages into store rows and tracker updates."""
 
-    def __init__(self, store: Store, clock: Clock, flush_interval_s: float = 0.25) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, flush_interval_s: float = 0.25, backlog_cap: int = BACKLOG_CAP
+    ) -> None:
         self.store = store
         self.clock = clock
         self.flush_interval_s = flush_interval_s
+        self.backlog_cap = backlog_cap
         self.counters = IngestCounters()
+        self.warnings = Throttled(log, clock.monotonic)
         self._trackers: dict[str, Tracker] = {}
         self._uploads: dict[str, list[Upload]] = {}
         self._statuses: list[Status] = []
         self._events: list[DeliveryUpdate] = []
         self._lock = asyncio.Lock()
         self._acks: dict[str, asyncio.Future[Ack]] = {}
+        self._thawed = False
         self.refusals: dict[str, int] = {}
         """Per device, the refused-command count of its latest live status."""
 
@@ -73,14 +92,47 @@ class Ingestor:
                 self._on_event(parsed.key, codec.decode_event(message.payload))
         except ProtocolError as exc:
             self.counters.malformed += 1
-            log.warning("rejected a message on %s: %s", message.topic, exc)
+            self.warnings.log(
+                "malformed messages", message.topic, "rejected a message on %s: %s", message.topic, exc
+            )
 
     def _on_status(self, device_id: str, status: Status) -> None:
         if status.device_id != device_id:
             raise ProtocolError(f"status of {status.device_id!r} published on {device_id!r}'s topic")
         self.counters.statuses += 1
         self._note_refusals(status)
-        self._statuses.append(status)
+        self._statuses.append(self._judged(status))
+        self._cap_backlog()
+
+    def _judged(self, status: Status) -> Status:
+        """`status` with a time stamp from the future taken as our "now", so it never freezes the device."""
+        now_ms = to_ms(self.clock.now())
+        if status.ts_ms <= now_ms + FUTURE_TOLERANCE_MS:
+            return status
+        self._note_future(status.device_id, status.ts_ms, now_ms)
+        return dataclasses.replace(status, ts_ms=now_ms)
+
+    def _note_future(self, device_id: str, ts_ms: int, now_ms: int) -> None:
+        self.counters.future_timestamps += 1
+        self.warnings.log(
+            "time stamps from the future",
+            device_id,
+            "%s stamps its messages %d s ahead of our clock; taken as now: check its clock",
+            device_id,
+            (ts_ms - now_ms) // 1000,
+        )
+
+    def _cap_backlog(self) -> None:
+        excess = len(self._statuses) - self.backlog_cap
+        if excess > 0:
+            del self._statuses[:excess]
+            self.counters.dropped_statuses += excess
+            self.warnings.log(
+                "dropped statuses",
+                "backlog",
+                "status backlog full (%d): dropped the oldest",
+                self.backlog_cap,
+            )
 
     def _note_refusals(self, status: Status) -> None:
         # A rising count means someone is publishing unsigned or forged commands to this cluster.
@@ -120,6 +172,10 @@ class Ingestor:
                 upload.request(chunks.from_ranges(event.missing))
             return
         self.counters.events += 1
+        now_ms = to_ms(self.clock.now())
+        if event.ts_ms > now_ms + FUTURE_TOLERANCE_MS:
+            self._note_future(event.device_id, event.ts_ms, now_ms)
+            event = dataclasses.replace(event, ts_ms=now_ms)
         tracker = self._trackers.get(event.broadcast_id)
         if tracker is not None:
             tracker.update(event)
@@ -132,25 +188,71 @@ class Ingestor:
             await self.flush()
 
     async def flush(self) -> None:
-        """Write what has come in since the last flush."""
+        """Write what has come in since the last flush; never raises but to cancel."""
         async with self._lock:
+            self.warnings.flush()
             statuses, self._statuses = self._statuses, []
             events, self._events = self._events, []
             if not statuses and not events:
                 return
-            try:
-                await asyncio.to_thread(self._write, statuses, events)
-            except StoreError as exc:
-                # Keep the batch for the next try rather than lose what the devices said.
-                log.error("store write failed, will retry: %s", exc)
-                self._statuses[:0], self._events[:0] = statuses, events
+            retry_statuses, retry_events = await asyncio.to_thread(self._write, statuses, events)
+            # Keep what the store could not take now for the next try rather than lose it.
+            self._statuses[:0], self._events[:0] = retry_statuses, retry_events
+            self._cap_backlog()
 
-    def _write(self, statuses: list[Status], events: list[DeliveryUpdate]) -> None:
-        if statuses:
-            unknown = self.store.statuses.apply(statuses, self.clock.now())
-            self.counters.unknown_devices += len(unknown)
-            for device_id in unknown:
-                log.warning("status from unknown device %r ignored; add it to the inventory", device_id)
-        if events:
-            self.store.deliveries.apply(events)
+    def _write(
+        self, statuses: list[Status], events: list[DeliveryUpdate]
+    ) -> tuple[list[Status], list[DeliveryUpdate]]:
+        """Write both batches: what is left to retry because the store is unavailable."""
+        if not self._thawed:
+            self._thaw()
+        retry_statuses = self._isolating(statuses, self._write_statuses) if statuses else []
+        retry_events = self._isolating(events, self.store.deliveries.apply) if events else []
         self.counters.flushes += 1
+        return retry_statuses, retry_events
+
+    def _thaw(self) -> None:
+        """Once: stamps from the future stored before (or by a wrong clock) must not freeze a device."""
+        try:
+            thawed = self.store.statuses.clamp_future(self.clock.now())
+        except StoreError as exc:
+            self.warnings.log("store outages", "store", "store unavailable, will retry: %s", exc)
+            return
+        self._thawed = True
+        if thawed:
+            log.warning("%d device(s) had a status time stamp from the future: taken as now", thawed)
+
+    def _write_statuses(self, statuses: Sequence[Status]) -> None:
+        unknown = self.store.statuses.apply(statuses, self.clock.now())
+        self.counters.unknown_devices += len(unknown)
+        for device_id in unknown:
+            self.warnings.log(
+                "statuses from unknown devices",
+                device_id,
+                "status from unknown device %r ignored; add it to the inventory",
+                device_id,
+            )
+
+    def _isolating(self, batch: list[Row], write: Callable[[list[Row]], object]) -> list[Row]:
+        """Write `batch`, bisecting a refused one to set aside its poisonous rows; the rows to retry."""
+        try:
+            write(batch)
+        except StoreUnavailable as exc:
+            self.warnings.log("store outages", "store", "store unavailable, will retry: %s", exc)
+            return batch
+        except Exception as exc:
+            if len(batch) > 1:
+                mid = len(batch) // 2
+                return self._isolating(batch[:mid], write) + self._isolating(batch[mid:], write)
+            self._set_aside(batch[0], exc)
+        return []
+
+    def _set_aside(self, row: Status | DeliveryUpdate, exc: Exception) -> None:
+        self.counters.set_aside += 1
+        self.warnings.log(
+            "rows the store refused",
+            row.device_id,
+            "set aside a row of %s the store refused: %s",
+            row.device_id,
+            exc,
+        )

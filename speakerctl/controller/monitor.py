@@ -9,6 +9,7 @@ from collections import Counter
 from speakerctl.controller.health import HealthPolicy, evaluate
 from speakerctl.controller.service import Controller
 from speakerctl.errors import StoreError
+from speakerctl.logs import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,13 @@ async def evaluate_once(controller: Controller, policy: HealthPolicy) -> tuple[i
 
 
 async def health_loop(controller: Controller, policy: HealthPolicy, interval_s: float) -> None:
-    """Evaluate the rules every `interval_s` until cancelled; a store failure waits for the next round."""
+    """Evaluate the rules every `interval_s` until cancelled; any failure waits for the next round."""
+    warnings = Throttled(log, controller.clock.monotonic, level=logging.ERROR)
     while True:
         try:
             await evaluate_once(controller, policy)
         except StoreError as exc:
-            log.error("alert evaluation failed, will retry: %s", exc)
+            warnings.log("failed evaluations", "store", "alert evaluation failed, will retry: %s", exc)
+        except Exception:
+            warnings.log("failed evaluations", "rules", "alert evaluation failed, will retry", exc_info=True)
         await asyncio.sleep(interval_s)

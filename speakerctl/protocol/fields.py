@@ -13,6 +13,8 @@ from speakerctl.protocol.topics import check_id
 T = TypeVar("T")
 E = TypeVar("E", bound=Enum)
 _TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""C0 and C1 control characters (Unicode category Cc), NUL included: never in wire text."""
 
 
 def obj(d: object, what: str) -> dict[str, Any]:
@@ -83,9 +85,11 @@ def check_token(value: str, what: str) -> str:
 
 
 def check_text(value: str, what: str) -> str:
-    """Free UTF-8 text of bounded length."""
+    """Free UTF-8 text of bounded length, without control characters."""
     if not isinstance(value, str) or len(value) > MAX_TEXT_LENGTH:
         raise ProtocolError(f"{what} must be text of at most {MAX_TEXT_LENGTH} characters")
+    if _CONTROL.search(value):
+        raise ProtocolError(f"{what} must not hold control characters (NUL, newline, escape, ...)")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -94,9 +98,21 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
+def wire_text(value: str) -> str:
+    """`value` made fit for a text field: control characters become spaces, cut to the length limit."""
+    return _CONTROL.sub(" ", value)[:MAX_TEXT_LENGTH].encode("utf-8", "replace").decode("utf-8")
+
+
 def check_timestamp(value: int, what: str) -> int:
-    """Milliseconds since the epoch that fit a firmware's signed 64-bit integer (and a double)."""
+    """Milliseconds since the epoch up to MAX_TIMESTAMP_MS (year 2200)."""
     return check_range(value, 0, MAX_TIMESTAMP_MS, what)
+
+
+def check_number(value: object, lo: float, hi: float, what: str) -> float:
+    """A finite JSON number (integer or fraction) within [lo, hi], as a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise ProtocolError(f"{what} must be a number in {lo}..{hi}, got {value!r}")
+    return float(value)
 
 
 def int_pair(value: object, what: str) -> tuple[int, int]:

@@ -29,7 +29,29 @@ BROKER_MAX_PAYLOAD: Final = 20_480
 """The smallest broker payload limit the protocol must fit (e.g. Mosquitto message_size_limit)."""
 MAX_VARIANTS: Final = 4
 """At most this many encodings of one bulletin in a play command."""
-MAX_TIMESTAMP_MS: Final = 2**53 - 1
-"""Time stamps are integers up to 2^53 - 1 ms, exact in a double and in int64."""
+MAX_TIMESTAMP_MS: Final = 7_258_118_400_000
+"""Time stamps are integers up to 2200-01-01T00:00:00Z in ms: exact in a double, int64 and any datetime."""
+FUTURE_TOLERANCE_MS: Final = 60_000
+"""A device time stamp more than this ahead of the controller's clock is logged and taken as "now"."""
+MAX_COUNT: Final = 2**31 - 1
+"""Largest counter in a status (cached_count, rejected_commands): a signed 32-bit integer."""
+MAX_UPTIME_S: Final = 2**31 - 1
+"""Largest uptime_s (68 years): a signed 32-bit integer."""
+MAX_STORAGE_FREE_MB: Final = 2**31 - 1
+"""Largest storage_free_mb (2 PiB): a signed 32-bit integer."""
+MAX_CLOCK_OFFSET_MS: Final = MAX_TIMESTAMP_MS
+"""clock_offset_ms lies within ±this: a clock anywhere from 1970 to 2200."""
+MIN_RSSI_DBM: Final = -150
+MAX_RSSI_DBM: Final = 0
+"""link.rssi_dbm lies in MIN_RSSI_DBM..MAX_RSSI_DBM."""
+MIN_TEMPERATURE_C: Final = -100
+MAX_TEMPERATURE_C: Final = 200
+"""temperature_c is a finite number in MIN_TEMPERATURE_C..MAX_TEMPERATURE_C."""
+MAX_PERCENT: Final = 100
+"""volume and battery_pct are integers in 0..MAX_PERCENT."""
+MAX_DURATION_MS: Final = 86_400_000
+"""Longest content item, ms (24 h)."""
+MAX_PROTOCOL_REPORTED: Final = 1_000
+"""Largest protocol version a status may report."""
 SEEN_IDS: Final = 4096
 """A device remembers at least this many recent command ids to drop redelivered commands."""

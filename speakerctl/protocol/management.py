@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from speakerctl.protocol import fields as f
+from speakerctl.protocol.limits import MAX_PERCENT
 
 Wire = dict[str, Any]
 
@@ -19,7 +20,7 @@ class SetVolume:
     kind = "set_volume"
 
     def __post_init__(self) -> None:
-        f.check_range(self.volume, 0, 100, "volume")
+        f.check_range(self.volume, 0, MAX_PERCENT, "volume")
 
     def to_wire(self) -> Wire:
         """Wire dict."""

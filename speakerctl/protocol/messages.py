@@ -14,10 +14,20 @@ from speakerctl.protocol.limits import (
     CHUNK_SIZE,
     MAX_CACHED_LISTED,
     MAX_CHUNKS,
+    MAX_CLOCK_OFFSET_MS,
     MAX_CONTENT_SIZE,
+    MAX_COUNT,
+    MAX_DURATION_MS,
     MAX_MISSING_RANGES,
-    MAX_TIMESTAMP_MS,
+    MAX_PERCENT,
+    MAX_PROTOCOL_REPORTED,
+    MAX_RSSI_DBM,
+    MAX_STORAGE_FREE_MB,
+    MAX_TEMPERATURE_C,
+    MAX_UPTIME_S,
     MAX_VARIANTS,
+    MIN_RSSI_DBM,
+    MIN_TEMPERATURE_C,
     PROTOCOL_VERSION,
 )
 from speakerctl.protocol.management import Ack, Ping, Reboot, SetVolume
@@ -76,7 +86,7 @@ class ContentRef:
     def __post_init__(self) -> None:
         check_sha256(self.sha256)
         f.check_range(self.size, 1, MAX_CONTENT_SIZE, "content size")
-        f.check_range(self.duration_ms, 0, 24 * 3600 * 1000, "duration_ms")
+        f.check_range(self.duration_ms, 0, MAX_DURATION_MS, "duration_ms")
         if self.chunk_size != CHUNK_SIZE:
             raise ProtocolError(f"chunk_size must be {CHUNK_SIZE}, got {self.chunk_size}")
         f.check_token(self.codec, "codec")
@@ -135,7 +145,7 @@ class Play:
         if len({v.codec for v in self.variants}) != len(self.variants):
             raise ProtocolError("content variants must differ in codec")
         if self.volume is not None:
-            f.check_range(self.volume, 0, 100, "volume")
+            f.check_range(self.volume, 0, MAX_PERCENT, "volume")
         f.check_text(self.title, "title")
 
     def variant_for(self, codecs: tuple[str, ...]) -> ContentRef | None:
@@ -393,6 +403,11 @@ class Link:
     network: str = "wired"
     rssi_dbm: int | None = None
 
+    def __post_init__(self) -> None:
+        f.choice(self.network, NETWORKS, "link.network")
+        if self.rssi_dbm is not None:
+            f.check_range(self.rssi_dbm, MIN_RSSI_DBM, MAX_RSSI_DBM, "link.rssi_dbm")
+
     def to_wire(self) -> Wire:
         """Wire dict."""
         return {"network": self.network, "rssi_dbm": self.rssi_dbm}
@@ -418,6 +433,11 @@ class Power:
     source: str = "mains"
     battery_pct: int | None = None
 
+    def __post_init__(self) -> None:
+        f.choice(self.source, POWER_SOURCES, "power.source")
+        if self.battery_pct is not None:
+            f.check_range(self.battery_pct, 0, MAX_PERCENT, "power.battery_pct")
+
     def to_wire(self) -> Wire:
         """Wire dict."""
         return {"source": self.source, "battery_pct": self.battery_pct}
@@ -426,10 +446,10 @@ class Power:
     def from_wire(cls, d: object) -> Power:
         """Parse and validate."""
         w = f.obj(d, "power")
-        pct = f.opt(w, "battery_pct", int)
-        if pct is not None:
-            f.check_range(pct, 0, 100, "power.battery_pct")
-        return cls(source=f.choice(w.get("source"), POWER_SOURCES, "power.source"), battery_pct=pct)
+        return cls(
+            source=f.choice(w.get("source"), POWER_SOURCES, "power.source"),
+            battery_pct=f.opt(w, "battery_pct", int),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,18 +478,20 @@ class Status:
 
     def __post_init__(self) -> None:
         check_id(self.device_id, "device id")
-        f.check_range(self.rejected_commands, 0, MAX_TIMESTAMP_MS, "rejected_commands")
+        f.check_range(self.rejected_commands, 0, MAX_COUNT, "rejected_commands")
         f.check_timestamp(self.ts_ms, "ts")
-        f.check_range(self.volume, 0, 100, "volume")
-        f.check_range(self.uptime_s, 0, MAX_TIMESTAMP_MS, "uptime_s")
-        f.check_range(self.cached_count, 0, MAX_TIMESTAMP_MS, "cached_count")
-        f.check_range(self.protocol, 1, 1_000, "protocol")
+        f.check_range(self.volume, 0, MAX_PERCENT, "volume")
+        f.check_range(self.uptime_s, 0, MAX_UPTIME_S, "uptime_s")
+        f.check_range(self.cached_count, 0, MAX_COUNT, "cached_count")
+        f.check_range(self.protocol, 1, MAX_PROTOCOL_REPORTED, "protocol")
         if self.playing is not None:
             f.check_token(self.playing, "playing")
         if self.storage_free_mb is not None:
-            f.check_range(self.storage_free_mb, 0, MAX_TIMESTAMP_MS, "storage_free_mb")
+            f.check_range(self.storage_free_mb, 0, MAX_STORAGE_FREE_MB, "storage_free_mb")
         if self.clock_offset_ms is not None:
-            f.check_range(self.clock_offset_ms, -MAX_TIMESTAMP_MS, MAX_TIMESTAMP_MS, "clock_offset_ms")
+            f.check_range(self.clock_offset_ms, -MAX_CLOCK_OFFSET_MS, MAX_CLOCK_OFFSET_MS, "clock_offset_ms")
+        if self.temperature_c is not None:
+            f.check_number(self.temperature_c, MIN_TEMPERATURE_C, MAX_TEMPERATURE_C, "temperature_c")
         f.check_text(self.firmware, "firmware")
         f.check_text(self.model, "model")
         f.choice(self.amplifier, AMPLIFIER_STATES, "amplifier")
@@ -521,7 +543,7 @@ class Status:
             amplifier=f.opt(w, "amplifier", str) or "ok",
             cached=tuple(f.str_list(w.get("cached", []), "cached")),
             cached_count=f.opt(w, "cached_count", int) or 0,
-            temperature_c=_number(w.get("temperature_c"), "temperature_c"),
+            temperature_c=_number(w.get("temperature_c")),
             storage_free_mb=f.opt(w, "storage_free_mb", int),
             clock_offset_ms=f.opt(w, "clock_offset_ms", int),
             rejected_commands=f.opt(w, "rejected_commands", int) or 0,
@@ -532,9 +554,7 @@ def _default(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-def _number(value: object, what: str) -> float | None:
+def _number(value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not -100 <= value <= 200:
-        raise ProtocolError(f"{what} must be a number of degrees in -100..200, got {value!r}")
-    return float(value)
+    return f.check_number(value, MIN_TEMPERATURE_C, MAX_TEMPERATURE_C, "temperature_c")

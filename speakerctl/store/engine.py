@@ -11,7 +11,10 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlmodel import Session
 
@@ -50,7 +53,7 @@ class Sessions:
                 yield session
                 if write:
                     session.commit()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OverflowError, ValueError) as exc:
             raise self.failure(exc) from exc
 
     @contextmanager
@@ -61,10 +64,10 @@ class Sessions:
                 conn = conn.execution_options(**{_WRITE: write})
                 with conn.begin():
                     yield conn
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OverflowError, ValueError) as exc:
             raise self.failure(exc) from exc
 
-    def failure(self, exc: SQLAlchemyError, *, doing: str = "") -> StoreError:
+    def failure(self, exc: Exception, *, doing: str = "") -> StoreError:
         """`exc` told as one line with a hint (see store/failures.py)."""
         return translate(exc, self.engine.url, doing=doing)
 

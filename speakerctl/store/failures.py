@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from speakerctl.errors import StoreError
+from speakerctl.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +128,25 @@ _RULES: list[_Rule] = [
 ]
 
 
-def translate(exc: SQLAlchemyError, url: URL, *, doing: str = "") -> StoreError:
-    """A StoreError naming the kind of failure, with a hint; the original goes to the debug log."""
+UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+"""Failures of the connection or a lock, not of the statement: the same write may succeed later."""
+
+
+def translate(exc: Exception, url: URL, *, doing: str = "") -> StoreError:
+    """A StoreError naming the kind of failure, with a hint; the original goes to the debug log.
+
+    A lost connection or a lock is `StoreUnavailable` (the ingestor keeps its batch for later); a value
+    the driver refuses (SQLite's integer overflow, a NUL for PostgreSQL) is a plain `StoreError`.
+    """
     log.debug("database failure", exc_info=exc)
     where = Where(url)
     message, hint = _classify(exc, where)
     prefix = f"{doing}: " if doing else ""
-    return StoreError(f"{prefix}{message}", hint=hint)
+    kind = StoreUnavailable if isinstance(exc, UNAVAILABLE) else StoreError
+    return kind(f"{prefix}{message}", hint=hint)
 
 
-def _classify(exc: SQLAlchemyError, where: Where) -> tuple[str, str]:
+def _classify(exc: Exception, where: Where) -> tuple[str, str]:
     """(message, hint) for a failure; unclassified ones quote the driver's first line only."""
     detail = _driver_message(exc)
     code = _sqlstate(exc)
@@ -148,14 +158,14 @@ def _classify(exc: SQLAlchemyError, where: Where) -> tuple[str, str]:
     return f"database error: {detail[:_MAX_DETAIL]}", f"check {target}; run with -v for details"
 
 
-def _driver_message(exc: SQLAlchemyError) -> str:
+def _driver_message(exc: Exception) -> str:
     """The DBAPI's own message (no statement, no parameters), first line only."""
     original = exc.orig if isinstance(exc, DBAPIError) else exc
     text = str(original).strip() or type(original).__name__
     return text.splitlines()[0].strip()
 
 
-def _sqlstate(exc: SQLAlchemyError) -> str | None:
+def _sqlstate(exc: Exception) -> str | None:
     """The SQLSTATE of a PostgreSQL error, if the driver gave one."""
     original = exc.orig if isinstance(exc, DBAPIError) else None
     code = getattr(original, "pgcode", None) or getattr(original, "sqlstate", None)

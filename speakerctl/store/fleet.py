@@ -7,8 +7,9 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import func
-from sqlmodel import Session, col, delete, insert, select
+from sqlmodel import Session, col, delete, insert, select, update
 
+from speakerctl.clock import to_ms
 from speakerctl.errors import NotFound, ProtocolError, StoreError
 from speakerctl.fleet import Zone
 from speakerctl.protocol import Status
@@ -122,6 +123,13 @@ class StatusRepository:
             s.flush()
             self._prune(s, self._due_for_prune(st.device_id for st in applied))
         return unknown
+
+    def clamp_future(self, now: datetime) -> int:
+        """Bring status time stamps later than `now` back to it, so no device stays frozen; how many."""
+        now_ms = to_ms(aware_utc(now, "now"))
+        stmt = update(DeviceRow).where(col(DeviceRow.status_ts_ms) > now_ms).values(status_ts_ms=now_ms)
+        with self._db.session(write=True) as s:
+            return int(s.exec(stmt).rowcount)
 
     def history(self, device_id: str, limit: int = 20) -> list[StatusRecord]:
         """A device's latest recorded statuses, newest first (at most `history_limit`)."""

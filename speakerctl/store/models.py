@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
+from speakerctl.clock import from_ms
 from speakerctl.errors import NotFound, StoreError
 from speakerctl.fleet import Zone, ZoneTree
 from speakerctl.protocol import DeliveryEvent, PreemptPolicy, Priority, Status
 from speakerctl.protocol.lifecycle import REPORTED, DeliveryState
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 
 def utc_from_ms(ts_ms: int) -> datetime:
-    """Aware UTC datetime from milliseconds since the epoch (exact, no float rounding)."""
-    return EPOCH + timedelta(milliseconds=ts_ms)
+    """Aware UTC datetime from milliseconds since the epoch (exact, and total: clamped to years 1..9999)."""
+    return from_ms(ts_ms)
 
 
 def aware_utc(value: datetime, name: str) -> datetime:

@@ -72,6 +72,9 @@ def render(
         ("statuses", counters.statuses, "Status messages ingested."),
         ("events", counters.events, "Delivery events ingested."),
         ("malformed", counters.malformed, "Messages rejected as malformed."),
+        ("set_aside", counters.set_aside, "Rows the store refused, set aside so the rest was stored."),
+        ("dropped_statuses", counters.dropped_statuses, "Statuses dropped from a full backlog."),
+        ("future_timestamps", counters.future_timestamps, "Messages stamped ahead of our clock."),
     ):
         lines += _metric(f"speakerctl_ingested_{name}_total", "counter", text, [("", value)])
     lines += _metric(

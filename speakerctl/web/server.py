@@ -18,6 +18,7 @@ from speakerctl.app.views import FleetView, dump_all
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
 from speakerctl.errors import LinkError, UsageError
+from speakerctl.logs import Throttled
 from speakerctl.web import metrics
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class WebServer:
         self._lock = asyncio.Lock()
         self._rate = metrics.RateMeter(controller.clock)
         self._runner: web.AppRunner | None = None
+        self._warnings = Throttled(log, controller.clock.monotonic, level=logging.ERROR)
 
     @property
     def url(self) -> str:
@@ -83,7 +85,7 @@ class WebServer:
 
     def app(self) -> web.Application:
         """The aiohttp application; it answers only to its own names (no DNS rebinding)."""
-        app = web.Application(middlewares=[self._check_host])
+        app = web.Application(middlewares=[self._check_host, self._answer_errors])
         app.router.add_get("/", self._page)
         app.router.add_get("/api/fleet", self._fleet)
         app.router.add_get("/api/devices", self._devices)
@@ -97,6 +99,18 @@ class WebServer:
         if host_name(request.headers.get("Host", "")) not in allowed:
             raise web.HTTPMisdirectedRequest(text="unknown Host; add it to the web_hosts setting\n")
         return await handler(request)
+
+    @web.middleware
+    async def _answer_errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Any failure of a handler answers 500 in one line; the server keeps serving."""
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            self._warnings.log("failed requests", request.path, "%s failed", request.path, exc_info=True)
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return web.Response(status=500, text=f"error: {message}\n")
 
     async def start(self) -> None:
         """Listen on the given address only; a port of 0 picks a free one."""
