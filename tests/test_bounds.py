@@ -25,10 +25,24 @@ from speakerctl.config import Settings
 from speakerctl.controller import monitor
 from speakerctl.controller.health import HealthPolicy, evaluate
 from speakerctl.controller.ingest import Ingestor
+from speakerctl.controller.planning import Plan
 from speakerctl.controller.service import Controller
 from speakerctl.errors import StoreUnavailable
 from speakerctl.logs import Throttled
-from speakerctl.protocol import Ack, DeliveryEvent, Link, Power, Reason, Status, codec, topics
+from speakerctl.protocol import (
+    Ack,
+    Command,
+    ContentRef,
+    DeliveryEvent,
+    Link,
+    Play,
+    Power,
+    Priority,
+    Reason,
+    Status,
+    codec,
+    topics,
+)
 from speakerctl.protocol.lifecycle import REPORTED
 from speakerctl.protocol.limits import (
     FUTURE_TOLERANCE_MS,
@@ -460,3 +474,12 @@ async def test_protocol_valid_values_at_every_bound_reach_every_read_path(
     read_everything(env, device)
     bodies = await serve_everything(web)
     assert "speakerctl_ingested_set_aside_total 0" in bodies["metrics"]
+
+
+def test_a_title_with_control_characters_still_goes_on_the_wire() -> None:
+    """Titles come from files and operators; the `play` command carries a clean one (it refused to send)."""
+    plan = Plan("bc-1", "Bản tin\tsáng\nnay" + "x" * 300, (), (), frozenset(), (), 1000, datetime.now(UTC))
+    play = Play("bc-1", (ContentRef("ab" * 32, 1000, "opus", 1000),), None, None, plan.wire_title)
+    decoded = codec.decode_command(codec.encode(Command("m1", 1, 2, Priority.NORMAL, play)))
+    assert isinstance(decoded.body, Play) and decoded.body.title.startswith("Bản tin sáng nay")
+    assert len(decoded.body.title) == MAX_TEXT_LENGTH

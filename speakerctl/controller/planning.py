@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from speakerctl.errors import NotFound, UsageError
 from speakerctl.protocol import ContentRef, PreemptPolicy, Priority, topics
+from speakerctl.protocol.fields import wire_text
 from speakerctl.protocol.limits import MAX_TARGETS
 from speakerctl.store import Store
 
@@ -35,6 +36,11 @@ class Plan:
     topics: tuple[str, ...]
     duration_ms: int
     expires_at: datetime
+
+    @property
+    def wire_title(self) -> str:
+        """The title as a `play` carries it: no control characters, within the text limit."""
+        return wire_text(self.title)
 
 
 def resolve_targets(store: Store, targets: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -88,7 +88,7 @@ def _command(info: BroadcastInfo, plan: Plan) -> Command:
     """The broadcast's play command exactly as first sent: same id, start, volume and policy."""
     issued_ms = to_ms(info.issued_at)
     start = to_ms(info.start_at) if info.start_at else None
-    play = Play(info.id, plan.variants, start, info.volume, plan.title[:200], info.on_preempt)
+    play = Play(info.id, plan.variants, start, info.volume, plan.wire_title, info.on_preempt)
     return Command(
         play_command_id(info.id, issued_ms), issued_ms, to_ms(info.expires_at), info.priority, play
     )

@@ -288,7 +288,7 @@ async def _follow(tracker: Tracker, timeout: float, progress: Progress | None) -
 
 def _command(plan: Plan, request: BroadcastRequest, now_ms: int) -> Command:
     start = to_ms(request.start_at) if request.start_at else None
-    play = Play(plan.broadcast_id, plan.variants, start, request.volume, plan.title[:200], request.on_preempt)
+    play = Play(plan.broadcast_id, plan.variants, start, request.volume, plan.wire_title, request.on_preempt)
     return Command(
         play_command_id(plan.broadcast_id, now_ms), now_ms, to_ms(plan.expires_at), request.priority, play
     )
