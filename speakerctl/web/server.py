@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from speakerctl.app import fleet
 from speakerctl.app.context import AppContext
@@ -74,6 +75,7 @@ class WebServer:
         self._cached: _Cached | None = None
         self._lock = asyncio.Lock()
         self._rate = metrics.RateMeter(controller.clock)
+        self._registry = metrics.registry(self._readings)
         self._runner: web.AppRunner | None = None
         self._warnings = Throttled(log, controller.clock.monotonic, level=logging.ERROR)
 
@@ -157,16 +159,17 @@ class WebServer:
         return _json(dump_all((await self._read()).view.alerts))
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        overview = (await self._read()).overview
-        counters = self.controller.ingestor.counters
-        text = metrics.render(
-            overview.snapshot,
-            overview.deliveries,
-            counters,
-            self._rate.read(counters.statuses),
-            overview.reach_latency_s,
-        )
-        return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
+        await self._read()  # the collector reports this snapshot
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _readings(self) -> metrics.Readings:
+        """What a scrape reports: the snapshot `_metrics` just read, the ingestion counters now."""
+        assert self._cached is not None, "_metrics reads the snapshot before it collects"
+        overview, counters = self._cached.overview, self.controller.ingestor.counters
+        rate = self._rate.read(counters.statuses)
+        latency = overview.reach_latency_s
+        return metrics.Readings(overview.snapshot, overview.deliveries, counters, rate, latency)
 
 
 def _json(data: dict[str, Any] | list[dict[str, Any]]) -> web.Response:
