@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,15 +31,23 @@ from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
 from speakerctl.controller.health import failed_to_sound
 from speakerctl.controller.pause import PAUSE_AT
+from speakerctl.errors import NotFound
 from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol.lifecycle import FINISHED, PLAYING
+from speakerctl.scheduler.book import ScheduleBook
+from speakerctl.scheduler.model import RunState, Schedule, new_schedule_id
+from speakerctl.scheduler.rules import Kind, Rule
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BroadcastState, Store
 
 HOOKED = ("before-publish", "mid-publish", "after-accept", "mid-upload")
 PROCESS_S = 120.0
 """Safety net for a controller process to end: it starts Python, connects and follows a broadcast."""
-ENV = {"SPEAKERCTL_ACCEPT_WINDOW_S": "1", "SPEAKERCTL_BROADCAST_TIMEOUT_S": "40"}
+ENV = {
+    "SPEAKERCTL_ACCEPT_WINDOW_S": "1",
+    "SPEAKERCTL_BROADCAST_TIMEOUT_S": "40",
+    "SPEAKERCTL_SCHEDULE_LEAD_S": "1",
+}
 
 
 @dataclass
@@ -129,3 +138,67 @@ def _sounded(store: Store, bulletin: int) -> bool:
     found = [b for b in store.broadcasts.latest(100) if b.bulletin_id == bulletin]
     counts = store.deliveries.counts(found[0].id) if found else {}
     return bool(counts.get(PLAYING) or counts.get(FINISHED))
+
+
+SERIES = 4
+GAP_S = 4
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_serve_killed_during_a_pushed_series_resumes_it_without_sending_again(world: World) -> None:
+    store, fleet, settings = world.store, world.fleet, world.settings
+    bulletin = random_bulletin(store, settings.content_dir, 4 * 16384, duration_ms=20_000)
+    shas = {v.sha256 for v in store.bulletins.variants(bulletin)}
+    book = ScheduleBook(store)
+    now = datetime.now(UTC)
+    rule = Rule(Kind.AT, at=now + timedelta(seconds=15), repeat=SERIES, gap_s=GAP_S)
+    schedule = book.add(Schedule(new_schedule_id(), bulletin, (ZONE,), rule, created_at=now))
+    first = _speakerctl(settings, "serve")
+    try:
+        # Killed once the first airing is sounding and the later ones are pushed, still to come.
+        await wait_until(lambda: _series_at_first_airing(book, store, schedule.id), "the first airing", 120)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(SAFETY_NET_S)
+    duplicates = sum(d.agent.counters.duplicates for d in fleet.devices.values())
+    second = _speakerctl(settings, "serve")
+    try:
+        await wait_until(lambda: _series_closed(book, store, schedule.id), "the series to end", PROCESS_S)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(second.wait, SAFETY_NET_S)
+    runs = book.runs(schedule.id)
+    assert [r.state for r in runs] == [RunState.AIRED] * SERIES
+    for run in runs:
+        deliveries = store.deliveries.of(run.broadcast_id)
+        assert {d.device_id for d in deliveries} == set(fleet.devices)
+        assert all(d.state is FINISHED for d in deliveries), {d.device_id: d.state for d in deliveries}
+        assert store.broadcasts.get(run.broadcast_id).state is BroadcastState.COMPLETE
+        assert failed_to_sound(deliveries) == []
+    played = {k: sum(s in shas for s in d.output.played) for k, d in fleet.devices.items()}
+    assert played == dict.fromkeys(fleet.devices, SERIES)
+    # Its own pushed airings are followed through its persistent session: no play is sent again.
+    assert sum(d.agent.counters.duplicates for d in fleet.devices.values()) == duplicates
+
+
+def _series_at_first_airing(book: ScheduleBook, store: Store, schedule_id: str) -> bool:
+    runs = book.runs(schedule_id)
+    if len(runs) < SERIES or not all(r.broadcast_id for r in runs):
+        return False
+    counts = [_counts(store, r.broadcast_id) for r in runs]
+    sounding = bool(counts[0].get(PLAYING) or counts[0].get(FINISHED))
+    return sounding and not any(c.get(PLAYING) or c.get(FINISHED) for c in counts[1:])
+
+
+def _counts(store: Store, broadcast_id: str) -> dict[str, int]:
+    """A broadcast's deliveries per state; none yet if its run is recorded before it is."""
+    try:
+        return store.deliveries.counts(broadcast_id)
+    except NotFound:
+        return {}
+
+
+def _series_closed(book: ScheduleBook, store: Store, schedule_id: str) -> bool:
+    runs = book.runs(schedule_id)
+    closed = all(store.broadcasts.get(r.broadcast_id).state is not BroadcastState.RUNNING for r in runs)
+    return len(runs) == SERIES and all(r.state is RunState.AIRED for r in runs) and closed
