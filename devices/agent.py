@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,6 +48,8 @@ STATUS_DEBOUNCE_S = 0.5
 SEEN_IDS_FILE = "seen-ids.txt"
 _OUTBOX_BACKOFF = Backoff(deadline_s=None, first_s=0.1, max_s=2.0)
 REFUSED_DETAIL = "the broker refused the content subscription"
+LATEST_KEPT = 64
+"""Broadcasts whose latest delivery event the agent remembers, to repeat it to a restarted controller."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ class DeviceAgent:
         self._fetches: dict[str, Fetch] = {}
         self.offset = OffsetEstimator()
         self._seen = SeenIds(config.cache_dir / SEEN_IDS_FILE)
+        self._latest: OrderedDict[str, bytes] = OrderedDict()
         self._unsubscribe: set[str] = set()
         self._status_dirty = False
         self._reboot_pending = False
@@ -207,6 +211,7 @@ class DeviceAgent:
             return
         if command.msg_id in self._seen:
             self.counters.duplicates += 1
+            self._repeat_latest(command.body)
             return
         self._seen.add(command.msg_id)
         self.offset.sample(command.issued_at_ms, self.hw.clock.now_ms())
@@ -219,6 +224,12 @@ class DeviceAgent:
             self._emit(body.broadcast_id, DeliveryState.EXPIRED, Reason.EXPIRED, "arrived expired")
         else:
             await self._accept(command, body)
+
+    def _repeat_latest(self, body: object) -> None:
+        # A controller that restarted re-sends its play to learn what it missed while it was away.
+        latest = self._latest.get(body.broadcast_id) if isinstance(body, Play) else None
+        if latest is not None:
+            self._enqueue(topics.device_events(self.config.device_id), latest)
 
     def _reject(self, command: Command, exc: SignatureError) -> None:
         self.counters.rejected += 1
@@ -424,7 +435,12 @@ class DeviceAgent:
             cached,
             ref.sha256 if ref else None,
         )
-        self._enqueue(topics.device_events(self.config.device_id), codec.encode(event))
+        payload = codec.encode(event)
+        self._latest[broadcast_id] = payload
+        self._latest.move_to_end(broadcast_id)
+        if len(self._latest) > LATEST_KEPT:
+            self._latest.popitem(last=False)
+        self._enqueue(topics.device_events(self.config.device_id), payload)
 
     def _enqueue_status(self) -> None:
         # Debounced: a burst of changes (playing, then finished) becomes one status message.

@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.mosquitto)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def mosquitto_binary() -> str:
     """Path of the mosquitto binary; skip the test without it, or fail if the env requires it."""
     binary = find_mosquitto()

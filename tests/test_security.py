@@ -142,8 +142,12 @@ class Inbox:
         return any(isinstance(e, Ack) and e.command_id == command_id for e in self.events())
 
     def finished(self, broadcast_id: str) -> int:
+        # By event id: a cluster repeats its latest event, as it was, to a copy of the play.
         done = (DeliveryState.FINISHED, broadcast_id)
-        return sum(isinstance(e, DeliveryEvent) and (e.state, e.broadcast_id) == done for e in self.events())
+        events = self.events()
+        return len(
+            {e.msg_id for e in events if isinstance(e, DeliveryEvent) and (e.state, e.broadcast_id) == done}
+        )
 
 
 def _agent(url: str, root: Path, device: str, trusted: TrustedKeys) -> tuple[DeviceAgent, SimOutput]:

@@ -1,8 +1,10 @@
 """After a controller crash or restart: pick up every broadcast the store still shows running.
 
 A broadcast still valid is followed again with the *same* play command (its id derived from its id
-and issue time; its `start_at`, `volume` and `on_preempt` as recorded), re-sent only while some
-cluster has not answered yet: clusters that already have it drop the copy. Its content is uploaded
+and issue time; its `start_at`, `volume` and `on_preempt` as recorded), re-sent while some cluster
+never answered, or while some has not ended it and what it said may have gone unheard (the broadcast
+was sent by another process than this persistent session): a cluster that already has it does not
+act on the copy but repeats its latest event for the broadcast. Its content is uploaded
 and repaired for whoever still needs it (a device whose stored state is `accepted` may wait for any
 variant), and it is followed until every delivery is final. One past its expiry is closed: clusters
 that never reported are recorded unreached. An airing pushed ahead (its start still in the future) is
@@ -21,7 +23,7 @@ from speakerctl.controller.resilience import play_command_id
 from speakerctl.controller.service import BroadcastResult, Controller, Progress
 from speakerctl.controller.tracker import Tracker
 from speakerctl.protocol import Command, ContentRef, Play, Reason
-from speakerctl.protocol.lifecycle import PENDING
+from speakerctl.protocol.lifecycle import FINAL, PENDING
 from speakerctl.store import BroadcastInfo, BroadcastState, DeliveryInfo
 
 log = logging.getLogger(__name__)
@@ -75,13 +77,22 @@ async def resume(
         counts = await asyncio.to_thread(store.deliveries.counts, info.id)
         return BroadcastResult(info.id, sum(counts.values()), counts, 0, 0)
     plan, deliveries = await asyncio.to_thread(_plan, controller, info)
-    if all(d.state is not PENDING for d in deliveries):
-        plan = replace(plan, topics=())  # every cluster has it: follow, do not send again
+    if not _ask(controller, info, deliveries):
+        plan = replace(plan, topics=())
     log.warning("resuming broadcast %s (%d clusters)", info.id, len(plan.device_ids))
     tracker = Tracker(info.id, list(plan.device_ids), set(plan.online), controller.clock)
     tracker.replay(deliveries)
     wait_s = max(0.0, (info.start_at - now).total_seconds()) if info.start_at else 0.0
     return await controller.execute(plan, _command(info, plan), tracker, progress, wait_s)
+
+
+def _ask(controller: Controller, info: BroadcastInfo, deliveries: list[DeliveryInfo]) -> bool:
+    """Whether to re-send the play: someone never answered, or answers may have gone unheard."""
+    if any(d.state is PENDING for d in deliveries):
+        return True
+    # The broker queued what clusters said to our own persistent session while we were down.
+    heard = controller.session.persistent and info.owner == controller.session.client_id
+    return not heard and any(d.state not in FINAL for d in deliveries)
 
 
 def _command(info: BroadcastInfo, plan: Plan) -> Command:

@@ -177,6 +177,7 @@ class Controller:
         ]
         egress_before = self.link.bytes_out
         self.ingestor.track(tracker, uploads)
+        await self._catch_up(tracker)
         closing = True
         try:
             await self._run(plan, command, tracker, uploads, progress, wait_s)
@@ -258,6 +259,11 @@ class Controller:
             finally:
                 for job in jobs:
                     job.cancel()
+
+    async def _catch_up(self, tracker: Tracker) -> None:
+        # What came in before the tracker was routed (a resumed session's queue) is in the store.
+        await self.ingestor.flush()
+        tracker.replay(await asyncio.to_thread(self.store.deliveries.of, tracker.broadcast_id))
 
     async def _close(self, plan: Plan, tracker: Tracker) -> None:
         await self.ingestor.flush()

@@ -6,6 +6,7 @@ import asyncio
 from functools import partial
 
 from speakerctl.broker.link import Link
+from speakerctl.controller.pause import pause_at
 from speakerctl.controller.tracker import Tracker
 from speakerctl.protocol import ContentRef, chunks, topics
 from speakerctl.retry import Backoff, through_outages
@@ -40,11 +41,16 @@ class Upload:
     async def run(self, tracker: Tracker) -> None:
         """Wait until someone needs the content, upload it once, then serve repairs until cancelled."""
         # Polling (20 ms) keeps the tracker free of per-waiter wake-ups; it only runs while a broadcast does.
-        while not tracker.needs(self.ref.sha256):  # noqa: ASYNC110
+        # A request for chunks counts as a need: a restarted controller may have missed the accept.
+        while not tracker.needs(self.ref.sha256) and not self._requested:  # noqa: ASYNC110
             await asyncio.sleep(_POLL_S)
         await self._accept_window(tracker)
+        await pause_at("after-accept")
         self._requested.clear()  # the full upload below answers anything asked so far
-        await self._send(range(self.ref.chunks))
+        first = min(_WINDOW, self.ref.chunks)
+        await self._send(range(first))
+        await pause_at("mid-upload")
+        await self._send(range(first, self.ref.chunks))
         while True:
             await self._request_arrived.wait()
             await asyncio.sleep(_REPAIR_COALESCE_S)
