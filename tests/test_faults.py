@@ -45,10 +45,17 @@ def random_bulletin(store: Store, content_dir: Path, size: int, duration_ms: int
     return store.bulletins.add("chaos", *args, variants=variants).id
 
 
-def _fleet(settings: Settings, root: Path, **options: Any) -> Fleet:
+def trusted_fleet(settings: Settings, root: Path, zone: str | None = None, **options: Any) -> Fleet:
+    """A simulated fleet that trusts the controller's key: the province, or the clusters under `zone`."""
     load_or_create_signer(settings.keys_dir)
-    opts = FleetOptions(root=root, time_scale=50, trust_file=trusted_path(settings.keys_dir), **options)
-    return Fleet(provisioning_records(load_inventory()), settings.broker_address, opts)
+    options = {"time_scale": 50, **options}
+    opts = FleetOptions(root=root, trust_file=trusted_path(settings.keys_dir), **options)
+    inventory = load_inventory()
+    clusters = provisioning_records(inventory)
+    if zone is not None:
+        under = {d.id for d in inventory.devices_under(zone)}
+        clusters = tuple(c for c in clusters if c.device_id in under)
+    return Fleet(clusters, settings.broker_address, opts)
 
 
 async def test_province_broadcast_under_5_percent_chunk_loss_completes_everywhere(tmp_path: Path) -> None:
@@ -57,7 +64,9 @@ async def test_province_broadcast_under_5_percent_chunk_loss_completes_everywher
             data_dir=tmp_path / "ctl", broker=broker.url, accept_window_s=2, broadcast_timeout_s=90
         )
         store = open_store(settings)
-        fleet = _fleet(settings, tmp_path / "fleet", faults=FaultProfile(chunk_loss=0.05), repair_after_s=0.5)
+        fleet = trusted_fleet(
+            settings, tmp_path / "fleet", faults=FaultProfile(chunk_loss=0.05), repair_after_s=0.5
+        )
         bulletin = random_bulletin(store, settings.content_dir, 16 * 16384)  # 16 chunks
         controller = Controller(settings, store)
         async with asyncio.TaskGroup() as tg:
@@ -84,9 +93,8 @@ async def test_clusters_offline_during_a_broadcast_get_it_on_return_or_report_it
         command_ttl_s=4,
     )
     store = open_store(settings)
-    fleet = _fleet(settings, tmp_path / "fleet", repair_after_s=0.3)
+    fleet = trusted_fleet(settings, tmp_path / "fleet", ZONE, repair_after_s=0.3)
     ids = [d.id for d in load_inventory().devices_under(ZONE)]
-    fleet.devices = {k: v for k, v in fleet.devices.items() if k in ids}
     back_soon, back_late = ids[:3], ids[3:5]
     bulletin = random_bulletin(store, settings.content_dir, 3 * 16384)
     controller = Controller(settings, store)

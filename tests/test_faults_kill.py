@@ -16,15 +16,14 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from test_faults import ZONE, random_bulletin
+from test_faults import ZONE, random_bulletin, trusted_fleet
 from waiting import SAFETY_NET_S, wait_until
 
 from simulator.faults import FleetRunner
-from simulator.fleet import Fleet, FleetOptions
+from simulator.fleet import Fleet
 from speakerctl.app.context import open_store
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess
 from speakerctl.broker.ports import free_port
@@ -32,12 +31,11 @@ from speakerctl.config import Settings
 from speakerctl.controller.health import failed_to_sound
 from speakerctl.controller.pause import PAUSE_AT
 from speakerctl.errors import NotFound
-from speakerctl.fleet import load_inventory, provisioning_records
+from speakerctl.fleet import load_inventory
 from speakerctl.protocol.lifecycle import FINISHED, PLAYING
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import RunState, Schedule, new_schedule_id
 from speakerctl.scheduler.rules import Kind, Rule
-from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BroadcastState, Store
 
 HOOKED = ("before-publish", "mid-publish", "after-accept", "mid-upload")
@@ -67,7 +65,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, mosquitto_binary: str)
     config = MosquittoConfig(port=free_port(), persistence=True)
     with MosquittoProcess(config, root / "mosquitto", binary=mosquitto_binary) as broker:
         settings = Settings(data_dir=root / "ctl", broker=broker.url, accept_window_s=1)
-        fleet = _fleet(settings, root / "fleet")
+        fleet = trusted_fleet(settings, root / "fleet", ZONE, time_scale=20, repair_after_s=0.5)
         async with FleetRunner() as runner:
             for device in fleet.devices.values():
                 runner.start(device.agent)
@@ -103,17 +101,6 @@ async def test_a_broadcast_killed_at_each_phase_is_finished_by_resume(world: Wor
     assert failed_to_sound(deliveries) == []
     played = {k: sum(s in shas for s in d.output.played) for k, d in fleet.devices.items()}
     assert played == dict.fromkeys(fleet.devices, 1)
-
-
-def _fleet(settings: Settings, root: Path) -> Fleet:
-    load_or_create_signer(settings.keys_dir)
-    options = FleetOptions(
-        root=root, time_scale=20, trust_file=trusted_path(settings.keys_dir), repair_after_s=0.5
-    )
-    fleet = Fleet(provisioning_records(load_inventory()), settings.broker_address, options)
-    ids = {d.id for d in load_inventory().devices_under(ZONE)}
-    fleet.devices = {k: v for k, v in fleet.devices.items() if k in ids}
-    return fleet
 
 
 def _speakerctl(settings: Settings, *args: str, pause: str = "") -> subprocess.Popen[str]:

@@ -6,11 +6,10 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from test_faults import ZONE, random_bulletin
+from test_faults import ZONE, random_bulletin, trusted_fleet
 from waiting import wait_until
 
 from simulator.faults import FleetRunner
-from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import runtime
 from speakerctl.app.context import open_store
 from speakerctl.broker.link import Link
@@ -23,26 +22,14 @@ from speakerctl.controller.resume import resume_broadcasts, unfinished
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.controller.session import command_session, installation_id, serve_session
 from speakerctl.errors import NotFound
-from speakerctl.fleet import load_inventory, provisioning_records
+from speakerctl.fleet import load_inventory
 from speakerctl.protocol import Command, DeliveryEvent, Play, PreemptPolicy, Priority, codec, topics
 from speakerctl.protocol.lifecycle import ACCEPTED, FINISHED
-from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BroadcastState, Store
 
 
 def _settings(tmp_path: Path, broker: MosquittoProcess) -> Settings:
     return Settings(data_dir=tmp_path / "ctl", broker=broker.url, accept_window_s=1, broadcast_timeout_s=12)
-
-
-def _zone_fleet(settings: Settings, root: Path) -> Fleet:
-    load_or_create_signer(settings.keys_dir)
-    options = FleetOptions(
-        root=root, time_scale=20, trust_file=trusted_path(settings.keys_dir), repair_after_s=0.5
-    )
-    fleet = Fleet(provisioning_records(load_inventory()), settings.broker_address, options)
-    ids = {d.id for d in load_inventory().devices_under(ZONE)}
-    fleet.devices = {k: v for k, v in fleet.devices.items() if k in ids}
-    return fleet
 
 
 def _all_in(store: Store, broadcast_id: str, *states: str) -> bool:
@@ -92,7 +79,7 @@ async def test_resume_after_every_cluster_accepted_uploads_and_every_cluster_pla
     settings = _settings(tmp_path, mosquitto)
     store = open_store(settings)
     bulletin = random_bulletin(store, settings.content_dir, 4 * 16384)
-    fleet = _zone_fleet(settings, tmp_path / "fleet")
+    fleet = trusted_fleet(settings, tmp_path / "fleet", ZONE, time_scale=20, repair_after_s=0.5)
     async with FleetRunner() as runner:
         for device in fleet.devices.values():
             runner.start(device.agent)
@@ -128,7 +115,7 @@ async def test_serve_follows_its_pushed_airing_after_a_restart_and_keeps_its_pla
     settings = _settings(tmp_path, mosquitto)
     store = open_store(settings)
     bulletin = random_bulletin(store, settings.content_dir, 2 * 16384)
-    fleet = _zone_fleet(settings, tmp_path / "fleet")
+    fleet = trusted_fleet(settings, tmp_path / "fleet", ZONE, time_scale=20, repair_after_s=0.5)
     session = serve_session(settings.data_dir)
     async with FleetRunner() as runner:
         for device in fleet.devices.values():
