@@ -161,7 +161,7 @@ async def serving(
         built.running(fail_fast=False),
         monitored(built, front_end, announce),
         resumed(built),
-        scheduled(built, ctx.book()),
+        scheduled(built, ScheduleBook(built.store)),  # one engine for the controller and its book
     ):
         yield built
 
