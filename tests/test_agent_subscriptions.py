@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from waiting import Observed
+from waiting import Observed, connected
 
 from devices.agent import REFUSED_DETAIL, AgentConfig, DeviceAgent
 from devices.hardware import Hardware
@@ -46,19 +44,6 @@ def _agent(address: BrokerAddress, root: Path, signer: Signer) -> DeviceAgent:
     trusted = TrustedKeys.of([signer.private.public_key()])
     config = AgentConfig(DEVICE, (ZONE,), root / DEVICE, trusted_keys=trusted, repair_after_s=0.5)
     return DeviceAgent(config, address, hardware)
-
-
-@asynccontextmanager
-async def _running(*items: Link | DeviceAgent) -> AsyncIterator[None]:
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(x.run()) for x in items]
-        for x in items:
-            await (x.link if isinstance(x, DeviceAgent) else x).wait_connected(10)
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
 
 
 class Inbox:
@@ -148,7 +133,7 @@ async def test_a_refused_content_subscription_fails_the_broadcast_at_once_withou
     ctl = Link(BrokerAddress(broker.host, broker.port, "ctl", "ctl-secret"), inbox, client_id="ctl")
     await ctl.subscribe([topics.device_events(DEVICE)])
     play = codec.encode(_play(signer, b"refused" * 100, "bc-refused"))
-    async with _running(agent, ctl):
+    async with connected(agent, ctl):
         await ctl.publish(topics.device_cmd(DEVICE), play)
         # Well within the content timeout (300 s): the cluster must not wait for content that cannot come.
         await inbox.seen.wait_for(lambda _: bool(inbox.deliveries()), "a delivery event", timeout=15)
@@ -168,7 +153,7 @@ async def test_a_content_subscription_left_in_the_session_is_dropped_on_its_firs
     # Before the reboot the cluster was downloading `sha`: its persistent session holds the subscription.
     before = Link(address, Inbox(), client_id=DEVICE, persistent=True)
     await before.subscribe([topics.content(sha)])
-    async with _running(before):
+    async with connected(before):
         pass
     agent = _agent(address, tmp_path, Signer(Ed25519PrivateKey.generate()))
     received: Observed[str] = Observed()
@@ -177,7 +162,7 @@ async def test_a_content_subscription_left_in_the_session_is_dropped_on_its_firs
     agent.link.unsubscribe = _recording(agent.link.unsubscribe, left)  # type: ignore[method-assign]
     ctl = Link(address, Inbox(), client_id="ctl")
     frame = chunks.pack(0, 1, data)
-    async with _running(agent, ctl):
+    async with connected(agent, ctl):
         await ctl.publish(topics.content(sha), frame)
         await received.wait_for(lambda items: topics.content(sha) in items, "the stale chunk")
         await left.wait_for(lambda items: topics.content(sha) in items, "the unsubscribe")

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from waiting import Observed, wait_until
+from waiting import Observed, connected, wait_until
 
 from devices.agent import AgentConfig, DeviceAgent
 from devices.cache import ContentCache
@@ -157,19 +155,6 @@ def _agent(url: str, root: Path, device: str, trusted: TrustedKeys) -> tuple[Dev
     return DeviceAgent(config, BrokerAddress.parse(url), hardware), output
 
 
-@asynccontextmanager
-async def _running(*links_or_agents: Link | DeviceAgent) -> AsyncIterator[None]:
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(x.run()) for x in links_or_agents]
-        for x in links_or_agents:
-            await (x.link if isinstance(x, DeviceAgent) else x).wait_connected(10)
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-
-
 def _cached_play(agent: DeviceAgent, broadcast_id: str, msg_id: str) -> Command:
     """A play command for content the cluster already holds (so no upload is needed)."""
     data = broadcast_id.encode() * 50
@@ -196,7 +181,7 @@ async def test_only_signed_commands_by_a_trusted_key_are_acted_on_and_refusals_a
     intruder = Link(BrokerAddress.parse(embedded_broker.url), watcher, client_id=f"intruder-{device}")
     await intruder.subscribe([topics.device_status(device), topics.device_events(device)])
     own = topics.device_cmd(device)
-    async with _running(agent, intruder):
+    async with connected(agent, intruder):
         forged = [
             _cached_play(agent, "bc-false-alarm", "unsigned-1"),  # unsigned
             _signer().sign_for(_cached_play(agent, "bc-false-alarm", "other-key-1"), own),  # other key
@@ -231,7 +216,7 @@ async def test_a_redelivered_command_never_plays_twice_even_across_a_power_cut(
     unsigned = _cached_play(agent, "bc-once", "once-1")
     command = signer.sign_for(unsigned, topics.device_cmd(device))
     zone = topics.zone_cmd(f"{device}-zone")
-    async with _running(agent, sender):
+    async with connected(agent, sender):
         await sender.publish(zone, codec.encode(signer.sign_for(unsigned, zone)))
         for _ in range(3):  # QoS 1 redelivery, after the same command on a zone topic
             await sender.publish(topics.device_cmd(device), codec.encode(command))
@@ -240,7 +225,7 @@ async def test_a_redelivered_command_never_plays_twice_even_across_a_power_cut(
     assert agent.counters.duplicates == 3 and len(output.played) == 1
     # Power cut: a new agent process on the same storage gets the command again.
     again, output2 = _agent(embedded_broker.url, tmp_path, device, trusted)
-    async with _running(again, sender):
+    async with connected(again, sender):
         await sender.publish(topics.device_cmd(device), codec.encode(command))
         await _handled_everything_before(sender, watcher, signer, device)
     assert again.counters.duplicates == 1 and output2.played == []
@@ -280,7 +265,7 @@ async def test_a_command_replayed_on_another_topic_is_refused(
     sender = Link(BrokerAddress.parse(url), Inbox(), client_id=f"ctl-{tag}")
     captured = signer.sign_for(_cached_play(agent_in, "bc-commune", "commune-1"), topics.zone_cmd(commune))
     _cached_play(agent_out, "bc-commune", "x")  # the content is cached there too: only the topic stops it
-    async with _running(agent_in, agent_out, sender):
+    async with connected(agent_in, agent_out, sender):
         await sender.publish(topics.zone_cmd(province), codec.encode(captured))
         await sender.publish(topics.device_cmd(outside), codec.encode(captured))
         await wait_until(

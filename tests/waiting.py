@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Generic, TypeVar
+
+from devices.agent import DeviceAgent
+from speakerctl.broker.link import Link
 
 T = TypeVar("T")
 
@@ -62,3 +66,17 @@ def wait_until_sync(check: Callable[[], bool], what: str, timeout: float = SAFET
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(POLL_S)
+
+
+@asynccontextmanager
+async def connected(*items: Link | DeviceAgent) -> AsyncIterator[None]:
+    """Run links and agents for the block, entered once every one holds a broker session."""
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(x.run()) for x in items]
+        for x in items:
+            await (x.link if isinstance(x, DeviceAgent) else x).wait_connected(10)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
