@@ -16,6 +16,10 @@ SpeakerctlError
 │   ├── StoreUnavailable   the database is unreachable or busy: try again later, the data is fine
 │   ├── NotFound           an id names nothing (device, zone, bulletin, broadcast)
 │   └── InUse              a bulletin cannot be removed while it is on air or scheduled
+├── AccessError            the acting user may not do this
+│   ├── NotSignedIn        no user is signed in, the password is wrong, or the session expired
+│   └── NotAllowed         the user's role or zone does not allow the action (or it awaits approval)
+├── NeedsConfirmation      a wide or emergency action was not confirmed (--yes for scripts)
 ├── NoSpace                a disk speakerctl writes to is full
 ├── ContentError           device side: content failed verification or cannot be cached
 └── InventoryError         a fleet inventory or hardware profile is malformed
@@ -93,6 +97,22 @@ class NotFound(StoreError):
 
 class InUse(StoreError):
     """Something still needs what was to be removed (a running broadcast, a schedule)."""
+
+
+class AccessError(SpeakerctlError):
+    """The acting user may not do this."""
+
+
+class NotSignedIn(AccessError):
+    """No user is signed in, the credentials are wrong, or the session has expired."""
+
+
+class NotAllowed(AccessError):
+    """The user's role or zone scope does not allow the action."""
+
+
+class NeedsConfirmation(SpeakerctlError):
+    """A province-wide or emergency action needs an explicit confirmation."""
 
 
 class NoSpace(SpeakerctlError):

@@ -34,6 +34,8 @@ class Exit(IntEnum):
     INPUT = 6
     LINK = 7
     AUTH = 8
+    FORBIDDEN = 9
+    UNCONFIRMED = 10
     INTERRUPTED = 130
 
 

@@ -30,11 +30,14 @@ from speakerctl.cli.common import Exit, console_err, state
 from speakerctl.cli.text import safe
 from speakerctl.config import load_settings
 from speakerctl.errors import (
+    AccessError,
     AudioError,
     AuthError,
     ConfigError,
     LinkError,
+    NeedsConfirmation,
     NotFound,
+    NotSignedIn,
     SpeakerctlError,
     UsageError,
 )
@@ -86,6 +89,9 @@ EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
     (ConfigError, Exit.CONFIG),
     (NotFound, Exit.NOT_FOUND),
     (AuthError, Exit.AUTH),
+    (NotSignedIn, Exit.AUTH),
+    (AccessError, Exit.FORBIDDEN),
+    (NeedsConfirmation, Exit.UNCONFIRMED),
     (LinkError, Exit.LINK),
     (AudioError, Exit.INPUT),
     (SpeakerctlError, Exit.FAILURE),
