@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 
 from speakerctl.app import runtime
+from speakerctl.app.access import Actor, local_administrator
 from speakerctl.app.context import AppContext
 from speakerctl.app.views import View, dump_all
 from speakerctl.clock import Clock
@@ -52,6 +53,11 @@ class _State:
 
 
 state = _State()
+
+
+def current_actor() -> Actor:
+    """Who the CLI acts as: the signed-in user, else the local administrator of the data directory."""
+    return local_administrator()
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
