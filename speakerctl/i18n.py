@@ -55,3 +55,8 @@ def _(message: str) -> str:
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The singular or plural form for `n`, in the language in use."""
     return _current.ngettext(singular, plural, n)
+
+
+def translations(code: str) -> _gettext.NullTranslations:
+    """The catalogue of one language, without switching the process's language (one per web request)."""
+    return _gettext.translation(DOMAIN, _locale_dir(), languages=[code], fallback=True)

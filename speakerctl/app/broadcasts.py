@@ -7,13 +7,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from speakerctl.app import records, views
+from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.resume import resume_broadcasts
-from speakerctl.controller.service import BroadcastRequest
+from speakerctl.controller.service import BroadcastRequest, Controller, new_broadcast_id
 from speakerctl.errors import UsageError
+from speakerctl.fleet import ZoneTree
 from speakerctl.protocol import Priority
 from speakerctl.protocol.lifecycle import FINAL
+from speakerctl.store import Store
 
 Progress = Callable[[Counter[str], int], None]
 """Called with the count per delivery state and the number of clusters targeted."""
@@ -66,3 +69,26 @@ async def resume(ctx: AppContext) -> list[views.BroadcastResultView]:
     """Re-send every broadcast the store shows running, and follow each to the end."""
     async with running_controller(ctx) as controller:
         return [records.broadcast_result(r) for r in await resume_broadcasts(controller)]
+
+
+def targets_zones(store: Store, targets: Sequence[str]) -> list[str]:
+    """The zones a list of targets names: each zone itself, each cluster's zone (NotFound if unknown)."""
+    zone_ids = {z.id for z in store.zones.all()}
+    return [t if t in zone_ids else store.devices.get(t).zone_id for t in targets]
+
+
+def authorized(
+    controller: Controller, actor: Actor, bulletin_id: int, targets: Sequence[str], priority: str
+) -> BroadcastRequest:
+    """A broadcast request the actor may send from a running controller, with its id chosen now."""
+    store = controller.store
+    store.bulletins.get(bulletin_id)
+    authorize(actor, Action.BROADCAST, targets_zones(store, targets), ZoneTree(store.zones.all()))
+    ctx = AppContext(controller.settings, controller.clock)
+    req = request(ctx, bulletin_id, targets, priority, emergency=priority == "emergency")
+    return replace(req, broadcast_id=new_broadcast_id(controller.clock.now()))
+
+
+async def follow(controller: Controller, req: BroadcastRequest) -> views.BroadcastResultView:
+    """Send an authorized request through the running controller and follow it to the end."""
+    return records.broadcast_result(await controller.broadcast(req))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from speakerctl.app import records, views
+from speakerctl.app.access import Action as Access
+from speakerctl.app.access import Actor, authorize
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.remote import remote_action
+from speakerctl.controller.service import Controller
 from speakerctl.errors import UsageError
+from speakerctl.fleet import ZoneTree
 from speakerctl.protocol import Ping, Reboot, SetVolume
 
 Action = SetVolume | Reboot | Ping
@@ -48,3 +52,17 @@ async def reboot(ctx: AppContext, device_id: str, timeout_s: float) -> views.Rem
 async def ping(ctx: AppContext, device_id: str, timeout_s: float) -> views.RemoteResultView:
     """Round-trip time to a cluster and its clock offset."""
     return await act(ctx, device_id, Ping(), timeout_s)
+
+
+REMOTE_ACTIONS: dict[type[Action], Access] = {SetVolume: Access.VOLUME, Reboot: Access.REBOOT, Ping: Access.VIEW}
+
+
+async def act_on(
+    controller: Controller, actor: Actor, device_id: str, body: Action, timeout_s: float
+) -> views.RemoteResultView:
+    """The action on a cluster in the actor's zones, from a running controller; audited with the actor."""
+    store = controller.store
+    zone = store.devices.get(device_id).zone_id
+    authorize(actor, REMOTE_ACTIONS[type(body)], [zone], ZoneTree(store.zones.all()))
+    result = await remote_action(controller, device_id, body, actor=actor.name, timeout=timeout_s)
+    return records.remote_result(result, action_name(body))

@@ -153,7 +153,7 @@ class Controller:
             request.priority,
             now,
             _ttl_s(request, now, self.settings.command_ttl_s),
-            request.broadcast_id or _broadcast_id(now),
+            request.broadcast_id or new_broadcast_id(now),
             PlayOptions(request.start_at, request.volume, request.on_preempt, self.session.client_id),
         )
         command = _command(plan, request, to_ms(now))
@@ -310,5 +310,6 @@ def _wait_s(request: BroadcastRequest, now: datetime) -> float:
     return max(0.0, (request.start_at - now).total_seconds()) if request.start_at else 0.0
 
 
-def _broadcast_id(now: datetime) -> str:
+def new_broadcast_id(now: datetime) -> str:
+    """A fresh broadcast id that sorts by time, e.g. bc-20260101-070000-a1b2c3."""
     return f"bc-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"

@@ -20,13 +20,14 @@ from speakerctl.store.models import (
     VariantInfo,
     utc_from_ms,
 )
-from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord
+from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord, acknowledge_action
 from speakerctl.store.schedules import JOBS_TABLE, RunRecord, ScheduleRecord
 
 __all__ = [
     "JOBS_TABLE",
     "SCHEMA_REVISION",
     "Airing",
+    "acknowledge_action",
     "AlertFinding",
     "AlertInfo",
     "AuditEntry",

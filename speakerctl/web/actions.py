@@ -1,0 +1,163 @@
+"""What the console does: sign in and out, switch language, broadcast, stop, acknowledge, remote actions.
+
+Every action is an app service called with the signed-in Actor; the service decides (authorize inside).
+Answers are small fragments for htmx (the page's live parts show the effect); refusals are 403 fragments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from speakerctl.app import alerts, broadcasts, remote
+from speakerctl.app.access import Actor
+from speakerctl.controller.service import Controller
+from speakerctl.errors import NotSignedIn, UsageError
+from speakerctl.i18n import _
+from speakerctl.protocol import Ping, Reboot, SetVolume
+from speakerctl.web.auth import LANGUAGE_COOKIE, SESSION_COOKIE, YEAR_S, Guard, Visit, safe_next, set_cookie
+from speakerctl.web.live import LiveHub
+from speakerctl.web.render import LANGUAGES, catalogue, language_values
+
+log = logging.getLogger(__name__)
+REMOTE_TIMEOUT_S = 10.0
+
+
+def answer(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:
+    """A fragment in the request's language."""
+    visit: Visit = request["visit"]
+    context = language_values(visit.lang) | {"csrf": visit.csrf} | values
+    return aiohttp_jinja2.render_template(f"parts/{template}.html", request, context, status=status)
+
+
+def actor_of(request: web.Request) -> Actor:
+    """The signed-in user (the middleware has made sure there is one)."""
+    visit: Visit = request["visit"]
+    assert visit.actor is not None
+    return visit.actor
+
+
+class Actions:
+    """The POST side of the console (and the sign-in pages)."""
+
+    def __init__(self, controller: Controller, hub: LiveHub, guard: Guard) -> None:
+        self.controller, self.hub, self.guard = controller, hub, guard
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def routes(self, app: web.Application) -> None:
+        """Register the actions."""
+        app.router.add_get("/login", self.login_form, name="login")
+        app.router.add_post("/login", self.login, name="login-post")
+        app.router.add_post("/logout", self.logout, name="logout")
+        app.router.add_get("/language/{lang}", self.language, name="language")
+        app.router.add_post("/broadcasts", self.broadcast, name="broadcast-post")
+        app.router.add_post("/alerts/{id:\\d+}/acknowledge", self.acknowledge, name="acknowledge")
+        app.router.add_post("/devices/{id}/{action:volume|ping|reboot}", self.remote, name="remote")
+
+    async def login_form(self, request: web.Request) -> web.Response:
+        """The sign-in form (already signed in: the overview)."""
+        visit: Visit = request["visit"]
+        if visit.actor is not None:
+            raise web.HTTPSeeOther("/")
+        return self._login_page(request, "", "", 200)
+
+    def _login_page(self, request: web.Request, name: str, error: str, status: int) -> web.Response:
+        visit: Visit = request["visit"]
+        context = language_values(visit.lang) | {
+            "actor": None, "csrf": visit.csrf, "page": "login", "here": request.path_qs, "live": None,
+            "next": safe_next(request.query.get("next", "/")), "name": name, "error": error,
+        }  # fmt: skip
+        return aiohttp_jinja2.render_template("login.html", request, context, status=status)
+
+    async def login(self, request: web.Request) -> web.Response:
+        """Check the password, open a session and go where the user was going."""
+        form = await request.post()
+        name, password = str(form.get("name", "")), str(form.get("password", ""))
+        try:
+            _, token = await self.guard.sign_in(name, password)
+        except NotSignedIn as exc:
+            return self._login_page(request, name, str(exc), 401)
+        response = web.HTTPSeeOther(safe_next(str(form.get("next", "/"))))
+        set_cookie(response, SESSION_COOKIE, token)
+        raise response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        """End the session and forget its cookie."""
+        await self.guard.sign_out(request["visit"].token)
+        response = web.HTTPSeeOther("/login")
+        response.del_cookie(SESSION_COOKIE, path="/")
+        raise response
+
+    async def language(self, request: web.Request) -> web.Response:
+        """Switch the console's language for this browser, then go back."""
+        lang = request.match_info["lang"]
+        if lang not in LANGUAGES:
+            raise web.HTTPNotFound(text=f"no language {lang!r}; use {' or '.join(LANGUAGES)}\n")
+        response = web.HTTPSeeOther(safe_next(request.query.get("next", "/")))
+        set_cookie(response, LANGUAGE_COOKIE, lang, YEAR_S)
+        raise response
+
+    async def broadcast(self, request: web.Request) -> web.Response:
+        """Start a broadcast and follow it in the background; the overview shows its progress live."""
+        form = await request.post()
+        targets = [str(t) for t in form.getall("to", [])]
+        priority = str(form.get("priority", "normal"))
+        req = await asyncio.to_thread(
+            broadcasts.authorized, self.controller, actor_of(request), number(form.get("bulletin"), "bulletin"),
+            targets, priority,
+        )  # fmt: skip
+        self._background(broadcasts.follow(self.controller, req), f"broadcast {req.broadcast_id}")
+        return answer(request, "started", broadcast_id=req.broadcast_id)
+
+    def _background(self, work: Awaitable[Any], what: str) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("%s failed", what)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        self.hub.poke()
+
+    async def acknowledge(self, request: web.Request) -> web.Response:
+        """Acknowledge an alert; the alert list shows who did, live."""
+        alert_id = int(request.match_info["id"])
+        now = self.controller.clock.now()
+        await asyncio.to_thread(alerts.acknowledge, self.controller.store, actor_of(request), alert_id, now)
+        self.hub.poke()
+        gettext = catalogue(request["visit"].lang).gettext
+        return answer(request, "notice", message=gettext("Alert {id} acknowledged.").format(id=alert_id))
+
+    async def remote(self, request: web.Request) -> web.Response:
+        """Volume, ping or reboot on one cluster, answered when it acknowledges (or times out)."""
+        device_id, action = request.match_info["id"], request.match_info["action"]
+        body = await self._remote_body(request, action)
+        result = await remote.act_on(self.controller, actor_of(request), device_id, body, REMOTE_TIMEOUT_S)
+        self.hub.poke()
+        return answer(request, "remote_result", r=result)
+
+    async def _remote_body(self, request: web.Request, action: str) -> SetVolume | Reboot | Ping:
+        if action == "volume":
+            return remote.volume_action(number((await request.post()).get("volume"), "volume"))
+        return Reboot() if action == "reboot" else Ping()
+
+    async def stop(self) -> None:
+        """Cancel the broadcasts still being followed (the controller resumes them on its next start)."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def number(value: Any, what: str) -> int:
+    """A whole number from a form field (UsageError if it is not one)."""
+    try:
+        return int(str(value))
+    except ValueError:
+        raise UsageError(_("{what} must be a whole number, not {value!r}").format(what=what, value=value)) from None

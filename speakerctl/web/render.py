@@ -1,0 +1,63 @@
+"""Templates: one Jinja2 environment (autoescaped, gettext through jinja2.ext.i18n), local-time filters.
+
+Each render gets the catalogue of the request's language as `gettext`/`ngettext` (the i18n extension's
+`_()` and `{% trans %}` look them up in the context), so two users in two languages share one environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from speakerctl import i18n
+
+LANGUAGES = ("vi", "en")
+DEFAULT_LANGUAGE = "vi"
+
+
+@functools.cache
+def catalogue(lang: str) -> gettext.NullTranslations:
+    """The translations of one language, loaded once."""
+    return i18n.translations(lang)
+
+
+def setup(app: web.Application, timezone: str) -> jinja2.Environment:
+    """Install the environment on the aiohttp application, with local-time filters for `timezone`."""
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("speakerctl.web", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    tz = ZoneInfo(timezone)
+    env.filters["clock"] = lambda t: _local(t, tz, "%H:%M")
+    env.filters["local"] = lambda t: _local(t, tz, "%d/%m/%Y %H:%M")
+    env.filters["day"] = lambda t: t.strftime("%d/%m") if t else ""
+    env.globals["timezone"] = timezone
+    return env
+
+
+def _local(t: datetime | None, tz: ZoneInfo, fmt: str) -> str:
+    return t.astimezone(tz).strftime(fmt) if t is not None else ""
+
+
+def language_values(lang: str) -> dict[str, Any]:
+    """What every template needs to speak `lang`."""
+    t = catalogue(lang)
+    return {"gettext": t.gettext, "ngettext": t.ngettext, "lang": lang}
+
+
+def fragment(env: jinja2.Environment, name: str, lang: str, **values: Any) -> str:
+    """A part of a page rendered alone (the same template the page includes), on one line for SSE."""
+    html = env.get_template(name).render(**language_values(lang), **values)
+    return " ".join(line.strip() for line in html.splitlines() if line.strip())
