@@ -17,6 +17,7 @@ ENV_PREFIX = "SPEAKERCTL_"
 
 
 _MONITORING_POSITIVE = ("heartbeat_timeout_s", "offline_alert_min", "clock_drift_ms", "health_interval_s")
+_SESSION_POSITIVE = ("session_hours", "session_idle_minutes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,10 @@ class Settings:
     """Passphrase the command-signing keys are encrypted with (best from SPEAKERCTL_KEY_PASSPHRASE)."""
     key_passphrase_file: str = ""
     """A file holding that passphrase (its first line), e.g. a systemd credential."""
+    session_hours: float = 12.0
+    """A sign-in session ends this long after sign-in, however busy (CLI and web console)."""
+    session_idle_minutes: float = 120.0
+    """…or once unused for this long."""
 
     def __post_init__(self) -> None:
         BrokerAddress.parse(self.broker)
@@ -72,7 +77,13 @@ class Settings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(f"unknown time zone {self.timezone!r}", hint="e.g. Asia/Ho_Chi_Minh") from exc
-        for name in ("command_ttl_s", "accept_window_s", "broadcast_timeout_s", *_MONITORING_POSITIVE):
+        for name in (
+            "command_ttl_s",
+            "accept_window_s",
+            "broadcast_timeout_s",
+            *_MONITORING_POSITIVE,
+            *_SESSION_POSITIVE,
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.emergency_volume <= 100:

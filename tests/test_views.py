@@ -136,6 +136,8 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
     views.ProvisionedView: ("trusted_keys", "key_id", "accounts"),
     views.BundleView: ("device_id", "directory", "brokers", "tls_ca"),
     views.BundlesView: ("key_id", "bundles"),
+    views.UserView: ("name", "display_name", "role", "zone", "disabled", "created_at"),
+    views.WhoamiView: ("user", "role", "zone", "signed_in"),
 }
 # fmt: on
 

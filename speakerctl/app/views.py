@@ -432,3 +432,25 @@ class BundlesView(View):
 
     key_id: str
     bundles: list[BundleView]
+
+
+class UserView(View):
+    """A user account (never its password hash)."""
+
+    name: str
+    display_name: str
+    role: str
+    zone: str | None
+    """None: the whole installation."""
+    disabled: bool
+    created_at: Timestamp
+
+
+class WhoamiView(View):
+    """Who a command acts as."""
+
+    user: str
+    role: str
+    zone: str | None
+    signed_in: bool
+    """False: the local administrator of the data directory (no session)."""

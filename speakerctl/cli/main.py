@@ -20,6 +20,7 @@ from speakerctl.cli import (
     schedule,
     serve,
     simulate,
+    user,
     zones,
 )
 from speakerctl.cli import broker as broker_cli
@@ -63,6 +64,10 @@ app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
+app.add_typer(user.app, name="user")
+app.command("login")(user.login)
+app.command("logout")(user.logout)
+app.command("whoami")(user.whoami)
 
 
 @app.callback()
