@@ -44,7 +44,16 @@ class Action(StrEnum):
 
 
 _OPERATE = frozenset(
-    {Action.VIEW, Action.ACKNOWLEDGE, Action.IMPORT, Action.SUBMIT, Action.BROADCAST, Action.STOP, Action.SCHEDULE, Action.VOLUME}
+    {
+        Action.VIEW,
+        Action.ACKNOWLEDGE,
+        Action.IMPORT,
+        Action.SUBMIT,
+        Action.BROADCAST,
+        Action.STOP,
+        Action.SCHEDULE,
+        Action.VOLUME,
+    }
 )
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.ADMINISTRATOR: frozenset(Action),

@@ -26,8 +26,12 @@ def acknowledge(store: Store, actor: Actor, alert_id: int, now: datetime) -> Aud
     authorize(actor, Action.ACKNOWLEDGE, [zone], ZoneTree(store.zones.all()))
     done = store.audit.acknowledged([alert_id])
     if alert_id in done:
-        return next(e for e in store.audit.entries(alert.device_id) if e.action == acknowledge_action(alert_id))
-    return store.audit.record(actor.name, alert.device_id, acknowledge_action(alert_id), "ok", alert.kind, now)
+        return next(
+            e for e in store.audit.entries(alert.device_id) if e.action == acknowledge_action(alert_id)
+        )
+    return store.audit.record(
+        actor.name, alert.device_id, acknowledge_action(alert_id), "ok", alert.kind, now
+    )
 
 
 def acknowledged(store: Store, alerts: list[AlertInfo]) -> dict[int, str]:

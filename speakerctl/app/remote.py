@@ -54,7 +54,11 @@ async def ping(ctx: AppContext, device_id: str, timeout_s: float) -> views.Remot
     return await act(ctx, device_id, Ping(), timeout_s)
 
 
-REMOTE_ACTIONS: dict[type[Action], Access] = {SetVolume: Access.VOLUME, Reboot: Access.REBOOT, Ping: Access.VIEW}
+REMOTE_ACTIONS: dict[type[Action], Access] = {
+    SetVolume: Access.VOLUME,
+    Reboot: Access.REBOOT,
+    Ping: Access.VIEW,
+}
 
 
 async def act_on(

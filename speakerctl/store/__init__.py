@@ -29,7 +29,6 @@ __all__ = [
     "JOBS_TABLE",
     "SCHEMA_REVISION",
     "Airing",
-    "acknowledge_action",
     "AlertFinding",
     "AlertInfo",
     "AuditEntry",
@@ -55,5 +54,6 @@ __all__ = [
     "Store",
     "UserInfo",
     "VariantInfo",
+    "acknowledge_action",
     "utc_from_ms",
 ]

@@ -15,12 +15,21 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from speakerctl.app import alerts, broadcasts, remote
-from speakerctl.app.access import Actor
 from speakerctl.controller.service import Controller
 from speakerctl.errors import NotSignedIn, UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Ping, Reboot, SetVolume
-from speakerctl.web.auth import LANGUAGE_COOKIE, SESSION_COOKIE, YEAR_S, Guard, Visit, safe_next, set_cookie
+from speakerctl.web.auth import (
+    LANGUAGE_COOKIE,
+    SESSION_COOKIE,
+    VISIT,
+    YEAR_S,
+    Guard,
+    Visit,
+    safe_next,
+    set_cookie,
+    signed_in,
+)
 from speakerctl.web.live import LiveHub
 from speakerctl.web.render import LANGUAGES, catalogue, language_values
 
@@ -30,16 +39,9 @@ REMOTE_TIMEOUT_S = 10.0
 
 def answer(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:
     """A fragment in the request's language."""
-    visit: Visit = request["visit"]
+    visit: Visit = request[VISIT]
     context = language_values(visit.lang) | {"csrf": visit.csrf} | values
     return aiohttp_jinja2.render_template(f"parts/{template}.html", request, context, status=status)
-
-
-def actor_of(request: web.Request) -> Actor:
-    """The signed-in user (the middleware has made sure there is one)."""
-    visit: Visit = request["visit"]
-    assert visit.actor is not None
-    return visit.actor
 
 
 class Actions:
@@ -61,13 +63,13 @@ class Actions:
 
     async def login_form(self, request: web.Request) -> web.Response:
         """The sign-in form (already signed in: the overview)."""
-        visit: Visit = request["visit"]
+        visit: Visit = request[VISIT]
         if visit.actor is not None:
             raise web.HTTPSeeOther("/")
         return self._login_page(request, "", "", 200)
 
     def _login_page(self, request: web.Request, name: str, error: str, status: int) -> web.Response:
-        visit: Visit = request["visit"]
+        visit: Visit = request[VISIT]
         context = language_values(visit.lang) | {
             "actor": None, "csrf": visit.csrf, "page": "login", "here": request.path_qs, "live": None,
             "next": safe_next(request.query.get("next", "/")), "name": name, "error": error,
@@ -88,7 +90,7 @@ class Actions:
 
     async def logout(self, request: web.Request) -> web.Response:
         """End the session and forget its cookie."""
-        await self.guard.sign_out(request["visit"].token)
+        await self.guard.sign_out(request[VISIT].token)
         response = web.HTTPSeeOther("/login")
         response.del_cookie(SESSION_COOKIE, path="/")
         raise response
@@ -107,10 +109,11 @@ class Actions:
         form = await request.post()
         targets = [str(t) for t in form.getall("to", [])]
         priority = str(form.get("priority", "normal"))
+        bulletin = number(form.get("bulletin"), "bulletin")
+        actor = signed_in(request)
         req = await asyncio.to_thread(
-            broadcasts.authorized, self.controller, actor_of(request), number(form.get("bulletin"), "bulletin"),
-            targets, priority,
-        )  # fmt: skip
+            broadcasts.authorized, self.controller, actor, bulletin, targets, priority
+        )
         self._background(broadcasts.follow(self.controller, req), f"broadcast {req.broadcast_id}")
         return answer(request, "started", broadcast_id=req.broadcast_id)
 
@@ -130,16 +133,16 @@ class Actions:
         """Acknowledge an alert; the alert list shows who did, live."""
         alert_id = int(request.match_info["id"])
         now = self.controller.clock.now()
-        await asyncio.to_thread(alerts.acknowledge, self.controller.store, actor_of(request), alert_id, now)
+        await asyncio.to_thread(alerts.acknowledge, self.controller.store, signed_in(request), alert_id, now)
         self.hub.poke()
-        gettext = catalogue(request["visit"].lang).gettext
+        gettext = catalogue(request[VISIT].lang).gettext
         return answer(request, "notice", message=gettext("Alert {id} acknowledged.").format(id=alert_id))
 
     async def remote(self, request: web.Request) -> web.Response:
         """Volume, ping or reboot on one cluster, answered when it acknowledges (or times out)."""
         device_id, action = request.match_info["id"], request.match_info["action"]
         body = await self._remote_body(request, action)
-        result = await remote.act_on(self.controller, actor_of(request), device_id, body, REMOTE_TIMEOUT_S)
+        result = await remote.act_on(self.controller, signed_in(request), device_id, body, REMOTE_TIMEOUT_S)
         self.hub.poke()
         return answer(request, "remote_result", r=result)
 
@@ -160,4 +163,6 @@ def number(value: Any, what: str) -> int:
     try:
         return int(str(value))
     except ValueError:
-        raise UsageError(_("{what} must be a whole number, not {value!r}").format(what=what, value=value)) from None
+        raise UsageError(
+            _("{what} must be a whole number, not {value!r}").format(what=what, value=value)
+        ) from None

@@ -26,7 +26,7 @@ SESSION_COOKIE = "speakerctl_session"
 BROWSER_COOKIE = "speakerctl_browser"
 LANGUAGE_COOKIE = "speakerctl_lang"
 CSRF_HEADER = "X-CSRF-Token"
-NEW_BROWSER = "speakerctl.new_browser"
+
 YEAR_S = 365 * 24 * 3600
 PUBLIC_PREFIXES = ("/login", "/language/", "/static/", "/api/", "/metrics")
 """Paths served without a session: sign-in, the language switch, static files, the JSON API, metrics."""
@@ -86,6 +86,11 @@ class Guard:
         await asyncio.to_thread(accounts.sign_out, self.store, token, self.clock.now())
 
 
+VISIT = web.RequestKey("visit", Visit)
+NEW_BROWSER = web.RequestKey("new_browser", str)
+SCOPE_NAME = web.RequestKey("scope_name", str)
+
+
 def language(request: web.Request) -> str:
     """The language the browser picked, Vietnamese unless English was chosen."""
     lang = request.cookies.get(LANGUAGE_COOKIE, DEFAULT_LANGUAGE)
@@ -111,3 +116,10 @@ def public(path: str) -> bool:
 def safe_next(path: str) -> str:
     """A local path to go back to (never another site)."""
     return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
+
+
+def signed_in(request: web.Request) -> Actor:
+    """The signed-in user of a console request (the middleware sent anyone else to sign in)."""
+    actor = request[VISIT].actor
+    assert actor is not None
+    return actor

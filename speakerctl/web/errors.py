@@ -20,6 +20,7 @@ from speakerctl.errors import (
     SpeakerctlError,
     UsageError,
 )
+from speakerctl.web.auth import VISIT
 from speakerctl.web.pages import N_, base_values
 from speakerctl.web.render import catalogue
 
@@ -44,7 +45,7 @@ def status_of(exc: SpeakerctlError) -> tuple[int, str]:
 def answer_error(request: web.Request, exc: SpeakerctlError) -> web.Response:
     """The refusal as a fragment (htmx) or a page, with its status."""
     status, heading = status_of(exc)
-    visit = request.get("visit")
+    visit = request.get(VISIT)
     if visit is None:  # outside the console (the API): one line of text
         return web.Response(status=status, text=f"error: {exc}\n")
     values: dict[str, Any] = {"message": str(exc), "hint": exc.hint, "status": status}

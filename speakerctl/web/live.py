@@ -3,7 +3,7 @@
 A page is made of parts (an element with an id: a commune's row, a cluster's marker state, the alert
 list...). The page is rendered from the same part templates, and the hub remembers what each open page
 holds; every tick in which the store may have changed it re-renders the parts and sends a page only the
-ones that differ, as one `patch` event. An idle fleet costs a comment line every HEARTBEAT_S.
+ones that differ, a `patch` event each. An idle fleet costs a comment line every HEARTBEAT_S.
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ def changed(parts: Parts, held: dict[str, str]) -> Parts:
 
 
 def event(parts: Parts) -> str:
-    """One SSE `patch` event carrying the parts (each a one-line element with its id)."""
-    return "event: patch\ndata: " + "".join(parts.values()) + "\n\n"
+    """A `patch` event per part (one-line elements with their ids): each is parsed alone, so a table
+    row is never dropped for following a div in one parse."""
+    return "".join(f"event: patch\ndata: {html}\n\n" for html in parts.values())
 
 
 class LiveHub:

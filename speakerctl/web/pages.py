@@ -24,7 +24,7 @@ from speakerctl.controller.fleetview import DeviceHealth, FleetSnapshot
 from speakerctl.controller.service import Controller
 from speakerctl.fleet import ZoneTree
 from speakerctl.store import Store
-from speakerctl.web.auth import Visit
+from speakerctl.web.auth import SCOPE_NAME, VISIT, Visit, signed_in
 from speakerctl.web.live import LiveHub, Parts, Subscriber
 from speakerctl.web.render import catalogue, fragment, language_values
 
@@ -125,8 +125,8 @@ class PartRenderer:
             parts["alerts"] = self._part("alerts", c=c, may_ack=self.actor.may(Action.ACKNOWLEDGE))
         elif self.page.startswith("device:"):
             wanted = self.page.partition(":")[2]
-            found = [d for d in c.devices if d.device.id == wanted]
-            parts |= {"device-state": self._part("device_state", h=h) for h in found}
+            for h in (d for d in c.devices if d.device.id == wanted):
+                parts["device-state"] = self._part("device_state", h=h)
         return parts
 
 
@@ -153,11 +153,9 @@ class Pages:
         app.router.add_get("/devices/{id}", self.device, name="device")
         app.router.add_get("/events", self.events, name="events")
 
-    async def page(
-        self, request: web.Request, template: str, page: str, **values: Any
-    ) -> web.Response:
+    async def page(self, request: web.Request, template: str, page: str, **values: Any) -> web.Response:
         """Render a page with its parts, remembered for its event stream."""
-        visit: Visit = request["visit"]
+        visit: Visit = request[VISIT]
         assert visit.actor is not None
         snap: Snap = await self._read()
         parts = PartRenderer(aiohttp_jinja2.get_env(request.app), page, visit.actor, visit.lang)(snap)
@@ -168,13 +166,15 @@ class Pages:
 
     async def overview(self, request: web.Request) -> web.Response:
         """What plays now and where, the broadcasts and their progress, the communes' counts."""
-        c = (await self._read()).console(request["visit"].actor)
-        return await self.page(request, "overview.html", "overview", zone_keys=[f"zone-{z.zone_id}" for z in c.zones])
+        c = (await self._read()).console(signed_in(request))
+        return await self.page(
+            request, "overview.html", "overview", zone_keys=[f"zone-{z.zone_id}" for z in c.zones]
+        )
 
     async def map(self, request: web.Request) -> web.Response:
         """The clusters on a map of their communes' outlines."""
         snap: Snap = await self._read()
-        c = snap.console(request["visit"].actor)
+        c = snap.console(signed_in(request))
         located = [d for d in c.devices if d.device.lat is not None and d.device.lon is not None]
         data = {
             "places": [{"name": p.name, "outline": p.outline} for p in console.outlines(located, snap.tree)],
@@ -188,14 +188,14 @@ class Pages:
         tz = self.controller.settings.timezone
         today = console.today(self.controller.clock.now(), tz)
         first = parse_date(request.query.get("from")) or today - timedelta(days=today.weekday())
-        actor = request["visit"].actor
+        actor = signed_in(request)
         days = await asyncio.to_thread(console.week, self.store, actor, first, tz)
         names = await asyncio.to_thread(self._schedule_names)
-        lang = request["visit"].lang
+        lang = request[VISIT].lang
+        week = {"previous": first - timedelta(days=7), "following": first + timedelta(days=7)}
         return await self.page(
             request, "schedule.html", "schedule", days=days, today=today, weekdays=_weekdays(lang),
-            previous=(first - timedelta(days=7)).isoformat(), following=(first + timedelta(days=7)).isoformat(),
-            schedule_names=names[0], target_names=names[1],
+            schedule_names=names[0], target_names=names[1], **{k: v.isoformat() for k, v in week.items()},
         )  # fmt: skip
 
     def _schedule_names(self) -> tuple[dict[str, str], dict[str, str]]:
@@ -218,11 +218,13 @@ class Pages:
         path, media = await asyncio.to_thread(
             bulletins.audio_file, self.store, self.controller.settings, int(request.match_info["id"])
         )
-        return web.FileResponse(path, headers={"Content-Type": media, "Cache-Control": "private, max-age=3600"})
+        return web.FileResponse(
+            path, headers={"Content-Type": media, "Cache-Control": "private, max-age=3600"}
+        )
 
     async def broadcast_form(self, request: web.Request) -> web.Response:
         """Pick a bulletin, a zone in your scope and a priority."""
-        c = (await self._read()).console(request["visit"].actor)
+        c = (await self._read()).console(signed_in(request))
         found = await asyncio.to_thread(bulletins.library_of, self.store)
         chosen = int(request.query.get("bulletin", "0") or 0)
         return await self.page(
@@ -231,13 +233,13 @@ class Pages:
 
     async def device(self, request: web.Request) -> web.Response:
         """One cluster: its state (live), facts, and volume, ping and reboot."""
-        actor, device_id = request["visit"].actor, request.match_info["id"]
+        actor, device_id = signed_in(request), request.match_info["id"]
         d = await asyncio.to_thread(fleet.device_seen_by, self.store, actor, device_id)
         return await self.page(request, "device.html", f"device:{device_id}", d=d)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """The page's event stream: the parts that change, as they change."""
-        visit: Visit = request["visit"]
+        visit: Visit = request[VISIT]
         assert visit.actor is not None
         page = request.query.get("page", "overview")
         render = PartRenderer(aiohttp_jinja2.get_env(request.app), page, visit.actor, visit.lang)
@@ -262,7 +264,7 @@ def base_values(request: web.Request, visit: Visit, page: str) -> dict[str, Any]
     role = gettext(ROLE_NAMES.get(actor.role, actor.role)) if actor else ""
     return language_values(visit.lang) | {
         "actor": actor, "csrf": visit.csrf, "page": page, "here": request.path_qs, "role_name": role,
-        "scope_name": request.get("scope_name", ""), "live": None, "badge": "",
+        "scope_name": request.get(SCOPE_NAME, ""), "live": None, "badge": "",
     }  # fmt: skip
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from pathlib import Path
-from urllib.parse import quote
 from collections.abc import Hashable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -25,12 +25,12 @@ from speakerctl.app.views import FleetView, dump_all
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
 from speakerctl.errors import LinkError, SpeakerctlError, UsageError
-from speakerctl.i18n import set_language
 from speakerctl.fleet import ZoneTree
+from speakerctl.i18n import set_language
 from speakerctl.logs import Throttled
 from speakerctl.web import metrics, render
 from speakerctl.web.actions import Actions
-from speakerctl.web.auth import Guard, ensure_browser, public
+from speakerctl.web.auth import SCOPE_NAME, VISIT, Guard, ensure_browser, public
 from speakerctl.web.errors import answer_error
 from speakerctl.web.live import REREAD_S, LiveHub
 from speakerctl.web.pages import Pages, Snap
@@ -144,14 +144,14 @@ class WebServer:
         """Who is asking; the sign-in page for a stranger, 403 for a POST without its CSRF token."""
         if request.path.startswith(("/static/", "/api/", "/metrics")):
             return await handler(request)
-        visit = request["visit"] = await self.guard.visit(request)
+        visit = request[VISIT] = await self.guard.visit(request)
         set_language(visit.lang)  # what the app services say (refusals) comes in the reader's language
         if visit.actor is None and not public(request.path):
             raise _to_login(request)
         if request.method == "POST":
             await self.guard.check_csrf(request, visit)
         if visit.actor is not None and visit.actor.zone_id:
-            request["scope_name"] = (await self._snap()).tree.name(visit.actor.zone_id)
+            request[SCOPE_NAME] = (await self._snap()).tree.name(visit.actor.zone_id)
         response = await handler(request)
         ensure_browser(request, response)
         return response
