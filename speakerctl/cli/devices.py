@@ -13,8 +13,10 @@ from speakerctl.app.views import DeviceDetailView, View
 from speakerctl.cli import remote
 from speakerctl.cli.common import console, print_json, state
 from speakerctl.cli.text import id_column, safe
+from speakerctl.dates import format_moment, time_zone, zone_label
+from speakerctl.i18n import _, ngettext
 
-app = typer.Typer(help="Loudspeaker clusters: inventory and latest status.", no_args_is_help=True)
+app = typer.Typer(help=_("Loudspeaker clusters: inventory and latest status."), no_args_is_help=True)
 app.command("set-volume")(remote.set_volume)
 app.command("reboot")(remote.reboot)
 app.command("ping")(remote.ping)
@@ -23,27 +25,31 @@ app.command("locate")(remote.locate)
 
 @app.command("list")
 def list_devices(
-    zone: Annotated[str | None, typer.Option(help="Only this zone and the zones below it.")] = None,
+    zone: Annotated[str | None, typer.Option(help=_("Only this zone and the zones below it."))] = None,
     state_: Annotated[
-        str | None, typer.Option("--state", help="online or offline (heard within heartbeat_timeout_s).")
+        str | None, typer.Option("--state", help=_("online or offline (heard within heartbeat_timeout_s)."))
     ] = None,
     fault: Annotated[
-        bool, typer.Option("--fault", help="Only clusters with an amplifier or sound fault.")
+        bool, typer.Option("--fault", help=_("Only clusters with an amplifier or sound fault."))
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON."))] = False,
 ) -> None:
     """List clusters with their online state."""
-    devices = fleet.devices(state.context(), zone, state_, fault)
+    ctx = state.context()
+    devices = fleet.devices(ctx, zone, state_, fault)
     if as_json:
         print_json(devices)
         return
+    tz = time_zone(ctx.settings.timezone)
     ids = id_column("id", (d.id for d in devices))
-    zones = Column("zone", overflow="fold")
-    others = ("model", "online", "volume", "playing", "last seen")
-    table = Table(ids, "name", zones, *others, title=f"{len(devices)} clusters", title_justify="left")
+    zones = Column(_("zone"), overflow="fold")
+    seen_at = _("last seen ({zone})").format(zone=zone_label(tz, ctx.clock.now()))
+    others = (_("model"), _("online"), _("volume"), _("playing"), seen_at)
+    title = ngettext("{n} cluster", "{n} clusters", len(devices)).format(n=len(devices))
+    table = Table(ids, _("name"), zones, *others, title=title, title_justify="left")
     for d in devices:
-        seen = d.last_seen.strftime("%Y-%m-%d %H:%M:%S") if d.last_seen else "never"
-        online = "[green]yes[/]" if d.online else "[red]no[/]"
+        seen = format_moment(d.last_seen, tz, seconds=True) if d.last_seen else _("never")
+        online = "[green]" + _("yes") + "[/]" if d.online else "[red]" + _("no") + "[/]"
         cells = (d.id, d.name, d.zone, d.model)
         table.add_row(*map(safe, cells), online, str(d.volume), safe(d.playing), seen)
     console.print(table)
@@ -51,9 +57,9 @@ def list_devices(
 
 @app.command("show")
 def show_device(
-    device_id: Annotated[str, typer.Argument(help="Cluster id.")],
-    history: Annotated[int, typer.Option(help="How many recent statuses to show.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    device_id: Annotated[str, typer.Argument(help=_("Cluster: id or name."))],
+    history: Annotated[int, typer.Option(help=_("How many recent statuses to show."))] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON."))] = False,
 ) -> None:
     """Show one cluster in detail, with its recent statuses, alerts and remote actions."""
     detail = fleet.device(state.context(), device_id, history)
@@ -73,7 +79,12 @@ ACTIVITY = ("history", "alerts", "actions")
 
 def print_activity(detail: DeviceDetailView) -> None:
     """One table per kind of activity, skipping empty ones."""
-    for title, rows in (("history", detail.history), ("alerts", detail.alerts), ("actions", detail.actions)):
+    activity: tuple[tuple[str, Sequence[View]], ...] = (
+        (_("recent history"), detail.history),
+        (_("recent alerts"), detail.alerts),
+        (_("recent actions"), detail.actions),
+    )
+    for title, rows in activity:
         _activity_table(title, rows)
 
 
@@ -81,7 +92,7 @@ def _activity_table(title: str, rows: Sequence[View]) -> None:
     if not rows:
         return
     dumped = [r.dump() for r in rows]
-    table = Table(*dumped[0].keys(), title=f"recent {title}", title_justify="left")
+    table = Table(*dumped[0].keys(), title=title, title_justify="left")
     for row in dumped:
         table.add_row(*map(safe, row.values()))
     console.print(table)

@@ -10,13 +10,15 @@ from rich.tree import Tree
 from speakerctl.app import fleet
 from speakerctl.cli.common import console, print_json, state
 from speakerctl.cli.text import safe
+from speakerctl.fleet import zone_title
+from speakerctl.i18n import _, ngettext
 
-app = typer.Typer(help="The zone tree: province, districts, communes (any depth).", no_args_is_help=True)
+app = typer.Typer(help=_("The zone tree: province, districts, communes (any depth)."), no_args_is_help=True)
 
 
 @app.command("list")
 def list_zones(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON."))] = False,
 ) -> None:
     """Show the zones as a tree, with the number of clusters in each."""
     ctx = state.context()
@@ -29,12 +31,13 @@ def list_zones(
 def _tree(branches: list[fleet.ZoneBranch]) -> Tree:
     def add(node: Tree, branch: fleet.ZoneBranch) -> None:
         zone = branch.zone
-        label = f"[bold]{safe(zone.name)}[/] [dim]{safe(zone.id)} · {safe(zone.kind)}[/]"
-        below = node.add(f"{label} — {branch.total} clusters")
+        label = f"[bold]{safe(zone_title(zone.name, zone.kind))}[/] [dim]{safe(zone.id)}[/]"
+        count = ngettext("{n} cluster", "{n} clusters", branch.total).format(n=branch.total)
+        below = node.add(f"{label} — {count}")
         for child in branch.children:
             add(below, child)
 
-    root = Tree("zones")
+    root = Tree(_("zones"))
     for branch in branches:
         add(root, branch)
     return root

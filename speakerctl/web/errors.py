@@ -20,8 +20,9 @@ from speakerctl.errors import (
     SpeakerctlError,
     UsageError,
 )
+from speakerctl.i18n import N_
 from speakerctl.web.auth import VISIT
-from speakerctl.web.pages import N_, base_values
+from speakerctl.web.pages import base_values
 from speakerctl.web.render import catalogue
 
 STATUS: tuple[tuple[type[SpeakerctlError], int, str], ...] = (

@@ -23,32 +23,18 @@ from speakerctl.app.schedules import parse_date
 from speakerctl.controller.fleetview import DeviceHealth, FleetSnapshot
 from speakerctl.controller.service import Controller
 from speakerctl.fleet import ZoneTree
+from speakerctl.i18n import N_
 from speakerctl.store import Store
 from speakerctl.web.auth import SCOPE_NAME, VISIT, Visit, signed_in
 from speakerctl.web.live import LiveHub, Parts, Subscriber
 from speakerctl.web.render import catalogue, fragment, language_values
 
-
-def N_(message: str) -> str:
-    """Marks a string for the catalogue; it is translated when rendered, in the reader's language."""
-    return message
-
-
-KIND_NAMES = {
-    "province": N_("province"), "city": N_("city"), "town": N_("town"), "district": N_("district"),
-    "ward": N_("ward"), "commune": N_("commune"), "township": N_("township"), "hamlet": N_("hamlet"),
-    "special_zone": N_("special zone"),
-}  # fmt: skip
-STATE_NAMES = {
-    "online": N_("online"), "offline": N_("offline"), "fault": N_("fault"), "playing": N_("playing"),
-    "running": N_("running"), "complete": N_("complete"), "incomplete": N_("incomplete"),
-    "cancelled": N_("cancelled"),
-}  # fmt: skip
-ALERT_NAMES = {
-    "offline": N_("offline"), "on_battery": N_("on battery"), "amplifier_fault": N_("amplifier fault"),
-    "outdated_firmware": N_("outdated firmware"), "clock_drift": N_("clock drift"),
-    "low_battery": N_("low battery"), "overheating": N_("overheating"),
-}  # fmt: skip
+DEVICE_STATES = {
+    "online": N_("online"),
+    "offline": N_("offline"),
+    "fault": N_("fault"),
+    "playing": N_("playing"),
+}
 ROLE_NAMES = {
     "administrator": N_("administrator"), "approver": N_("approver"), "operator": N_("operator"),
     "viewer": N_("viewer"),
@@ -87,12 +73,7 @@ class Snap:
 
 def shared_values(lang: str) -> dict[str, Any]:
     """Name tables and helpers every part needs."""
-    return {
-        "kind_names": translated(KIND_NAMES, lang),
-        "state_names": translated(STATE_NAMES, lang),
-        "alert_names": translated(ALERT_NAMES, lang),
-        "device_state": device_state,
-    }
+    return {"device_states": translated(DEVICE_STATES, lang), "device_state": device_state}
 
 
 class PartRenderer:

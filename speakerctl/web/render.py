@@ -6,9 +6,7 @@ Each render gets the catalogue of the request's language as `gettext`/`ngettext`
 
 from __future__ import annotations
 
-import functools
 import gettext
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,18 +15,20 @@ import jinja2
 from aiohttp import web
 
 from speakerctl import i18n
+from speakerctl.app.labels import kind_name, word, zone_title
+from speakerctl.clock import Clock
+from speakerctl.dates import format_clock, format_moment, zone_label
 
 LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"
 
 
-@functools.cache
 def catalogue(lang: str) -> gettext.NullTranslations:
-    """The translations of one language, loaded once."""
+    """The translations of one language (compiled once)."""
     return i18n.translations(lang)
 
 
-def setup(app: web.Application, timezone: str) -> jinja2.Environment:
+def setup(app: web.Application, timezone: str, clock: Clock) -> jinja2.Environment:
     """Install the environment on the aiohttp application, with local-time filters for `timezone`."""
     env = aiohttp_jinja2.setup(
         app,
@@ -40,19 +40,21 @@ def setup(app: web.Application, timezone: str) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     tz = ZoneInfo(timezone)
-    env.filters["clock"] = lambda t: _local(t, tz, "%H:%M")
-    env.filters["local"] = lambda t: _local(t, tz, "%d/%m/%Y %H:%M")
+    env.filters["clock"] = lambda t: format_clock(t, tz, label=False) if t else ""
+    env.filters["local"] = lambda t: format_moment(t, tz) if t else ""
     env.filters["day"] = lambda t: t.strftime("%d/%m") if t else ""
+    env.globals |= {"word": word, "kind_name": kind_name, "zone_title": zone_title}
     env.globals["timezone"] = timezone
+    env.globals["zone_label"] = lambda: f"{timezone}, {zone_label(tz, clock.now())}"
     return env
 
 
-def _local(t: datetime | None, tz: ZoneInfo, fmt: str) -> str:
-    return t.astimezone(tz).strftime(fmt) if t is not None else ""
-
-
 def language_values(lang: str) -> dict[str, Any]:
-    """What every template needs to speak `lang`."""
+    """What every template needs to speak `lang`; also switches `_()` of the labels it calls.
+
+    Rendering is synchronous on the event loop, so the language set here holds for the whole render.
+    """
+    i18n.set_language(lang)
     t = catalogue(lang)
     return {"gettext": t.gettext, "ngettext": t.ngettext, "lang": lang}
 

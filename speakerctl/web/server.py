@@ -107,7 +107,7 @@ class WebServer:
     def app(self) -> web.Application:
         """The aiohttp application; it answers only to its own names (no DNS rebinding)."""
         app = web.Application(middlewares=[self._check_host, self._answer_errors, self._visit])
-        render.setup(app, self.controller.settings.timezone)
+        render.setup(app, self.controller.settings.timezone, self.controller.clock)
         self.pages.routes(app)
         self.actions.routes(app)
         app.router.add_static("/static/", STATIC, name="static", append_version=False)
