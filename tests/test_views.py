@@ -93,6 +93,18 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
         "zones",
         "not_played",
     ),
+    views.StopView: (
+        "broadcast",
+        "zones",
+        "whole",
+        "state",
+        "clusters",
+        "confirmed",
+        "ended_otherwise",
+        "unconfirmed",
+        "stopped_by",
+        "stopped_at",
+    ),
     views.PlayView: (
         "date",
         "district",

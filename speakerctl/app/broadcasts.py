@@ -6,11 +6,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from speakerctl.app import confirmation as confirming
 from speakerctl.app import records, views
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.resume import resume_broadcasts
-from speakerctl.controller.service import BroadcastRequest
+from speakerctl.controller.service import BroadcastRequest, new_broadcast_id
 from speakerctl.errors import UsageError
 from speakerctl.protocol import Priority
 from speakerctl.protocol.lifecycle import FINAL
@@ -36,6 +37,19 @@ def request(
     return BroadcastRequest(bulletin_id, tuple(targets), level, volume=volume)
 
 
+def confirmation(
+    ctx: AppContext, targets: Sequence[str], priority: str = "normal", *, emergency: bool = False
+) -> confirming.Confirmation | None:
+    """What the user must confirm before this broadcast is sent (None: nothing)."""
+    level = Priority.EMERGENCY if emergency else parse_priority(priority)
+    return confirming.needed(ctx.store(), targets, level)
+
+
+def new_id(ctx: AppContext) -> str:
+    """A fresh broadcast id, for a caller that must know it before the broadcast starts (to stop it)."""
+    return new_broadcast_id(ctx.clock.now())
+
+
 def with_timeout(ctx: AppContext, timeout_s: float | None) -> AppContext:
     """The context with the seconds (beyond the bulletin's length) to wait for silent clusters."""
     return replace(ctx, settings=ctx.settings.with_overrides(broadcast_timeout_s=timeout_s))
@@ -55,9 +69,20 @@ async def broadcast(
     emergency: bool = False,
     timeout_s: float | None = None,
     progress: Progress | None = None,
+    confirmed: bool = False,
+    started_by: str = "",
+    broadcast_id: str = "",
 ) -> views.BroadcastResultView:
-    """Broadcast a bulletin now and follow it to the end (every cluster final, or time out)."""
-    req = request(ctx, bulletin_id, targets, priority, emergency=emergency)
+    """Broadcast a bulletin now and follow it to the end (every cluster final, or time out).
+
+    NeedsConfirmation if it is an emergency or province-wide and not `confirmed` (see `confirmation`).
+    """
+    confirming.require(confirmation(ctx, targets, priority, emergency=emergency), confirmed)
+    req = replace(
+        request(ctx, bulletin_id, targets, priority, emergency=emergency),
+        started_by=started_by,
+        broadcast_id=broadcast_id,
+    )
     async with running_controller(with_timeout(ctx, timeout_s)) as controller:
         return records.broadcast_result(await controller.broadcast(req, progress))
 

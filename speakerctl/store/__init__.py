@@ -17,6 +17,7 @@ from speakerctl.store.models import (
     DeviceSpec,
     DeviceSpecLike,
     StatusRecord,
+    StopOrder,
     VariantInfo,
     utc_from_ms,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "RunRecord",
     "ScheduleRecord",
     "StatusRecord",
+    "StopOrder",
     "Store",
     "VariantInfo",
     "utc_from_ms",
