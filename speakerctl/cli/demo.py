@@ -33,7 +33,10 @@ def demo(
         console_err.print(f"bulletin {bulletin.id} “{safe(bulletin.title)}”, {bulletin.duration_s:.1f} s")
         targets = runtime.demo_targets(ctx, count)
         result = with_progress(
-            lambda progress: broadcasts.broadcast(ctx, bulletin.id, targets, progress=progress)
+            # A simulated province: nothing real to confirm.
+            lambda progress: broadcasts.broadcast(
+                ctx, bulletin.id, targets, progress=progress, confirmed=True
+            )
         )
         print_summary(result)
         console.print(
