@@ -92,6 +92,9 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
         "counts",
         "zones",
         "not_played",
+        "started_by",
+        "approved_by",
+        "stopped_by",
     ),
     views.StopView: (
         "broadcast",

@@ -244,6 +244,9 @@ class BroadcastReportView(View):
     counts: dict[str, int]
     zones: list[ZoneOutcomeView]
     not_played: list[MissedView]
+    started_by: str
+    approved_by: str
+    stopped_by: str
 
 
 class StopView(View):

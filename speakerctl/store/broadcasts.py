@@ -134,6 +134,17 @@ class BroadcastRepository:
         with self._db.session() as s:
             return get_row(s, BroadcastRow, broadcast_id, "broadcast").info()
 
+    def between(self, since: datetime, until: datetime) -> list[BroadcastInfo]:
+        """Broadcasts created in [since, until), oldest first."""
+        query = (
+            select(BroadcastRow)
+            .where(col(BroadcastRow.created_at) >= aware_utc(since, "since"))
+            .where(col(BroadcastRow.created_at) < aware_utc(until, "until"))
+            .order_by(col(BroadcastRow.created_at), col(BroadcastRow.id))
+        )
+        with self._db.session() as s:
+            return [r.info() for r in s.exec(query)]
+
     def latest(self, limit: int = 20) -> list[BroadcastInfo]:
         """The newest broadcasts, newest first."""
         order = (col(BroadcastRow.created_at).desc(), col(BroadcastRow.id).desc())
