@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from speakerctl.app import confirmation as confirming
 from speakerctl.app import names, records, views
 from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.context import AppContext
@@ -43,6 +44,19 @@ def request(
     return BroadcastRequest(bulletin_id, tuple(ids), level, volume=volume)
 
 
+def confirmation(
+    ctx: AppContext, targets: Sequence[str], priority: str = "normal", *, emergency: bool = False
+) -> confirming.Confirmation | None:
+    """What the user must confirm before this broadcast is sent (None: nothing)."""
+    level = Priority.EMERGENCY if emergency else parse_priority(priority)
+    return confirming.needed(ctx.store(), targets, level)
+
+
+def new_id(ctx: AppContext) -> str:
+    """A fresh broadcast id, for a caller that must know it before the broadcast starts (to stop it)."""
+    return new_broadcast_id(ctx.clock.now())
+
+
 def with_timeout(ctx: AppContext, timeout_s: float | None) -> AppContext:
     """The context with the seconds (beyond the bulletin's length) to wait for silent clusters."""
     return replace(ctx, settings=ctx.settings.with_overrides(broadcast_timeout_s=timeout_s))
@@ -62,9 +76,20 @@ async def broadcast(
     emergency: bool = False,
     timeout_s: float | None = None,
     progress: Progress | None = None,
+    confirmed: bool = False,
+    started_by: str = "",
+    broadcast_id: str = "",
 ) -> views.BroadcastResultView:
-    """Broadcast a bulletin now and follow it to the end (every cluster final, or time out)."""
-    req = request(ctx, bulletin_id, targets, priority, emergency=emergency)
+    """Broadcast a bulletin now and follow it to the end (every cluster final, or time out).
+
+    NeedsConfirmation if it is an emergency or province-wide and not `confirmed` (see `confirmation`).
+    """
+    confirming.require(confirmation(ctx, targets, priority, emergency=emergency), confirmed)
+    req = replace(
+        request(ctx, bulletin_id, targets, priority, emergency=emergency),
+        started_by=started_by,
+        broadcast_id=broadcast_id,
+    )
     async with running_controller(with_timeout(ctx, timeout_s)) as controller:
         return records.broadcast_result(await controller.broadcast(req, progress))
 

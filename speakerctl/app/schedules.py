@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from speakerctl.app import confirmation as confirming
 from speakerctl.app import names, records, views
 from speakerctl.app.broadcasts import parse_priority
 from speakerctl.app.context import AppContext
@@ -146,8 +147,18 @@ def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: date
     return Added(schedule, schedule.rule.next_after(now), found)
 
 
-def add(ctx: AppContext, spec: ScheduleSpec) -> Added:
-    """Add a schedule; says which existing schedules it overlaps and which one wins."""
+def confirmation(ctx: AppContext, spec: ScheduleSpec) -> confirming.Confirmation | None:
+    """What the user must confirm before this schedule is stored (None: nothing)."""
+    level = parse_priority(spec.priority)
+    return confirming.needed(ctx.store(), spec.targets, level, confirming.Kind.SCHEDULE)
+
+
+def add(ctx: AppContext, spec: ScheduleSpec, *, confirmed: bool = False) -> Added:
+    """Add a schedule; says which existing schedules it overlaps and which one wins.
+
+    NeedsConfirmation if it is an emergency or province-wide and not `confirmed` (see `confirmation`).
+    """
+    confirming.require(confirmation(ctx, spec), confirmed)
     now = ctx.clock.now()
     store = ctx.store()
     schedule = Schedule(

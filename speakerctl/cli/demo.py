@@ -39,7 +39,10 @@ def demo(
         )
         targets = runtime.demo_targets(ctx, count)
         result = with_progress(
-            lambda progress: broadcasts.broadcast(ctx, bulletin.id, targets, progress=progress)
+            # A simulated province: nothing real to confirm.
+            lambda progress: broadcasts.broadcast(
+                ctx, bulletin.id, targets, progress=progress, confirmed=True
+            )
         )
         print_summary(result)
         console.print(

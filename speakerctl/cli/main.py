@@ -28,6 +28,7 @@ from speakerctl.cli import broker as broker_cli
 from speakerctl.cli import keys as keys_cli
 from speakerctl.cli import provision as provision_cli
 from speakerctl.cli import resume as resume_cli
+from speakerctl.cli import stop as stop_cli
 from speakerctl.cli.common import Exit, console_err, state
 from speakerctl.cli.text import safe
 from speakerctl.config import load_settings
@@ -61,7 +62,10 @@ app.add_typer(fleet.app, name="fleet")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(bulletin.app, name="bulletin")
 app.add_typer(schedule.app, name="schedule")
-app.command("broadcast")(broadcast.broadcast)
+app.add_typer(broadcast.app, name="broadcast")
+broadcast.app.command("send")(broadcast.broadcast)
+broadcast.app.command("stop")(stop_cli.stop_broadcast)
+app.command("stop")(stop_cli.stop_zone)
 app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)

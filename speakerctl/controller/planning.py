@@ -22,6 +22,8 @@ class PlayOptions:
     on_preempt: PreemptPolicy = PreemptPolicy.DROP
     owner: str = ""
     """The client id of the controller that sends it."""
+    started_by: str = ""
+    """The user who asked for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ def plan_broadcast(
         volume=play.volume,
         on_preempt=play.on_preempt,
         owner=play.owner,
+        started_by=play.started_by,
     )
     return Plan(
         broadcast_id,

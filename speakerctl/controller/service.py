@@ -7,7 +7,7 @@ import contextlib
 import logging
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +41,8 @@ from speakerctl.security.keys import load_or_create_signer
 from speakerctl.store import BroadcastState, Store
 
 log = logging.getLogger(__name__)
+STOP_CATCH_UP_S = 1.0
+"""How often a followed broadcast that saw a stop reads the store for the stop's other clusters."""
 Progress = Callable[[Counter[str], int], None]
 
 
@@ -68,6 +70,8 @@ class BroadcastRequest:
     volume: int | None = None
     on_preempt: PreemptPolicy = PreemptPolicy.DROP
     broadcast_id: str = ""
+    started_by: str = ""
+    """The user who asks for it, recorded with the broadcast."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +158,13 @@ class Controller:
             now,
             _ttl_s(request, now, self.settings.command_ttl_s),
             request.broadcast_id or new_broadcast_id(now),
-            PlayOptions(request.start_at, request.volume, request.on_preempt, self.session.client_id),
+            PlayOptions(
+                request.start_at,
+                request.volume,
+                request.on_preempt,
+                self.session.client_id,
+                request.started_by,
+            ),
         )
         command = _command(plan, request, to_ms(now))
         tracker = Tracker(plan.broadcast_id, list(plan.device_ids), set(plan.online), self.clock)
@@ -197,9 +207,10 @@ class Controller:
             tracker.reach_latency_s,
         )
 
-    async def stop(self, broadcast_id: str) -> None:
-        """Tell the clusters a broadcast was addressed to not to air it (NotFound if it was never sent)."""
-        targets = (await asyncio.to_thread(self.store.broadcasts.get, broadcast_id)).targets
+    async def stop(self, broadcast_id: str, where: Sequence[str] = ()) -> None:
+        """Tell clusters not to air a broadcast (NotFound if it was never sent): those of the zones and
+        devices `where` (a stop may go to any zone topic, protocol §6), by default all it was sent to."""
+        targets = where or (await asyncio.to_thread(self.store.broadcasts.get, broadcast_id)).targets
         cmd_topics, _ = await asyncio.to_thread(resolve_targets, self.store, targets)
         now = to_ms(self.clock.now())
         ttl = self.settings.command_ttl_s * 1000
@@ -255,7 +266,7 @@ class Controller:
                 if i == 0:
                     await pause_at("mid-publish")
             try:
-                await _follow(tracker, timeout, progress)
+                await _follow(tracker, timeout, progress, lambda: self._catch_up(tracker))
             finally:
                 for job in jobs:
                     job.cancel()
@@ -277,11 +288,22 @@ class Controller:
         await asyncio.to_thread(self.store.broadcasts.finish, plan.broadcast_id, state, self.clock.now())
 
 
-async def _follow(tracker: Tracker, timeout: float, progress: Progress | None) -> None:
+async def _follow(
+    tracker: Tracker,
+    timeout: float,
+    progress: Progress | None,
+    catch_up: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     total = len(tracker.devices)
+    caught_up = loop.time()
     while not tracker.done.is_set() and loop.time() < deadline:
+        if catch_up is not None and tracker.stopped and loop.time() - caught_up > STOP_CATCH_UP_S:
+            # Someone stopped it (maybe another process): clusters that never answered the stop are
+            # recorded `stopped` in the store only, so read it rather than wait for them to time out.
+            caught_up = loop.time()
+            await catch_up()
         tracker.changed.clear()
         if progress is not None:
             progress(tracker.counts(), total)
@@ -311,5 +333,5 @@ def _wait_s(request: BroadcastRequest, now: datetime) -> float:
 
 
 def new_broadcast_id(now: datetime) -> str:
-    """A fresh broadcast id that sorts by time, e.g. bc-20260101-070000-a1b2c3."""
+    """A fresh broadcast id, e.g. bc-20261202-061500-a1b2c3 (a caller may pick it before sending)."""
     return f"bc-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"

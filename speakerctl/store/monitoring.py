@@ -77,6 +77,8 @@ class PlayRecord:
     """When it finished, failed or was preempted; None while still playing."""
     duration_ms: int
     """The bulletin's length."""
+    detail: str = ""
+    """The delivery's detail (for a stop: by whom)."""
 
 
 class AlertRow(SQLModel, table=True):
@@ -278,4 +280,5 @@ def _play(row: DeliveryRow, priority: int, title: str, duration_ms: int) -> Play
         row.playing_at,
         row.finished_at,
         duration_ms,
+        row.detail,
     )

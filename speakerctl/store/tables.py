@@ -9,7 +9,7 @@ from sqlmodel import Field, SQLModel
 
 from speakerctl.fleet import Zone, ZoneKind
 from speakerctl.protocol import PreemptPolicy, Priority, Status
-from speakerctl.protocol.lifecycle import DEVICE_FINAL
+from speakerctl.protocol.lifecycle import DEVICE_FINAL, STOPPED
 from speakerctl.store.models import (
     BroadcastInfo,
     BroadcastState,
@@ -205,6 +205,8 @@ class BroadcastRow(SQLModel, table=True):
     on_preempt: str = Field(default=PreemptPolicy.DROP.value, max_length=16)
     owner: str = Field(default="", max_length=128)
     approved_by: str = Field(default="", max_length=64)
+    started_by: str = Field(default="", max_length=128)
+    stopped_by: str = Field(default="", max_length=128)
 
     def info(self) -> BroadcastInfo:
         """Public value."""
@@ -223,6 +225,8 @@ class BroadcastRow(SQLModel, table=True):
             on_preempt=PreemptPolicy(self.on_preempt),
             owner=self.owner,
             approved_by=self.approved_by,
+            started_by=self.started_by,
+            stopped_by=self.stopped_by,
         )
 
 
@@ -230,7 +234,7 @@ _STAMPS: dict[DeliveryStatus, str] = {
     DeliveryStatus.ACCEPTED: "accepted_at",
     DeliveryStatus.CONTENT_READY: "content_ready_at",
     DeliveryStatus.PLAYING: "playing_at",
-    **dict.fromkeys(DEVICE_FINAL, "finished_at"),
+    **dict.fromkeys(DEVICE_FINAL | {STOPPED}, "finished_at"),
 }
 
 
