@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from speakerctl.app import keys
-from speakerctl.cli.common import console, state
+from speakerctl.cli.common import console, current_actor, state
 
 app = typer.Typer(help="The MQTT broker the fleet uses.", no_args_is_help=True)
 config_app = typer.Typer(help="Write broker configurations.", no_args_is_help=True)
@@ -43,7 +43,7 @@ def mosquitto(
     """
     tls = keys.tls_files(cafile, certfile, keyfile)
     listen = keys.Listeners(host, port, controller_host, controller_port, user)
-    written = keys.mosquitto_config(state.context(), out, listen, tls)
+    written = keys.mosquitto_config(state.context(), out, listen, tls, actor=current_actor())
     console.print(
         f"wrote {written.path} for {written.clusters} clusters (port {written.port}) and the controller"
         f" (port {written.controller_port}), {'TLS' if written.tls else 'plain'}, running as {written.run_as}"

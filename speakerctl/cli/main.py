@@ -11,6 +11,7 @@ import typer
 
 from speakerctl.cli import (
     alerts,
+    approvals,
     broadcast,
     bulletin,
     demo,
@@ -34,6 +35,7 @@ from speakerctl.errors import (
     AccessError,
     AudioError,
     AuthError,
+    AwaitsApproval,
     ConfigError,
     LinkError,
     NeedsConfirmation,
@@ -58,6 +60,11 @@ app.add_typer(zones.app, name="zones")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(bulletin.app, name="bulletin")
+bulletin.app.command("submit")(approvals.submit)
+bulletin.app.command("queue")(approvals.queue)
+bulletin.app.command("approve")(approvals.approve)
+bulletin.app.command("reject")(approvals.reject)
+zones.app.command("policy")(approvals.zone_policy)
 app.add_typer(schedule.app, name="schedule")
 app.command("broadcast")(broadcast.broadcast)
 app.command("report")(report.report)
@@ -95,6 +102,7 @@ EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
     (NotFound, Exit.NOT_FOUND),
     (AuthError, Exit.AUTH),
     (NotSignedIn, Exit.AUTH),
+    (AwaitsApproval, Exit.AWAITS_APPROVAL),
     (AccessError, Exit.FORBIDDEN),
     (NeedsConfirmation, Exit.UNCONFIRMED),
     (LinkError, Exit.LINK),
@@ -127,7 +135,8 @@ def main() -> None:
 
 def report_error(error: SpeakerctlError) -> int:
     """Print the error and its hint on stderr; the exit code that goes with it."""
-    console_err.print(f"[bold red]error:[/] {safe(error)}", highlight=False)
+    label = "[bold yellow]waiting:[/]" if isinstance(error, AwaitsApproval) else "[bold red]error:[/]"
+    console_err.print(f"{label} {safe(error)}", highlight=False)
     if error.hint:
         console_err.print(f"[dim]hint:[/] {safe(error.hint)}", highlight=False)
     return exit_code(error)

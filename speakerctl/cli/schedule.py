@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from speakerctl.app import schedules
-from speakerctl.cli.common import console, print_json, state
+from speakerctl.cli.common import console, current_actor, print_json, state
 from speakerctl.cli.text import id_column, safe
 
 app = typer.Typer(help="Schedules: when bulletins air, where, at which priority.", no_args_is_help=True)
@@ -47,7 +47,7 @@ def add(
     zone = tz or ctx.settings.timezone
     rule = schedules.build_rule(zone, at, daily, weekly, cron, days, repeat, gap, valid_from, until)
     spec = schedules.ScheduleSpec(bulletin_id, to, rule, priority, on_preempt, window, name)
-    added = schedules.add(ctx, spec)
+    added = schedules.add(ctx, spec, actor=current_actor())
     view = schedules.added_view(added)
     if as_json:
         print_json(view)
@@ -91,7 +91,7 @@ def show(
 
 
 def _set_paused(schedule_id: str, paused: bool) -> None:
-    schedules.set_paused(state.context(), schedule_id, paused)
+    schedules.set_paused(state.context(), schedule_id, paused, actor=current_actor())
     console.print(f"{'paused' if paused else 'resumed'} {safe(schedule_id)}")
 
 
@@ -110,7 +110,7 @@ def resume(schedule_id: Annotated[str, typer.Argument(help="Schedule id.")]) -> 
 @app.command("rm")
 def remove(schedule_id: Annotated[str, typer.Argument(help="Schedule id.")]) -> None:
     """Delete a schedule (its history stays)."""
-    schedules.remove(state.context(), schedule_id)
+    schedules.remove(state.context(), schedule_id, actor=current_actor())
     console.print(f"removed {safe(schedule_id)}")
 
 
