@@ -92,6 +92,7 @@ def sign_in(
         raise _refused()
     if HASHER.check_needs_rehash(user.password_hash):
         store.users.set_password(user.name, HASHER.hash(password))
+    store.sessions.prune(now)  # sessions past their absolute expiry are never used again
     token = secrets.token_urlsafe(32)
     store.sessions.add(token_digest(token), user.id, now, now + (limits or SessionLimits()).absolute)
     audit.record(store, user.name, "sign_in", now, subject=f"user {user.name}")
