@@ -142,11 +142,33 @@ async def test_a_normal_item_from_the_province_lands_in_each_commune(ctx: AppCon
 async def test_a_priority_item_from_above_is_ordered_before_the_communes_own(ctx: AppContext) -> None:
     approvals.submit(ctx, 1, [COMMUNE], actor=OPERATOR)
     with pytest.raises(AwaitsApproval):
-        await _broadcast(ctx, PROVINCE_OPERATOR, [COMMUNE, OTHER], "priority")
+        await _broadcast(ctx, PROVINCE_APPROVER, [COMMUNE, OTHER], "priority")
     queue = approvals.queue(ctx, actor=APPROVER)
-    assert [(i.priority, i.submitted_by) for i in queue] == [("priority", "tinh-op"), ("normal", "lan")]
+    assert [(i.priority, i.submitted_by) for i in queue] == [("priority", "tinh-duyet"), ("normal", "lan")]
     done = await approvals.approve(ctx, queue[0].id, actor=APPROVER, at=NOW + timedelta(minutes=30))
     assert ctx.book().get(done.schedule or "").priority is Priority.PRIORITY
+
+
+async def test_a_province_operator_is_approved_in_the_province_then_each_commune_decides(
+    ctx: AppContext,
+) -> None:
+    with pytest.raises(AwaitsApproval) as held:
+        await _broadcast(ctx, PROVINCE_OPERATOR, [PROVINCE], "priority")
+    [first] = approvals.queue(ctx, actor=PROVINCE_APPROVER)
+    assert (first.id, first.zone, first.from_above) == (held.value.items[0], PROVINCE, False)
+    assert approvals.queue(ctx, actor=APPROVER) == []
+    with pytest.raises(NotAllowed):  # a commune approver does not decide for the province
+        await approvals.approve(ctx, first.id, actor=APPROVER)
+    done = await approvals.approve(ctx, first.id, actor=PROVINCE_APPROVER)
+    assert done.broadcast is None and len(done.forwarded) == 3
+    [mine] = approvals.queue(ctx, actor=APPROVER)
+    assert (mine.zone, mine.from_above, mine.submitted_by, mine.priority) == (
+        COMMUNE,
+        True,
+        "tinh-op",
+        "priority",
+    )
+    assert ctx.store().broadcasts.latest() == []
 
 
 async def test_an_emergency_from_above_does_not_wait(ctx: AppContext) -> None:

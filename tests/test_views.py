@@ -142,7 +142,7 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
         "id", "kind", "bulletin", "zone", "targets", "priority", "from_above", "submitted_by", "submitted_at",
         "at", "state", "decided_by", "decided_at", "reason", "result",
     ),
-    views.ApprovedView: ("item", "broadcast", "schedule"),
+    views.ApprovedView: ("item", "broadcast", "schedule", "forwarded"),
     views.PolicyView: ("zone", "approval_for", "set_on"),
 }
 # fmt: on

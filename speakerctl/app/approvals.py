@@ -107,6 +107,8 @@ async def approve(
     store = ctx.store()
     item = _decidable(store, item_id, actor)
     now = ctx.clock.now()
+    if item.spec.get(policy.FORWARD):
+        return _forward(store, item, actor, at, now)
     if item.kind is ItemKind.SCHEDULE:
         if at is not None:
             raise UsageError(_("a schedule item keeps its own times"), hint=_("approve it without --at"))
@@ -118,6 +120,27 @@ async def approve(
     if when is not None and when > now:
         return _placed(ctx, store, item, actor, _one_off(ctx, item, actor, when, now))
     return await _air(ctx, store, item, actor, timeout_s, progress)
+
+
+def _forward(
+    store: Store, item: ItemInfo, actor: Actor, at: datetime | None, now: datetime
+) -> views.ApprovedView:
+    """Approved in its author's zone: on to the queues of the zones below, as its author's (from above)."""
+    own, below = policy.split(store, policy.zone_tree(store), item.zone_id, item.targets)
+    spec = {k: v for k, v in item.spec.items() if k != policy.FORWARD}
+    asked = policy.Request(
+        item.kind, item.bulletin_id, item.targets, Priority(item.priority), at or item.at, spec
+    )
+    decided = _decided(store, item, actor, now, "forwarded")
+    try:
+        lower = policy.lower_items(asked, item.submitted_by, (item.zone_id, own), below, now)
+        made = policy.queue_items(store, actor, lower, action="forward")
+    except BaseException:
+        store.approvals.reopen(item.id)
+        raise
+    return views.ApprovedView(
+        item=records.item(decided), broadcast=None, schedule=None, forwarded=[i.id for i in made]
+    )
 
 
 def _one_off(ctx: AppContext, item: ItemInfo, actor: Actor, when: datetime, now: datetime) -> Schedule:
@@ -156,7 +179,7 @@ def _placed(
         store.approvals.reopen(item.id)
         raise
     schedules.audited(store, actor, "schedule_add", made, now)
-    return views.ApprovedView(item=records.item(decided), broadcast=None, schedule=made.id)
+    return views.ApprovedView(item=records.item(decided), broadcast=None, schedule=made.id, forwarded=[])
 
 
 async def _air(
@@ -184,7 +207,7 @@ async def _air(
         if not _recorded(store, request.broadcast_id):
             store.approvals.reopen(item.id)  # nothing went out: the item waits again
         raise
-    return views.ApprovedView(item=records.item(decided), broadcast=result, schedule=None)
+    return views.ApprovedView(item=records.item(decided), broadcast=result, schedule=None, forwarded=[])
 
 
 def _recorded(store: Store, broadcast_id: str) -> bool:

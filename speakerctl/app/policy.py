@@ -7,7 +7,7 @@ list of targets names.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from speakerctl.app import audit
@@ -71,37 +71,57 @@ class Routing:
         return not self.held
 
 
+FORWARD = "forward"
+"""Set in an item's spec when, once approved in its author's zone, it goes on to the zones below."""
+
+
 def route(store: Store, actor: Actor, request: Request, now: datetime, *, submit: bool = False) -> Routing:
     """Authorize `request` and decide where it goes (Circular 39); `submit`: queue it even if it could air.
 
     - An emergency airs at once, everywhere it is sent; lower zones get an `aired` note in their queue.
+    - When the policy of the author's zone names their role, it waits for an approver of that zone first;
+      approved, it goes on as if its author needed no approval (`approvals.approve`, FORWARD).
     - A user scoped to a zone who targets zones below it (a province user, communes) does not air there:
       each lower zone holding clusters gets an item of its own, for its approvers to place (`from_above`).
-    - What a user sends to their own zone waits when their zone's policy names their role.
     """
     tree = zone_tree(store)
     action = Action.SCHEDULE if request.kind is ItemKind.SCHEDULE else Action.BROADCAST
     authorize(actor, action, zones_of(store, request.targets), tree)
-    own, below = _split(store, tree, actor, request.targets)
+    store.bulletins.get(request.bulletin_id)
+    own, below = split(store, tree, actor.zone_id, request.targets)
     if request.priority is Priority.EMERGENCY:
-        aired = ItemState.AIRED
-        return Routing(notes=tuple(_item(request, actor, z, t, now, aired) for z, t in below.items()))
+        notes = (_item(request, actor.name, z, t, now, ItemState.AIRED) for z, t in below.items())
+        return Routing(notes=tuple(notes))
     home = actor.zone_id or tree.roots()[0].id
-    policy = needs_approval(store.policies.all(), tree, home)
-    waits = submit or bool(below) or actor.role.value in policy
-    if not waits:
+    if actor.role.value in needs_approval(store.policies.all(), tree, home):
+        spec = {**request.spec, FORWARD: True} if below else dict(request.spec)
+        held = _item(replace(request, spec=spec), actor.name, home, request.targets, now, from_above=False)
+        return Routing(held=(held,))
+    if not (below or submit):
         return Routing()
-    items = [_item(request, actor, z, t, now) for z, t in below.items()]
-    if own:
-        items.insert(0, _item(request, actor, home, tuple(own), now, from_above=False))
-    return Routing(held=tuple(items))
+    return Routing(held=tuple(lower_items(request, actor.name, (home, own), below, now)))
 
 
-def _split(
-    store: Store, tree: ZoneTree, actor: Actor, targets: Sequence[str]
+def lower_items(
+    request: Request,
+    author: str,
+    own: tuple[str, Sequence[str]],
+    below: Mapping[str, tuple[str, ...]],
+    now: datetime,
+) -> list[NewItem]:
+    """An item for the author's own zone (`own`: that zone and its targets, if any), one per lower zone."""
+    home, targets = own
+    items = [_item(request, author, z, t, now) for z, t in below.items()]
+    if targets:
+        items.insert(0, _item(request, author, home, tuple(targets), now, from_above=False))
+    return items
+
+
+def split(
+    store: Store, tree: ZoneTree, zone_id: str | None, targets: Sequence[str]
 ) -> tuple[list[str], dict[str, tuple[str, ...]]]:
-    """Targets the actor airs in their own zone, and those of each lower zone holding clusters."""
-    if actor.zone_id is None:
+    """Targets in `zone_id` itself, and those of each lower zone holding clusters (None: all its own)."""
+    if zone_id is None:
         return list(targets), {}
     holding = {d.zone_id for d in store.devices.all()}
     own: list[str] = []
@@ -109,16 +129,16 @@ def _split(
     for target in targets:
         if target in tree.zones:
             for zone in sorted(tree.subtree([target]) & holding, key=tree.order.index):
-                (own if zone == actor.zone_id else below.setdefault(zone, [])).append(zone)
+                (own if zone == zone_id else below.setdefault(zone, [])).append(zone)
         else:
             zone = store.devices.get(target).zone_id
-            (own if zone == actor.zone_id else below.setdefault(zone, [])).append(target)
+            (own if zone == zone_id else below.setdefault(zone, [])).append(target)
     return list(dict.fromkeys(own)), {z: tuple(dict.fromkeys(t)) for z, t in below.items()}
 
 
 def _item(
     request: Request,
-    actor: Actor,
+    author: str,
     zone_id: str,
     targets: tuple[str, ...],
     now: datetime,
@@ -132,7 +152,7 @@ def _item(
         zone_id,
         targets,
         int(request.priority),
-        actor.name,
+        author,
         now,
         from_above=from_above,
         at=request.at,
@@ -141,11 +161,13 @@ def _item(
     )
 
 
-def queue_items(store: Store, actor: Actor, items: Sequence[NewItem]) -> list[ItemInfo]:
-    """Store what a routing holds (or notes), each audited as `submit` (or `aired`) with its user."""
+def queue_items(
+    store: Store, actor: Actor, items: Sequence[NewItem], *, action: str = "submit"
+) -> list[ItemInfo]:
+    """Store what a routing holds (or notes), each audited as `action` (or `aired`) with the actor."""
     stored = store.approvals.add(items)
     for item in stored:
-        action = "submit" if item.state is ItemState.PENDING else "aired_from_above"
+        action = action if item.state is ItemState.PENDING else "aired_from_above"
         detail = f"bulletin {item.bulletin_id} to {', '.join(item.targets)}, priority {item.priority}"
         audit.record(store, actor, action, item.submitted_at, subject=f"item {item.id}", detail=detail)
     return stored

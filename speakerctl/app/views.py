@@ -488,6 +488,8 @@ class ApprovedView(View):
     item: ItemView
     broadcast: BroadcastResultView | None
     schedule: str | None
+    forwarded: list[int]
+    """Items it made for the zones below (an item approved in a province goes on to its communes)."""
 
 
 class PolicyView(View):

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from speakerctl.app import approvals, schedules
-from speakerctl.app.views import ItemView
+from speakerctl.app.views import ApprovedView, ItemView
 from speakerctl.cli.broadcast import print_summary, with_progress
 from speakerctl.cli.common import Exit, console, current_actor, print_json, run, state
 from speakerctl.cli.text import id_column, safe
@@ -101,14 +101,25 @@ def approve(
         done = with_progress(
             lambda progress: approvals.approve(ctx, item_id, actor=actor, at=when, progress=progress)
         )
-        if done.broadcast is not None:
-            print_summary(done.broadcast)
-        else:
-            console.print(
-                _("item {id} approved: schedule {schedule}").format(id=item_id, schedule=done.schedule)
-            )
+        _print_approved(done)
     if done.broadcast is not None and not done.broadcast.complete:
         raise typer.Exit(Exit.INCOMPLETE)
+
+
+def _print_approved(done: ApprovedView) -> None:
+    if done.broadcast is not None:
+        print_summary(done.broadcast)
+    elif done.forwarded:
+        ids = ", ".join(str(i) for i in done.forwarded)
+        console.print(
+            _("item {id} approved: sent on to the zones below as items {ids}").format(
+                id=done.item.id, ids=ids
+            )
+        )
+    else:
+        console.print(
+            _("item {id} approved: schedule {schedule}").format(id=done.item.id, schedule=done.schedule)
+        )
 
 
 def reject(
