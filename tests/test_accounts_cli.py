@@ -186,3 +186,26 @@ def test_refusals_and_the_approval_queue_from_the_cli(cli: Cli) -> None:
 def _audit(cli: Cli) -> list[AuditEntry]:
     with Store.open(f"sqlite:///{cli.data / 'speakerctl.db'}") as store:
         return store.audit.entries(limit=100)
+
+
+def test_a_damaged_session_file_is_refused_then_logout_clears_it(cli: Cli) -> None:
+    cli.ok(
+        "user",
+        "add",
+        "lan",
+        "--role",
+        "operator",
+        "--zone",
+        COMMUNE,
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    cli.ok("login", "lan", "--password-stdin", stdin=PASSWORD + "\n")
+    cli.ok("login", "lan", "--password-stdin", stdin=PASSWORD + "\n")  # ends the first session
+    outcomes = [(e.action, e.outcome) for e in _audit(cli) if e.actor == "lan"]
+    assert outcomes.count(("sign_in", "ok")) == 2 and outcomes.count(("sign_out", "ok")) == 1
+    (cli.data / "session").write_text("not json", encoding="utf-8")
+    code, out = cli("whoami")
+    assert code == 8 and "speakerctl logout" in out
+    assert "signed out" in cli.ok("logout")
+    assert json.loads(cli.ok("whoami", "--json"))["signed_in"] is False
