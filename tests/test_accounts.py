@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 
 from speakerctl.app import accounts
 from speakerctl.app.access import Role, local_administrator
@@ -97,8 +98,6 @@ def test_sign_out_and_disable_end_sessions(ctx: AppContext) -> None:
 
 
 def test_an_outdated_hash_is_replaced_at_sign_in(ctx: AppContext) -> None:
-    from argon2 import PasswordHasher
-
     store = ctx.store()
     store.users.set_password("lan", PasswordHasher(time_cost=1, memory_cost=8192).hash(PASSWORD))
     old = store.users.get("lan").password_hash

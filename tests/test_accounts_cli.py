@@ -15,7 +15,8 @@ from speakerctl.cli import common
 from speakerctl.cli.main import app, exit_code
 from speakerctl.clock import FixedClock
 from speakerctl.errors import SpeakerctlError
-from tests.fleet_small import COMMUNE, NOW, OTHER, inventory
+from speakerctl.store import AuditEntry, Store
+from tests.fleet_small import COMMUNE, NOW, OTHER, PROVINCE, inventory
 
 PASSWORD = "mật khẩu đủ dài"
 
@@ -139,3 +140,72 @@ def test_a_commune_operator_may_not_manage_users(cli: Cli) -> None:
     cli.ok("user", "disable", "lan")
     users = {u["name"]: u for u in json.loads(cli.ok("user", "list", "--json"))}
     assert users["lan"]["disabled"] is True and "password_hash" not in users["lan"]
+
+
+def _bulletin(cli: Cli) -> None:
+    cli.ok("zones", "list")  # creates the store and loads the fleet
+    with Store.open(f"sqlite:///{cli.data / 'speakerctl.db'}") as store:
+        store.bulletins.add("Tin", "ab" * 32, "opus", "ogg", 24, 61_000, 183_000, "t.mp3", "x", NOW)
+
+
+def _as(cli: Cli, name: str, role: str, zone: str) -> None:
+    cli.ok("logout")
+    cli.ok("user", "add", name, "--role", role, "--zone", zone, "--password-stdin", stdin=PASSWORD + "\n")
+    cli.ok("login", name, "--password-stdin", stdin=PASSWORD + "\n")
+
+
+def test_refusals_and_the_approval_queue_from_the_cli(cli: Cli) -> None:
+    _bulletin(cli)
+    _as(cli, "xem", "viewer", COMMUNE)
+    assert cli("broadcast", "1", "--to", COMMUNE)[0] == 9
+    _as(cli, "lan", "operator", COMMUNE)
+    assert cli("broadcast", "1", "--to", OTHER)[0] == 9
+    assert cli("broadcast", "1", "--to", PROVINCE)[0] == 9
+    code, out = cli("broadcast", "1", "--to", COMMUNE)
+    assert code == 11 and "submitted for approval as item 1" in out
+    [item] = json.loads(cli.ok("bulletin", "submit", "1", "--to", COMMUNE, "--json"))
+    _as(cli, "hung", "approver", COMMUNE)
+    queue = json.loads(cli.ok("bulletin", "queue", "--json"))
+    assert [(i["id"], i["submitted_by"]) for i in queue] == [(1, "lan"), (item["id"], "lan")]
+    done = json.loads(cli.ok("bulletin", "approve", "1", "--at", "2026-11-30 17:00", "--json"))
+    assert done["item"]["decided_by"] == "hung" and done["schedule"]
+    assert "rejected" in cli.ok("bulletin", "reject", str(item["id"]), "--reason", "Trùng giờ họp")
+    assert cli.ok("bulletin", "queue", "--json").strip() == "[]"
+    assert cli("zones", "policy", COMMUNE, "--approval-for", "none")[0] == 9
+    cli.ok("logout")
+    assert "nobody" in cli.ok("zones", "policy", COMMUNE, "--approval-for", "none")
+    actions = {(e.actor, e.action) for e in _audit(cli)}
+    assert {
+        ("lan", "submit"),
+        ("hung", "approve"),
+        ("hung", "reject"),
+        ("local-admin", "approval_policy"),
+    } <= actions
+
+
+def _audit(cli: Cli) -> list[AuditEntry]:
+    with Store.open(f"sqlite:///{cli.data / 'speakerctl.db'}") as store:
+        return store.audit.entries(limit=100)
+
+
+def test_a_damaged_session_file_is_refused_then_logout_clears_it(cli: Cli) -> None:
+    cli.ok(
+        "user",
+        "add",
+        "lan",
+        "--role",
+        "operator",
+        "--zone",
+        COMMUNE,
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    cli.ok("login", "lan", "--password-stdin", stdin=PASSWORD + "\n")
+    cli.ok("login", "lan", "--password-stdin", stdin=PASSWORD + "\n")  # ends the first session
+    outcomes = [(e.action, e.outcome) for e in _audit(cli) if e.actor == "lan"]
+    assert outcomes.count(("sign_in", "ok")) == 2 and outcomes.count(("sign_out", "ok")) == 1
+    (cli.data / "session").write_text("not json", encoding="utf-8")
+    code, out = cli("whoami")
+    assert code == 8 and "speakerctl logout" in out
+    assert "signed out" in cli.ok("logout")
+    assert json.loads(cli.ok("whoami", "--json"))["signed_in"] is False

@@ -105,6 +105,7 @@ async def _on_air(world: World, targets: Sequence[str]) -> tuple[str, asyncio.Ta
             ctx,
             world.bulletin,
             targets,
+            actor=local_administrator(),
             progress=lambda c, _: seen.add(Counter(c)),
             broadcast_id=broadcast_id,
         )

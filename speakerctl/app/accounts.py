@@ -92,6 +92,7 @@ def sign_in(
         raise _refused()
     if HASHER.check_needs_rehash(user.password_hash):
         store.users.set_password(user.name, HASHER.hash(password))
+    store.sessions.prune(now)  # sessions past their absolute expiry are never used again
     token = secrets.token_urlsafe(32)
     store.sessions.add(token_digest(token), user.id, now, now + (limits or SessionLimits()).absolute)
     audit.record(store, user.name, "sign_in", now, subject=f"user {user.name}")
@@ -248,22 +249,31 @@ def session_path(settings: Settings) -> Path:
 
 
 def login(ctx: AppContext, name: str, password: str) -> views.WhoamiView:
-    """Sign the CLI in: the token goes to `<data dir>/session`, readable by its owner only."""
+    """Sign the CLI in: the token goes to `<data dir>/session`, readable by its owner only.
+
+    A session the file held before is ended once the new one is open.
+    """
     store = ctx.store()
+    previous = _read_session(ctx.settings, strict=False)
     actor, token = sign_in(store, name, password, ctx.clock.now(), limits=SessionLimits.of(ctx.settings))
+    if previous is not None:
+        sign_out(store, previous[1], ctx.clock.now())
     path = session_path(ctx.settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps({"user": actor.name, "token": token}))
     return whoami_view(actor, signed_in=True)
 
 
-def _read_session(settings: Settings) -> tuple[str, str] | None:
+def _read_session(settings: Settings, *, strict: bool = True) -> tuple[str, str] | None:
+    """(user, token) of the session file; None without one (or, not `strict`, with an unreadable one)."""
     try:
         data = json.loads(session_path(settings).read_text(encoding="utf-8"))
         return str(data["user"]), str(data["token"])
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
+        if not strict:
+            return None
         raise NotSignedIn(
             _("the session file {path} cannot be read: {error}").format(
                 path=session_path(settings), error=exc
@@ -273,13 +283,13 @@ def _read_session(settings: Settings) -> tuple[str, str] | None:
 
 
 def logout(ctx: AppContext) -> bool:
-    """End the CLI's session and remove its file; whether there was one."""
-    found = _read_session(ctx.settings)
-    if found is None:
-        return False
-    sign_out(ctx.store(sync_inventory=False), found[1], ctx.clock.now())
+    """End the CLI's session and remove its file (even an unreadable one); whether there was one."""
+    found = _read_session(ctx.settings, strict=False)
+    if found is not None:
+        sign_out(ctx.store(sync_inventory=False), found[1], ctx.clock.now())
+    existed = session_path(ctx.settings).exists()
     session_path(ctx.settings).unlink(missing_ok=True)
-    return True
+    return existed
 
 
 def cli_actor(ctx: AppContext) -> Actor:

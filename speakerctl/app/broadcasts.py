@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 
+from speakerctl.app import audit, names, policy, records, views
 from speakerctl.app import confirmation as confirming
-from speakerctl.app import names, records, views
-from speakerctl.app.access import Action, Actor, authorize
+from speakerctl.app.access import Actor
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.resume import resume_broadcasts
 from speakerctl.controller.service import BroadcastRequest, Controller, new_broadcast_id
 from speakerctl.errors import UsageError
-from speakerctl.fleet import ZoneTree
 from speakerctl.i18n import _
 from speakerctl.protocol import Priority
 from speakerctl.protocol.lifecycle import FINAL
-from speakerctl.store import Store
+from speakerctl.store import ItemKind, NewItem, Store
 
 Progress = Callable[[Counter[str], int], None]
 """Called with the count per delivery state and the number of clusters targeted."""
@@ -45,11 +45,27 @@ def request(
 
 
 def confirmation(
-    ctx: AppContext, targets: Sequence[str], priority: str = "normal", *, emergency: bool = False
+    ctx: AppContext,
+    targets: Sequence[str],
+    priority: str = "normal",
+    *,
+    emergency: bool = False,
+    actor: Actor | None = None,
+    bulletin_id: int = 0,
 ) -> confirming.Confirmation | None:
-    """What the user must confirm before this broadcast is sent (None: nothing)."""
+    """What the user must confirm before this broadcast is sent (None: nothing).
+
+    With `actor` (and the bulletin), a refusal comes first (NotAllowed), and a request held for approval
+    asks nothing.
+    """
     level = Priority.EMERGENCY if emergency else parse_priority(priority)
-    return confirming.needed(ctx.store(), targets, level)
+    store = ctx.store()
+    if actor is not None:
+        ids = tuple(names.target_ids(store, targets))
+        asked = policy.Request(ItemKind.BROADCAST, bulletin_id, ids, level)
+        if not policy.route(store, actor, asked, ctx.clock.now()).direct:
+            return None
+    return confirming.needed(store, targets, level)
 
 
 def new_id(ctx: AppContext) -> str:
@@ -73,24 +89,51 @@ async def broadcast(
     targets: Sequence[str],
     priority: str = "normal",
     *,
+    actor: Actor,
     emergency: bool = False,
     timeout_s: float | None = None,
     progress: Progress | None = None,
     confirmed: bool = False,
-    started_by: str = "",
     broadcast_id: str = "",
 ) -> views.BroadcastResultView:
     """Broadcast a bulletin now and follow it to the end (every cluster final, or time out).
 
     NeedsConfirmation if it is an emergency or province-wide and not `confirmed` (see `confirmation`).
+    What the actor may not air directly (their zone's policy, or lower zones that decide for themselves)
+    is queued instead: AwaitsApproval names the items (see app/policy.py).
     """
-    confirming.require(confirmation(ctx, targets, priority, emergency=emergency), confirmed)
     req = replace(
-        request(ctx, bulletin_id, targets, priority, emergency=emergency),
-        started_by=started_by,
-        broadcast_id=broadcast_id,
+        request(ctx, bulletin_id, targets, priority, emergency=emergency), broadcast_id=broadcast_id
     )
-    async with running_controller(with_timeout(ctx, timeout_s)) as controller:
+    store = ctx.store()
+    asked = policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, req.priority)
+    routing = policy.route(store, actor, asked, ctx.clock.now())  # a refusal comes before the question
+    if not routing.direct:
+        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    # What airs now is confirmed; a request held for approval is confirmed by what its approver does.
+    confirming.require(confirming.needed(store, req.targets, req.priority), confirmed)
+    return await send(
+        ctx, req, actor=actor, store=store, notes=routing.notes, timeout_s=timeout_s, progress=progress
+    )
+
+
+async def send(
+    ctx: AppContext,
+    req: BroadcastRequest,
+    *,
+    actor: Actor,
+    store: Store | None = None,
+    notes: Sequence[NewItem] = (),
+    timeout_s: float | None = None,
+    progress: Progress | None = None,
+) -> views.BroadcastResultView:
+    """Air a request already authorized (and approved, if it had to be); audited with the actor.
+
+    `approved_by` is the request's, else the actor's (a sender who needed no approval let it air).
+    """
+    store = store or ctx.store()
+    req = begun(store, actor, req, notes, ctx.clock.now())
+    async with running_controller(with_timeout(ctx, timeout_s), store) as controller:
         return records.broadcast_result(await controller.broadcast(req, progress))
 
 
@@ -100,24 +143,48 @@ async def resume(ctx: AppContext) -> list[views.BroadcastResultView]:
         return [records.broadcast_result(r) for r in await resume_broadcasts(controller)]
 
 
-def targets_zones(store: Store, targets: Sequence[str]) -> list[str]:
-    """The zones a list of targets names: each zone itself, each cluster's zone (NotFound if unknown)."""
-    zone_ids = {z.id for z in store.zones.all()}
-    return [t if t in zone_ids else store.devices.get(t).zone_id for t in targets]
-
-
-def authorized(
-    controller: Controller, actor: Actor, bulletin_id: int, targets: Sequence[str], priority: str
+def routed(
+    controller: Controller,
+    actor: Actor,
+    bulletin_id: int,
+    targets: Sequence[str],
+    priority: str,
+    *,
+    confirmed: bool = False,
 ) -> BroadcastRequest:
-    """A broadcast request the actor may send from a running controller, with its id chosen now."""
-    store = controller.store
-    store.bulletins.get(bulletin_id)
-    authorize(actor, Action.BROADCAST, targets_zones(store, targets), ZoneTree(store.zones.all()))
-    ctx = AppContext(controller.settings, controller.clock)
-    req = request(ctx, bulletin_id, targets, priority, emergency=priority == "emergency")
-    return replace(req, broadcast_id=new_broadcast_id(controller.clock.now()))
+    """For a running controller (the console): confirmed, routed by the zone's policy (AwaitsApproval
+    if held), recorded in the audit log, with its id chosen now; `follow` then airs it."""
+    store, now = controller.store, controller.clock.now()
+    level = Priority.EMERGENCY if priority == "emergency" else parse_priority(priority)
+    volume = controller.settings.emergency_volume if level is Priority.EMERGENCY else None
+    req = BroadcastRequest(bulletin_id, tuple(names.target_ids(store, targets)), level, volume=volume)
+    routing = policy.route(
+        store, actor, policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, level), now
+    )
+    if not routing.direct:
+        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    # What airs now is confirmed; a request held for approval is confirmed by what its approver does.
+    confirming.require(confirming.needed(store, req.targets, level), confirmed)
+    return begun(store, actor, req, routing.notes, now)
+
+
+def begun(
+    store: Store, actor: Actor, req: BroadcastRequest, notes: Sequence[NewItem], now: datetime
+) -> BroadcastRequest:
+    """The request with its id and people, audited, its notes for lower zones queued."""
+    req = replace(
+        req,
+        broadcast_id=req.broadcast_id or new_broadcast_id(now),
+        approved_by=req.approved_by or actor.name,
+        started_by=req.started_by or actor.name,
+    )
+    detail = f"bulletin {req.bulletin_id} to {', '.join(req.targets)}, {req.priority.wire}"
+    audit.record(store, actor, "broadcast", now, subject=f"broadcast {req.broadcast_id}", detail=detail)
+    if notes:
+        policy.queue_items(store, actor, [replace(n, result=req.broadcast_id) for n in notes])
+    return req
 
 
 async def follow(controller: Controller, req: BroadcastRequest) -> views.BroadcastResultView:
-    """Send an authorized request through the running controller and follow it to the end."""
+    """Air a routed request through the running controller and follow it to the end."""
     return records.broadcast_result(await controller.broadcast(req))

@@ -26,6 +26,7 @@ from speakerctl.store import (
     BulletinInfo,
     DeliveryInfo,
     DeviceInfo,
+    ItemInfo,
     StatusRecord,
     VariantInfo,
 )
@@ -316,4 +317,25 @@ def segment(g: Segment, tz: str) -> views.SegmentView:
         schedule=g.schedule_id,
         priority=views.priority_name(g.priority),
         note=g.note,
+    )
+
+
+def item(i: ItemInfo) -> views.ItemView:
+    """An approval item."""
+    return views.ItemView(
+        id=i.id,
+        kind=i.kind.value,
+        bulletin=i.bulletin_id,
+        zone=i.zone_id,
+        targets=list(i.targets),
+        priority=views.priority_name(i.priority),
+        from_above=i.from_above,
+        submitted_by=i.submitted_by,
+        submitted_at=i.submitted_at,
+        at=i.at,
+        state=i.state.value,
+        decided_by=i.decided_by,
+        decided_at=i.decided_at,
+        reason=i.reason,
+        result=i.result,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -43,6 +43,8 @@ app = typer.Typer(
     help="Send a bulletin (`broadcast BULLETIN --to ZONE`), or stop one (`broadcast stop ID`).",
 )
 
+T = TypeVar("T")
+
 
 def broadcast(
     bulletin_id: Annotated[int, typer.Argument(help=_("Bulletin id (see `bulletin list`)."))],
@@ -67,11 +69,14 @@ def broadcast(
     ] = False,
 ) -> None:
     """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
-    ctx = state.context()
+    ctx, actor = state.context(), current_actor()
     broadcasts.request(
         ctx, bulletin_id, to, priority, emergency=emergency
     )  # a bad priority: before connecting
-    confirmed = confirm(broadcasts.confirmation(ctx, to, priority, emergency=emergency), yes)
+    asked = broadcasts.confirmation(
+        ctx, to, priority, emergency=emergency, actor=actor, bulletin_id=bulletin_id
+    )
+    confirmed = confirm(asked, yes)
     broadcast_id = broadcasts.new_id(ctx)
 
     def send(progress: OnProgress | None) -> Coroutine[Any, Any, BroadcastResultView]:
@@ -80,11 +85,11 @@ def broadcast(
             bulletin_id,
             to,
             priority,
+            actor=actor,
             emergency=emergency,
             timeout_s=timeout,
             progress=progress,
             confirmed=confirmed,
-            started_by=current_actor().name,
             broadcast_id=broadcast_id,
         )
 
@@ -116,10 +121,8 @@ def interrupted(ctx: AppContext, broadcast_id: str, stop_on_interrupt: bool) -> 
     raise typer.Exit(Exit.INTERRUPTED)
 
 
-def with_progress(
-    send: Callable[[OnProgress], Coroutine[Any, Any, BroadcastResultView]],
-) -> BroadcastResultView:
-    """Run a broadcast with a live progress bar on stderr."""
+def with_progress(send: Callable[[OnProgress], Coroutine[Any, Any, T]]) -> T:
+    """Run a broadcast (or what airs one) with a live progress bar on stderr."""
     with _progress() as bar:
         task = bar.add_task(_("broadcast"), total=None)
 

@@ -37,6 +37,8 @@ class Exit(IntEnum):
     AUTH = 8
     FORBIDDEN = 9
     UNCONFIRMED = 10
+    AWAITS_APPROVAL = 11
+    """Nothing aired or was scheduled yet: the request waits for an approver (it is not lost)."""
     INTERRUPTED = 130
 
 

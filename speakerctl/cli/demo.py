@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from speakerctl.app import broadcasts, runtime
+from speakerctl.app.access import local_administrator
 from speakerctl.cli.broadcast import print_summary, with_progress
 from speakerctl.cli.common import Exit, console, console_err, state
 from speakerctl.cli.text import announce, safe
@@ -39,9 +40,9 @@ def demo(
         )
         targets = runtime.demo_targets(ctx, count)
         result = with_progress(
-            # A simulated province: nothing real to confirm.
+            # The demo's own data directory: its local administrator acts; nothing real to confirm.
             lambda progress: broadcasts.broadcast(
-                ctx, bulletin.id, targets, progress=progress, confirmed=True
+                ctx, bulletin.id, targets, actor=local_administrator(), progress=progress, confirmed=True
             )
         )
         print_summary(result)

@@ -11,6 +11,7 @@ import typer
 
 from speakerctl.cli import (
     alerts,
+    approvals,
     broadcast,
     bulletin,
     demo,
@@ -36,6 +37,7 @@ from speakerctl.errors import (
     AccessError,
     AudioError,
     AuthError,
+    AwaitsApproval,
     ConfigError,
     LinkError,
     NeedsConfirmation,
@@ -61,6 +63,11 @@ app.add_typer(zones.app, name="zones")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(bulletin.app, name="bulletin")
+bulletin.app.command("submit")(approvals.submit)
+bulletin.app.command("queue")(approvals.queue)
+bulletin.app.command("approve")(approvals.approve)
+bulletin.app.command("reject")(approvals.reject)
+zones.app.command("policy")(approvals.zone_policy)
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(broadcast.app, name="broadcast")
 broadcast.app.command("send")(broadcast.broadcast)
@@ -114,6 +121,7 @@ EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
     (NotFound, Exit.NOT_FOUND),
     (AuthError, Exit.AUTH),
     (NotSignedIn, Exit.AUTH),
+    (AwaitsApproval, Exit.AWAITS_APPROVAL),
     (AccessError, Exit.FORBIDDEN),
     (NeedsConfirmation, Exit.UNCONFIRMED),
     (LinkError, Exit.LINK),
@@ -146,8 +154,10 @@ def main() -> None:
 
 def report_error(error: SpeakerctlError) -> int:
     """Print the error and its hint on stderr; the exit code that goes with it."""
-    error_word, hint_word = _("error:"), _("hint:")
-    console_err.print(f"[bold red]{error_word}[/] {safe(error)}", highlight=False)
+    waiting = isinstance(error, AwaitsApproval)
+    error_word, hint_word = (_("waiting:") if waiting else _("error:")), _("hint:")
+    colour = "yellow" if waiting else "red"
+    console_err.print(f"[bold {colour}]{error_word}[/] {safe(error)}", highlight=False)
     if error.hint:
         console_err.print(f"[dim]{hint_word}[/] {safe(error.hint)}", highlight=False)
     return exit_code(error)

@@ -24,6 +24,8 @@ class PlayOptions:
     """The client id of the controller that sends it."""
     started_by: str = ""
     """The user who asked for it."""
+    approved_by: str = ""
+    """The user who let it air (recorded with the broadcast for reports)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ def plan_broadcast(
         on_preempt=play.on_preempt,
         owner=play.owner,
         started_by=play.started_by,
+        approved_by=play.approved_by,
     )
     return Plan(
         broadcast_id,

@@ -72,6 +72,8 @@ class BroadcastRequest:
     broadcast_id: str = ""
     started_by: str = ""
     """The user who asks for it, recorded with the broadcast."""
+    approved_by: str = ""
+    """The user who let it air: the approver, or the sender whose zone's policy needs no approval."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +165,8 @@ class Controller:
                 request.volume,
                 request.on_preempt,
                 self.session.client_id,
-                request.started_by,
+                started_by=request.started_by,
+                approved_by=request.approved_by,
             ),
         )
         command = _command(plan, request, to_ms(now))

@@ -54,6 +54,8 @@ class NewItem:
     spec: dict[str, object] = field(default_factory=dict)
     """A schedule item's rule and options, as the scheduler writes them."""
     state: ItemState = ItemState.PENDING
+    result: str = ""
+    """For an item recorded as aired: its broadcast id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,9 @@ def _row(item: NewItem) -> ApprovalRow:
         at=aware_utc(item.at, "at") if item.at else None,
         spec=json.dumps(item.spec),
         state=item.state.value,
+        result=item.result,
+        decided_by="" if item.state is ItemState.PENDING else item.submitted_by,
+        decided_at=None if item.state is ItemState.PENDING else aware_utc(item.submitted_at, "submitted_at"),
     )
 
 
@@ -205,6 +210,13 @@ class ApprovalRepository:
             row.state, row.decided_by = decision.state.value, decision.by
             row.decided_at, row.reason = aware_utc(decision.at, "at"), decision.reason
             row.result = decision.result
+            return row.info()
+
+    def reopen(self, item_id: int) -> ItemInfo:
+        """Put an approved item back in the queue (its airing failed before anything was recorded)."""
+        with self._db.session(write=True) as s:
+            row = get_row(s, ApprovalRow, item_id, "approval item", lock=True)
+            row.state, row.decided_by, row.decided_at, row.result = ItemState.PENDING.value, "", None, ""
             return row.info()
 
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from speakerctl.app import alerts, broadcasts, remote
 from speakerctl.controller.service import Controller
-from speakerctl.errors import NotSignedIn, UsageError
+from speakerctl.errors import NeedsConfirmation, NotSignedIn, UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Ping, Reboot, SetVolume
 from speakerctl.web.auth import (
@@ -110,10 +110,17 @@ class Actions:
         targets = [str(t) for t in form.getall("to", [])]
         priority = str(form.get("priority", "normal"))
         bulletin = number(form.get("bulletin"), "bulletin")
-        actor = signed_in(request)
-        req = await asyncio.to_thread(
-            broadcasts.authorized, self.controller, actor, bulletin, targets, priority
-        )
+        confirmed = form.get("confirmed") == "yes"
+        try:
+            req = await asyncio.to_thread(
+                broadcasts.routed, self.controller, signed_in(request), bulletin, targets, priority,
+                confirmed=confirmed,
+            )  # fmt: skip
+        except NeedsConfirmation as exc:  # province-wide or emergency: ask, then post again confirmed
+            fields = [(k, str(v)) for k, v in form.items() if k not in ("csrf", "confirmed")]
+            return answer(
+                request, "confirm", 409, message=str(exc), hint="", action="/broadcasts", fields=fields
+            )
         self._background(broadcasts.follow(self.controller, req), f"broadcast {req.broadcast_id}")
         return answer(request, "started", broadcast_id=req.broadcast_id)
 
