@@ -18,15 +18,20 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
-from speakerctl.app import runtime
+from speakerctl.app import runtime, schedules
 from speakerctl.app.access import local_administrator
 from speakerctl.app.accounts import NewUser, create_user
+from speakerctl.app.approvals import set_policy
 from speakerctl.app.bulletins import import_bulletin
+from speakerctl.app.schedules import ScheduleSpec, build_rule
 from speakerctl.audio import generate_tone
 from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
+from speakerctl.controller.health import HealthPolicy
+from speakerctl.controller.monitor import evaluate_once
 from speakerctl.controller.service import Controller
 from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.security.keys import trusted_path
@@ -36,6 +41,7 @@ from tests import fleet_small
 REQUIRE_CHROMIUM = "SPEAKERCTL_REQUIRE_CHROMIUM"
 PASSWORD = "mat-khau-du-dai-1"
 TIMEOUT_MS = 15_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @dataclass
@@ -58,14 +64,20 @@ def _chromium() -> str:
     return binary
 
 
+USERS = (
+    ("xa1", "approver", fleet_small.COMMUNE),
+    ("lan1", "operator", fleet_small.COMMUNE),
+    ("xem1", "viewer", fleet_small.COMMUNE),
+)
+
+
 def _users(settings: Settings) -> None:
+    """Users of commune c1, whose operators wait for an approver."""
     ctx = runtime.context(settings)
     admin = local_administrator()
-    for name, role, zone in (
-        ("xa1", "approver", fleet_small.COMMUNE),
-        ("xem1", "viewer", fleet_small.COMMUNE),
-    ):
+    for name, role, zone in USERS:
         create_user(ctx, NewUser(name, role, zone, PASSWORD), actor=admin)
+    set_policy(ctx, fleet_small.COMMUNE, ["operator"], actor=admin)
 
 
 @pytest.fixture
@@ -77,24 +89,34 @@ async def desk(mosquitto: MosquittoProcess, tmp_path: Path) -> AsyncIterator[Des
     controller = runtime.controller(runtime.context(settings))
     await asyncio.to_thread(_users, settings)
     short, long = await asyncio.to_thread(_bulletins, controller, tmp_path)
-    options = FleetOptions(root=tmp_path / "fleet", seed=3, trust_file=trusted_path(settings.keys_dir))
+    await asyncio.to_thread(_programme, settings, short)
+    trouble = FleetConditions(battery_share=1.0)  # every cluster on battery: an alert in each commune
+    trust = trusted_path(settings.keys_dir)
+    options = FleetOptions(root=tmp_path / "fleet", seed=3, conditions=trouble, trust_file=trust)
     fleet = Fleet(provisioning_records(load_inventory(str(inventory))), settings.broker_address, options)
     async with asyncio.TaskGroup() as tg:
         fleet_task = tg.create_task(fleet.run())
         await fleet.wait_online(30)
         async with controller.running(), runtime.monitored(controller, front_end("127.0.0.1:0")) as url:
             assert url is not None
+            await evaluate_once(controller, HealthPolicy.from_settings(settings))
             yield Desk(fleet, controller, url, short, long)
         fleet_task.cancel()
 
 
 def _bulletins(controller: Controller, tmp_path: Path) -> tuple[int, int]:
     ids = []
-    for seconds, title in ((1.0, "Thông báo ngắn"), (60.0, "Bản tin dài")):
+    for seconds, title in ((1.0, "Thông báo ngắn"), (20.0, "Bản tin dài")):
         tone = generate_tone(seconds, path=tmp_path / f"tone-{int(seconds)}.wav")
         found, _ = import_bulletin(controller.store, controller.settings, SystemClock(), tone, title)
         ids.append(found.id)
     return ids[0], ids[1]
+
+
+def _programme(settings: Settings, bulletin_id: int) -> None:
+    rule = build_rule(settings.timezone, daily="06:00")
+    spec = ScheduleSpec(bulletin_id, [fleet_small.COMMUNE], rule, name="Bản tin sáng")
+    schedules.add(runtime.context(settings), spec, actor=local_administrator())
 
 
 @pytest.fixture
@@ -127,13 +149,42 @@ async def test_broadcast_to_a_commune_shows_its_progress_live_and_stops(desk: De
     await page.select_option("select[name=bulletin]", str(desk.bulletin_id))
     await page.select_option("select[name=to]", fleet_small.COMMUNE)
     await page.click("#broadcast-form button[type=submit]")
-    started = page.locator("#flash [data-broadcast]")
-    broadcast_id = await started.get_attribute("data-broadcast")
+    broadcast_id = await page.locator("#flash [data-broadcast]").get_attribute("data-broadcast")
     await page.click("#flash a[href='/']")
     row = page.locator(f"#bc-{broadcast_id}")
     # Both clusters of the commune played it: the counts came in over the event stream.
     await expect(row.locator(".played")).to_have_text("2")
     await expect(page.locator(f"#zone-{fleet_small.COMMUNE}")).to_contain_text("2/2")
+    # An emergency asks first; confirmed, it goes out, and the stop button silences it.
+    await page.goto(f"{desk.url}broadcast?bulletin={desk.long_bulletin_id}")
+    await page.check("input[name=priority][value=emergency]")
+    await page.click("#broadcast-form button[type=submit]")
+    await page.click("#confirm-yes")
+    emergency = await page.locator("#flash [data-broadcast]").get_attribute("data-broadcast")
+    await page.click("#flash a[href='/']")
+    row = page.locator(f"#bc-{emergency}")
+    await expect(row.locator(".reached")).to_have_text("2")
+    await expect(page.locator("#on-air")).to_contain_text("Bản tin dài")
+    await row.locator("button.stop").click()
+    await expect(page.locator("#flash .notice")).to_contain_text(emergency or "?")
+    await expect(row).to_have_attribute("data-state", "stopped")
+    await expect(page.locator("#on-air")).not_to_contain_text("Bản tin dài")
+
+
+async def test_an_operator_submits_and_an_approver_approves(desk: Desk, browser: Browser) -> None:
+    operator = await _sign_in(browser, desk.url, "lan1")
+    await operator.goto(f"{desk.url}broadcast?bulletin={desk.bulletin_id}")
+    await operator.click("#broadcast-form button[type=submit]")
+    await expect(operator.locator("#flash [data-status='202']")).to_be_visible()
+    approver = await _sign_in(browser, desk.url, "xa1")
+    await approver.click("nav a[href='/approvals']")
+    item = approver.locator("tr[id^=item-]")
+    await expect(item).to_contain_text("lan1")
+    await item.locator("button.approve").click()
+    await expect(approver.locator("#flash .notice")).to_be_visible()
+    await approver.click("nav a[href='/']")
+    # The approved broadcast airs on both clusters of the commune, followed live.
+    await expect(approver.locator("tr[id^=bc-] .played").first).to_have_text("2")
 
 
 async def test_a_user_is_refused_outside_their_zone_and_can_read_english(
@@ -150,6 +201,28 @@ async def test_a_user_is_refused_outside_their_zone_and_can_read_english(
     await expect(page.locator("nav")).to_contain_text("Overview")
     await page.click("#ping")
     await expect(page.locator("#remote-result")).to_have_attribute("data-ok", "true")
+
+
+async def test_the_daily_pages_map_calendar_alerts_and_bulletins(desk: Desk, browser: Browser) -> None:
+    page = await _sign_in(browser, desk.url, "xa1")
+    await page.click("nav a[href='/map']")
+    await page.wait_for_function("window.consoleMap !== undefined")
+    mine = [d for d in desk.fleet.devices if d.startswith(fleet_small.COMMUNE)]
+    await expect(page.locator("ul.clusters li.device")).to_have_count(len(mine))
+    assert await page.evaluate("Object.keys(window.consoleMap.markers).length") == len(mine)
+    await expect(page.locator(".leaflet-interactive")).to_have_count(len(mine) + 1)  # markers and outline
+    await page.click("nav a[href='/schedule']")
+    await expect(page.locator(".day.today .slot")).to_contain_text("06:00")
+    await expect(page.locator(".calendar .slot")).to_have_count(7)
+    await page.click("nav a[href='/alerts']")
+    first = page.locator("tr.alert").first
+    await first.locator("button.ack").click()
+    await expect(first).to_contain_text("xa1")  # the list was patched live with who acknowledged
+    await page.click("nav a[href='/bulletins']")
+    audio = page.locator(f"#bulletin-{desk.bulletin_id} audio")
+    loaded = "a => new Promise((ok, no) => { a.onloadedmetadata = () => ok(a.duration); a.onerror = no; a.load(); })"
+    duration = await audio.evaluate(loaded)
+    assert 0.5 < duration < 2.5
 
 
 async def test_a_viewer_is_refused_a_volume_change(desk: Desk, browser: Browser) -> None:

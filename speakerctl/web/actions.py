@@ -14,7 +14,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from speakerctl.app import alerts, broadcasts, remote
+from speakerctl.app import alerts, approvals, broadcasts, remote, stops
+from speakerctl.app.context import AppContext
 from speakerctl.controller.service import Controller
 from speakerctl.errors import NeedsConfirmation, NotSignedIn, UsageError
 from speakerctl.i18n import _
@@ -35,6 +36,11 @@ from speakerctl.web.render import LANGUAGES, catalogue, language_values
 
 log = logging.getLogger(__name__)
 REMOTE_TIMEOUT_S = 10.0
+STOP_WAIT_S = 5.0
+"""How long the stop button waits for the clusters to confirm before it answers."""
+APPROVE_ANSWER_S = 1.0
+"""An approval answers once this long has passed (the airing goes on in the background) or at once if
+it was refused."""
 
 
 def answer(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:
@@ -58,6 +64,9 @@ class Actions:
         app.router.add_post("/logout", self.logout, name="logout")
         app.router.add_get("/language/{lang}", self.language, name="language")
         app.router.add_post("/broadcasts", self.broadcast, name="broadcast-post")
+        app.router.add_post("/broadcasts/{id}/stop", self.stop_broadcast, name="stop")
+        app.router.add_post("/approvals/{id:\\d+}/approve", self.approve, name="approve")
+        app.router.add_post("/approvals/{id:\\d+}/reject", self.reject, name="reject")
         app.router.add_post("/alerts/{id:\\d+}/acknowledge", self.acknowledge, name="acknowledge")
         app.router.add_post("/devices/{id}/{action:volume|ping|reboot}", self.remote, name="remote")
 
@@ -135,6 +144,47 @@ class Actions:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         self.hub.poke()
+
+    @property
+    def ctx(self) -> AppContext:
+        """The running controller's settings and clock, for the services that take a context."""
+        return AppContext(self.controller.settings, self.controller.clock)
+
+    async def stop_broadcast(self, request: web.Request) -> web.Response:
+        """Stop a running broadcast on every cluster still to air it; answered once they confirm."""
+        view = await stops.stop(
+            self.ctx,
+            signed_in(request),
+            request.match_info["id"],
+            wait_s=STOP_WAIT_S,
+            controller=self.controller,
+        )
+        self.hub.poke()
+        gettext = catalogue(request[VISIT].lang).gettext
+        text = gettext("Broadcast {id} stopped on {clusters} clusters; {confirmed} confirmed.")
+        message = text.format(id=view.broadcast, clusters=view.clusters, confirmed=view.confirmed)
+        return answer(request, "notice", message=message)
+
+    async def approve(self, request: web.Request) -> web.Response:
+        """Approve an item: it airs (followed in the background), or its schedule is installed."""
+        item_id, actor = int(request.match_info["id"]), signed_in(request)
+        task = asyncio.get_running_loop().create_task(approvals.approve(self.ctx, item_id, actor=actor))
+        done, _pending = await asyncio.wait({task}, timeout=APPROVE_ANSWER_S)
+        if done:
+            task.result()  # a refusal (not an approver here, decided already) is answered now
+        else:
+            self._background(task, f"approved item {item_id}")
+        self.hub.poke()
+        gettext = catalogue(request[VISIT].lang).gettext
+        return answer(request, "notice", message=gettext("Item {id} approved.").format(id=item_id))
+
+    async def reject(self, request: web.Request) -> web.Response:
+        """Reject an item with the reason its author reads."""
+        reason = str((await request.post()).get("reason", ""))
+        item_id, actor = int(request.match_info["id"]), signed_in(request)
+        await asyncio.to_thread(approvals.reject, self.ctx, item_id, reason, actor=actor)
+        gettext = catalogue(request[VISIT].lang).gettext
+        return answer(request, "notice", message=gettext("Item {id} rejected.").format(id=item_id))
 
     async def acknowledge(self, request: web.Request) -> web.Response:
         """Acknowledge an alert; the alert list shows who did, live."""

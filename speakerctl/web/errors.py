@@ -14,6 +14,7 @@ from aiohttp import web
 from speakerctl.errors import (
     AccessError,
     AckTimeout,
+    AwaitsApproval,
     NeedsConfirmation,
     NotFound,
     NotSignedIn,
@@ -27,6 +28,7 @@ from speakerctl.web.render import catalogue
 
 STATUS: tuple[tuple[type[SpeakerctlError], int, str], ...] = (
     (NotSignedIn, 401, N_("Not signed in")),
+    (AwaitsApproval, 202, N_("Waiting for approval")),
     (AccessError, 403, N_("Not allowed")),
     (NotFound, 404, N_("Not found")),
     (UsageError, 400, N_("Cannot do that")),

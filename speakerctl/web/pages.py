@@ -16,9 +16,10 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from speakerctl.app import bulletins, console, fleet
+from speakerctl.app import approvals, bulletins, console, fleet
 from speakerctl.app.access import Action, Actor
 from speakerctl.app.console import Console
+from speakerctl.app.context import AppContext
 from speakerctl.app.schedules import parse_date
 from speakerctl.controller.fleetview import DeviceHealth, FleetSnapshot
 from speakerctl.controller.service import Controller
@@ -127,6 +128,7 @@ class Pages:
         app.router.add_get("/", self.overview, name="overview")
         app.router.add_get("/map", self.map, name="map")
         app.router.add_get("/schedule", self.schedule, name="schedule")
+        app.router.add_get("/approvals", self.approvals, name="approvals")
         app.router.add_get("/alerts", self.alerts, name="alerts")
         app.router.add_get("/bulletins", self.bulletins, name="bulletins")
         app.router.add_get("/bulletins/{id:\\d+}/audio", self.audio, name="bulletin-audio")
@@ -186,6 +188,17 @@ class Pages:
         return book, {z.id: z.name for z in self.store.zones.all()} | {
             d.id: d.name for d in self.store.devices.all()
         }
+
+    async def approvals(self, request: web.Request) -> web.Response:
+        """The approval queue of the user's zones (Circular 39), each item with approve and reject."""
+        ctx = AppContext(self.controller.settings, self.controller.clock)
+        items = await asyncio.to_thread(approvals.queue, ctx, actor=signed_in(request))
+        titles = {b.id: b.title for b in await asyncio.to_thread(bulletins.library_of, self.store)}
+        zones = {z.id: z.name for z in (await self._read()).tree.zones.values()}
+        may = signed_in(request).may(Action.APPROVE)
+        return await self.page(
+            request, "approvals.html", "approvals", items=items, titles=titles, zones=zones, may_approve=may
+        )
 
     async def alerts(self, request: web.Request) -> web.Response:
         """Open alerts grouped by commune, each with an acknowledge button."""

@@ -5,6 +5,9 @@
   const data = JSON.parse(document.getElementById("map-data").textContent);
   const colours = { online: "#137333", offline: "#9aa0a6", fault: "#e37400", playing: "#1a73e8" };
   const map = L.map("map", { zoomSnap: 0.25, attributionControl: false });
+  // The view is set before any layer is added: Leaflet draws vectors only on a map that has one.
+  const corners = data.places.flatMap((p) => p.outline).concat(data.clusters.map((c) => [c.lat, c.lon]));
+  if (corners.length) map.fitBounds(L.latLngBounds(corners).pad(0.05)); else map.setView([10.0, 105.8], 9);
   const outlines = L.featureGroup().addTo(map);
   for (const place of data.places) {
     L.polygon(place.outline, { color: "#5f6368", weight: 1, fillColor: "#dfe6ee", fillOpacity: 0.6 })
@@ -17,8 +20,6 @@
     markers[c.id] = L.circleMarker([c.lat, c.lon], { radius: 7, weight: 1, color: "#fff", fillOpacity: 0.95,
       fillColor: colours[c.state] || "#9aa0a6" }).bindPopup(link).addTo(map);
   }
-  const bounds = outlines.getBounds();
-  if (bounds.isValid()) map.fitBounds(bounds.pad(0.05)); else map.setView([9.6, 105.97], 10);
   document.addEventListener("console:patched", (e) => {
     const el = e.detail;
     if (!el.classList.contains("device")) return;
