@@ -220,7 +220,9 @@ async def test_the_daily_pages_map_calendar_alerts_and_bulletins(desk: Desk, bro
     await expect(first).to_contain_text("xa1")  # the list was patched live with who acknowledged
     await page.click("nav a[href='/bulletins']")
     audio = page.locator(f"#bulletin-{desk.bulletin_id} audio")
-    loaded = "a => new Promise((ok, no) => { a.onloadedmetadata = () => ok(a.duration); a.onerror = no; a.load(); })"
+    loaded = (
+        "a => new Promise((ok, no) => {a.onloadedmetadata = () => ok(a.duration); a.onerror = no; a.load()})"
+    )
     duration = await audio.evaluate(loaded)
     assert 0.5 < duration < 2.5
 
