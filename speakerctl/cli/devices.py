@@ -51,7 +51,9 @@ def list_devices(
         seen = format_moment(d.last_seen, tz, seconds=True) if d.last_seen else _("never")
         online = "[green]" + _("yes") + "[/]" if d.online else "[red]" + _("no") + "[/]"
         cells = (d.id, d.name, d.zone, d.model)
-        table.add_row(*map(safe, cells), online, str(d.volume), safe(d.playing), seen)
+        table.add_row(
+            *map(safe, cells), online, "—" if d.volume is None else str(d.volume), safe(d.playing), seen
+        )
     console.print(table)
 
 

@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
+from speakerctl.dates import format_day, format_moment
 from speakerctl.errors import ConfigError, UsageError
+from speakerctl.i18n import _
 
 RULE_VERSION = 1
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
@@ -101,7 +103,7 @@ class Rule:
     def next_after(self, after: datetime, horizon_days: int = 800) -> datetime | None:
         """The first air time strictly after `after`, or None within the horizon (or ever)."""
         start = after
-        for _ in range(0, horizon_days, _SEARCH_DAYS):
+        for _step in range(0, horizon_days, _SEARCH_DAYS):
             if self._ended_before(start):
                 return None
             found = self.occurrences(start, start + timedelta(days=_SEARCH_DAYS))
@@ -167,19 +169,22 @@ class Rule:
             previous, now = fire, fire + timedelta(microseconds=1)
 
     def describe(self) -> str:
-        """One line for people, in the rule's local time."""
+        """One line for people, in the rule's local time and the language in use."""
         text = {
-            Kind.AT: lambda: f"once at {self.at.astimezone(self._zone):%Y-%m-%d %H:%M:%S}" if self.at else "",
-            Kind.DAILY: lambda: f"daily at {_times(self.times)}",
-            Kind.WEEKLY: lambda: f"weekly {format_weekdays(self.weekdays)} at {_times(self.times)}",
-            Kind.CRON: lambda: f"cron '{self.cron}'",
+            Kind.AT: lambda: _("once at {at}").format(at=_moment(self.at, self._zone)),
+            Kind.DAILY: lambda: _("daily at {times}").format(times=_times(self.times)),
+            Kind.WEEKLY: lambda: _("weekly {days} at {times}").format(
+                days=format_weekdays(self.weekdays), times=_times(self.times)
+            ),
+            Kind.CRON: lambda: _("cron {expression!r}").format(expression=self.cron),
         }[self.kind]()
         if self.kind is Kind.DAILY and self.weekdays != ALL_DAYS:
             text += f" ({format_weekdays(self.weekdays)})"
         if self.repeat > 1:
-            text += f", {self.repeat}× {self.gap_s} s apart"
+            text += _(", {n}× {gap} s apart").format(n=self.repeat, gap=self.gap_s)
         if self.valid_from or self.valid_until:
-            text += f", valid {self.valid_from or '…'} – {self.valid_until or '…'}"
+            first, last = (format_day(d) if d else "…" for d in (self.valid_from, self.valid_until))
+            text += _(", valid {first} – {last}").format(first=first, last=last)
         return f"{text} ({self.tz})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,6 +220,10 @@ class Rule:
             valid_until=date.fromisoformat(d["valid_until"]) if d["valid_until"] else None,
             tz=d["tz"],
         )
+
+
+def _moment(at: datetime | None, zone: ZoneInfo) -> str:
+    return "" if at is None else format_moment(at, zone, seconds=True)
 
 
 def zone_info(name: str) -> ZoneInfo:
