@@ -4,6 +4,7 @@ the CLI reads in Vietnamese, zone kinds are named as the law names them."""
 from __future__ import annotations
 
 import os
+import re
 import string
 import subprocess
 import sys
@@ -69,8 +70,9 @@ def _strings(message: Message) -> tuple[str, ...]:
 
 
 def _fields(text: str) -> set[tuple[str, str | None]]:
-    """The `{name!r}` fields of a str.format template, as (name, conversion)."""
-    return {(name, conv) for _lit, name, _spec, conv in string.Formatter().parse(text) if name is not None}
+    """The `{name!r}` fields of a str.format template, as (name, conversion), and Jinja2's `%(name)s`."""
+    braces = {(name, conv) for _lit, name, _spec, conv in string.Formatter().parse(text) if name is not None}
+    return braces | {(name, "%") for name in re.findall(r"%\((\w+)\)s", text)}
 
 
 def test_no_compiled_catalogue_is_kept_in_the_tree() -> None:
