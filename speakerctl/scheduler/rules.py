@@ -54,19 +54,23 @@ class Rule:
         object.__setattr__(self, "_zone", zone_info(self.tz))
         self._check_kind()
         if not 1 <= self.repeat <= 100:
-            raise UsageError(f"repeat must be 1..100, got {self.repeat}")
+            raise UsageError(_("repeat must be 1..100, got {n}").format(n=self.repeat))
         if self.repeat > 1 and not 1 <= self.gap_s <= MAX_REPEAT_SPAN_S // (self.repeat - 1):
-            raise UsageError("repeats must be at least 1 s apart and fit in an hour", hint="e.g. --gap 30")
+            raise UsageError(
+                _("repeats must be at least 1 s apart and fit in an hour"), hint=_("e.g. --gap 30")
+            )
         if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
-            raise UsageError("--until is before --from")
+            raise UsageError(_("--until is before --from"))
 
     def _check_kind(self) -> None:
         if self.kind is Kind.AT and (self.at is None or self.at.tzinfo is None):
-            raise UsageError("a one-off schedule needs an aware time (--at)")
+            raise UsageError(_("a one-off schedule needs an aware time (--at)"))
         if self.kind in (Kind.DAILY, Kind.WEEKLY) and not self.times:
-            raise UsageError(f"a {self.kind} schedule needs at least one time of day, e.g. 05:00")
+            raise UsageError(
+                _("a {kind} schedule needs at least one time of day, e.g. 05:00").format(kind=self.kind)
+            )
         if self.kind in (Kind.DAILY, Kind.WEEKLY) and not (self.weekdays and self.weekdays <= ALL_DAYS):
-            raise UsageError("weekdays must be a non-empty set of mon..sun")
+            raise UsageError(_("weekdays must be a non-empty set of mon..sun"))
         if self.kind is Kind.CRON:
             self._cron_trigger()
 
@@ -79,7 +83,7 @@ class Rule:
         fields = self.cron.split()
         try:
             if len(fields) != 5:
-                raise ValueError("five fields expected: minute hour day month weekday")
+                raise ValueError(_("five fields expected: minute hour day month weekday"))
             minute, hour, day, month, dow = fields
             return CronTrigger(
                 minute=minute,
@@ -90,7 +94,10 @@ class Rule:
                 timezone=self._zone,
             )
         except ValueError as exc:
-            raise UsageError(f"bad cron expression {self.cron!r}: {exc}", hint="e.g. '0 5 * * 1-6'") from exc
+            raise UsageError(
+                _("bad cron expression {cron!r}: {error}").format(cron=self.cron, error=exc),
+                hint=_("e.g. '0 5 * * 1-6'"),
+            ) from exc
 
     def occurrences(self, after: datetime, until: datetime) -> list[datetime]:
         """Every air time in (after, until], ascending, in UTC."""
@@ -231,7 +238,9 @@ def zone_info(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"unknown time zone {name!r}", hint="e.g. Asia/Ho_Chi_Minh") from exc
+        raise ConfigError(
+            _("unknown time zone {name!r}").format(name=name), hint=_("e.g. Asia/Ho_Chi_Minh")
+        ) from exc
 
 
 def _aware(at: datetime) -> datetime:
@@ -251,9 +260,11 @@ def parse_times(text: str) -> tuple[time, ...]:
         try:
             out.add(time.fromisoformat(part))
         except ValueError:
-            raise UsageError(f"bad time of day {part!r}", hint="use HH:MM or HH:MM:SS, e.g. 05:00") from None
+            raise UsageError(
+                _("bad time of day {text!r}").format(text=part), hint=_("use HH:MM or HH:MM:SS, e.g. 05:00")
+            ) from None
     if not out:
-        raise UsageError("no time of day given", hint="e.g. 05:00,17:00")
+        raise UsageError(_("no time of day given"), hint=_("e.g. 05:00,17:00"))
     return tuple(sorted(out))
 
 
@@ -265,7 +276,7 @@ def parse_weekdays(text: str) -> frozenset[int]:
         lo, hi = ends[0], ends[-1]
         days.update(range(lo, hi + 1) if lo <= hi else [*range(lo, 7), *range(0, hi + 1)])
     if not days:
-        raise UsageError("no weekday given", hint="e.g. mon-sat")
+        raise UsageError(_("no weekday given"), hint=_("e.g. mon-sat"))
     return frozenset(days)
 
 
@@ -275,7 +286,9 @@ def _weekday(text: str) -> int:
         return _DAY_NAMES.index(name)
     if re.fullmatch(r"[1-7]", name):
         return int(name) - 1
-    raise UsageError(f"unknown weekday {text!r}", hint="use mon..sun or 1..7 (Monday = 1)")
+    raise UsageError(
+        _("unknown weekday {text!r}").format(text=text), hint=_("use mon..sun or 1..7 (Monday = 1)")
+    )
 
 
 def cron_weekdays(text: str) -> str:
