@@ -62,11 +62,16 @@ def parse_moment(text: str, tz: tzinfo) -> datetime:
 
 def parse_day_or_moment(text: str, tz: tzinfo, *, end: bool = False) -> datetime:
     """A date (its start; with `end`, the next day's start) or a date and time, in `tz`."""
-    found = _DMY.fullmatch(text.strip())
-    if found.group(4) is None if found else len(text.strip()) == len("2026-11-29"):
+    if _is_day(text):
         day = parse_day(text) + timedelta(days=1 if end else 0)
         return datetime.combine(day, time(), tz)
     return parse_moment(text, tz)
+
+
+def _is_day(text: str) -> bool:
+    """Whether `text` is a date alone (dd/mm/yyyy or yyyy-mm-dd) rather than a date and time."""
+    found = _DMY.fullmatch(text.strip())
+    return found.group(4) is None if found else len(text.strip()) == len("yyyy-mm-dd")
 
 
 def _dmy(text: str, found: re.Match[str]) -> date:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, tzinfo
 from typing import Annotated
 
 import typer
@@ -51,7 +52,9 @@ def list_devices(
         seen = format_moment(d.last_seen, tz, seconds=True) if d.last_seen else _("never")
         online = "[green]" + _("yes") + "[/]" if d.online else "[red]" + _("no") + "[/]"
         cells = (d.id, d.name, d.zone, d.model)
-        table.add_row(*map(safe, cells), online, str(d.volume), safe(d.playing), seen)
+        table.add_row(
+            *map(safe, cells), online, "—" if d.volume is None else str(d.volume), safe(d.playing), seen
+        )
     console.print(table)
 
 
@@ -62,37 +65,51 @@ def show_device(
     as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON."))] = False,
 ) -> None:
     """Show one cluster in detail, with its recent statuses, alerts and remote actions."""
-    detail = fleet.device(state.context(), device_id, history)
+    ctx = state.context()
+    detail = fleet.device(ctx, device_id, history)
     if as_json:
         print_json(detail)
         return
+    tz = time_zone(ctx.settings.timezone)
     table = Table(show_header=False)
-    for key, value in detail.dump().items():
+    for key, value in _cells(detail, tz, label=True).items():
         if key not in ACTIVITY:
             table.add_row(key, safe(value))
     console.print(table)
-    print_activity(detail)
+    print_activity(detail, tz)
 
 
 ACTIVITY = ("history", "alerts", "actions")
 
 
-def print_activity(detail: DeviceDetailView) -> None:
-    """One table per kind of activity, skipping empty ones."""
+def print_activity(detail: DeviceDetailView, tz: tzinfo) -> None:
+    """One table per kind of activity, skipping empty ones; times in `tz`."""
     activity: tuple[tuple[str, Sequence[View]], ...] = (
         (_("recent history"), detail.history),
         (_("recent alerts"), detail.alerts),
         (_("recent actions"), detail.actions),
     )
     for title, rows in activity:
-        _activity_table(title, rows)
+        _activity_table(title, rows, tz)
 
 
-def _activity_table(title: str, rows: Sequence[View]) -> None:
+def _activity_table(title: str, rows: Sequence[View], tz: tzinfo) -> None:
     if not rows:
         return
-    dumped = [r.dump() for r in rows]
-    table = Table(*dumped[0].keys(), title=title, title_justify="left")
-    for row in dumped:
+    cells = [_cells(r, tz) for r in rows]
+    label = zone_label(tz, state.context().clock.now())
+    table = Table(*cells[0].keys(), title=f"{title} ({label})", title_justify="left")
+    for row in cells:
         table.add_row(*map(safe, row.values()))
     console.print(table)
+
+
+def _cells(view: View, tz: tzinfo, label: bool = False) -> dict[str, object]:
+    """A record's fields as its JSON has them, but times in `tz` as people read them."""
+    raw = dict(view)
+    return {
+        key: format_moment(raw[key], tz, seconds=True, label=label)
+        if isinstance(raw[key], datetime)
+        else value
+        for key, value in view.dump().items()
+    }

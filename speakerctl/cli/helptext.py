@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import IO, Any, cast
 
 import typer
+import typer.rich_utils
 from babel.messages.extract import extract_python
 
 from speakerctl.i18n import _
@@ -31,6 +32,22 @@ def translate(app: typer.Typer) -> None:
     for group in app.registered_groups:
         if group.typer_instance is not None:
             translate(group.typer_instance)
+    _translate_typer_words()
+
+
+def _translate_typer_words() -> None:
+    """typer's own words around the help (panel titles, defaults), which it translates with no catalogue."""
+    words = typer.rich_utils
+    words.ARGUMENTS_PANEL_TITLE = _("Arguments")
+    words.OPTIONS_PANEL_TITLE = _("Options")
+    words.COMMANDS_PANEL_TITLE = _("Commands")
+    words.ERRORS_PANEL_TITLE = _("Error")
+    words.ABORTED_TEXT = _("Aborted.")
+    words.DEFAULT_STRING = _("[default: {}]")
+    words.REQUIRED_LONG_STRING = _("[required]")
+    words.DEPRECATED_STRING = _("(deprecated) ")
+    words.ENVVAR_STRING = _("[env var: {}]")
+    words.RICH_HELP = _("Try [blue]'{command_path} {help_option}'[/] for help.")
 
 
 def extract(

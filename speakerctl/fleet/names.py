@@ -79,12 +79,12 @@ def resolve(query: str, candidates: Sequence[Named], noun: str) -> Named:
 
 def suggestions(query: str, candidates: Sequence[Named], limit: int = SUGGESTIONS) -> list[Named]:
     """The candidates whose folded name or id is closest to `query` (difflib), best first."""
-    by_key: dict[str, Named] = {}
+    by_key: dict[str, list[Named]] = {}
     for c in candidates:
-        for key in (fold(c.name), fold(c.id)):
-            by_key.setdefault(key, c)
+        for key in dict.fromkeys((fold(c.name), fold(c.id))):
+            by_key.setdefault(key, []).append(c)
     close = difflib.get_close_matches(fold(query), list(by_key), n=limit * 2, cutoff=0.6)
-    chosen = dict.fromkeys(by_key[k] for k in close)
+    chosen = dict.fromkeys(c for k in close for c in by_key[k])
     return list(chosen)[:limit]
 
 
