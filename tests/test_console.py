@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
@@ -32,11 +33,14 @@ from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.monitor import evaluate_once
+from speakerctl.controller.remote import remote_action
 from speakerctl.controller.service import Controller
 from speakerctl.fleet import load_inventory, provisioning_records
+from speakerctl.protocol import SetVolume
 from speakerctl.security.keys import trusted_path
-from speakerctl.web import front_end
+from speakerctl.web import WebServer, front_end
 from tests import fleet_small
+from tests.waiting import Observed
 
 REQUIRE_CHROMIUM = "SPEAKERCTL_REQUIRE_CHROMIUM"
 PASSWORD = "mat-khau-du-dai-1"
@@ -53,6 +57,7 @@ class Desk:
     url: str
     bulletin_id: int
     long_bulletin_id: int
+    server: WebServer
 
 
 def _chromium() -> str:
@@ -97,10 +102,16 @@ async def desk(mosquitto: MosquittoProcess, tmp_path: Path) -> AsyncIterator[Des
     async with asyncio.TaskGroup() as tg:
         fleet_task = tg.create_task(fleet.run())
         await fleet.wait_online(30)
-        async with controller.running(), runtime.monitored(controller, front_end("127.0.0.1:0")) as url:
+        servers: list[WebServer] = []
+
+        def serve(running: Controller, policy: HealthPolicy) -> WebServer:
+            servers.append(front_end("127.0.0.1:0")(running, policy))
+            return servers[-1]
+
+        async with controller.running(), runtime.monitored(controller, serve) as url:
             assert url is not None
             await evaluate_once(controller, HealthPolicy.from_settings(settings))
-            yield Desk(fleet, controller, url, short, long)
+            yield Desk(fleet, controller, url, short, long, servers[0])
         fleet_task.cancel()
 
 
@@ -235,3 +246,57 @@ async def test_a_viewer_is_refused_a_volume_change(desk: Desk, browser: Browser)
     await expect(page.locator("#result .refusal")).to_have_attribute("data-status", "403")
     audit = desk.controller.store.audit.entries(f"{fleet_small.COMMUNE}-01")
     assert not [a for a in audit if a.action.startswith("volume")]  # refused before anything was sent
+
+
+async def _sign_in_http(http: aiohttp.ClientSession, url: str, name: str) -> None:
+    async with http.get(url + "login") as r:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+    assert csrf is not None
+    form = {"csrf": csrf.group(1), "name": name, "password": PASSWORD, "next": "/"}
+    async with http.post(url + "login", data=form) as r:
+        assert r.status == 200
+
+
+async def _follow(http: aiohttp.ClientSession, url: str, path: str, seen: Observed[bytes]) -> None:
+    """Open a page and hold its event stream, reporting every chunk that arrives."""
+    async with http.get(url + path) as r:
+        live = re.search(r'data-live="(/events[^"]+)"', await r.text())
+    assert live is not None
+    async with http.get(url + live.group(1).replace("&amp;", "&")[1:]) as stream:
+        async for chunk in stream.content.iter_any():
+            seen.add(chunk)
+
+
+async def test_an_open_page_hears_only_what_changes_on_it(desk: Desk) -> None:
+    device, hub = f"{fleet_small.COMMUNE}-01", desk.server.hub
+    rounds: Observed[int] = Observed()
+    hub.after_round.append(rounds.add)
+    overview, detail = Observed[bytes](), Observed[bytes]()
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+        asyncio.TaskGroup() as tg,
+    ):
+        await _sign_in_http(http, desk.url, "xa1")
+        tasks = [tg.create_task(_follow(http, desk.url, "", overview))]
+        tasks.append(tg.create_task(_follow(http, desk.url, f"devices/{device}", detail)))
+        await detail.wait_for(lambda items: len(items) >= 1, "the detail's stream to open")
+        await overview.wait_for(lambda items: len(items) >= 1, "the overview's stream to open")
+        first = hub.rounds
+        hub.poke()  # one look after both streams opened: whatever they lacked is sent now
+        await rounds.wait_for(lambda items: bool(items) and items[-1] > first, "a look at the store")
+        quiet = len(overview.items), b"".join(overview.items)
+        flushes = desk.controller.ingestor.counters.flushes
+        await remote_action(desk.controller, device, SetVolume(42), actor="xa1")
+        await detail.wait_for(lambda items: b"<dd>42</dd>" in b"".join(items), "the new volume on the detail")
+        await rounds.wait_for(
+            lambda _: desk.controller.ingestor.counters.flushes > flushes, "the report stored"
+        )
+        latest = rounds.items[-1]
+        await rounds.wait_for(lambda items: items[-1] > latest, "one more look at the store")
+        for task in tasks:
+            task.cancel()
+    # The overview shows no volume: it was sent nothing. The detail got its one part, a few hundred bytes.
+    assert (len(overview.items), b"".join(overview.items)) == quiet
+    patches = [c for c in detail.items if b"event: patch" in c]
+    assert all(c.count(b"event: patch") == 1 and b'id="device-state"' in c for c in patches[-1:])
+    assert len(patches[-1]) < 1500

@@ -71,6 +71,10 @@ class LiveHub:
         self.subscribers: set[Subscriber] = set()
         self._last: Hashable = None
         self._poked = asyncio.Event()
+        self.rounds = 0
+        """Times the hub looked at the store for its pages."""
+        self.after_round: list[Callable[[int], None]] = []
+        """Called with `rounds` after each look (the tests wait on it)."""
 
     def remember(self, parts: Parts) -> str:
         """Note what a page just rendered holds; its event stream presents the returned token."""
@@ -98,9 +102,12 @@ class LiveHub:
             stamp = self._stamp()
             if self.subscribers and (poked or stamp != self._last):
                 self._last = stamp
-                await self.push(await self._read(), force=poked)
+                await self.push(await self._read())
+                self.rounds += 1
+                for call in self.after_round:
+                    call(self.rounds)
 
-    async def push(self, snapshot: Any, *, force: bool = False) -> None:
+    async def push(self, snapshot: Any) -> None:
         """Render the parts once per kind of page and queue what each page lacks."""
         rendered: dict[Hashable, Parts] = {}
         for sub in list(self.subscribers):

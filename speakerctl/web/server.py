@@ -92,7 +92,7 @@ class WebServer:
         self._registry = metrics.registry(self._readings)
         self._runner: web.AppRunner | None = None
         self._warnings = Throttled(log, controller.clock.monotonic, level=logging.ERROR)
-        self.hub = LiveHub(self._snap, self._stamp)
+        self.hub = LiveHub(self._fresh_snap, self._stamp)
         self.guard = Guard(controller.store, controller.clock)
         self.pages = Pages(controller, self.hub, self._snap)
         self.actions = Actions(controller, self.hub, self.guard)
@@ -197,6 +197,12 @@ class WebServer:
         seen = Snap(snap, ZoneTree(c.store.zones.all()), titles, alerts.acknowledged(c.store, snap.alerts))
         return _Cached(self.controller.clock.monotonic(), overview, overview.view, seen)
 
+    async def _fresh_snap(self) -> Snap:
+        """A new read of the store for the live hub (which reads only when something came in)."""
+        async with self._lock:
+            self._cached = await asyncio.to_thread(self._read_store)
+            return self._cached.snap
+
     async def _snap(self) -> Snap:
         """The store as the console sees it, read at most once a second."""
         return (await self._read()).snap
@@ -204,7 +210,9 @@ class WebServer:
     def _stamp(self) -> Hashable:
         """Changes whenever the store may have: new reports, or time for the periodic re-read."""
         counters = self.controller.ingestor.counters
-        return counters.statuses, counters.events, int(self.controller.clock.monotonic() // REREAD_S)
+        # `flushes`: a report just written to the store is read at once, not at the next report.
+        periodic = int(self.controller.clock.monotonic() // REREAD_S)
+        return counters.statuses, counters.events, counters.flushes, periodic
 
     async def _fleet(self, _: web.Request) -> web.Response:
         return _json((await self._read()).view.dump())
