@@ -11,7 +11,6 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from speakerctl.app import alerts, approvals, broadcasts, remote, stops
@@ -32,7 +31,7 @@ from speakerctl.web.auth import (
     signed_in,
 )
 from speakerctl.web.live import LiveHub
-from speakerctl.web.render import LANGUAGES, catalogue, language_values
+from speakerctl.web.render import LANGUAGES, catalogue, language_values, respond
 
 log = logging.getLogger(__name__)
 REMOTE_TIMEOUT_S = 10.0
@@ -47,7 +46,7 @@ def answer(request: web.Request, template: str, status: int = 200, **values: Any
     """A fragment in the request's language."""
     visit: Visit = request[VISIT]
     context = language_values(visit.lang) | {"csrf": visit.csrf} | values
-    return aiohttp_jinja2.render_template(f"parts/{template}.html", request, context, status=status)
+    return respond(request, f"parts/{template}.html", visit.lang, context, status)
 
 
 class Actions:
@@ -83,7 +82,7 @@ class Actions:
             "actor": None, "csrf": visit.csrf, "page": "login", "here": request.path_qs, "live": None,
             "next": safe_next(request.query.get("next", "/")), "name": name, "error": error,
         }  # fmt: skip
-        return aiohttp_jinja2.render_template("login.html", request, context, status=status)
+        return respond(request, "login.html", visit.lang, context, status)
 
     async def login(self, request: web.Request) -> web.Response:
         """Check the password, open a session and go where the user was going."""

@@ -45,8 +45,8 @@ class Visit:
 class Guard:
     """Resolves sessions against the store and checks CSRF tokens with this server's key."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self.store, self.clock = store, clock
+    def __init__(self, store: Store, clock: Clock, limits: accounts.SessionLimits) -> None:
+        self.store, self.clock, self.limits = store, clock, limits
         self._key = secrets.token_bytes(32)
 
     def csrf(self, browser: str, token: str) -> str:
@@ -65,9 +65,17 @@ class Guard:
 
     async def _actor(self, token: str) -> Actor | None:
         try:
-            return await asyncio.to_thread(accounts.actor_for_session, self.store, token, self.clock.now())
+            now = self.clock.now()
+            return await asyncio.to_thread(
+                accounts.actor_for_session, self.store, token, now, limits=self.limits
+            )
         except NotSignedIn:
             return None
+
+    async def holds(self, token: str) -> bool:
+        """Whether a session is still signed in (an open event stream asks now and then)."""
+        now = self.clock.now()
+        return await asyncio.to_thread(accounts.session_holds, self.store, token, now, limits=self.limits)
 
     async def check_csrf(self, request: web.Request, visit: Visit) -> None:
         """Refuse (403) a POST whose CSRF token is missing or not this browser's and session's."""
@@ -79,7 +87,8 @@ class Guard:
 
     async def sign_in(self, name: str, password: str) -> tuple[Actor, str]:
         """Check the password and open a session (NotSignedIn if refused)."""
-        return await asyncio.to_thread(accounts.sign_in, self.store, name, password, self.clock.now())
+        now = self.clock.now()
+        return await asyncio.to_thread(accounts.sign_in, self.store, name, password, now, limits=self.limits)
 
     async def sign_out(self, token: str) -> None:
         """End the session."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from speakerctl.errors import (
@@ -24,7 +23,7 @@ from speakerctl.errors import (
 from speakerctl.i18n import N_
 from speakerctl.web.auth import VISIT
 from speakerctl.web.pages import base_values
-from speakerctl.web.render import catalogue
+from speakerctl.web.render import catalogue, respond
 
 STATUS: tuple[tuple[type[SpeakerctlError], int, str], ...] = (
     (NotSignedIn, 401, N_("Not signed in")),
@@ -54,7 +53,7 @@ def answer_error(request: web.Request, exc: SpeakerctlError) -> web.Response:
     values: dict[str, Any] = {"message": str(exc), "hint": exc.hint, "status": status}
     if request.headers.get("HX-Request"):
         context = base_values(request, visit, "refused") | values
-        return aiohttp_jinja2.render_template("parts/refusal.html", request, context, status=status)
+        return respond(request, "parts/refusal.html", visit.lang, context, status)
     context = base_values(request, visit, "refused") | values
     context["heading"] = catalogue(visit.lang).gettext(heading)
-    return aiohttp_jinja2.render_template("refused.html", request, context, status=status)
+    return respond(request, "refused.html", visit.lang, context, status)

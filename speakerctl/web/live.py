@@ -38,6 +38,8 @@ class Subscriber:
     """Pages with the same key (page, language, scope) see the same parts."""
     render: Callable[[Any], Parts]
     held: dict[str, str]
+    signed_in: Callable[[], Awaitable[bool]]
+    """Whether the page's session still holds (asked at each heartbeat)."""
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
 
 
@@ -145,13 +147,19 @@ SSE_HEADERS = {
 }
 
 
+SIGNED_OUT = "event: signed-out\ndata: /login\n\n"
+"""Sent instead of a heartbeat once the session has ended: the page goes to the sign-in form."""
+
+
 async def _pump(response: web.StreamResponse, sub: Subscriber) -> None:
     await response.write(b"retry: 5000\n\n")
     while True:
         try:
             item = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
         except TimeoutError:
-            item = ":\n\n"
+            item = ":\n\n" if await sub.signed_in() else SIGNED_OUT
         if item is None:
             return
         await response.write(item.encode())
+        if item == SIGNED_OUT:
+            return

@@ -26,9 +26,9 @@ from speakerctl.controller.service import Controller
 from speakerctl.fleet import ZoneTree
 from speakerctl.i18n import N_
 from speakerctl.store import Store
-from speakerctl.web.auth import SCOPE_NAME, VISIT, Visit, signed_in
+from speakerctl.web.auth import SCOPE_NAME, VISIT, Guard, Visit, signed_in
 from speakerctl.web.live import LiveHub, Parts, Subscriber
-from speakerctl.web.render import catalogue, fragment, language_values
+from speakerctl.web.render import catalogue, fragment, language_values, respond
 
 DEVICE_STATES = {
     "online": N_("online"),
@@ -115,8 +115,8 @@ class PartRenderer:
 class Pages:
     """The GET side of the console."""
 
-    def __init__(self, controller: Controller, hub: LiveHub, read: Callable[[], Any]) -> None:
-        self.controller, self.hub, self._read = controller, hub, read
+    def __init__(self, controller: Controller, hub: LiveHub, guard: Guard, read: Callable[[], Any]) -> None:
+        self.controller, self.hub, self.guard, self._read = controller, hub, guard, read
 
     @property
     def store(self) -> Store:
@@ -145,7 +145,7 @@ class Pages:
         token = self.hub.remember(parts)
         context = base_values(request, visit, page) | shared_values(visit.lang) | values
         context |= {"parts": {k: Markup(v) for k, v in parts.items()}, "badge": Markup(parts["badge"])}
-        response = aiohttp_jinja2.render_template(template, request, context | {"live": token})
+        response = respond(request, template, visit.lang, context | {"live": token})
         response.enable_compression()  # a page is loaded once; gzip makes the map's markers cheap on 3G
         return response
 
@@ -240,7 +240,11 @@ class Pages:
         page = request.query.get("page", "overview")
         render = PartRenderer(aiohttp_jinja2.get_env(request.app), page, visit.actor, visit.lang)
         held = self.hub.held(request.query.get("token", ""))
-        return await self.hub.stream(request, Subscriber(render.key, render, held))
+
+        async def signed_in() -> bool:
+            return await self.guard.holds(visit.token)
+
+        return await self.hub.stream(request, Subscriber(render.key, render, held, signed_in))
 
 
 def _marker(d: DeviceHealth) -> dict[str, Any]:

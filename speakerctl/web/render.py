@@ -6,7 +6,9 @@ Each render gets the catalogue of the request's language as `gettext`/`ngettext`
 
 from __future__ import annotations
 
+import contextlib
 import gettext
+from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,16 +52,36 @@ def setup(app: web.Application, timezone: str, clock: Clock) -> jinja2.Environme
 
 
 def language_values(lang: str) -> dict[str, Any]:
-    """What every template needs to speak `lang`; also switches `_()` of the labels it calls.
-
-    Rendering is synchronous on the event loop, so the language set here holds for the whole render.
-    """
-    i18n.set_language(lang)
+    """What every template needs to speak `lang`."""
     t = catalogue(lang)
     return {"gettext": t.gettext, "ngettext": t.ngettext, "lang": lang}
 
 
+@contextlib.contextmanager
+def speaking(lang: str) -> Iterator[None]:
+    """`_()` in `lang` for one render (the labels the templates call), then the process's language again.
+
+    Rendering is synchronous on the event loop, so nothing else of the loop runs meanwhile; the CLI
+    that runs `serve` keeps its own language.
+    """
+    before = i18n.language()
+    i18n.set_language(lang)
+    try:
+        yield
+    finally:
+        i18n.set_language(before)
+
+
+def respond(
+    request: web.Request, template: str, lang: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    """A template rendered in the reader's language as the response."""
+    with speaking(lang):
+        return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
 def fragment(env: jinja2.Environment, name: str, lang: str, **values: Any) -> str:
     """A part of a page rendered alone (the same template the page includes), on one line for SSE."""
-    html = env.get_template(name).render(**language_values(lang), **values)
+    with speaking(lang):
+        html = env.get_template(name).render(**language_values(lang), **values)
     return " ".join(line.strip() for line in html.splitlines() if line.strip())

@@ -20,13 +20,13 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from speakerctl.app import alerts, console, fleet
+from speakerctl.app.accounts import SessionLimits
 from speakerctl.app.context import AppContext
 from speakerctl.app.views import FleetView, dump_all
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
 from speakerctl.errors import LinkError, SpeakerctlError, UsageError
 from speakerctl.fleet import ZoneTree
-from speakerctl.i18n import set_language
 from speakerctl.logs import Throttled
 from speakerctl.web import metrics, render
 from speakerctl.web.actions import Actions
@@ -93,8 +93,8 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         self._warnings = Throttled(log, controller.clock.monotonic, level=logging.ERROR)
         self.hub = LiveHub(self._fresh_snap, self._stamp)
-        self.guard = Guard(controller.store, controller.clock)
-        self.pages = Pages(controller, self.hub, self._snap)
+        self.guard = Guard(controller.store, controller.clock, SessionLimits.of(controller.settings))
+        self.pages = Pages(controller, self.hub, self.guard, self._snap)
         self.actions = Actions(controller, self.hub, self.guard)
         self._hub_task: asyncio.Task[None] | None = None
 
@@ -145,7 +145,6 @@ class WebServer:
         if request.path.startswith(("/static/", "/api/", "/metrics")):
             return await handler(request)
         visit = request[VISIT] = await self.guard.visit(request)
-        set_language(visit.lang)  # what the app services say (refusals) comes in the reader's language
         if visit.actor is None and not public(request.path):
             raise _to_login(request)
         if request.method == "POST":

@@ -16,6 +16,7 @@
       document.dispatchEvent(new CustomEvent("console:patched", { detail: fresh }));
     }
   });
+  source.addEventListener("signed-out", (e) => { source.close(); window.location.assign(e.data); });
   document.body.dataset.liveState = "connecting";
   source.addEventListener("open", () => { document.body.dataset.liveState = "open"; });
   source.addEventListener("error", () => { document.body.dataset.liveState = "retrying"; });
