@@ -230,6 +230,9 @@ async def test_the_daily_pages_map_calendar_alerts_and_bulletins(desk: Desk, bro
     first = page.locator("tr.alert").first
     await first.locator("button.ack").click()
     await expect(first).to_contain_text("xa1")  # the list was patched live with who acknowledged
+    await page.set_viewport_size({"width": 390, "height": 800})  # a phone: nothing is cut off or too wide
+    await expect(page.locator("tr.alert").first).to_be_visible()
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     await page.click("nav a[href='/bulletins']")
     audio = page.locator(f"#bulletin-{desk.bulletin_id} audio")
     loaded = (
@@ -293,6 +296,8 @@ async def test_an_open_page_hears_only_what_changes_on_it(desk: Desk) -> None:
         )
         latest = rounds.items[-1]
         await rounds.wait_for(lambda items: items[-1] > latest, "one more look at the store")
+        async with http.post(f"{desk.url}alerts/1/acknowledge") as refused:  # no CSRF token
+            assert refused.status == 403
         for task in tasks:
             task.cancel()
     # The overview shows no volume: it was sent nothing. The detail got its one part, a few hundred bytes.

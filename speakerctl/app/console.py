@@ -34,7 +34,6 @@ class OnAir:
 
     broadcast_id: str
     title: str
-    priority: str
     places: tuple[str, ...]
     clusters: int
 
@@ -103,7 +102,7 @@ def on_air(devices: list[DeviceHealth], tree: ZoneTree, titles: dict[str, str]) 
         if d.online and d.device.playing:
             playing[d.device.playing].append(d)
     return [
-        OnAir(b, titles.get(b, b), "", tuple(sorted({tree.name(d.device.zone_id) for d in ds})), len(ds))
+        OnAir(b, titles.get(b, b), tuple(sorted({tree.name(d.device.zone_id) for d in ds})), len(ds))
         for b, ds in sorted(playing.items())
     ]
 

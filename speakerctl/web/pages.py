@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import aiohttp_jinja2
@@ -266,8 +266,3 @@ def base_values(request: web.Request, visit: Visit, page: str) -> dict[str, Any]
         "actor": actor, "csrf": visit.csrf, "page": page, "here": request.path_qs, "role_name": role,
         "scope_name": request.get(SCOPE_NAME, ""), "live": None, "badge": "",
     }  # fmt: skip
-
-
-def first_of_week(day: date) -> date:
-    """The Monday of the week of `day`."""
-    return day - timedelta(days=day.weekday())
