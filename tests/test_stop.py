@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -270,3 +273,46 @@ async def test_yes_confirms_a_province_wide_broadcast(world: World) -> None:
     assert code == 3, err  # sent: our few clusters played it, the rest of the province is not simulated
     result = json.loads(out)
     assert result["played"] == len(world.fleet.devices) and result["total"] == len(load_inventory().devices)
+
+
+def _on_terminal(world: World, terminal: int, *args: str) -> subprocess.Popen[str]:
+    """`speakerctl` with its stdin and stderr on a terminal (a person at the keyboard), stdout piped."""
+    cmd = [sys.executable, "-m", "speakerctl", "--data-dir", str(world.settings.data_dir)]
+    return subprocess.Popen(
+        [*cmd, "--broker", world.settings.broker, *args],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+    )
+
+
+def _read_until(fd: int, text: str, timeout: float = PROCESS_S) -> str:
+    """What a terminal shows, read until `text` appears (the safety net fails the test)."""
+    seen, deadline = b"", time.monotonic() + timeout
+    while text.encode() not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"timed out waiting for {text!r}; the terminal shows {seen.decode(errors='replace')!r}"
+        seen += os.read(fd, 4096)
+    return seen.decode(errors="replace")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_ctrl_c_on_a_terminal_asks_and_stops_the_clusters_on_yes(world: World) -> None:
+    clusters = world.under(world.communes[0])
+    controller_side, terminal = pty.openpty()
+    process = _on_terminal(
+        world, terminal, "broadcast", str(world.bulletin), "--to", world.communes[0], "--json"
+    )
+    os.close(terminal)
+    try:
+        await wait_until(lambda: all(world.playing(clusters).values()), "every cluster playing", PROCESS_S)
+        process.send_signal(signal.SIGINT)
+        await asyncio.to_thread(_read_until, controller_side, "Stop the clusters too?")
+        os.write(controller_side, b"y\n")
+        code, out, _ = await _finish(process)
+    finally:
+        os.close(controller_side)
+    assert code == 130
+    assert "stopped bc-" in out and f"{len(clusters)}/{len(clusters)} clusters confirmed" in out
+    assert world.playing(clusters) == dict.fromkeys(clusters, None)
