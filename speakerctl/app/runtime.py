@@ -39,7 +39,7 @@ from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.broadcasts import ScheduledBroadcast
 from speakerctl.scheduler.runner import ScheduleRunner
 from speakerctl.security.keys import load_or_create_signer, trusted_path
-from speakerctl.store import BroadcastInfo, Store
+from speakerctl.store import BroadcastInfo, BroadcastState, Store
 
 log = logging.getLogger(__name__)
 READY = "ready:"
@@ -146,6 +146,11 @@ class ControllerBroadcasts:
     async def stop(self, broadcast_id: str) -> None:
         """Stop a broadcast sent ahead, signed by the controller, at the targets it went to."""
         await self.controller.stop(broadcast_id)
+
+    async def stopped_by(self, broadcast_id: str) -> str | None:
+        """Who stopped the broadcast as a whole, as the store recorded it (None: not stopped)."""
+        info = await asyncio.to_thread(self.controller.store.broadcasts.get, broadcast_id)
+        return info.stopped_by if info.state is BroadcastState.STOPPED else None
 
 
 @contextlib.asynccontextmanager
