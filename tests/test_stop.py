@@ -55,6 +55,7 @@ class World:
     fleet: Fleet
     communes: tuple[str, str]
     bulletin: int
+    runner: FleetRunner
 
     def under(self, commune: str) -> list[str]:
         """The clusters of one commune."""
@@ -94,7 +95,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, mosquitto_binary: str)
             for device in fleet.devices.values():
                 runner.start(device.agent)
             await fleet.wait_online(SAFETY_NET_S)
-            yield World(settings, store, fleet, communes, bulletin)
+            yield World(settings, store, fleet, communes, bulletin, runner)
 
 
 async def _on_air(world: World, targets: Sequence[str]) -> tuple[str, asyncio.Task[object]]:
@@ -316,3 +317,25 @@ async def test_ctrl_c_on_a_terminal_asks_and_stops_the_clusters_on_yes(world: Wo
     assert code == 130
     assert "stopped bc-" in out and f"{len(clusters)}/{len(clusters)} clusters confirmed" in out
     assert world.playing(clusters) == dict.fromkeys(clusters, None)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_silent_cluster_is_recorded_stopped_unconfirmed_and_the_broadcast_ends_at_once(
+    world: World,
+) -> None:
+    """Last in the module: it powers a cluster off for good."""
+    clusters = world.under(world.communes[1])
+    broadcast_id, follower = await _on_air(world, [world.communes[1]])
+    silent = clusters[0]
+    await world.runner.power_cut([silent])
+    ctx = context(world.settings)
+    async with controller(ctx, session=Session("stopper", persistent=False)).running() as running:
+        view = await stops.stop(ctx, Actor("lan", Role.OPERATOR), broadcast_id, wait_s=1, controller=running)
+    assert (view.unconfirmed, view.confirmed, view.clusters) == ([silent], len(clusters) - 1, len(clusters))
+    result = await asyncio.wait_for(follower, SAFETY_NET_S)  # read from the store, not timed out
+    assert result.counts == {STOPPED.value: len(clusters)}  # type: ignore[attr-defined]
+    details = {d.device_id: d.detail for d in world.store.deliveries.of(broadcast_id)}
+    assert details[silent] == "stopped by lan; the cluster has not confirmed"
+    assert details[clusters[1]] == "stopped by lan"
+    (audit,) = [e for e in world.store.audit.entries() if e.action == f"stop {broadcast_id}"]
+    assert audit.outcome == "unconfirmed"

@@ -96,6 +96,11 @@ def _plan_broadcast(store: Store, actor: Actor, broadcast_id: str, now: datetime
             hint=_("see `speakerctl report {id}`").format(id=info.id),
         )
     open_ids = tuple(d.device_id for d in store.deliveries.of(broadcast_id) if d.state not in FINAL)
+    if not open_ids:
+        raise UsageError(
+            _("nothing left to stop: every cluster has ended broadcast {id}").format(id=info.id),
+            hint=_("see `speakerctl report {id}`").format(id=info.id),
+        )
     return _Planned(info, (), _order(actor, open_ids, now, whole=True))
 
 
