@@ -32,7 +32,7 @@ from speakerctl.controller.monitor import health_loop
 from speakerctl.controller.resume import resume_all, unfinished
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.controller.session import Session, serve_session
-from speakerctl.errors import LinkError
+from speakerctl.errors import LinkError, NotFound
 from speakerctl.fleet import provisioning_records, scaled_inventory
 from speakerctl.protocol.provisioning import Provisioning
 from speakerctl.scheduler.book import ScheduleBook
@@ -148,8 +148,12 @@ class ControllerBroadcasts:
         await self.controller.stop(broadcast_id)
 
     async def stopped_by(self, broadcast_id: str) -> str | None:
-        """Who stopped the broadcast as a whole, as the store recorded it (None: not stopped)."""
-        info = await asyncio.to_thread(self.controller.store.broadcasts.get, broadcast_id)
+        """Who stopped the broadcast as a whole, as the store recorded it (None: not stopped, or not sent:
+        a run is recorded pushed before its broadcast is)."""
+        try:
+            info = await asyncio.to_thread(self.controller.store.broadcasts.get, broadcast_id)
+        except NotFound:
+            return None
         return info.stopped_by if info.state is BroadcastState.STOPPED else None
 
 
