@@ -79,7 +79,7 @@ class RemapPlan:
     retired: tuple[str, ...]
     chains: dict[str, tuple[str, ...]]
     kept: dict[str, str] = field(default_factory=dict)
-    """Clusters left in an undetermined zone: device id → the reason."""
+    """Clusters left in an undetermined zone: device id → that zone (the mapping says why)."""
     replacements: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Each retired zone → the new zones that now hold its clusters."""
 
@@ -185,7 +185,7 @@ def plan_remap(mapping: RemapMapping, zones: Iterable[Zone], placed: Mapping[str
     new = ZoneTree([*old.zones.values(), *added])
     target = {m.source: m.target for m in known if m.target is not None}
     moved = {d: (z, target[z]) for d, z in placed.items() if z in target and target[z] != z}
-    kept = {d: _reason(mapping, z) for d, z in placed.items() if z in old.zones and _undetermined(mapping, z)}
+    kept = {d: z for d, z in placed.items() if z in old.zones and _undetermined(mapping, z)}
     after = {d: moved[d][1] if d in moved else z for d, z in placed.items()}
     retired = _retired(old, known, after, new)
     chains = {d: tuple(new.ancestors(to)) for d, (_, to) in moved.items()}
@@ -195,10 +195,6 @@ def plan_remap(mapping: RemapMapping, zones: Iterable[Zone], placed: Mapping[str
 
 def _undetermined(mapping: RemapMapping, zone_id: str) -> bool:
     return any(m.source == zone_id and m.target is None for m in mapping.moves)
-
-
-def _reason(mapping: RemapMapping, zone_id: str) -> str:
-    return next(m.reason for m in mapping.moves if m.source == zone_id)
 
 
 def _retired(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +32,14 @@ class RemapChange:
     """device id → (old zone, new zone)."""
     retired: Sequence[str]
     schedules: Mapping[str, tuple[str, ...]]
+    retarget: Callable[[Sequence[str]], tuple[str, ...]]
+    """Rewrites any list of targets: each retired zone becomes the new zones that hold its clusters."""
+
+
+RemapStep = Callable[[Session, RemapChange], None]
+RETARGET_STEPS: list[RemapStep] = []
+"""More records to retarget in the remap's transaction (e.g. approvals): each step gets the session and
+the change, and rewrites its rows' targets with `change.retarget`; an exception rolls the remap back."""
 
 
 class RemapRepository:
@@ -48,6 +56,8 @@ class RemapRepository:
             _move_devices(s, change.moves)
             _retire(s, change.retired, at)
             _retarget(s, change.schedules)
+            for step in RETARGET_STEPS:
+                step(s, change)
             s.add_all(
                 AuditRow(
                     at=at,
@@ -81,7 +91,7 @@ def _move_devices(s: Session, moves: Mapping[str, tuple[str, str]]) -> None:
 def _retire(s: Session, zone_ids: Sequence[str], at: datetime) -> None:
     if zone_ids:
         stmt = update(ZoneRow).where(col(ZoneRow.id).in_(list(zone_ids))).values(retired_at=at)
-        s.exec(stmt)  # type: ignore[call-overload]
+        s.exec(stmt)
 
 
 def _retarget(s: Session, targets: Mapping[str, tuple[str, ...]]) -> None:
@@ -92,4 +102,4 @@ def _retarget(s: Session, targets: Mapping[str, tuple[str, ...]]) -> None:
             .where(schedules.c.id == schedule_id)
             .values(targets=json.dumps(list(new)), revision=schedules.c.revision + 1)
         )
-        s.exec(stmt)  # type: ignore[call-overload]
+        s.exec(stmt)
