@@ -51,7 +51,8 @@ def resolve_targets(store: Store, targets: Sequence[str]) -> tuple[list[str], li
         raise UsageError(
             f"{len(targets)} targets named, at most {MAX_TARGETS}", hint="name a parent zone instead"
         )
-    zone_ids = {z.id for z in store.zones.all()}
+    zone_ids = {z.id for z in store.zones.active()}
+    _not_retired(store, targets)
     cmd_topics: list[str] = []
     covered: list[str] = []
     devices: dict[str, None] = {}
@@ -67,6 +68,16 @@ def resolve_targets(store: Store, targets: Sequence[str]) -> tuple[list[str], li
     for device_id in store.devices.ids_in(covered) if covered else []:
         devices[device_id] = None
     return cmd_topics, list(devices)
+
+
+def _not_retired(store: Store, targets: Sequence[str]) -> None:
+    """NotFound naming a zone that a remap retired (it stays for history, nothing hangs on it)."""
+    retired = sorted(set(targets) & store.zones.retired().keys())
+    if retired:
+        raise NotFound(
+            f"zone {retired[0]!r} was retired by a remap",
+            hint="target its new commune or ward (see `speakerctl zones list`)",
+        )
 
 
 def _device_or_fail(store: Store, target: str) -> None:
