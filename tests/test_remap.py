@@ -7,7 +7,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from speakerctl.cli.main import app
 from speakerctl.errors import InventoryError
 from speakerctl.fleet import Zone, ZoneKind, load_inventory
 from speakerctl.fleet.remap import load_mapping, mapping_from_dict, plan_remap
@@ -117,3 +119,17 @@ def test_configure_round_trips_and_is_bounded() -> None:
 def test_mapping_zones_are_zone_records() -> None:
     mapping = load_mapping(MAPPING)
     assert mapping.zones[0] == Zone("can-tho", "Cần Thơ", ZoneKind.CITY, None)
+
+
+def test_zones_remap_is_a_dry_run_unless_told(tmp_path: Path) -> None:
+    runner, base = CliRunner(), ["--data-dir", str(tmp_path)]
+    shown = runner.invoke(app, [*base, "zones", "remap", MAPPING])
+    assert shown.exit_code == 0, shown.output
+    assert "279 clusters move, 44 zones added, 121 retired" in shown.output and "dry run" in shown.output
+    as_json = runner.invoke(app, [*base, "zones", "remap", MAPPING, "--json"])
+    data = json.loads(as_json.output)
+    assert (data["applied"], data["moved"], data["configure"]) == (False, 279, [])
+    listed = json.loads(runner.invoke(app, [*base, "zones", "list", "--json"]).output)
+    assert {z["id"] for z in listed} == {z.id for z in load_inventory("soc_trang").zones}  # nothing written
+    unknown = runner.invoke(app, [*base, "zones", "remap", "no_such_map"])
+    assert isinstance(unknown.exception, InventoryError) and "no packaged mapping" in str(unknown.exception)
