@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from speakerctl.errors import NotFound, UsageError
+from speakerctl.i18n import _
 from speakerctl.protocol import ContentRef, PreemptPolicy, Priority, topics
 from speakerctl.protocol.fields import wire_text
 from speakerctl.protocol.limits import MAX_TARGETS
@@ -75,8 +76,8 @@ def _not_retired(store: Store, targets: Sequence[str]) -> None:
     retired = sorted(set(targets) & store.zones.retired().keys())
     if retired:
         raise NotFound(
-            f"zone {retired[0]!r} was retired by a remap",
-            hint="target its new commune or ward (see `speakerctl zones list`)",
+            _("zone {zone} was retired by a remap").format(zone=retired[0]),
+            hint=_("target its new commune or ward (see `speakerctl zones list`)"),
         )
 
 

@@ -17,6 +17,7 @@ from enum import StrEnum
 from speakerctl.clock import to_ms
 from speakerctl.controller.service import Controller
 from speakerctl.errors import LinkError, NotFound
+from speakerctl.i18n import _
 from speakerctl.protocol import Ack, Command, Configure, Priority, codec, topics
 from speakerctl.protocol.limits import CONFIGURE_MINOR, PROTOCOL_VERSION
 from speakerctl.store import Store
@@ -58,10 +59,10 @@ def too_old(minor: int | None) -> str | None:
     """Why a cluster cannot take `configure`, or None if it can (or might: never heard)."""
     if minor is None or minor >= CONFIGURE_MINOR:
         return None
-    return (
-        f"its firmware speaks protocol {PROTOCOL_VERSION}.{minor}; configure needs "
-        f"{PROTOCOL_VERSION}.{CONFIGURE_MINOR}: provision it again with its new zone chain"
-    )
+    return _(
+        "its firmware speaks protocol {major}.{minor}; configure needs {major}.{needed}: "
+        "provision it again with its new zone chain"
+    ).format(major=PROTOCOL_VERSION, minor=minor, needed=CONFIGURE_MINOR)
 
 
 async def configure_clusters(
@@ -80,7 +81,7 @@ async def configure_clusters(
                 sent[device_id] = await _send(controller, device_id, chain, ttl_s)
         acks = await _gather_acks(sent, wait_s)
     finally:
-        for command_id, _ in sent.values():
+        for command_id, _waiter in sent.values():
             controller.ingestor.forget_ack(command_id)
     out = [Reconfigured(d, Outcome.NEEDS_REPROVISIONING, why) for d, why in skipped.items()]
     return out + [_outcome(d, acks.get(d)) for d in sent]
@@ -112,5 +113,7 @@ async def _gather_acks(sent: Mapping[str, _Sent], wait_s: float) -> dict[str, Ac
 
 def _outcome(device_id: str, ack: Ack | None) -> Reconfigured:
     if ack is None:
-        return Reconfigured(device_id, Outcome.PENDING, "no answer yet: it applies when the cluster connects")
+        return Reconfigured(
+            device_id, Outcome.PENDING, _("no answer yet: it applies when the cluster connects")
+        )
     return Reconfigured(device_id, Outcome.ACKNOWLEDGED if ack.ok else Outcome.REFUSED, ack.detail)

@@ -22,6 +22,7 @@ from speakerctl.errors import InventoryError
 from speakerctl.fleet.profiles import DATA_PACKAGE
 from speakerctl.fleet.validate import check_format, index, read_json, record, records, text, valid_id, where
 from speakerctl.fleet.zonetree import Zone, ZoneTree
+from speakerctl.i18n import _
 
 DEFAULT_REMAP: Final = "soc_trang_to_can_tho_2025"
 _BARE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -108,7 +109,9 @@ def load_mapping(name_or_path: str | Path = DEFAULT_REMAP) -> RemapMapping:
         resource: Traversable | Path = resources.files(DATA_PACKAGE) / "remaps" / f"{name_or_path}.json"
         if not resource.is_file():
             known = ", ".join(available_remaps()) or "none"
-            raise InventoryError(f"no packaged mapping {name_or_path!r} (available: {known})")
+            raise InventoryError(
+                _("no packaged mapping {name} (available: {known})").format(name=name_or_path, known=known)
+            )
         source = f"{DATA_PACKAGE}/remaps/{name_or_path}.json"
     else:
         resource, source = Path(name_or_path), str(name_or_path)
@@ -179,7 +182,9 @@ def plan_remap(mapping: RemapMapping, zones: Iterable[Zone], placed: Mapping[str
     known = [m for m in mapping.moves if m.source in old.zones]
     if not known:
         raise InventoryError(
-            f"mapping {mapping.name!r} moves none of the zones in use (already applied, or another map?)"
+            _("mapping {name} moves none of the zones in use (already applied, or another map?)").format(
+                name=mapping.name
+            )
         )
     added = tuple(z for z in mapping.zones if z.id not in old.zones)
     new = ZoneTree([*old.zones.values(), *added])
