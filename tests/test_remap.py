@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from speakerctl.app import zones as zones_app
+from speakerctl.app.access import Actor, Role, local_administrator
+from speakerctl.app.context import AppContext, open_store
 from speakerctl.cli.main import app
-from speakerctl.errors import InventoryError
+from speakerctl.clock import SystemClock
+from speakerctl.config import Settings
+from speakerctl.errors import InventoryError, NotAllowed, StoreError
 from speakerctl.fleet import Zone, ZoneKind, load_inventory
 from speakerctl.fleet.remap import load_mapping, mapping_from_dict, plan_remap
 from speakerctl.protocol import Command, Configure, Priority, codec, topics
@@ -133,3 +139,29 @@ def test_zones_remap_is_a_dry_run_unless_told(tmp_path: Path) -> None:
     assert {z["id"] for z in listed} == {z.id for z in load_inventory("soc_trang").zones}  # nothing written
     unknown = runner.invoke(app, [*base, "zones", "remap", "no_such_map"])
     assert isinstance(unknown.exception, InventoryError) and "no packaged mapping" in str(unknown.exception)
+
+
+def test_a_commune_operator_may_not_remap(tmp_path: Path) -> None:
+    store = open_store(Settings(data_dir=tmp_path))
+    operator = Actor("chi-lan", Role.OPERATOR, "st-ke-sach-an-my")
+    with pytest.raises(NotAllowed):
+        zones_app.plan(store, MAPPING, operator)
+    province_admin = Actor("anh-tuan", Role.ADMINISTRATOR, "st-ke-sach")
+    with pytest.raises(NotAllowed, match="acts on st-ke-sach only"):
+        zones_app.plan(store, MAPPING, province_admin)
+
+
+def test_a_remap_that_fails_half_way_stores_nothing(tmp_path: Path) -> None:
+    ctx = AppContext(Settings(data_dir=tmp_path), SystemClock())
+    store = ctx.store()
+    planned = zones_app.plan(store, MAPPING, local_administrator())
+    change = zones_app.change(planned, local_administrator(), ctx)
+    moves = dict(change.moves)
+    moves["st-ke-sach-an-my-01"] = ("st-long-phu-long-phu", "ct-nhon-my")  # not where the plan found it
+    with pytest.raises(StoreError, match="the fleet changed meanwhile"):
+        store.remaps.apply(replace(change, moves=moves))
+    assert [z.id for z in store.zones.active()] == [z.id for z in load_inventory("soc_trang").zones]
+    assert (
+        store.zones.retired() == {} and store.devices.get("st-ke-sach-an-my-01").zone_id == "st-ke-sach-an-my"
+    )
+    assert not store.audit.entries()

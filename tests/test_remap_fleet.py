@@ -31,6 +31,7 @@ NEW_COMMUNE = "ct-ke-sach"  # Kế Sách township + Kế An + Kế Thành (NQ 16
 MAPPING = "soc_trang_to_can_tho_2025"
 OLD_FIRMWARE = "st-ke-sach-an-my-01"  # announces v1.1: needs reprovisioning, keeps working
 REBOOTED = "st-ke-sach-ke-an-01"
+OFFLINE = "st-ke-sach-ba-trinh-01"  # off during the remap: its broker session keeps the configure
 
 
 def _district_inventory(path: Path) -> Path:
@@ -84,10 +85,12 @@ async def test_remap_moves_the_clusters_and_they_hear_their_new_commune(
             store.zones.get(NEW_COMMUNE)
         assert {d.zone_id for d in store.devices.all()} == {d.identity.zone for d in fleet.devices.values()}
 
+        await runner.power_cut([OFFLINE])
         applied = await zones_app.remap(ctx, MAPPING, actor, apply=True, wait_s=20)
 
         assert applied.applied and applied.moved == 32
-        assert applied.acknowledged == 31 and applied.needs_reprovisioning == 1
+        assert applied.acknowledged == 30 and applied.needs_reprovisioning == 1
+        assert [c.device for c in applied.configure if c.outcome == "pending"] == [OFFLINE]
         [refused] = [c for c in applied.configure if c.outcome == "needs_reprovisioning"]
         assert refused.device == OLD_FIRMWARE and "1.1" in refused.detail
         new_zone = {d.id: d.zone_id for d in store.devices.all()}
@@ -100,6 +103,11 @@ async def test_remap_moves_the_clusters_and_they_hear_their_new_commune(
         assert store.schedules.get("sch-1").revision == 2
         assert DISTRICT not in {z.id for z in store.zones.active()}
         assert any(e.action == "remap" and e.actor == actor.name for e in store.audit.entries(REBOOTED))
+
+        returned = fleet.rebuild(OFFLINE)  # back on its provisioned chain, with the configure queued
+        assert returned.agent.zones == ("soc-trang", DISTRICT, "st-ke-sach-ba-trinh")
+        runner.start(returned.agent)
+        await wait_until(lambda: returned.agent.zones == ("can-tho", "ct-dai-hai"), "the queued configure")
 
         await runner.power_cut([REBOOTED])  # power cycle: the new chain comes from its storage
         rebooted = fleet.rebuild(REBOOTED)
