@@ -35,6 +35,10 @@ def mosquitto(
     ] = None,
     certfile: Annotated[Path | None, typer.Option(help="The broker's certificate (PEM).")] = None,
     keyfile: Annotated[Path | None, typer.Option(help="The broker's private key (PEM).")] = None,
+    remap: Annotated[
+        str | None,
+        typer.Option(help="Also let each cluster read the zones a remap mapping will give it (see docs)."),
+    ] = None,
 ) -> None:
     """Only provisioned accounts log in; clusters use only their own topics; only the controller commands.
 
@@ -43,7 +47,7 @@ def mosquitto(
     """
     tls = keys.tls_files(cafile, certfile, keyfile)
     listen = keys.Listeners(host, port, controller_host, controller_port, user)
-    written = keys.mosquitto_config(state.context(), out, listen, tls)
+    written = keys.mosquitto_config(state.context(), out, listen, tls, remap)
     console.print(
         f"wrote {written.path} for {written.clusters} clusters (port {written.port}) and the controller"
         f" (port {written.controller_port}), {'TLS' if written.tls else 'plain'}, running as {written.run_as}"

@@ -21,6 +21,7 @@ from speakerctl.store.models import (
     utc_from_ms,
 )
 from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord
+from speakerctl.store.remap import RemapChange
 from speakerctl.store.schedules import JOBS_TABLE, RunRecord, ScheduleRecord
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "DeviceSpec",
     "DeviceSpecLike",
     "PlayRecord",
+    "RemapChange",
     "RunRecord",
     "ScheduleRecord",
     "StatusRecord",

@@ -179,6 +179,8 @@ class DeliveryInfo:
     content_ready_at: datetime | None = None
     playing_at: datetime | None = None
     finished_at: datetime | None = None
+    zone_id: str | None = None
+    """The zone the cluster was in when the broadcast was made (None: not recorded)."""
 
 
 @dataclass(frozen=True, slots=True)

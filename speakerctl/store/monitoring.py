@@ -75,6 +75,8 @@ class PlayRecord:
     """When it finished, failed or was preempted; None while still playing."""
     duration_ms: int
     """The bulletin's length."""
+    zone_id: str | None = None
+    """The zone the cluster was in when the broadcast was made (reports use it, not today's zone)."""
 
 
 class AlertRow(SQLModel, table=True):
@@ -248,4 +250,5 @@ def _play(row: DeliveryRow, priority: int, title: str, duration_ms: int) -> Play
         row.playing_at,
         row.finished_at,
         duration_ms,
+        row.zone_id,
     )
