@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.errors import ConfigError
+from speakerctl.i18n import LANGUAGES, normalise
 
 ENV_PREFIX = "SPEAKERCTL_"
 
@@ -65,6 +66,8 @@ class Settings:
     """Passphrase the command-signing keys are encrypted with (best from SPEAKERCTL_KEY_PASSPHRASE)."""
     key_passphrase_file: str = ""
     """A file holding that passphrase (its first line), e.g. a systemd credential."""
+    language: str = ""
+    """The CLI's language, "vi" or "en" (empty: SPEAKERCTL_LANG, else the locale, else English)."""
 
     def __post_init__(self) -> None:
         BrokerAddress.parse(self.broker)
@@ -80,6 +83,10 @@ class Settings:
         if self.schedule_horizon_h < 0 or self.schedule_lead_s < 0:
             raise ConfigError("schedule_horizon_h and schedule_lead_s must not be negative")
         _check_audio_settings(self)
+        if self.language and normalise(self.language) is None:
+            raise ConfigError(
+                f"unknown language {self.language!r}", hint=f"use one of {', '.join(LANGUAGES)}"
+            )
 
     @property
     def db_url(self) -> str:
@@ -173,3 +180,17 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [speakerctl] must be a table")
     return section
+
+
+def language_setting(path: Path | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The settings file's `language`, read early (before typer builds its help); None on any trouble.
+
+    `load_settings` reads the file again and reports what is wrong with it.
+    """
+    env = os.environ if env is None else env
+    path = path or (Path(env[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in env else None)
+    try:
+        value = _read_file(path).get("language") if path else None
+    except ConfigError:
+        return None
+    return env.get(f"{ENV_PREFIX}LANGUAGE") or (value if isinstance(value, str) else None)

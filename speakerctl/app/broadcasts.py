@@ -6,12 +6,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from speakerctl.app import records, views
+from speakerctl.app import names, records, views
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.resume import resume_broadcasts
 from speakerctl.controller.service import BroadcastRequest
 from speakerctl.errors import UsageError
+from speakerctl.i18n import _
 from speakerctl.protocol import Priority
 from speakerctl.protocol.lifecycle import FINAL
 
@@ -24,16 +25,19 @@ def parse_priority(value: str) -> Priority:
     try:
         return Priority[value.upper()]
     except KeyError:
-        raise UsageError(f"unknown priority {value!r}", hint="use normal, priority or emergency") from None
+        raise UsageError(
+            _("unknown priority {value!r}").format(value=value), hint=_("use normal, priority or emergency")
+        ) from None
 
 
 def request(
     ctx: AppContext, bulletin_id: int, targets: Sequence[str], priority: str, *, emergency: bool = False
 ) -> BroadcastRequest:
-    """A broadcast request; an emergency cuts in at the emergency volume."""
+    """A broadcast request to the zones and clusters named; an emergency cuts in at the emergency volume."""
     level = Priority.EMERGENCY if emergency else parse_priority(priority)
     volume = ctx.settings.emergency_volume if level is Priority.EMERGENCY else None
-    return BroadcastRequest(bulletin_id, tuple(targets), level, volume=volume)
+    ids = names.target_ids(ctx.store(), targets)
+    return BroadcastRequest(bulletin_id, tuple(ids), level, volume=volume)
 
 
 def with_timeout(ctx: AppContext, timeout_s: float | None) -> AppContext:

@@ -20,6 +20,7 @@ from speakerctl.broker.mosquitto import (
 from speakerctl.errors import ConfigError, NotFound, ProtocolError, UsageError
 from speakerctl.fleet import ZoneTree, provisioning_records, write_bundle
 from speakerctl.fleet.remap import load_mapping, plan_remap
+from speakerctl.i18n import _
 from speakerctl.protocol.limits import BROKER_MAX_PAYLOAD
 from speakerctl.protocol.provisioning import check_broker_url
 from speakerctl.security import keys
@@ -60,7 +61,10 @@ def _chosen(ctx: AppContext, device_ids: list[str], zone: str | None, every: boo
         chosen += [d.id for d in inventory.devices]
     unknown = [d for d in chosen if d not in known]
     if unknown:
-        raise NotFound(f"no cluster named {unknown[0]!r} in the inventory", hint="speakerctl devices list")
+        raise NotFound(
+            _("no cluster named {name!r} in the inventory").format(name=unknown[0]),
+            hint="speakerctl devices list",
+        )
     return list(dict.fromkeys(chosen))
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from speakerctl.app import records, views
+from speakerctl.app import names, records, views
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.remote import remote_action
 from speakerctl.errors import UsageError
+from speakerctl.i18n import _
 from speakerctl.protocol import Ping, Reboot, SetVolume
 
 Action = SetVolume | Reboot | Ping
@@ -15,7 +16,10 @@ Action = SetVolume | Reboot | Ping
 def volume_action(volume: int) -> SetVolume:
     """A volume change, 0..100."""
     if not 0 <= volume <= 100:
-        raise UsageError(f"volume must be 0..100, got {volume}", hint="e.g. set-volume CLUSTER 60")
+        raise UsageError(
+            _("volume must be 0..100, got {volume}").format(volume=volume),
+            hint=_("e.g. set-volume CLUSTER 60"),
+        )
     return SetVolume(volume)
 
 
@@ -27,7 +31,7 @@ def action_name(body: Action) -> str:
 async def act(ctx: AppContext, device_id: str, body: Action, timeout_s: float) -> views.RemoteResultView:
     """Send the action and wait for the acknowledgement (AckTimeout if none comes in time)."""
     store = ctx.store()
-    store.devices.get(device_id)  # NotFound before connecting to the broker
+    device_id = names.device_id(store, device_id)  # NotFound before connecting to the broker
     async with running_controller(ctx, store) as controller:
         result = await remote_action(controller, device_id, body, timeout=timeout_s)
     return records.remote_result(result, action_name(body))

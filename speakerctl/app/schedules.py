@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from speakerctl.app import records, views
+from speakerctl.app import names, records, views
 from speakerctl.app.broadcasts import parse_priority
 from speakerctl.app.context import AppContext
 from speakerctl.controller.planning import resolve_targets
+from speakerctl.dates import parse_day, parse_moment
 from speakerctl.errors import UsageError
+from speakerctl.i18n import _
 from speakerctl.protocol import PreemptPolicy
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import DEFAULT_WINDOW_S, Schedule, new_schedule_id
@@ -35,20 +37,13 @@ class Added:
 
 
 def parse_at(text: str, tz: str) -> datetime:
-    """A moment in local time ('YYYY-MM-DD HH:MM') or with its offset."""
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"bad time {text!r}", hint="use 'YYYY-MM-DD HH:MM' (local time)") from None
-    return at if at.tzinfo else at.replace(tzinfo=zone_info(tz))
+    """A moment in local time ('dd/mm/yyyy HH:MM' or 'YYYY-MM-DD HH:MM') or with its offset."""
+    return parse_moment(text, zone_info(tz))
 
 
 def parse_date(text: str | None) -> date | None:
-    """A date, YYYY-MM-DD."""
-    try:
-        return None if text is None else date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"bad date {text!r}", hint="use YYYY-MM-DD") from None
+    """A date, dd/mm/yyyy or YYYY-MM-DD."""
+    return None if text is None else parse_day(text)
 
 
 def parse_policy(value: str) -> PreemptPolicy:
@@ -56,7 +51,9 @@ def parse_policy(value: str) -> PreemptPolicy:
     try:
         return PreemptPolicy(value)
     except ValueError:
-        raise UsageError(f"unknown policy {value!r}", hint="use resume, restart or drop") from None
+        raise UsageError(
+            _("unknown policy {value!r}").format(value=value), hint=_("use resume, restart or drop")
+        ) from None
 
 
 def build_rule(
@@ -77,11 +74,11 @@ def build_rule(
     ]
     if len(given) != 1:
         raise UsageError(
-            "give exactly one of --at, --daily, --weekly, --cron", hint="e.g. --daily 05:00,17:00"
+            _("give exactly one of --at, --daily, --weekly, --cron"), hint=_("e.g. --daily 05:00,17:00")
         )
     kind, value = given[0]
     if kind is Kind.WEEKLY and not days:
-        raise UsageError("--weekly needs --days", hint="e.g. --weekly 05:00 --days mon-sat")
+        raise UsageError(_("--weekly needs --days"), hint=_("e.g. --weekly 05:00 --days mon-sat"))
     return Rule(
         kind,
         times=parse_times(value) if kind in (Kind.DAILY, Kind.WEEKLY) else (),
@@ -136,8 +133,10 @@ def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: date
     """Validate the bulletin and targets, store the schedule, and report overlaps in the next 14 days."""
     if not schedule.rule.airs_after(now):
         raise UsageError(
-            f"this schedule would never air: {schedule.rule.describe()}",
-            hint="check the date: is it in the past, or one the calendar does not have (e.g. 30 February)?",
+            _("this schedule would never air: {rule}").format(rule=schedule.rule.describe()),
+            hint=_(
+                "check the date: is it in the past, or one the calendar does not have (e.g. 30 February)?"
+            ),
         )
     store.bulletins.get(schedule.bulletin_id)
     sets = DeviceSets(store)
@@ -150,10 +149,11 @@ def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: date
 def add(ctx: AppContext, spec: ScheduleSpec) -> Added:
     """Add a schedule; says which existing schedules it overlaps and which one wins."""
     now = ctx.clock.now()
+    store = ctx.store()
     schedule = Schedule(
         new_schedule_id(),
         spec.bulletin_id,
-        tuple(spec.targets),
+        tuple(names.target_ids(store, spec.targets)),
         spec.rule,
         parse_priority(spec.priority),
         parse_policy(spec.on_preempt),
@@ -161,7 +161,7 @@ def add(ctx: AppContext, spec: ScheduleSpec) -> Added:
         name=spec.name,
         created_at=now,
     )
-    return add_schedule(ctx.store(), ctx.book(), schedule, now)
+    return add_schedule(store, ctx.book(), schedule, now)
 
 
 def added_view(added: Added) -> views.AddedScheduleView:

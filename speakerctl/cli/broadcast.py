@@ -12,21 +12,27 @@ from rich.table import Table
 
 from speakerctl.app import broadcasts
 from speakerctl.app.broadcasts import Progress as OnProgress
+from speakerctl.app.labels import word as state_name
 from speakerctl.app.views import BroadcastResultView
 from speakerctl.cli.common import Exit, console, console_err, print_json, run, state
 from speakerctl.cli.text import safe
+from speakerctl.i18n import _
 
 
 def broadcast(
-    bulletin_id: Annotated[int, typer.Argument(help="Bulletin id (see `bulletin list`).")],
-    to: Annotated[list[str], typer.Option("--to", help="Zone or device id; repeat for more.")],
-    priority: Annotated[str, typer.Option(help="normal, priority or emergency.")] = "normal",
+    bulletin_id: Annotated[int, typer.Argument(help=_("Bulletin id (see `bulletin list`)."))],
+    to: Annotated[
+        list[str],
+        typer.Option("--to", help=_("Zone or cluster: id or name, diacritics optional; repeat for more.")),
+    ],
+    priority: Annotated[str, typer.Option(help=_("normal, priority or emergency."))] = "normal",
     emergency: Annotated[
-        bool, typer.Option("--emergency", help="Emergency: cuts in at once, at the emergency volume.")
+        bool, typer.Option("--emergency", help=_("Emergency: cuts in at once, at the emergency volume."))
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON instead of a progress bar."))] = False,
     timeout: Annotated[
-        float | None, typer.Option(help="Seconds (beyond the bulletin's length) to wait for silent clusters.")
+        float | None,
+        typer.Option(help=_("Seconds (beyond the bulletin's length) to wait for silent clusters.")),
     ] = None,
 ) -> None:
     """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
@@ -54,10 +60,10 @@ def with_progress(
 ) -> BroadcastResultView:
     """Run a broadcast with a live progress bar on stderr."""
     with _progress() as bar:
-        task = bar.add_task("broadcast", total=None)
+        task = bar.add_task(_("broadcast"), total=None)
 
         def update(counts: Counter[str], total: int) -> None:
-            text = " ".join(f"{s}={n}" for s, n in sorted(counts.items()))
+            text = " ".join(f"{state_name(s)}={n}" for s, n in sorted(counts.items()))
             bar.update(task, total=total, completed=broadcasts.settled(counts), description=text)
 
         return run(send(update))
@@ -76,12 +82,13 @@ def _progress() -> Progress:
 
 def print_summary(result: BroadcastResultView) -> None:
     """Final count per state."""
-    console.print(f"broadcast [bold]{result.broadcast}[/]")
-    table = Table("state", "clusters")
+    console.print(_("broadcast {id}").format(id=f"[bold]{result.broadcast}[/]"))
+    table = Table(_("state"), _("clusters"))
     for name, n in sorted(result.counts.items()):
-        table.add_row(safe(name), str(n))
+        table.add_row(safe(state_name(name)), str(n))
     console.print(table)
     colour = "green" if result.complete else "red"
     latency = result.reach_latency_s
-    reach = f", all playing {latency:.2f} s after the command" if latency else ""
-    console.print(f"[bold {colour}]{result.played}/{result.total} played[/]{reach}")
+    reach = _(", all playing {s} s after the command").format(s=f"{latency:.2f}") if latency else ""
+    played = _("{played}/{total} played").format(played=result.played, total=result.total)
+    console.print(f"[bold {colour}]{played}[/]{reach}")

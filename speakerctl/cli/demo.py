@@ -13,31 +13,39 @@ from speakerctl.app import broadcasts, runtime
 from speakerctl.cli.broadcast import print_summary, with_progress
 from speakerctl.cli.common import Exit, console, console_err, state
 from speakerctl.cli.text import announce, safe
+from speakerctl.i18n import _
 from speakerctl.protocol.limits import MAX_TARGETS
 
 
 def demo(
-    seconds: Annotated[float, typer.Option(help="Length of the demo bulletin.")] = 8.0,
-    time_scale: Annotated[float, typer.Option(help="Simulated clusters play this many times faster.")] = 1.0,
+    seconds: Annotated[float, typer.Option(help=_("Length of the demo bulletin."))] = 8.0,
+    time_scale: Annotated[
+        float, typer.Option(help=_("Simulated clusters play this many times faster."))
+    ] = 1.0,
     count: Annotated[
         int | None,
-        typer.Option(min=1, max=MAX_TARGETS, help="Simulate and target only the first N clusters."),
+        typer.Option(min=1, max=MAX_TARGETS, help=_("Simulate and target only the first N clusters.")),
     ] = None,
-    workdir: Annotated[Path | None, typer.Option(help="Keep the demo's files here.")] = None,
+    workdir: Annotated[Path | None, typer.Option(help=_("Keep the demo's files here."))] = None,
 ) -> None:
     """Broadcast a bulletin to a simulated province through an embedded broker and report the result."""
     with contextlib.ExitStack() as stack:
         root = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="speakerctl-demo-")))
         ctx = stack.enter_context(runtime.demo_world(state.context(), root, time_scale, count, announce))
         bulletin = runtime.demo_bulletin(ctx, seconds, root)
-        console_err.print(f"bulletin {bulletin.id} “{safe(bulletin.title)}”, {bulletin.duration_s:.1f} s")
+        text = _("bulletin {id} “{title}”, {seconds} s")
+        console_err.print(
+            text.format(id=bulletin.id, title=safe(bulletin.title), seconds=f"{bulletin.duration_s:.1f}")
+        )
         targets = runtime.demo_targets(ctx, count)
         result = with_progress(
             lambda progress: broadcasts.broadcast(ctx, bulletin.id, targets, progress=progress)
         )
         print_summary(result)
         console.print(
-            f"report: speakerctl --data-dir {ctx.settings.data_dir} report {result.broadcast}"
+            _("report: {command}").format(
+                command=f"speakerctl --data-dir {ctx.settings.data_dir} report {result.broadcast}"
+            )
             if workdir
             else ""
         )

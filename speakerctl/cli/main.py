@@ -16,6 +16,7 @@ from speakerctl.cli import (
     demo,
     devices,
     fleet,
+    helptext,
     report,
     schedule,
     serve,
@@ -41,10 +42,11 @@ from speakerctl.errors import (
     SpeakerctlError,
     UsageError,
 )
+from speakerctl.i18n import _, choose, normalise, set_language
 
 app = typer.Typer(
     name="speakerctl",
-    help="Controller for networks of smart public-address loudspeaker clusters.",
+    help=_("Controller for networks of smart public-address loudspeaker clusters."),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -63,17 +65,29 @@ app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
+helptext.translate(app)
 
 
 @app.callback()
 def _root(
-    config: Annotated[typer.FileText | None, typer.Option(help="TOML settings file.")] = None,
-    broker: Annotated[str | None, typer.Option(help="Broker URL, mqtt://[user:pass@]host:port.")] = None,
-    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store.")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where the store and content live.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+    config: Annotated[typer.FileText | None, typer.Option(help=_("TOML settings file."))] = None,
+    broker: Annotated[str | None, typer.Option(help=_("Broker URL, mqtt://[user:pass@]host:port."))] = None,
+    database: Annotated[str | None, typer.Option(help=_("SQLAlchemy URL of the store."))] = None,
+    data_dir: Annotated[str | None, typer.Option(help=_("Where the store and content live."))] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=_("Log more."))] = False,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang", help=_("Language: vi or en (default: SPEAKERCTL_LANG, the settings, the locale).")
+        ),
+    ] = None,
 ) -> None:
     """Settings come from --config, then SPEAKERCTL_* variables, then these options."""
+    if lang is not None and normalise(lang) is None:
+        raise UsageError(
+            _("unknown language {lang!r}").format(lang=lang), hint=_("use --lang vi or --lang en")
+        )
+    set_language(choose(lang))  # for errors in the settings themselves
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -82,6 +96,7 @@ def _root(
     state.settings = settings.with_overrides(
         broker=broker, database_url=database, data_dir=Path(data_dir) if data_dir else None
     )
+    set_language(choose(lang, setting=settings.language))
 
 
 EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
@@ -122,9 +137,10 @@ def main() -> None:
 
 def report_error(error: SpeakerctlError) -> int:
     """Print the error and its hint on stderr; the exit code that goes with it."""
-    console_err.print(f"[bold red]error:[/] {safe(error)}", highlight=False)
+    error_word, hint_word = _("error:"), _("hint:")
+    console_err.print(f"[bold red]{error_word}[/] {safe(error)}", highlight=False)
     if error.hint:
-        console_err.print(f"[dim]hint:[/] {safe(error.hint)}", highlight=False)
+        console_err.print(f"[dim]{hint_word}[/] {safe(error.hint)}", highlight=False)
     return exit_code(error)
 
 

@@ -12,15 +12,16 @@ from speakerctl.app import fleet, views
 from speakerctl.app import zones as zones_app
 from speakerctl.cli.common import console, current_actor, print_json, run, state
 from speakerctl.cli.text import safe
-from speakerctl.i18n import _
+from speakerctl.fleet import zone_title
+from speakerctl.i18n import _, ngettext
 
-app = typer.Typer(help="The zone tree: province, districts, communes (any depth).", no_args_is_help=True)
+app = typer.Typer(help=_("The zone tree: province, districts, communes (any depth)."), no_args_is_help=True)
 
 
 @app.command("list")
 def list_zones(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    retired: Annotated[bool, typer.Option("--all", help="Also the zones a remap retired.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON."))] = False,
+    retired: Annotated[bool, typer.Option("--all", help=_("Also the zones a remap retired."))] = False,
 ) -> None:
     """Show the zones as a tree, with the number of clusters in each."""
     ctx = state.context()
@@ -32,10 +33,14 @@ def list_zones(
 
 @app.command("remap")
 def remap(
-    mapping: Annotated[str, typer.Argument(help="A packaged mapping (soc_trang_to_can_tho_2025) or a file.")],
-    apply: Annotated[bool, typer.Option("--apply", help="Apply it (without: a dry run).")] = False,
-    wait: Annotated[float, typer.Option(help="Seconds to wait for the clusters' acknowledgements.")] = 10.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    mapping: Annotated[
+        str, typer.Argument(help=_("A packaged mapping (soc_trang_to_can_tho_2025) or a file."))
+    ],
+    apply: Annotated[bool, typer.Option("--apply", help=_("Apply it (without: a dry run)."))] = False,
+    wait: Annotated[
+        float, typer.Option(help=_("Seconds to wait for the clusters' acknowledgements."))
+    ] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON."))] = False,
 ) -> None:
     """Move clusters to a new zone tree (e.g. the 2025 communes): a dry run unless --apply."""
     result = run(zones_app.remap(state.context(), mapping, current_actor(), apply=apply, wait_s=wait))
@@ -94,12 +99,13 @@ def _print_outcome(r: views.RemapView) -> None:
 def _tree(branches: list[fleet.ZoneBranch]) -> Tree:
     def add(node: Tree, branch: fleet.ZoneBranch) -> None:
         zone = branch.zone
-        label = f"[bold]{safe(zone.name)}[/] [dim]{safe(zone.id)} · {safe(zone.kind)}[/]"
-        below = node.add(f"{label} — {branch.total} clusters")
+        label = f"[bold]{safe(zone_title(zone.name, zone.kind))}[/] [dim]{safe(zone.id)}[/]"
+        count = ngettext("{n} cluster", "{n} clusters", branch.total).format(n=branch.total)
+        below = node.add(f"{label} — {count}")
         for child in branch.children:
             add(below, child)
 
-    root = Tree("zones")
+    root = Tree(_("zones"))
     for branch in branches:
         add(root, branch)
     return root

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlmodel import SQLModel
 
 from speakerctl.errors import NotFound
+from speakerctl.i18n import _
 from speakerctl.store.engine import Sessions
 
 JOBS_TABLE = "speakerctl_apscheduler_jobs"
@@ -121,7 +122,9 @@ class ScheduleRepository:
         with self._db.begin(write=False) as c:
             row = c.execute(select(schedules).where(schedules.c.id == schedule_id)).mappings().first()
         if row is None:
-            raise NotFound(f"no schedule {schedule_id!r}", hint="see `speakerctl schedule list`")
+            raise NotFound(
+                _("no schedule {id!r}").format(id=schedule_id), hint=_("see `speakerctl schedule list`")
+            )
         return _schedule(row)
 
     def all(self) -> list[ScheduleRecord]:
@@ -134,7 +137,9 @@ class ScheduleRepository:
         """Delete a schedule, or NotFound."""
         with self._db.begin() as c:
             if c.execute(delete(schedules).where(schedules.c.id == schedule_id)).rowcount == 0:
-                raise NotFound(f"no schedule {schedule_id!r}", hint="see `speakerctl schedule list`")
+                raise NotFound(
+                    _("no schedule {id!r}").format(id=schedule_id), hint=_("see `speakerctl schedule list`")
+                )
 
     def record_run(self, run: RunRecord) -> None:
         """Insert or replace the record of one occurrence."""
