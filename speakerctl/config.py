@@ -18,6 +18,7 @@ ENV_PREFIX = "SPEAKERCTL_"
 
 
 _MONITORING_POSITIVE = ("heartbeat_timeout_s", "offline_alert_min", "clock_drift_ms", "health_interval_s")
+_SESSION_POSITIVE = ("session_hours", "session_idle_minutes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,10 @@ class Settings:
     """A file holding that passphrase (its first line), e.g. a systemd credential."""
     language: str = ""
     """The CLI's language, "vi" or "en" (empty: SPEAKERCTL_LANG, else the locale, else English)."""
+    session_hours: float = 12.0
+    """A sign-in session ends this long after sign-in, however busy (CLI and web console)."""
+    session_idle_minutes: float = 120.0
+    """…or once unused for this long."""
 
     def __post_init__(self) -> None:
         BrokerAddress.parse(self.broker)
@@ -75,7 +80,13 @@ class Settings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(f"unknown time zone {self.timezone!r}", hint="e.g. Asia/Ho_Chi_Minh") from exc
-        for name in ("command_ttl_s", "accept_window_s", "broadcast_timeout_s", *_MONITORING_POSITIVE):
+        for name in (
+            "command_ttl_s",
+            "accept_window_s",
+            "broadcast_timeout_s",
+            *_MONITORING_POSITIVE,
+            *_SESSION_POSITIVE,
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.emergency_volume <= 100:

@@ -6,15 +6,17 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from speakerctl.app import names, records, views
+from speakerctl.app import audit, names, policy, records, views
+from speakerctl.app.access import Actor
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.resume import resume_broadcasts
-from speakerctl.controller.service import BroadcastRequest
+from speakerctl.controller.service import BroadcastRequest, new_broadcast_id
 from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Priority
 from speakerctl.protocol.lifecycle import FINAL
+from speakerctl.store import ItemKind, NewItem, Store
 
 Progress = Callable[[Counter[str], int], None]
 """Called with the count per delivery state and the number of clusters targeted."""
@@ -56,13 +58,51 @@ async def broadcast(
     targets: Sequence[str],
     priority: str = "normal",
     *,
+    actor: Actor,
     emergency: bool = False,
     timeout_s: float | None = None,
     progress: Progress | None = None,
 ) -> views.BroadcastResultView:
-    """Broadcast a bulletin now and follow it to the end (every cluster final, or time out)."""
+    """Broadcast a bulletin now and follow it to the end (every cluster final, or time out).
+
+    What the actor may not air directly (their zone's policy, or lower zones that decide for themselves)
+    is queued instead: AwaitsApproval names the items (see app/policy.py).
+    """
     req = request(ctx, bulletin_id, targets, priority, emergency=emergency)
-    async with running_controller(with_timeout(ctx, timeout_s)) as controller:
+    store = ctx.store()
+    asked = policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, req.priority)
+    routing = policy.route(store, actor, asked, ctx.clock.now())
+    if not routing.direct:
+        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    return await send(
+        ctx, req, actor=actor, store=store, notes=routing.notes, timeout_s=timeout_s, progress=progress
+    )
+
+
+async def send(
+    ctx: AppContext,
+    req: BroadcastRequest,
+    *,
+    actor: Actor,
+    store: Store | None = None,
+    notes: Sequence[NewItem] = (),
+    timeout_s: float | None = None,
+    progress: Progress | None = None,
+) -> views.BroadcastResultView:
+    """Air a request already authorized (and approved, if it had to be); audited with the actor.
+
+    `approved_by` is the request's, else the actor's (a sender who needed no approval let it air).
+    """
+    store = store or ctx.store()
+    now = ctx.clock.now()
+    req = replace(
+        req, broadcast_id=req.broadcast_id or new_broadcast_id(now), approved_by=req.approved_by or actor.name
+    )
+    detail = f"bulletin {req.bulletin_id} to {', '.join(req.targets)}, {req.priority.wire}"
+    audit.record(store, actor, "broadcast", now, subject=f"broadcast {req.broadcast_id}", detail=detail)
+    if notes:
+        policy.queue_items(store, actor, [replace(n, result=req.broadcast_id) for n in notes])
+    async with running_controller(with_timeout(ctx, timeout_s), store) as controller:
         return records.broadcast_result(await controller.broadcast(req, progress))
 
 

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from speakerctl.app import names, records, views
+from speakerctl.app import audit, names, policy, records, views
+from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.broadcasts import parse_priority
 from speakerctl.app.context import AppContext
 from speakerctl.controller.planning import resolve_targets
 from speakerctl.dates import parse_day, parse_moment
 from speakerctl.errors import UsageError
 from speakerctl.i18n import _
-from speakerctl.protocol import PreemptPolicy
+from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import DEFAULT_WINDOW_S, Schedule, new_schedule_id
 from speakerctl.scheduler.plan import Overlap, Segment, occurrences_on, overlaps, resolve
 from speakerctl.scheduler.rules import ALL_DAYS, Kind, Rule, parse_times, parse_weekdays, zone_info
-from speakerctl.store import Store
+from speakerctl.store import ItemKind, Store
 
 WINDOW_S = DEFAULT_WINDOW_S
 """How late a schedule may still air unless told otherwise, seconds."""
@@ -129,8 +131,8 @@ class DeviceSets:
         return bool(self.of(a.targets) & self.of(b.targets))
 
 
-def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: datetime) -> Added:
-    """Validate the bulletin and targets, store the schedule, and report overlaps in the next 14 days."""
+def check_schedule(store: Store, schedule: Schedule, now: datetime) -> DeviceSets:
+    """UsageError unless it will air; NotFound for an unknown bulletin or target."""
     if not schedule.rule.airs_after(now):
         raise UsageError(
             _("this schedule would never air: {rule}").format(rule=schedule.rule.describe()),
@@ -141,15 +143,23 @@ def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: date
     store.bulletins.get(schedule.bulletin_id)
     sets = DeviceSets(store)
     sets.of(schedule.targets)
+    return sets
+
+
+def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: datetime) -> Added:
+    """Validate the bulletin and targets, store the schedule, and report overlaps in the next 14 days."""
+    sets = check_schedule(store, schedule, now)
     found = overlaps(schedule, book.all(), durations(store), sets.share, now)
     book.add(schedule)
     return Added(schedule, schedule.rule.next_after(now), found)
 
 
-def add(ctx: AppContext, spec: ScheduleSpec) -> Added:
-    """Add a schedule; says which existing schedules it overlaps and which one wins."""
-    now = ctx.clock.now()
-    store = ctx.store()
+def add(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor) -> Added:
+    """Add a schedule; says which existing schedules it overlaps and which one wins.
+
+    One the actor may not install directly is queued instead (AwaitsApproval, see app/policy.py).
+    """
+    now, store = ctx.clock.now(), ctx.store()
     schedule = Schedule(
         new_schedule_id(),
         spec.bulletin_id,
@@ -160,8 +170,66 @@ def add(ctx: AppContext, spec: ScheduleSpec) -> Added:
         spec.window_s,
         name=spec.name,
         created_at=now,
+        approved_by=actor.name,
     )
-    return add_schedule(store, ctx.book(), schedule, now)
+    check_schedule(store, schedule, now)
+    asked = policy.Request(ItemKind.SCHEDULE, schedule.bulletin_id, schedule.targets, schedule.priority)
+    routing = policy.route(store, actor, replace(asked, spec=item_spec(schedule)), now)
+    if not routing.direct:
+        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    added = add_schedule(store, ctx.book(), schedule, now)
+    if routing.notes:
+        policy.queue_items(store, actor, [replace(n, result=schedule.id) for n in routing.notes])
+    audited(store, actor, "schedule_add", schedule, now)
+    return added
+
+
+def audited(store: Store, actor: Actor, action: str, schedule: Schedule, now: datetime) -> None:
+    """An audit entry for a schedule."""
+    detail = f"bulletin {schedule.bulletin_id} to {', '.join(schedule.targets)}: {schedule.rule.describe()}"
+    audit.record(store, actor, action, now, subject=f"schedule {schedule.id}", detail=detail)
+
+
+def item_spec(schedule: Schedule) -> dict[str, object]:
+    """What an approval item keeps of a schedule waiting for approval."""
+    return {
+        "rule": dict(schedule.rule.to_dict()),
+        "on_preempt": schedule.on_preempt.value,
+        "window_s": schedule.window_s,
+        "name": schedule.name,
+    }
+
+
+def from_item_spec(
+    spec: Mapping[str, object],
+    bulletin_id: int,
+    targets: tuple[str, ...],
+    priority: int,
+    approved_by: str,
+    now: datetime,
+) -> Schedule:
+    """The schedule an approved item describes, approved by `approved_by`."""
+    rule = spec["rule"]
+    assert isinstance(rule, dict)
+    return Schedule(
+        new_schedule_id(),
+        bulletin_id,
+        targets,
+        Rule.from_dict(rule),
+        Priority(priority),
+        PreemptPolicy(str(spec["on_preempt"])),
+        int(str(spec["window_s"])),
+        name=str(spec["name"]),
+        created_at=now,
+        approved_by=approved_by,
+    )
+
+
+def _authorized(ctx: AppContext, schedule_id: str, actor: Actor) -> tuple[Store, ScheduleBook, Schedule]:
+    store, book = ctx.store(), ctx.book()
+    schedule = book.get(schedule_id)
+    authorize(actor, Action.SCHEDULE, policy.zones_of(store, schedule.targets), policy.zone_tree(store))
+    return store, book, schedule
 
 
 def added_view(added: Added) -> views.AddedScheduleView:
@@ -191,15 +259,18 @@ def show(ctx: AppContext, schedule_id: str) -> tuple[Schedule, views.ScheduleDet
     return s, views.ScheduleDetailView.model_validate(fields)
 
 
-def set_paused(ctx: AppContext, schedule_id: str, paused: bool) -> None:
+def set_paused(ctx: AppContext, schedule_id: str, paused: bool, *, actor: Actor) -> None:
     """Pause a schedule (broadcasts already pushed to clusters are stopped by `serve`) or resume it."""
-    book = ctx.book()
-    book.save(book.get(schedule_id).bumped(paused=paused))
+    store, book, schedule = _authorized(ctx, schedule_id, actor)
+    book.save(schedule.bumped(paused=paused))
+    audited(store, actor, "schedule_pause" if paused else "schedule_resume", schedule, ctx.clock.now())
 
 
-def remove(ctx: AppContext, schedule_id: str) -> None:
+def remove(ctx: AppContext, schedule_id: str, *, actor: Actor) -> None:
     """Delete a schedule (its history stays)."""
-    ctx.book().remove(schedule_id)
+    store, book, schedule = _authorized(ctx, schedule_id, actor)
+    book.remove(schedule_id)
+    audited(store, actor, "schedule_remove", schedule, ctx.clock.now())
 
 
 def preview(store: Store, book: ScheduleBook, day: date, timezone: str) -> list[Segment]:

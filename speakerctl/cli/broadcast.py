@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,9 +14,11 @@ from speakerctl.app import broadcasts
 from speakerctl.app.broadcasts import Progress as OnProgress
 from speakerctl.app.labels import word as state_name
 from speakerctl.app.views import BroadcastResultView
-from speakerctl.cli.common import Exit, console, console_err, print_json, run, state
+from speakerctl.cli.common import Exit, console, console_err, current_actor, print_json, run, state
 from speakerctl.cli.text import safe
 from speakerctl.i18n import _
+
+T = TypeVar("T")
 
 
 def broadcast(
@@ -36,14 +38,21 @@ def broadcast(
     ] = None,
 ) -> None:
     """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
-    ctx = state.context()
+    ctx, actor = state.context(), current_actor()
     broadcasts.request(
         ctx, bulletin_id, to, priority, emergency=emergency
     )  # a bad priority: before connecting
 
     def send(progress: OnProgress | None) -> Coroutine[Any, Any, BroadcastResultView]:
         return broadcasts.broadcast(
-            ctx, bulletin_id, to, priority, emergency=emergency, timeout_s=timeout, progress=progress
+            ctx,
+            bulletin_id,
+            to,
+            priority,
+            actor=actor,
+            emergency=emergency,
+            timeout_s=timeout,
+            progress=progress,
         )
 
     result = run(send(None)) if as_json else with_progress(send)
@@ -55,10 +64,8 @@ def broadcast(
         raise typer.Exit(Exit.INCOMPLETE)
 
 
-def with_progress(
-    send: Callable[[OnProgress], Coroutine[Any, Any, BroadcastResultView]],
-) -> BroadcastResultView:
-    """Run a broadcast with a live progress bar on stderr."""
+def with_progress(send: Callable[[OnProgress], Coroutine[Any, Any, T]]) -> T:
+    """Run a broadcast (or what airs one) with a live progress bar on stderr."""
     with _progress() as bar:
         task = bar.add_task(_("broadcast"), total=None)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from speakerctl.app import keys
-from speakerctl.cli.common import console, state
+from speakerctl.cli.common import console, current_actor, state
 from speakerctl.i18n import _
 
 app = typer.Typer(help=_("The MQTT broker the fleet uses."), no_args_is_help=True)
@@ -48,7 +48,7 @@ def mosquitto(
     """
     tls = keys.tls_files(cafile, certfile, keyfile)
     listen = keys.Listeners(host, port, controller_host, controller_port, user)
-    written = keys.mosquitto_config(state.context(), out, listen, tls, remap)
+    written = keys.mosquitto_config(state.context(), out, listen, tls, remap, actor=current_actor())
     text = _(
         "wrote {path} for {clusters} clusters (port {port}) and the controller (port {controller_port}),"
         " {tls}, running as {user}"

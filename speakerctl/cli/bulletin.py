@@ -16,7 +16,7 @@ from rich.table import Table
 from speakerctl.app import bulletins
 from speakerctl.app.labels import word
 from speakerctl.app.views import BulletinDetailView, ImportedView
-from speakerctl.cli.common import console, console_err, print_json, state
+from speakerctl.cli.common import console, console_err, current_actor, print_json, state
 from speakerctl.cli.text import safe
 from speakerctl.clock import Clock
 from speakerctl.dates import format_moment, time_zone, zone_label
@@ -107,8 +107,11 @@ def _report(bulletin: ImportedView) -> None:
 
 def _add(composition: bulletins.Composition, profile: str, chime: bool, as_json: bool, label: str) -> None:
     """Render a composition into the library and say what came of it."""
+    actor = current_actor()
     with _progress(label) as progress:
-        imported = bulletins.add(state.context(), bulletins.finish(composition, profile, chime), progress)
+        imported = bulletins.add(
+            state.context(), bulletins.finish(composition, profile, chime), progress, actor=actor
+        )
     if as_json:
         print_json([imported])
     else:
@@ -124,12 +127,12 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Import audio files: process them for horn speakers, encode them for the fleet's players."""
-    ctx = state.context()
+    ctx, actor = state.context(), current_actor()
     rows = []
     for path in files:
         with _progress(_("importing {file}").format(file=display_name(path))) as progress:
             imported = bulletins.import_file(
-                ctx, path, title, profile=profile.value, chime=chime, progress=progress
+                ctx, path, title, profile=profile.value, chime=chime, progress=progress, actor=actor
             )
         rows.append(imported)
         if not as_json:
@@ -278,7 +281,7 @@ def remove(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a bulletin (refused while it is on air or scheduled); its history stays."""
-    removed = bulletins.remove(state.context(), bulletin_id)
+    removed = bulletins.remove(state.context(), bulletin_id, actor=current_actor())
     if as_json:
         print_json(removed)
     else:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from speakerctl.app import broadcasts, runtime
+from speakerctl.app.access import local_administrator
 from speakerctl.cli.broadcast import print_summary, with_progress
 from speakerctl.cli.common import Exit, console, console_err, state
 from speakerctl.cli.text import announce, safe
@@ -39,7 +40,10 @@ def demo(
         )
         targets = runtime.demo_targets(ctx, count)
         result = with_progress(
-            lambda progress: broadcasts.broadcast(ctx, bulletin.id, targets, progress=progress)
+            # The demo's world is a fresh data directory of its own: its local administrator acts.
+            lambda progress: broadcasts.broadcast(
+                ctx, bulletin.id, targets, actor=local_administrator(), progress=progress
+            )
         )
         print_summary(result)
         console.print(

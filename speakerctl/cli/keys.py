@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from speakerctl.app import keys
-from speakerctl.cli.common import console, print_json, state
+from speakerctl.cli.common import console, current_actor, print_json, state
 from speakerctl.i18n import _
 
 app = typer.Typer(help=_("Command-signing keys: clusters act only on commands signed by a trusted key."))
@@ -16,14 +16,14 @@ app = typer.Typer(help=_("Command-signing keys: clusters act only on commands si
 @app.command("init")
 def init() -> None:
     """Create the signing key if there is none; print the file to provision clusters with."""
-    key_id, trusted = keys.init(state.context())
+    key_id, trusted = keys.init(state.context(), actor=current_actor())
     console.print(_("active key {key}; clusters trust {file}").format(key=key_id, file=trusted))
 
 
 @app.command("list")
 def list_keys(as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON."))] = False) -> None:
     """The trusted public keys, the active one marked."""
-    rows = keys.list_keys(state.context())
+    rows = keys.list_keys(state.context(), actor=current_actor())
     if as_json:
         print_json(rows)
         return
@@ -34,7 +34,7 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON
 @app.command("rotate")
 def rotate() -> None:
     """Sign with a new key from now on; the old one stays trusted until retired."""
-    key_id, trusted = keys.rotate(state.context())
+    key_id, trusted = keys.rotate(state.context(), actor=current_actor())
     text = _("active key {key}; give every cluster the new {file}, then `speakerctl keys retire OLD_ID`")
     console.print(text.format(key=key_id, file=trusted))
 
@@ -42,5 +42,5 @@ def rotate() -> None:
 @app.command("retire")
 def retire(key_id: Annotated[str, typer.Argument(help=_("The old key's id."))]) -> None:
     """Stop trusting an old key: clusters given the new trusted.pub refuse its signatures."""
-    keys.retire(state.context(), key_id)
+    keys.retire(state.context(), key_id, actor=current_actor())
     console.print(_("retired {key}").format(key=key_id))

@@ -11,6 +11,7 @@ import typer
 
 from speakerctl.cli import (
     alerts,
+    approvals,
     broadcast,
     bulletin,
     demo,
@@ -21,6 +22,7 @@ from speakerctl.cli import (
     schedule,
     serve,
     simulate,
+    user,
     zones,
 )
 from speakerctl.cli import broker as broker_cli
@@ -34,6 +36,7 @@ from speakerctl.errors import (
     AccessError,
     AudioError,
     AuthError,
+    AwaitsApproval,
     ConfigError,
     LinkError,
     NeedsConfirmation,
@@ -59,12 +62,21 @@ app.add_typer(zones.app, name="zones")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(bulletin.app, name="bulletin")
+bulletin.app.command("submit")(approvals.submit)
+bulletin.app.command("queue")(approvals.queue)
+bulletin.app.command("approve")(approvals.approve)
+bulletin.app.command("reject")(approvals.reject)
+zones.app.command("policy")(approvals.zone_policy)
 app.add_typer(schedule.app, name="schedule")
 app.command("broadcast")(broadcast.broadcast)
 app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
+app.add_typer(user.app, name="user")
+app.command("login")(user.login)
+app.command("logout")(user.logout)
+app.command("whoami")(user.whoami)
 helptext.translate(app)
 
 
@@ -105,6 +117,7 @@ EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
     (NotFound, Exit.NOT_FOUND),
     (AuthError, Exit.AUTH),
     (NotSignedIn, Exit.AUTH),
+    (AwaitsApproval, Exit.AWAITS_APPROVAL),
     (AccessError, Exit.FORBIDDEN),
     (NeedsConfirmation, Exit.UNCONFIRMED),
     (LinkError, Exit.LINK),
@@ -137,10 +150,11 @@ def main() -> None:
 
 def report_error(error: SpeakerctlError) -> int:
     """Print the error and its hint on stderr; the exit code that goes with it."""
-    error_word, hint_word = _("error:"), _("hint:")
-    console_err.print(f"[bold red]{error_word}[/] {safe(error)}", highlight=False)
+    label = _("waiting:") if isinstance(error, AwaitsApproval) else _("error:")
+    colour = "bold yellow" if isinstance(error, AwaitsApproval) else "bold red"
+    console_err.print(f"[{colour}]{label}[/] {safe(error)}", highlight=False)
     if error.hint:
-        console_err.print(f"[dim]{hint_word}[/] {safe(error.hint)}", highlight=False)
+        console_err.print(f"[dim]{_('hint:')}[/] {safe(error.hint)}", highlight=False)
     return exit_code(error)
 
 

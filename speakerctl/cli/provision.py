@@ -10,7 +10,7 @@ from rich.table import Table
 
 from speakerctl.app import keys
 from speakerctl.app.views import BundlesView, ProvisionedView
-from speakerctl.cli.common import console, console_err, print_json, state
+from speakerctl.cli.common import console, console_err, current_actor, print_json, state
 from speakerctl.cli.text import id_column
 from speakerctl.i18n import _, ngettext
 
@@ -50,9 +50,12 @@ def provision(
         request = keys.BundleRequest(
             bundle, tuple(device_ids or ()), zone, every, tuple(broker_url or ()), cafile
         )
-        _bundled(keys.bundles(state.context(), request), as_json)
+        _bundled(keys.bundles(state.context(), request, actor=current_actor()), as_json)
         return
-    _accounts(keys.provision(state.context(), list(device_ids or []), zone, controller), as_json)
+    _accounts(
+        keys.provision(state.context(), list(device_ids or []), zone, controller, actor=current_actor()),
+        as_json,
+    )
 
 
 def _accounts(issued: ProvisionedView, as_json: bool) -> None:

@@ -9,7 +9,7 @@ import typer
 from speakerctl.app import fleet
 from speakerctl.app import remote as remote_app
 from speakerctl.app.views import RemoteResultView
-from speakerctl.cli.common import console, print_json, run, state
+from speakerctl.cli.common import console, current_actor, print_json, run, state
 from speakerctl.cli.text import safe
 from speakerctl.i18n import _
 
@@ -41,17 +41,20 @@ def set_volume(
 ) -> None:
     """Set a cluster's volume; exits 7 if it does not acknowledge."""
     remote_app.volume_action(volume)  # out of range: before connecting
-    _report(run(remote_app.set_volume(state.context(), device_id, volume, timeout)), as_json)
+    _report(
+        run(remote_app.set_volume(state.context(), device_id, volume, timeout, actor=current_actor())),
+        as_json,
+    )
 
 
 def reboot(device_id: DeviceId, timeout: Timeout = 10.0, as_json: Json = False) -> None:
     """Reboot a cluster; it acknowledges first, then drops off and comes back."""
-    _report(run(remote_app.reboot(state.context(), device_id, timeout)), as_json)
+    _report(run(remote_app.reboot(state.context(), device_id, timeout, actor=current_actor())), as_json)
 
 
 def ping(device_id: DeviceId, timeout: Timeout = 10.0, as_json: Json = False) -> None:
     """Round-trip time to a cluster and its clock offset."""
-    result = run(remote_app.ping(state.context(), device_id, timeout))
+    result = run(remote_app.ping(state.context(), device_id, timeout, actor=current_actor()))
     if as_json or not result.ok:
         _report(result, as_json)
         return

@@ -11,7 +11,7 @@ from rich.table import Table
 from speakerctl.app import schedules
 from speakerctl.app.context import AppContext
 from speakerctl.app.labels import word
-from speakerctl.cli.common import console, print_json, state
+from speakerctl.cli.common import console, current_actor, print_json, state
 from speakerctl.cli.text import id_column, safe
 from speakerctl.dates import format_day, format_moment, time_zone, zone_label
 from speakerctl.i18n import _
@@ -61,7 +61,7 @@ def add(
     zone = tz or ctx.settings.timezone
     rule = schedules.build_rule(zone, at, daily, weekly, cron, days, repeat, gap, valid_from, until)
     spec = schedules.ScheduleSpec(bulletin_id, to, rule, priority, on_preempt, window, name)
-    added = schedules.add(ctx, spec)
+    added = schedules.add(ctx, spec, actor=current_actor())
     view = schedules.added_view(added)
     if as_json:
         print_json(view)
@@ -120,7 +120,7 @@ def show(
 
 
 def _set_paused(schedule_id: str, paused: bool) -> None:
-    schedules.set_paused(state.context(), schedule_id, paused)
+    schedules.set_paused(state.context(), schedule_id, paused, actor=current_actor())
     done = _("paused {id}") if paused else _("resumed {id}")
     console.print(done.format(id=safe(schedule_id)))
 
@@ -140,7 +140,7 @@ def resume(schedule_id: Annotated[str, typer.Argument(help=_("Schedule id."))]) 
 @app.command("rm")
 def remove(schedule_id: Annotated[str, typer.Argument(help=_("Schedule id."))]) -> None:
     """Delete a schedule (its history stays)."""
-    schedules.remove(state.context(), schedule_id)
+    schedules.remove(state.context(), schedule_id, actor=current_actor())
     console.print(_("removed {id}").format(id=safe(schedule_id)))
 
 

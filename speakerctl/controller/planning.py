@@ -23,6 +23,8 @@ class PlayOptions:
     on_preempt: PreemptPolicy = PreemptPolicy.DROP
     owner: str = ""
     """The client id of the controller that sends it."""
+    approved_by: str = ""
+    """The user who let it air (recorded with the broadcast for reports)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,7 @@ def plan_broadcast(
         volume=play.volume,
         on_preempt=play.on_preempt,
         owner=play.owner,
+        approved_by=play.approved_by,
     )
     return Plan(
         broadcast_id,

@@ -68,6 +68,8 @@ class BroadcastRequest:
     volume: int | None = None
     on_preempt: PreemptPolicy = PreemptPolicy.DROP
     broadcast_id: str = ""
+    approved_by: str = ""
+    """The user who let it air: the approver, or the sender whose zone's policy needs no approval."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +155,14 @@ class Controller:
             request.priority,
             now,
             _ttl_s(request, now, self.settings.command_ttl_s),
-            request.broadcast_id or _broadcast_id(now),
-            PlayOptions(request.start_at, request.volume, request.on_preempt, self.session.client_id),
+            request.broadcast_id or new_broadcast_id(now),
+            PlayOptions(
+                request.start_at,
+                request.volume,
+                request.on_preempt,
+                self.session.client_id,
+                request.approved_by,
+            ),
         )
         command = _command(plan, request, to_ms(now))
         tracker = Tracker(plan.broadcast_id, list(plan.device_ids), set(plan.online), self.clock)
@@ -310,5 +318,6 @@ def _wait_s(request: BroadcastRequest, now: datetime) -> float:
     return max(0.0, (request.start_at - now).total_seconds()) if request.start_at else 0.0
 
 
-def _broadcast_id(now: datetime) -> str:
+def new_broadcast_id(now: datetime) -> str:
+    """A fresh broadcast id, readable by its time."""
     return f"bc-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"

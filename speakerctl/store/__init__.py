@@ -3,6 +3,8 @@
 Plain dataclasses in and out; `Store` holds one engine and a repository per kind of record.
 """
 
+from speakerctl.store.accounts import SessionInfo, UserInfo
+from speakerctl.store.approvals import Decision, ItemInfo, ItemKind, ItemState, NewItem
 from speakerctl.store.broadcasts import Airing
 from speakerctl.store.database import Store
 from speakerctl.store.migrate import SCHEMA_REVISION
@@ -34,18 +36,25 @@ __all__ = [
     "BroadcastInfo",
     "BroadcastState",
     "BulletinInfo",
+    "Decision",
     "DeliveryInfo",
     "DeliveryStatus",
     "DeliveryUpdate",
     "DeviceInfo",
     "DeviceSpec",
     "DeviceSpecLike",
+    "ItemInfo",
+    "ItemKind",
+    "ItemState",
+    "NewItem",
     "PlayRecord",
     "RemapChange",
     "RunRecord",
     "ScheduleRecord",
+    "SessionInfo",
     "StatusRecord",
     "Store",
+    "UserInfo",
     "VariantInfo",
     "utc_from_ms",
 ]

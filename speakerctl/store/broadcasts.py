@@ -64,6 +64,7 @@ class BroadcastRepository:
         volume: int | None = None,
         on_preempt: PreemptPolicy = PreemptPolicy.DROP,
         owner: str = "",
+        approved_by: str = "",
     ) -> BroadcastInfo:
         """Record a running broadcast and a pending delivery per device, in one transaction.
 
@@ -82,6 +83,7 @@ class BroadcastRepository:
             volume=volume,
             on_preempt=PreemptPolicy(on_preempt).value,
             owner=owner,
+            approved_by=approved_by,
         )
         devices = list(dict.fromkeys(device_ids))
         with self._db.session(write=True) as s:

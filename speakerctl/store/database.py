@@ -7,6 +7,8 @@ from types import TracebackType
 from sqlalchemy import Engine
 
 from speakerctl.errors import StoreError
+from speakerctl.store.accounts import SessionRepository, UserRepository
+from speakerctl.store.approvals import ApprovalRepository, PolicyRepository
 from speakerctl.store.broadcasts import BroadcastRepository, DeliveryRepository
 from speakerctl.store.engine import Sessions
 from speakerctl.store.fleet import DeviceRepository, StatusRepository, ZoneRepository
@@ -35,6 +37,10 @@ class Store:
         self.plays = PlayLog(self._sessions)
         self.schedules = ScheduleRepository(self._sessions)
         self.remaps = RemapRepository(self._sessions)
+        self.users = UserRepository(self._sessions)
+        self.sessions = SessionRepository(self._sessions)
+        self.approvals = ApprovalRepository(self._sessions)
+        self.policies = PolicyRepository(self._sessions)
 
     @classmethod
     def open(cls, url: str, *, history_limit: int = 100, prune_every: int = 10) -> Store:

@@ -162,6 +162,8 @@ class BroadcastInfo:
     on_preempt: PreemptPolicy = PreemptPolicy.DROP
     owner: str = ""
     """The client id of the controller that sent it: `serve` resumes its own at start-up."""
+    approved_by: str = ""
+    """The user who let it air: its approver, or the sender when their zone's policy needs no approval."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ schedules = Table(
     Column("name", String(200), nullable=False),
     Column("revision", Integer, nullable=False),
     Column("created_at", String(32), nullable=True),
+    Column("approved_by", String(64), nullable=False, server_default=""),
 )
 runs = Table(
     "speakerctl_schedule_runs",
@@ -87,6 +88,7 @@ class ScheduleRecord:
     name: str
     revision: int
     created_at: datetime | None
+    approved_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +208,7 @@ def _row(s: ScheduleRecord) -> dict[str, Any]:
         "name": s.name,
         "revision": s.revision,
         "created_at": _ts(s.created_at) if s.created_at else None,
+        "approved_by": s.approved_by,
     }
 
 
@@ -222,6 +225,7 @@ def _schedule(r: RowMapping) -> ScheduleRecord:
         name=r["name"],
         revision=r["revision"],
         created_at=_parse_ts(r["created_at"]) if r["created_at"] else None,
+        approved_by=r["approved_by"],
     )
 
 

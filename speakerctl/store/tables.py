@@ -206,6 +206,7 @@ class BroadcastRow(SQLModel, table=True):
     volume: int | None = None
     on_preempt: str = Field(default=PreemptPolicy.DROP.value, max_length=16)
     owner: str = Field(default="", max_length=128)
+    approved_by: str = Field(default="", max_length=64)
 
     def info(self) -> BroadcastInfo:
         """Public value."""
@@ -223,6 +224,7 @@ class BroadcastRow(SQLModel, table=True):
             volume=self.volume,
             on_preempt=PreemptPolicy(self.on_preempt),
             owner=self.owner,
+            approved_by=self.approved_by,
         )
 
 
