@@ -15,7 +15,7 @@ from speakerctl.app.accounts import NewUser, SessionLimits
 from speakerctl.app.context import AppContext
 from speakerctl.clock import FixedClock
 from speakerctl.errors import NotAllowed, NotSignedIn, UsageError
-from tests.fleet_small import COMMUNE, NOW, OTHER, PROVINCE, context, user
+from fleet_small import COMMUNE, NOW, OTHER, PROVINCE, context, user
 
 PASSWORD = "mật khẩu đủ dài"
 LIMITS = SessionLimits(absolute=timedelta(hours=12), idle=timedelta(hours=2))

@@ -16,7 +16,7 @@ from speakerctl.cli.main import app, exit_code
 from speakerctl.clock import FixedClock
 from speakerctl.errors import SpeakerctlError
 from speakerctl.store import AuditEntry, Store
-from tests.fleet_small import COMMUNE, NOW, OTHER, PROVINCE, inventory
+from fleet_small import COMMUNE, NOW, OTHER, PROVINCE, inventory
 
 PASSWORD = "mật khẩu đủ dài"
 

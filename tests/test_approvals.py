@@ -13,7 +13,7 @@ from speakerctl.app.context import AppContext
 from speakerctl.errors import AwaitsApproval, NotAllowed, UsageError
 from speakerctl.protocol import Priority
 from speakerctl.store import ItemKind, ItemState
-from tests.fleet_small import COMMUNE, NOW, OTHER, PROVINCE, THIRD, context, user
+from fleet_small import COMMUNE, NOW, OTHER, PROVINCE, THIRD, context, user
 
 OPERATOR = user(Role.OPERATOR, COMMUNE, "lan")
 APPROVER = user(Role.APPROVER, COMMUNE, "hung")
