@@ -154,7 +154,8 @@ def report_error(error: SpeakerctlError) -> int:
     colour = "bold yellow" if isinstance(error, AwaitsApproval) else "bold red"
     console_err.print(f"[{colour}]{label}[/] {safe(error)}", highlight=False)
     if error.hint:
-        console_err.print(f"[dim]{_('hint:')}[/] {safe(error.hint)}", highlight=False)
+        hint_word = _("hint:")
+        console_err.print(f"[dim]{hint_word}[/] {safe(error.hint)}", highlight=False)
     return exit_code(error)
 
 
