@@ -12,11 +12,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.errors import ConfigError
+from speakerctl.i18n import LANGUAGES, normalise
 
 ENV_PREFIX = "SPEAKERCTL_"
 
 
 _MONITORING_POSITIVE = ("heartbeat_timeout_s", "offline_alert_min", "clock_drift_ms", "health_interval_s")
+_SESSION_POSITIVE = ("session_hours", "session_idle_minutes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,12 @@ class Settings:
     """Passphrase the command-signing keys are encrypted with (best from SPEAKERCTL_KEY_PASSPHRASE)."""
     key_passphrase_file: str = ""
     """A file holding that passphrase (its first line), e.g. a systemd credential."""
+    language: str = ""
+    """The CLI's language, "vi" or "en" (empty: SPEAKERCTL_LANG, else the locale, else English)."""
+    session_hours: float = 12.0
+    """A sign-in session ends this long after sign-in, however busy (CLI and web console)."""
+    session_idle_minutes: float = 120.0
+    """…or once unused for this long."""
 
     def __post_init__(self) -> None:
         BrokerAddress.parse(self.broker)
@@ -72,7 +80,13 @@ class Settings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(f"unknown time zone {self.timezone!r}", hint="e.g. Asia/Ho_Chi_Minh") from exc
-        for name in ("command_ttl_s", "accept_window_s", "broadcast_timeout_s", *_MONITORING_POSITIVE):
+        for name in (
+            "command_ttl_s",
+            "accept_window_s",
+            "broadcast_timeout_s",
+            *_MONITORING_POSITIVE,
+            *_SESSION_POSITIVE,
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.emergency_volume <= 100:
@@ -80,6 +94,10 @@ class Settings:
         if self.schedule_horizon_h < 0 or self.schedule_lead_s < 0:
             raise ConfigError("schedule_horizon_h and schedule_lead_s must not be negative")
         _check_audio_settings(self)
+        if self.language and normalise(self.language) is None:
+            raise ConfigError(
+                f"unknown language {self.language!r}", hint=f"use one of {', '.join(LANGUAGES)}"
+            )
 
     @property
     def db_url(self) -> str:
@@ -173,3 +191,17 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [speakerctl] must be a table")
     return section
+
+
+def language_setting(path: Path | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The settings file's `language`, read early (before typer builds its help); None on any trouble.
+
+    `load_settings` reads the file again and reports what is wrong with it.
+    """
+    env = os.environ if env is None else env
+    path = path or (Path(env[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in env else None)
+    try:
+        value = _read_file(path).get("language") if path else None
+    except ConfigError:
+        return None
+    return env.get(f"{ENV_PREFIX}LANGUAGE") or (value if isinstance(value, str) else None)

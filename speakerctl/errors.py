@@ -18,7 +18,8 @@ SpeakerctlError
 │   └── InUse              a bulletin cannot be removed while it is on air or scheduled
 ├── AccessError            the acting user may not do this
 │   ├── NotSignedIn        no user is signed in, the password is wrong, or the session expired
-│   └── NotAllowed         the user's role or zone does not allow the action (or it awaits approval)
+│   └── NotAllowed         the user's role or zone does not allow the action
+│       └── AwaitsApproval the request was queued for an approver instead of acting now (nothing lost)
 ├── NeedsConfirmation      a wide or emergency action was not confirmed (--yes for scripts)
 ├── NoSpace                a disk speakerctl writes to is full
 ├── ContentError           device side: content failed verification or cannot be cached
@@ -109,6 +110,14 @@ class NotSignedIn(AccessError):
 
 class NotAllowed(AccessError):
     """The user's role or zone scope does not allow the action."""
+
+
+class AwaitsApproval(NotAllowed):
+    """The request did not act now: it waits in an approval queue as the items named (exit 11)."""
+
+    def __init__(self, message: str, items: tuple[int, ...], *, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.items = items
 
 
 class NeedsConfirmation(SpeakerctlError):

@@ -19,6 +19,12 @@ import sqlalchemy as sa
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
+from speakerctl.i18n import set_language
+
+# The suite asserts English output whatever the machine's locale (LANG=vi_VN.UTF-8 would switch the
+# CLI to Vietnamese): set before any test module imports speakerctl.cli, which picks the language then.
+# A test that wants Vietnamese sets SPEAKERCTL_LANG=vi itself (CliRunner env, monkeypatch, subprocess env).
+os.environ["SPEAKERCTL_LANG"] = "en"
 
 REQUIRE_MOSQUITTO = "SPEAKERCTL_REQUIRE_MOSQUITTO"
 MOSQUITTO_FIXTURES = frozenset({"mosquitto_binary", "mosquitto", "mosquitto_auth"})
@@ -26,6 +32,14 @@ TASK_GRACE = 0.5
 """Seconds a task may take to finish after its test (aiomqtt cancels its own with call_soon)."""
 
 AuthBrokerFactory = Callable[[Mapping[str, str], Sequence[str]], MosquittoProcess]
+
+
+@pytest.fixture(autouse=True)
+def english() -> Iterator[None]:
+    """Every test starts and ends in English, whatever language an earlier command switched to."""
+    set_language("en")
+    yield
+    set_language("en")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -109,6 +109,7 @@ async def _on_air(world: World, targets: Sequence[str]) -> tuple[str, asyncio.Ta
             ctx,
             world.bulletin,
             targets,
+            actor=local_administrator(),
             progress=lambda c, _: seen.add(Counter(c)),
             broadcast_id=broadcast_id,
         )
@@ -146,7 +147,11 @@ async def test_stop_silences_every_cluster_and_records_who_stopped_it(world: Wor
     assert (info.state, info.stopped_by) == (BroadcastState.STOPPED, "lan")
     deliveries = world.store.deliveries.of(broadcast_id)
     assert {(d.state, d.detail) for d in deliveries} == {(STOPPED, "stopped by lan")}
-    (audit,) = [e for e in world.store.audit.entries() if e.action == f"stop {broadcast_id}"]
+    (audit,) = [
+        e
+        for e in world.store.audit.entries()
+        if (e.action, e.subject) == ("stop", f"broadcast {broadcast_id}")
+    ]
     assert (audit.actor, audit.outcome) == ("lan", "confirmed")
 
 
@@ -252,10 +257,11 @@ def test_wide_and_emergency_broadcasts_need_confirmation(tmp_path: Path) -> None
         assert exit_code(result.exception) == 10
     assert "--yes" in result.exception.hint
     assert store.broadcasts.latest() == []  # nothing was sent, nothing stored
-    wide = broadcasts.confirmation(context(settings), [province])
+    admin = local_administrator()
+    wide = broadcasts.confirmation(context(settings), bulletin, [province], actor=admin)
     assert wide is not None and (wide.clusters, wide.province_wide) == (len(inventory.devices), True)
     assert wide.communes == len({d.zone for d in inventory.devices})
-    assert broadcasts.confirmation(context(settings), [commune]) is None
+    assert broadcasts.confirmation(context(settings), bulletin, [commune], actor=admin) is None
     schedule = [*base, "schedule", "add", str(bulletin), "--to", province, "--daily", "05:00", "--json"]
     refused = runner.invoke(app, schedule)
     assert isinstance(refused.exception, NeedsConfirmation) and exit_code(refused.exception) == 10
@@ -337,5 +343,9 @@ async def test_a_silent_cluster_is_recorded_stopped_unconfirmed_and_the_broadcas
     details = {d.device_id: d.detail for d in world.store.deliveries.of(broadcast_id)}
     assert details[silent] == "stopped by lan; the cluster has not confirmed"
     assert details[clusters[1]] == "stopped by lan"
-    (audit,) = [e for e in world.store.audit.entries() if e.action == f"stop {broadcast_id}"]
+    (audit,) = [
+        e
+        for e in world.store.audit.entries()
+        if (e.action, e.subject) == ("stop", f"broadcast {broadcast_id}")
+    ]
     assert audit.outcome == "unconfirmed"

@@ -6,15 +6,18 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from speakerctl.app import audit, names, policy, records, views
 from speakerctl.app import confirmation as confirming
-from speakerctl.app import records, views
+from speakerctl.app.access import Actor
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.resume import resume_broadcasts
 from speakerctl.controller.service import BroadcastRequest, new_broadcast_id
 from speakerctl.errors import UsageError
+from speakerctl.i18n import _
 from speakerctl.protocol import Priority
 from speakerctl.protocol.lifecycle import FINAL
+from speakerctl.store import ItemKind, NewItem, Store
 
 Progress = Callable[[Counter[str], int], None]
 """Called with the count per delivery state and the number of clusters targeted."""
@@ -25,24 +28,39 @@ def parse_priority(value: str) -> Priority:
     try:
         return Priority[value.upper()]
     except KeyError:
-        raise UsageError(f"unknown priority {value!r}", hint="use normal, priority or emergency") from None
+        raise UsageError(
+            _("unknown priority {value!r}").format(value=value), hint=_("use normal, priority or emergency")
+        ) from None
 
 
 def request(
     ctx: AppContext, bulletin_id: int, targets: Sequence[str], priority: str, *, emergency: bool = False
 ) -> BroadcastRequest:
-    """A broadcast request; an emergency cuts in at the emergency volume."""
+    """A broadcast request to the zones and clusters named; an emergency cuts in at the emergency volume."""
     level = Priority.EMERGENCY if emergency else parse_priority(priority)
     volume = ctx.settings.emergency_volume if level is Priority.EMERGENCY else None
-    return BroadcastRequest(bulletin_id, tuple(targets), level, volume=volume)
+    ids = names.target_ids(ctx.store(), targets)
+    return BroadcastRequest(bulletin_id, tuple(ids), level, volume=volume)
 
 
 def confirmation(
-    ctx: AppContext, targets: Sequence[str], priority: str = "normal", *, emergency: bool = False
+    ctx: AppContext,
+    bulletin_id: int,
+    targets: Sequence[str],
+    priority: str = "normal",
+    *,
+    actor: Actor,
+    emergency: bool = False,
 ) -> confirming.Confirmation | None:
-    """What the user must confirm before this broadcast is sent (None: nothing)."""
-    level = Priority.EMERGENCY if emergency else parse_priority(priority)
-    return confirming.needed(ctx.store(), targets, level)
+    """What `actor` must confirm before this broadcast airs (None: nothing, or it would wait for approval).
+
+    NotAllowed first if the actor may not broadcast there at all.
+    """
+    req, store = request(ctx, bulletin_id, targets, priority, emergency=emergency), ctx.store()
+    asked = policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, req.priority)
+    if not policy.route(store, actor, asked, ctx.clock.now()).direct:
+        return None
+    return confirming.needed(store, req.targets, req.priority)
 
 
 def new_id(ctx: AppContext) -> str:
@@ -66,24 +84,60 @@ async def broadcast(
     targets: Sequence[str],
     priority: str = "normal",
     *,
+    actor: Actor,
     emergency: bool = False,
     timeout_s: float | None = None,
     progress: Progress | None = None,
     confirmed: bool = False,
-    started_by: str = "",
     broadcast_id: str = "",
 ) -> views.BroadcastResultView:
     """Broadcast a bulletin now and follow it to the end (every cluster final, or time out).
 
-    NeedsConfirmation if it is an emergency or province-wide and not `confirmed` (see `confirmation`).
+    What the actor may not air directly (their zone's policy, or lower zones that decide for themselves)
+    is queued instead: AwaitsApproval names the items (see app/policy.py). What airs at once needs
+    `confirmed` if it is an emergency or province-wide (the rule: `confirmation`), else NeedsConfirmation.
     """
-    confirming.require(confirmation(ctx, targets, priority, emergency=emergency), confirmed)
-    req = replace(
-        request(ctx, bulletin_id, targets, priority, emergency=emergency),
-        started_by=started_by,
-        broadcast_id=broadcast_id,
+    req = request(ctx, bulletin_id, targets, priority, emergency=emergency)
+    store = ctx.store()
+    req = replace(req, broadcast_id=broadcast_id, started_by=actor.name)
+    asked = policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, req.priority)
+    routing = policy.route(store, actor, asked, ctx.clock.now())
+    if not routing.direct:
+        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    confirming.require(confirming.needed(store, req.targets, req.priority), confirmed)
+    return await send(
+        ctx, req, actor=actor, store=store, notes=routing.notes, timeout_s=timeout_s, progress=progress
     )
-    async with running_controller(with_timeout(ctx, timeout_s)) as controller:
+
+
+async def send(
+    ctx: AppContext,
+    req: BroadcastRequest,
+    *,
+    actor: Actor,
+    store: Store | None = None,
+    notes: Sequence[NewItem] = (),
+    timeout_s: float | None = None,
+    progress: Progress | None = None,
+) -> views.BroadcastResultView:
+    """Air a request already authorized (and approved, if it had to be); audited with the actor.
+
+    `approved_by` is the request's, else the actor's (a sender who needed no approval let it air);
+    `started_by` likewise (an approved item's submitter started it).
+    """
+    store = store or ctx.store()
+    now = ctx.clock.now()
+    req = replace(
+        req,
+        broadcast_id=req.broadcast_id or new_broadcast_id(now),
+        approved_by=req.approved_by or actor.name,
+        started_by=req.started_by or actor.name,
+    )
+    detail = f"bulletin {req.bulletin_id} to {', '.join(req.targets)}, {req.priority.wire}"
+    audit.record(store, actor, "broadcast", now, subject=f"broadcast {req.broadcast_id}", detail=detail)
+    if notes:
+        policy.queue_items(store, actor, [replace(n, result=req.broadcast_id) for n in notes])
+    async with running_controller(with_timeout(ctx, timeout_s), store) as controller:
         return records.broadcast_result(await controller.broadcast(req, progress))
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from speakerctl.app import records, views
+from speakerctl.app import audit, records, views
+from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.context import AppContext
+from speakerctl.app.policy import zone_tree
 from speakerctl.audio import (
     DEFAULT_PROFILE,
     DEFAULT_RATE_WPM,
@@ -79,10 +81,34 @@ def finish(composition: Composition, profile: str, chime: bool) -> Composition:
     )
 
 
-def add(ctx: AppContext, composition: Composition, progress: Progress | None = None) -> views.ImportedView:
+def _may_import(store: Store, actor: Actor) -> None:
+    """Bulletins belong to the whole installation: the role decides, not the zone."""
+    authorize(actor, Action.IMPORT, [], zone_tree(store))
+
+
+def _audited(store: Store, clock: Clock, actor: Actor, found: BulletinInfo, created: bool) -> None:
+    outcome = "ok" if created else "known"
+    audit.record(
+        store,
+        actor,
+        "import",
+        clock.now(),
+        subject=f"bulletin {found.id}",
+        outcome=outcome,
+        detail=found.title,
+    )
+
+
+def add(
+    ctx: AppContext, composition: Composition, progress: Progress | None = None, *, actor: Actor
+) -> views.ImportedView:
     """Render a composition for the fleet into the library (or find it already there)."""
     store = ctx.store(sync_inventory=False)
-    done = library.add_bulletin(store, ctx.settings, ctx.clock, composition, progress=progress)
+    _may_import(store, actor)
+    done = library.add_bulletin(
+        store, ctx.settings, ctx.clock, composition, progress=progress, created_by=actor.name
+    )
+    _audited(store, ctx.clock, actor, done.bulletin, done.created)
     return records.imported(done.bulletin, done.created)
 
 
@@ -97,10 +123,13 @@ def import_bulletin(
     profile: str = DEFAULT_PROFILE,
     chime: bool = False,
     progress: Progress | None = None,
+    created_by: str = "",
 ) -> tuple[BulletinInfo, bool]:
     """Process and encode a file once per codec the fleet plays, and store it; (bulletin, created)."""
     composition = Composition(with_chimes([Recording(path)], chime), title, profile)
-    imported = library.add_bulletin(store, settings, clock, composition, codecs=codecs, progress=progress)
+    imported = library.add_bulletin(
+        store, settings, clock, composition, codecs=codecs, progress=progress, created_by=created_by
+    )
     return imported.bulletin, imported.created
 
 
@@ -112,12 +141,23 @@ def import_file(
     profile: str = DEFAULT_PROFILE,
     chime: bool = False,
     progress: Progress | None = None,
+    actor: Actor,
 ) -> views.ImportedView:
     """Process and encode an audio file once per codec the fleet plays, and add it to the library."""
     store = ctx.store(sync_inventory=False)
+    _may_import(store, actor)
     found, created = import_bulletin(
-        store, ctx.settings, ctx.clock, path, title, profile=profile, chime=chime, progress=progress
+        store,
+        ctx.settings,
+        ctx.clock,
+        path,
+        title,
+        profile=profile,
+        chime=chime,
+        progress=progress,
+        created_by=actor.name,
     )
+    _audited(store, ctx.clock, actor, found, created)
     return records.imported(found, created)
 
 
@@ -149,8 +189,10 @@ def export(
     return views.ExportedView(id=bulletin_id, path=str(written), size=written.stat().st_size)
 
 
-def remove(ctx: AppContext, bulletin_id: int) -> views.RemovedView:
+def remove(ctx: AppContext, bulletin_id: int, *, actor: Actor) -> views.RemovedView:
     """Remove a bulletin unless it is on air or scheduled; its history stays."""
     store = ctx.store(sync_inventory=False)
+    _may_import(store, actor)
     removed = library.remove_bulletin(store, ctx.settings, ctx.clock, bulletin_id)
+    audit.record(store, actor, "bulletin_remove", ctx.clock.now(), subject=f"bulletin {bulletin_id}")
     return views.RemovedView(id=removed.id, title=removed.title, removed=True)

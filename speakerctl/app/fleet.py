@@ -6,13 +6,14 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
-from speakerctl.app import records, views
+from speakerctl.app import names, records, views
 from speakerctl.app.context import AppContext
 from speakerctl.controller.fleetview import FleetSnapshot, device_health, fleet_snapshot, reach_latency_s
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import BroadcastResult
 from speakerctl.errors import UsageError
 from speakerctl.fleet import ZoneTree
+from speakerctl.i18n import _
 from speakerctl.store import Store
 
 
@@ -30,14 +31,17 @@ def parse_reachability(value: str | None) -> Reachability | None:
     try:
         return Reachability(value)
     except ValueError:
-        raise UsageError(f"unknown state {value!r}", hint="use --state online or --state offline") from None
+        raise UsageError(
+            _("unknown state {value!r}").format(value=value), hint=_("use --state online or --state offline")
+        ) from None
 
 
-def zones(ctx: AppContext) -> list[views.ZoneView]:
-    """Every zone, in tree order, with the number of clusters directly in it."""
+def zones(ctx: AppContext, *, retired: bool = False) -> list[views.ZoneView]:
+    """Every zone in use (and those a remap retired, if asked), with the number of clusters directly in it."""
     store = ctx.store()
     per_zone = Counter(d.zone_id for d in store.devices.all())
-    return [records.zone(z, per_zone[z.id]) for z in store.zones.all()]
+    shown = store.zones.all() if retired else store.zones.active()
+    return [records.zone(z, per_zone[z.id]) for z in shown]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +53,11 @@ class ZoneBranch:
     children: tuple[ZoneBranch, ...]
 
 
-def zone_branches(ctx: AppContext) -> list[ZoneBranch]:
+def zone_branches(ctx: AppContext, *, retired: bool = False) -> list[ZoneBranch]:
     """The zone tree from its roots down, each zone with its total of clusters at any depth below."""
     store = ctx.store()
     per_zone = Counter(d.zone_id for d in store.devices.all())
-    tree = ZoneTree(store.zones.all())
+    tree = ZoneTree(store.zones.all() if retired else store.zones.active())
 
     def branch(zone_id: str) -> ZoneBranch:
         view = records.zone(tree.zones[zone_id], per_zone[zone_id])
@@ -65,7 +69,7 @@ def zone_branches(ctx: AppContext) -> list[ZoneBranch]:
 
 def zone_ids(store: Store, zone: str | None) -> list[str] | None:
     """The filter for a zone (and the zones below it, which the store includes); NotFound if unknown."""
-    return [store.zones.get(zone).id] if zone else None
+    return [names.zone_id(store, zone)] if zone else None
 
 
 def devices(
@@ -95,13 +99,13 @@ def zone_path(store: Store, zone_id: str) -> str:
 def device(ctx: AppContext, device_id: str, history: int = 10) -> views.DeviceDetailView:
     """One cluster with where it is, its recent statuses, alerts and remote actions."""
     store = ctx.store()
-    found = store.devices.get(device_id)
+    found = store.devices.get(names.device_id(store, device_id))
     return records.device_detail(
         found,
         zone_path(store, found.zone_id),
-        store.statuses.history(device_id, limit=history),
-        store.alerts.all(device_id=device_id, limit=history),
-        store.audit.entries(device_id, limit=history),
+        store.statuses.history(found.id, limit=history),
+        store.alerts.all(device_id=found.id, limit=history),
+        store.audit.entries(found.id, limit=history),
     )
 
 
@@ -113,7 +117,7 @@ def map_link(lat: float, lon: float) -> str:
 def locate(ctx: AppContext, device_id: str) -> views.LocationView:
     """Where a cluster stands: the inventory's coordinates and a map link."""
     store = ctx.store()
-    d = store.devices.get(device_id)
+    d = store.devices.get(names.device_id(store, device_id))
     link = map_link(d.lat, d.lon) if d.lat is not None and d.lon is not None else None
     return views.LocationView(
         device=d.id, name=d.name, zone_path=zone_path(store, d.zone_id), lat=d.lat, lon=d.lon, map=link

@@ -13,6 +13,7 @@ from speakerctl.controller.fleetview import (
     ZoneCounts,
     state_counts,
 )
+from speakerctl.controller.reconfigure import Reconfigured
 from speakerctl.controller.reports import ZoneOutcome
 from speakerctl.controller.service import BroadcastResult, ManageResult
 from speakerctl.fleet import Zone
@@ -26,6 +27,7 @@ from speakerctl.store import (
     BulletinInfo,
     DeliveryInfo,
     DeviceInfo,
+    ItemInfo,
     StatusRecord,
     VariantInfo,
 )
@@ -316,4 +318,30 @@ def segment(g: Segment, tz: str) -> views.SegmentView:
         schedule=g.schedule_id,
         priority=views.priority_name(g.priority),
         note=g.note,
+    )
+
+
+def configure_outcome(r: Reconfigured) -> views.ConfigureView:
+    """One cluster's answer to `configure`."""
+    return views.ConfigureView(device=r.device_id, outcome=r.outcome.value, detail=r.detail)
+
+
+def item(i: ItemInfo) -> views.ItemView:
+    """An approval item."""
+    return views.ItemView(
+        id=i.id,
+        kind=i.kind.value,
+        bulletin=i.bulletin_id,
+        zone=i.zone_id,
+        targets=list(i.targets),
+        priority=views.priority_name(i.priority),
+        from_above=i.from_above,
+        submitted_by=i.submitted_by,
+        submitted_at=i.submitted_at,
+        at=i.at,
+        state=i.state.value,
+        decided_by=i.decided_by,
+        decided_at=i.decided_at,
+        reason=i.reason,
+        result=i.result,
     )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from speakerctl.app import records, views
+from speakerctl.app import names, records, views
+from speakerctl.app.access import Action as Act
+from speakerctl.app.access import Actor, authorize
 from speakerctl.app.context import AppContext
+from speakerctl.app.policy import zone_tree
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.remote import remote_action
 from speakerctl.errors import UsageError
+from speakerctl.i18n import _
 from speakerctl.protocol import Ping, Reboot, SetVolume
 
 Action = SetVolume | Reboot | Ping
@@ -15,7 +19,10 @@ Action = SetVolume | Reboot | Ping
 def volume_action(volume: int) -> SetVolume:
     """A volume change, 0..100."""
     if not 0 <= volume <= 100:
-        raise UsageError(f"volume must be 0..100, got {volume}", hint="e.g. set-volume CLUSTER 60")
+        raise UsageError(
+            _("volume must be 0..100, got {volume}").format(volume=volume),
+            hint=_("e.g. set-volume CLUSTER 60"),
+        )
     return SetVolume(volume)
 
 
@@ -24,27 +31,34 @@ def action_name(body: Action) -> str:
     return f"volume {body.volume}" if isinstance(body, SetVolume) else body.kind
 
 
-async def act(ctx: AppContext, device_id: str, body: Action, timeout_s: float) -> views.RemoteResultView:
+async def act(
+    ctx: AppContext, device_id: str, body: Action, timeout_s: float, *, actor: Actor
+) -> views.RemoteResultView:
     """Send the action and wait for the acknowledgement (AckTimeout if none comes in time)."""
     store = ctx.store()
-    store.devices.get(device_id)  # NotFound before connecting to the broker
+    device_id = names.device_id(store, device_id)  # NotFound before connecting to the broker
+    zone = store.devices.get(device_id).zone_id
+    # Rebooting needs REBOOT; a volume change or a ping (harmless) needs VOLUME, on the cluster's zone.
+    authorize(actor, Act.REBOOT if isinstance(body, Reboot) else Act.VOLUME, [zone], zone_tree(store))
     async with running_controller(ctx, store) as controller:
-        result = await remote_action(controller, device_id, body, timeout=timeout_s)
+        result = await remote_action(controller, device_id, body, actor=actor.name, timeout=timeout_s)
     return records.remote_result(result, action_name(body))
 
 
 async def set_volume(
-    ctx: AppContext, device_id: str, volume: int, timeout_s: float
+    ctx: AppContext, device_id: str, volume: int, timeout_s: float, *, actor: Actor
 ) -> views.RemoteResultView:
     """Set a cluster's volume, 0..100."""
-    return await act(ctx, device_id, volume_action(volume), timeout_s)
+    return await act(ctx, device_id, volume_action(volume), timeout_s, actor=actor)
 
 
-async def reboot(ctx: AppContext, device_id: str, timeout_s: float) -> views.RemoteResultView:
+async def reboot(
+    ctx: AppContext, device_id: str, timeout_s: float, *, actor: Actor
+) -> views.RemoteResultView:
     """Reboot a cluster: it acknowledges first, then drops off and comes back."""
-    return await act(ctx, device_id, Reboot(), timeout_s)
+    return await act(ctx, device_id, Reboot(), timeout_s, actor=actor)
 
 
-async def ping(ctx: AppContext, device_id: str, timeout_s: float) -> views.RemoteResultView:
+async def ping(ctx: AppContext, device_id: str, timeout_s: float, *, actor: Actor) -> views.RemoteResultView:
     """Round-trip time to a cluster and its clock offset."""
-    return await act(ctx, device_id, Ping(), timeout_s)
+    return await act(ctx, device_id, Ping(), timeout_s, actor=actor)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from speakerctl.app import records, views
+from speakerctl.app import names, records, views
 from speakerctl.app.context import AppContext
 from speakerctl.app.fleet import zone_ids
+from speakerctl.app.labels import word
 from speakerctl.controller.office import (
     WHY,
     BroadcastLine,
@@ -29,6 +30,7 @@ from speakerctl.controller.reports import (
     play_entries,
 )
 from speakerctl.controller.sheets import Cell, Sheet, write_csv, write_xlsx
+from speakerctl.dates import format_moment, parse_day_or_moment, zone_label
 from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Priority
@@ -61,20 +63,6 @@ def parse_format(value: str, output: Path | None) -> ReportFormat:
     return fmt
 
 
-def parse_local(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
-    """A local date ("2026-11-29": its start, or the next day's with `end`) or date-time, in `tz`."""
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
-            return datetime.combine(day, time(), tz)
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise UsageError(
-            f"cannot read {text!r} as a date", hint="use 2026-11-29 or 2026-11-29T06:00"
-        ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
-
-
 @dataclass(frozen=True, slots=True)
 class Period:
     """[since, until) in the controller's local time zone."""
@@ -87,8 +75,8 @@ class Period:
 def period(ctx: AppContext, since: str, until: str | None) -> Period:
     """The period from --since and --until (until: now, or the end of a given day)."""
     tz = ZoneInfo(ctx.settings.timezone)
-    start = parse_local(since, tz)
-    stop = parse_local(until, tz, end=True) if until else ctx.clock.now().astimezone(tz)
+    start = parse_day_or_moment(since, tz)
+    stop = parse_day_or_moment(until, tz, end=True) if until else ctx.clock.now().astimezone(tz)
     return Period(start, stop, tz)
 
 
@@ -132,11 +120,14 @@ def play_log(ctx: AppContext, since: str, until: str | None, zone: str | None) -
     """The play log of a period, of one zone and below or of the whole fleet."""
     when = period(ctx, since, until)
     store = ctx.store(sync_inventory=False)
+    zone = names.zone_id(store, zone) if zone else None
+    title = _("Play log {since} – {until} ({zone})").format(
+        since=format_moment(when.since, when.tz),
+        until=format_moment(when.until, when.tz),
+        zone=f"{ctx.settings.timezone}, {zone_label(when.tz, when.since)}",
+    )
     if zone:
-        store.zones.get(zone)  # NotFound for an unknown zone
-    title = f"Play log {when.since:%Y-%m-%d %H:%M} – {when.until:%Y-%m-%d %H:%M} ({ctx.settings.timezone})"
-    if zone:
-        title += f", zone {zone}"
+        title += _(", zone {zone}").format(zone=zone)
     return PlayLog(title, play_entries(store, when.since, when.until, zone), when.tz)
 
 
@@ -254,15 +245,7 @@ def _local(at: datetime | None, tz: ZoneInfo) -> datetime | None:
 
 def why_labels() -> dict[str, str]:
     """Each `why` code as people read it."""
-    return {
-        "stopped": _("stopped"),
-        "offline": _("offline"),
-        "unreached": _("unreached"),
-        "preempted": _("preempted"),
-        "expired": _("expired"),
-        "failed": _("failed"),
-        "not_final": _("not final yet"),
-    }
+    return {w: word(w) for w in WHY}
 
 
 def _started(summary: OfficeSummary) -> str:

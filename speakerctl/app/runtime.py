@@ -21,6 +21,7 @@ from devices.identity import Installed, read_bundles, read_provisioning
 from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import bulletins
+from speakerctl.app.access import local_administrator
 from speakerctl.app.context import AppContext
 from speakerctl.app.views import ImportedView
 from speakerctl.audio import generate_speechlike
@@ -140,6 +141,7 @@ class ControllerBroadcasts:
                 volume=request.volume,
                 on_preempt=request.on_preempt,
                 broadcast_id=request.broadcast_id,
+                approved_by=request.approved_by,
             )
         )
 
@@ -320,7 +322,7 @@ def demo_world(
 def demo_bulletin(ctx: AppContext, seconds: float, root: Path) -> ImportedView:
     """A speech-like demo bulletin of `seconds`, imported into the library."""
     audio = generate_speechlike(seconds, root / "ban-tin-demo.wav")
-    return bulletins.import_file(ctx, audio, "Bản tin thử nghiệm")
+    return bulletins.import_file(ctx, audio, "Bản tin thử nghiệm", actor=local_administrator())
 
 
 def _fleet_args(settings: Settings, cache: Path, time_scale: float, count: int | None) -> list[str]:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
+from speakerctl.app import audit, names, policy, records, views
 from speakerctl.app import confirmation as confirming
-from speakerctl.app import records, views
+from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.broadcasts import parse_priority
 from speakerctl.app.context import AppContext
 from speakerctl.controller.planning import resolve_targets
+from speakerctl.dates import parse_day, parse_moment
 from speakerctl.errors import UsageError
-from speakerctl.protocol import PreemptPolicy
+from speakerctl.i18n import _
+from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import DEFAULT_WINDOW_S, Schedule, new_schedule_id
 from speakerctl.scheduler.plan import Overlap, Segment, occurrences_on, overlaps, resolve
 from speakerctl.scheduler.rules import ALL_DAYS, Kind, Rule, parse_times, parse_weekdays, zone_info
-from speakerctl.store import Store
+from speakerctl.store import ItemKind, Store
 
 WINDOW_S = DEFAULT_WINDOW_S
 """How late a schedule may still air unless told otherwise, seconds."""
@@ -36,20 +40,13 @@ class Added:
 
 
 def parse_at(text: str, tz: str) -> datetime:
-    """A moment in local time ('YYYY-MM-DD HH:MM') or with its offset."""
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"bad time {text!r}", hint="use 'YYYY-MM-DD HH:MM' (local time)") from None
-    return at if at.tzinfo else at.replace(tzinfo=zone_info(tz))
+    """A moment in local time ('dd/mm/yyyy HH:MM' or 'YYYY-MM-DD HH:MM') or with its offset."""
+    return parse_moment(text, zone_info(tz))
 
 
 def parse_date(text: str | None) -> date | None:
-    """A date, YYYY-MM-DD."""
-    try:
-        return None if text is None else date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"bad date {text!r}", hint="use YYYY-MM-DD") from None
+    """A date, dd/mm/yyyy or YYYY-MM-DD."""
+    return None if text is None else parse_day(text)
 
 
 def parse_policy(value: str) -> PreemptPolicy:
@@ -57,7 +54,9 @@ def parse_policy(value: str) -> PreemptPolicy:
     try:
         return PreemptPolicy(value)
     except ValueError:
-        raise UsageError(f"unknown policy {value!r}", hint="use resume, restart or drop") from None
+        raise UsageError(
+            _("unknown policy {value!r}").format(value=value), hint=_("use resume, restart or drop")
+        ) from None
 
 
 def build_rule(
@@ -78,11 +77,11 @@ def build_rule(
     ]
     if len(given) != 1:
         raise UsageError(
-            "give exactly one of --at, --daily, --weekly, --cron", hint="e.g. --daily 05:00,17:00"
+            _("give exactly one of --at, --daily, --weekly, --cron"), hint=_("e.g. --daily 05:00,17:00")
         )
     kind, value = given[0]
     if kind is Kind.WEEKLY and not days:
-        raise UsageError("--weekly needs --days", hint="e.g. --weekly 05:00 --days mon-sat")
+        raise UsageError(_("--weekly needs --days"), hint=_("e.g. --weekly 05:00 --days mon-sat"))
     return Rule(
         kind,
         times=parse_times(value) if kind in (Kind.DAILY, Kind.WEEKLY) else (),
@@ -133,46 +132,119 @@ class DeviceSets:
         return bool(self.of(a.targets) & self.of(b.targets))
 
 
-def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: datetime) -> Added:
-    """Validate the bulletin and targets, store the schedule, and report overlaps in the next 14 days."""
+def check_schedule(store: Store, schedule: Schedule, now: datetime) -> DeviceSets:
+    """UsageError unless it will air; NotFound for an unknown bulletin or target."""
     if not schedule.rule.airs_after(now):
         raise UsageError(
-            f"this schedule would never air: {schedule.rule.describe()}",
-            hint="check the date: is it in the past, or one the calendar does not have (e.g. 30 February)?",
+            _("this schedule would never air: {rule}").format(rule=schedule.rule.describe()),
+            hint=_(
+                "check the date: is it in the past, or one the calendar does not have (e.g. 30 February)?"
+            ),
         )
     store.bulletins.get(schedule.bulletin_id)
     sets = DeviceSets(store)
     sets.of(schedule.targets)
+    return sets
+
+
+def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: datetime) -> Added:
+    """Validate the bulletin and targets, store the schedule, and report overlaps in the next 14 days."""
+    sets = check_schedule(store, schedule, now)
     found = overlaps(schedule, book.all(), durations(store), sets.share, now)
     book.add(schedule)
     return Added(schedule, schedule.rule.next_after(now), found)
 
 
-def confirmation(ctx: AppContext, spec: ScheduleSpec) -> confirming.Confirmation | None:
-    """What the user must confirm before this schedule is stored (None: nothing)."""
-    level = parse_priority(spec.priority)
-    return confirming.needed(ctx.store(), spec.targets, level, confirming.Kind.SCHEDULE)
+def confirmation(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor) -> confirming.Confirmation | None:
+    """What `actor` must confirm before this schedule is installed (None: nothing, or it would wait for
+    approval); NotAllowed first if the actor may not schedule there at all."""
+    level, store = parse_priority(spec.priority), ctx.store()
+    targets = tuple(names.target_ids(store, spec.targets))
+    asked = policy.Request(ItemKind.SCHEDULE, spec.bulletin_id, targets, level)
+    if not policy.route(store, actor, asked, ctx.clock.now()).direct:
+        return None
+    return confirming.needed(store, targets, level, confirming.Kind.SCHEDULE)
 
 
-def add(ctx: AppContext, spec: ScheduleSpec, *, confirmed: bool = False) -> Added:
+def add(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor, confirmed: bool = False) -> Added:
     """Add a schedule; says which existing schedules it overlaps and which one wins.
 
-    NeedsConfirmation if it is an emergency or province-wide and not `confirmed` (see `confirmation`).
+    One the actor may not install directly is queued instead (AwaitsApproval, see app/policy.py). What
+    is installed at once needs `confirmed` if it is an emergency or province-wide (see `confirmation`).
     """
-    confirming.require(confirmation(ctx, spec), confirmed)
-    now = ctx.clock.now()
+    now, store = ctx.clock.now(), ctx.store()
     schedule = Schedule(
         new_schedule_id(),
         spec.bulletin_id,
-        tuple(spec.targets),
+        tuple(names.target_ids(store, spec.targets)),
         spec.rule,
         parse_priority(spec.priority),
         parse_policy(spec.on_preempt),
         spec.window_s,
         name=spec.name,
         created_at=now,
+        approved_by=actor.name,
     )
-    return add_schedule(ctx.store(), ctx.book(), schedule, now)
+    check_schedule(store, schedule, now)
+    asked = policy.Request(ItemKind.SCHEDULE, schedule.bulletin_id, schedule.targets, schedule.priority)
+    routing = policy.route(store, actor, replace(asked, spec=item_spec(schedule)), now)
+    if not routing.direct:
+        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    kind = confirming.Kind.SCHEDULE
+    confirming.require(confirming.needed(store, schedule.targets, schedule.priority, kind), confirmed)
+    added = add_schedule(store, ctx.book(), schedule, now)
+    if routing.notes:
+        policy.queue_items(store, actor, [replace(n, result=schedule.id) for n in routing.notes])
+    audited(store, actor, "schedule_add", schedule, now)
+    return added
+
+
+def audited(store: Store, actor: Actor, action: str, schedule: Schedule, now: datetime) -> None:
+    """An audit entry for a schedule."""
+    detail = f"bulletin {schedule.bulletin_id} to {', '.join(schedule.targets)}: {schedule.rule.describe()}"
+    audit.record(store, actor, action, now, subject=f"schedule {schedule.id}", detail=detail)
+
+
+def item_spec(schedule: Schedule) -> dict[str, object]:
+    """What an approval item keeps of a schedule waiting for approval."""
+    return {
+        "rule": dict(schedule.rule.to_dict()),
+        "on_preempt": schedule.on_preempt.value,
+        "window_s": schedule.window_s,
+        "name": schedule.name,
+    }
+
+
+def from_item_spec(
+    spec: Mapping[str, object],
+    bulletin_id: int,
+    targets: tuple[str, ...],
+    priority: int,
+    approved_by: str,
+    now: datetime,
+) -> Schedule:
+    """The schedule an approved item describes, approved by `approved_by`."""
+    rule = spec["rule"]
+    assert isinstance(rule, dict)
+    return Schedule(
+        new_schedule_id(),
+        bulletin_id,
+        targets,
+        Rule.from_dict(rule),
+        Priority(priority),
+        PreemptPolicy(str(spec["on_preempt"])),
+        int(str(spec["window_s"])),
+        name=str(spec["name"]),
+        created_at=now,
+        approved_by=approved_by,
+    )
+
+
+def _authorized(ctx: AppContext, schedule_id: str, actor: Actor) -> tuple[Store, ScheduleBook, Schedule]:
+    store, book = ctx.store(), ctx.book()
+    schedule = book.get(schedule_id)
+    authorize(actor, Action.SCHEDULE, policy.zones_of(store, schedule.targets), policy.zone_tree(store))
+    return store, book, schedule
 
 
 def added_view(added: Added) -> views.AddedScheduleView:
@@ -202,15 +274,18 @@ def show(ctx: AppContext, schedule_id: str) -> tuple[Schedule, views.ScheduleDet
     return s, views.ScheduleDetailView.model_validate(fields)
 
 
-def set_paused(ctx: AppContext, schedule_id: str, paused: bool) -> None:
+def set_paused(ctx: AppContext, schedule_id: str, paused: bool, *, actor: Actor) -> None:
     """Pause a schedule (broadcasts already pushed to clusters are stopped by `serve`) or resume it."""
-    book = ctx.book()
-    book.save(book.get(schedule_id).bumped(paused=paused))
+    store, book, schedule = _authorized(ctx, schedule_id, actor)
+    book.save(schedule.bumped(paused=paused))
+    audited(store, actor, "schedule_pause" if paused else "schedule_resume", schedule, ctx.clock.now())
 
 
-def remove(ctx: AppContext, schedule_id: str) -> None:
+def remove(ctx: AppContext, schedule_id: str, *, actor: Actor) -> None:
     """Delete a schedule (its history stays)."""
-    ctx.book().remove(schedule_id)
+    store, book, schedule = _authorized(ctx, schedule_id, actor)
+    book.remove(schedule_id)
+    audited(store, actor, "schedule_remove", schedule, ctx.clock.now())
 
 
 def preview(store: Store, book: ScheduleBook, day: date, timezone: str) -> list[Segment]:

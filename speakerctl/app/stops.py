@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from speakerctl.app import views
+from speakerctl.app import audit, policy, views
 from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
@@ -89,7 +89,7 @@ async def _running(ctx: AppContext, store: Store, given: Controller | None) -> A
 def _plan_broadcast(store: Store, actor: Actor, broadcast_id: str, now: datetime) -> _Planned:
     info = store.broadcasts.get(broadcast_id)
     tree = ZoneTree(store.zones.all())
-    authorize(actor, Action.STOP, _target_zones(store, tree, info.targets), tree)
+    authorize(actor, Action.STOP, policy.zones_of(store, info.targets), tree)
     if info.state is not BroadcastState.RUNNING:
         raise UsageError(
             _("broadcast {id} has already ended ({state})").format(id=info.id, state=info.state.value),
@@ -128,14 +128,6 @@ def _plan_zone(store: Store, actor: Actor, zone_ids: Sequence[str], now: datetim
 def _order(actor: Actor, device_ids: tuple[str, ...], now: datetime, *, whole: bool) -> StopOrder:
     detail = _("stopped by {user}").format(user=actor.name)
     return StopOrder(device_ids, actor.name, now, detail, whole)
-
-
-def _target_zones(store: Store, tree: ZoneTree, targets: Sequence[str]) -> list[str]:
-    """The zones a broadcast's targets name: a zone itself, a device by the zone it sits in."""
-    known = {z.id for z in tree.zones.values()}
-    devices = [t for t in targets if t not in known]
-    zone_of = {d.id: d.zone_id for d in store.devices.all()} if devices else {}
-    return [t if t in known else zone_of.get(t, t) for t in targets]
 
 
 async def _execute(running: Controller, actor: Actor, planned: _Planned, wait_s: float) -> views.StopView:
@@ -180,11 +172,12 @@ def _view(stored: BroadcastInfo, planned: _Planned, waiter: Tracker, silent: lis
 
 
 def _audit(running: Controller, actor: Actor, view: views.StopView) -> None:
-    where = ",".join(view.zones) or "*"
-    outcome = "confirmed" if not view.unconfirmed else "unconfirmed"
-    detail = _("{broadcast}: {n} clusters stopped, {c} confirmed").format(
-        broadcast=view.broadcast, n=view.clusters, c=view.confirmed
+    where = _("in {zones}").format(zones=", ".join(view.zones)) if view.zones else _("everywhere")
+    detail = _("{where}: {n} clusters stopped, {c} confirmed").format(
+        where=where, n=view.clusters, c=view.confirmed
     )
-    running.store.audit.record(
-        actor.name, where, f"stop {view.broadcast}", outcome, detail, running.clock.now()
+    outcome = "confirmed" if not view.unconfirmed else "unconfirmed"
+    subject = f"broadcast {view.broadcast}"
+    audit.record(
+        running.store, actor, "stop", running.clock.now(), subject=subject, outcome=outcome, detail=detail
     )

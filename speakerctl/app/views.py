@@ -456,3 +456,122 @@ class BundlesView(View):
 
     key_id: str
     bundles: list[BundleView]
+
+
+class RemapZoneView(View):
+    """A zone of a remap's new tree: whether the remap adds it, and the clusters that move into it."""
+
+    zone: str
+    name: str
+    kind: str
+    added: bool
+    clusters: int
+    from_zones: list[str]
+
+
+class RemapScheduleView(View):
+    """A schedule whose targets a remap rewrites."""
+
+    schedule: str
+    name: str
+    before: list[str]
+    after: list[str]
+
+
+class RemapKeptView(View):
+    """Clusters a remap leaves where they are, because the sources do not settle their new zone."""
+
+    zone: str
+    clusters: int
+    reason: str
+
+
+class ConfigureView(View):
+    """What became of one cluster's `configure` command."""
+
+    device: str
+    outcome: str
+    detail: str
+
+
+class RemapView(View):
+    """A remap, planned (dry run) or applied: zones added, retired, clusters moved, schedules retargeted."""
+
+    mapping: str
+    applied: bool
+    moved: int
+    added: list[str]
+    retired: list[str]
+    zones: list[RemapZoneView]
+    schedules: list[RemapScheduleView]
+    kept: list[RemapKeptView]
+    configure: list[ConfigureView]
+    acknowledged: int
+    needs_reprovisioning: int
+
+
+class UserView(View):
+    """A user account (never its password hash)."""
+
+    name: str
+    display_name: str
+    role: str
+    zone: str | None
+    """None: the whole installation."""
+    disabled: bool
+    created_at: Timestamp
+
+
+class WhoamiView(View):
+    """Who a command acts as."""
+
+    user: str
+    role: str
+    zone: str | None
+    signed_in: bool
+    """False: the local administrator of the data directory (no session)."""
+
+
+class ItemView(View):
+    """An approval item (Circular 39): a broadcast or schedule waiting for (or past) a decision."""
+
+    id: int
+    kind: str
+    """broadcast or schedule."""
+    bulletin: int
+    zone: str
+    """The zone whose approvers decide."""
+    targets: list[str]
+    priority: str
+    from_above: bool
+    """Sent by a higher level: the zone places it in its own programme."""
+    submitted_by: str
+    submitted_at: Timestamp
+    at: Timestamp | None
+    """When its author would like it aired (None: when approved)."""
+    state: str
+    """pending, approved, rejected, or aired (an emergency from above)."""
+    decided_by: str
+    decided_at: Timestamp | None
+    reason: str
+    result: str
+    """The broadcast or schedule the approval made."""
+
+
+class ApprovedView(View):
+    """An approved item and what it made: a broadcast (aired now) or a schedule."""
+
+    item: ItemView
+    broadcast: BroadcastResultView | None
+    schedule: str | None
+    forwarded: list[int]
+    """Items it made for the zones below (an item approved in a province goes on to its communes)."""
+
+
+class PolicyView(View):
+    """Which roles wait for approval in a zone, and the zone whose policy says so."""
+
+    zone: str
+    approval_for: list[str]
+    set_on: str | None
+    """None: nobody set one above it; the default holds (operators wait)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,6 +17,7 @@ from rich.table import Table
 from speakerctl.app import broadcasts
 from speakerctl.app.broadcasts import Progress as OnProgress
 from speakerctl.app.context import AppContext
+from speakerctl.app.labels import word as state_name
 from speakerctl.app.views import BroadcastResultView
 from speakerctl.cli import stop as stop_cli
 from speakerctl.cli.common import Exit, console, console_err, current_actor, print_json, run, state
@@ -24,6 +25,8 @@ from speakerctl.cli.confirm import ask, confirm, interactive
 from speakerctl.cli.text import safe
 from speakerctl.errors import NotFound
 from speakerctl.i18n import _
+
+T = TypeVar("T")
 
 
 class _SendByDefault(typer.core.TyperGroup):
@@ -39,34 +42,40 @@ class _SendByDefault(typer.core.TyperGroup):
 app = typer.Typer(
     cls=_SendByDefault,
     no_args_is_help=True,
-    help="Send a bulletin (`broadcast BULLETIN --to ZONE`), or stop one (`broadcast stop ID`).",
+    help=_("Send a bulletin (`broadcast BULLETIN --to ZONE`), or stop one (`broadcast stop ID`)."),
 )
 
 
 def broadcast(
-    bulletin_id: Annotated[int, typer.Argument(help="Bulletin id (see `bulletin list`).")],
-    to: Annotated[list[str], typer.Option("--to", help="Zone or device id; repeat for more.")],
-    priority: Annotated[str, typer.Option(help="normal, priority or emergency.")] = "normal",
+    bulletin_id: Annotated[int, typer.Argument(help=_("Bulletin id (see `bulletin list`)."))],
+    to: Annotated[
+        list[str],
+        typer.Option("--to", help=_("Zone or cluster: id or name, diacritics optional; repeat for more.")),
+    ],
+    priority: Annotated[str, typer.Option(help=_("normal, priority or emergency."))] = "normal",
     emergency: Annotated[
-        bool, typer.Option("--emergency", help="Emergency: cuts in at once, at the emergency volume.")
+        bool, typer.Option("--emergency", help=_("Emergency: cuts in at once, at the emergency volume."))
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON instead of a progress bar."))] = False,
     timeout: Annotated[
-        float | None, typer.Option(help="Seconds (beyond the bulletin's length) to wait for silent clusters.")
+        float | None,
+        typer.Option(help=_("Seconds (beyond the bulletin's length) to wait for silent clusters.")),
     ] = None,
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Confirm an emergency or province-wide broadcast (scripts).")
+        bool,
+        typer.Option("--yes", "-y", help=_("Confirm an emergency or province-wide broadcast (scripts).")),
     ] = False,
     stop_on_interrupt: Annotated[
-        bool, typer.Option("--stop-on-interrupt", help="On Ctrl-C, stop the clusters too without asking.")
+        bool, typer.Option("--stop-on-interrupt", help=_("On Ctrl-C, stop the clusters too without asking."))
     ] = False,
 ) -> None:
     """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
-    ctx = state.context()
+    ctx, actor = state.context(), current_actor()
     broadcasts.request(
         ctx, bulletin_id, to, priority, emergency=emergency
     )  # a bad priority: before connecting
-    confirmed = confirm(broadcasts.confirmation(ctx, to, priority, emergency=emergency), yes)
+    asked = broadcasts.confirmation(ctx, bulletin_id, to, priority, actor=actor, emergency=emergency)
+    confirmed = confirm(asked, yes)
     broadcast_id = broadcasts.new_id(ctx)
 
     def send(progress: OnProgress | None) -> Coroutine[Any, Any, BroadcastResultView]:
@@ -75,11 +84,11 @@ def broadcast(
             bulletin_id,
             to,
             priority,
+            actor=actor,
             emergency=emergency,
             timeout_s=timeout,
             progress=progress,
             confirmed=confirmed,
-            started_by=current_actor().name,
             broadcast_id=broadcast_id,
         )
 
@@ -111,15 +120,13 @@ def interrupted(ctx: AppContext, broadcast_id: str, stop_on_interrupt: bool) -> 
     raise typer.Exit(Exit.INTERRUPTED)
 
 
-def with_progress(
-    send: Callable[[OnProgress], Coroutine[Any, Any, BroadcastResultView]],
-) -> BroadcastResultView:
-    """Run a broadcast with a live progress bar on stderr."""
+def with_progress(send: Callable[[OnProgress], Coroutine[Any, Any, T]]) -> T:
+    """Run a broadcast (or what airs one) with a live progress bar on stderr."""
     with _progress() as bar:
-        task = bar.add_task("broadcast", total=None)
+        task = bar.add_task(_("broadcast"), total=None)
 
         def update(counts: Counter[str], total: int) -> None:
-            text = " ".join(f"{s}={n}" for s, n in sorted(counts.items()))
+            text = " ".join(f"{state_name(s)}={n}" for s, n in sorted(counts.items()))
             bar.update(task, total=total, completed=broadcasts.settled(counts), description=text)
 
         return run(send(update))
@@ -138,12 +145,13 @@ def _progress() -> Progress:
 
 def print_summary(result: BroadcastResultView) -> None:
     """Final count per state."""
-    console.print(f"broadcast [bold]{result.broadcast}[/]")
-    table = Table("state", "clusters")
+    console.print(_("broadcast {id}").format(id=f"[bold]{result.broadcast}[/]"))
+    table = Table(_("state"), _("clusters"))
     for name, n in sorted(result.counts.items()):
-        table.add_row(safe(name), str(n))
+        table.add_row(safe(state_name(name)), str(n))
     console.print(table)
     colour = "green" if result.complete else "red"
     latency = result.reach_latency_s
-    reach = f", all playing {latency:.2f} s after the command" if latency else ""
-    console.print(f"[bold {colour}]{result.played}/{result.total} played[/]{reach}")
+    reach = _(", all playing {s} s after the command").format(s=f"{latency:.2f}") if latency else ""
+    played = _("{played}/{total} played").format(played=result.played, total=result.total)
+    console.print(f"[bold {colour}]{played}[/]{reach}")

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from speakerctl.app import runtime
-from speakerctl.app.access import Actor, local_administrator
+from speakerctl.app import accounts, runtime
+from speakerctl.app.access import Actor
 from speakerctl.app.context import AppContext
 from speakerctl.app.views import View, dump_all
 from speakerctl.clock import Clock
@@ -37,6 +37,8 @@ class Exit(IntEnum):
     AUTH = 8
     FORBIDDEN = 9
     UNCONFIRMED = 10
+    AWAITS_APPROVAL = 11
+    """Nothing aired or was scheduled yet: the request waits for an approver (it is not lost)."""
     INTERRUPTED = 130
 
 
@@ -56,8 +58,13 @@ state = _State()
 
 
 def current_actor() -> Actor:
-    """Who the CLI acts as: the signed-in user, else the local administrator of the data directory."""
-    return local_administrator()
+    """Who the CLI acts as: the signed-in user, else the local administrator of the data directory.
+
+    Without a session file the CLI is that administrator: reading the data directory already gives the
+    command-signing key, so a password there would protect nothing (see app/accounts.py).
+    NotSignedIn (exit 8, hint `speakerctl login NAME`) when the saved session has expired.
+    """
+    return accounts.cli_actor(state.context())
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

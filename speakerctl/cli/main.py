@@ -11,15 +11,18 @@ import typer
 
 from speakerctl.cli import (
     alerts,
+    approvals,
     broadcast,
     bulletin,
     demo,
     devices,
     fleet,
+    helptext,
     report,
     schedule,
     serve,
     simulate,
+    user,
     zones,
 )
 from speakerctl.cli import broker as broker_cli
@@ -34,6 +37,7 @@ from speakerctl.errors import (
     AccessError,
     AudioError,
     AuthError,
+    AwaitsApproval,
     ConfigError,
     LinkError,
     NeedsConfirmation,
@@ -42,10 +46,11 @@ from speakerctl.errors import (
     SpeakerctlError,
     UsageError,
 )
+from speakerctl.i18n import _, choose, normalise, set_language
 
 app = typer.Typer(
     name="speakerctl",
-    help="Controller for networks of smart public-address loudspeaker clusters.",
+    help=_("Controller for networks of smart public-address loudspeaker clusters."),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -58,6 +63,11 @@ app.add_typer(zones.app, name="zones")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(bulletin.app, name="bulletin")
+bulletin.app.command("submit")(approvals.submit)
+bulletin.app.command("queue")(approvals.queue)
+bulletin.app.command("approve")(approvals.approve)
+bulletin.app.command("reject")(approvals.reject)
+zones.app.command("policy")(approvals.zone_policy)
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(broadcast.app, name="broadcast")
 broadcast.app.command("send")(broadcast.broadcast)
@@ -67,17 +77,33 @@ app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
+app.add_typer(user.app, name="user")
+app.command("login")(user.login)
+app.command("logout")(user.logout)
+app.command("whoami")(user.whoami)
+helptext.translate(app)
 
 
 @app.callback()
 def _root(
-    config: Annotated[typer.FileText | None, typer.Option(help="TOML settings file.")] = None,
-    broker: Annotated[str | None, typer.Option(help="Broker URL, mqtt://[user:pass@]host:port.")] = None,
-    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store.")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where the store and content live.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+    config: Annotated[typer.FileText | None, typer.Option(help=_("TOML settings file."))] = None,
+    broker: Annotated[str | None, typer.Option(help=_("Broker URL, mqtt://[user:pass@]host:port."))] = None,
+    database: Annotated[str | None, typer.Option(help=_("SQLAlchemy URL of the store."))] = None,
+    data_dir: Annotated[str | None, typer.Option(help=_("Where the store and content live."))] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=_("Log more."))] = False,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang", help=_("Language: vi or en (default: SPEAKERCTL_LANG, the settings, the locale).")
+        ),
+    ] = None,
 ) -> None:
     """Settings come from --config, then SPEAKERCTL_* variables, then these options."""
+    if lang is not None and normalise(lang) is None:
+        raise UsageError(
+            _("unknown language {lang!r}").format(lang=lang), hint=_("use --lang vi or --lang en")
+        )
+    set_language(choose(lang))  # for errors in the settings themselves
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -86,6 +112,7 @@ def _root(
     state.settings = settings.with_overrides(
         broker=broker, database_url=database, data_dir=Path(data_dir) if data_dir else None
     )
+    set_language(choose(lang, setting=settings.language))
 
 
 EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
@@ -94,6 +121,7 @@ EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
     (NotFound, Exit.NOT_FOUND),
     (AuthError, Exit.AUTH),
     (NotSignedIn, Exit.AUTH),
+    (AwaitsApproval, Exit.AWAITS_APPROVAL),
     (AccessError, Exit.FORBIDDEN),
     (NeedsConfirmation, Exit.UNCONFIRMED),
     (LinkError, Exit.LINK),
@@ -126,9 +154,12 @@ def main() -> None:
 
 def report_error(error: SpeakerctlError) -> int:
     """Print the error and its hint on stderr; the exit code that goes with it."""
-    console_err.print(f"[bold red]error:[/] {safe(error)}", highlight=False)
+    label = _("waiting:") if isinstance(error, AwaitsApproval) else _("error:")
+    colour = "bold yellow" if isinstance(error, AwaitsApproval) else "bold red"
+    console_err.print(f"[{colour}]{label}[/] {safe(error)}", highlight=False)
     if error.hint:
-        console_err.print(f"[dim]hint:[/] {safe(error.hint)}", highlight=False)
+        hint_word = _("hint:")
+        console_err.print(f"[dim]{hint_word}[/] {safe(error.hint)}", highlight=False)
     return exit_code(error)
 
 

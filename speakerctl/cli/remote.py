@@ -9,50 +9,60 @@ import typer
 from speakerctl.app import fleet
 from speakerctl.app import remote as remote_app
 from speakerctl.app.views import RemoteResultView
-from speakerctl.cli.common import console, print_json, run, state
+from speakerctl.cli.common import console, current_actor, print_json, run, state
 from speakerctl.cli.text import safe
+from speakerctl.i18n import _
 
-Timeout = Annotated[float, typer.Option(help="Seconds to wait for the cluster's acknowledgement.")]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-DeviceId = Annotated[str, typer.Argument(help="Cluster id.")]
+Timeout = Annotated[float, typer.Option(help=_("Seconds to wait for the cluster's acknowledgement."))]
+Json = Annotated[bool, typer.Option("--json", help=_("Print JSON."))]
+DeviceId = Annotated[str, typer.Argument(help=_("Cluster: id or name."))]
 
 
 def _report(result: RemoteResultView, as_json: bool) -> None:
     if as_json:
         print_json(result)
     elif result.ok:
-        console.print(f"{safe(result.device)}: {result.action} acknowledged in {result.rtt_ms:.0f} ms")
+        done = _("{device}: {action} acknowledged in {ms} ms")
+        console.print(
+            done.format(device=safe(result.device), action=result.action, ms=f"{result.rtt_ms:.0f}")
+        )
     else:
-        console.print(f"[red]{safe(result.device)} refused {result.action}:[/] {safe(result.detail)}")
+        refused = _("{device} refused {action}:").format(device=safe(result.device), action=result.action)
+        console.print(f"[red]{refused}[/] {safe(result.detail)}")
     if not result.ok:
         raise typer.Exit(1)
 
 
 def set_volume(
     device_id: DeviceId,
-    volume: Annotated[int, typer.Argument(help="0..100.")],
+    volume: Annotated[int, typer.Argument(help=_("0..100."))],
     timeout: Timeout = 10.0,
     as_json: Json = False,
 ) -> None:
     """Set a cluster's volume; exits 7 if it does not acknowledge."""
     remote_app.volume_action(volume)  # out of range: before connecting
-    _report(run(remote_app.set_volume(state.context(), device_id, volume, timeout)), as_json)
+    _report(
+        run(remote_app.set_volume(state.context(), device_id, volume, timeout, actor=current_actor())),
+        as_json,
+    )
 
 
 def reboot(device_id: DeviceId, timeout: Timeout = 10.0, as_json: Json = False) -> None:
     """Reboot a cluster; it acknowledges first, then drops off and comes back."""
-    _report(run(remote_app.reboot(state.context(), device_id, timeout)), as_json)
+    _report(run(remote_app.reboot(state.context(), device_id, timeout, actor=current_actor())), as_json)
 
 
 def ping(device_id: DeviceId, timeout: Timeout = 10.0, as_json: Json = False) -> None:
     """Round-trip time to a cluster and its clock offset."""
-    result = run(remote_app.ping(state.context(), device_id, timeout))
+    result = run(remote_app.ping(state.context(), device_id, timeout, actor=current_actor()))
     if as_json or not result.ok:
         _report(result, as_json)
         return
+    text = _("{device}: round trip {rtt} ms, clock offset {offset} ms")
     console.print(
-        f"{safe(result.device)}: round trip {result.rtt_ms:.0f} ms, "
-        f"clock offset {result.clock_offset_ms:+d} ms"
+        text.format(
+            device=safe(result.device), rtt=f"{result.rtt_ms:.0f}", offset=f"{result.clock_offset_ms:+d}"
+        )
     )
 
 
@@ -64,6 +74,6 @@ def locate(device_id: DeviceId, as_json: Json = False) -> None:
         return
     console.print(f"{safe(where.device)} — {safe(where.name)}\n{safe(where.zone_path)}", highlight=False)
     if where.map is None or where.lat is None or where.lon is None:
-        console.print("[yellow]the inventory has no coordinates for this cluster[/]")
+        console.print("[yellow]" + _("the inventory has no coordinates for this cluster") + "[/]")
     else:
         console.print(f"{where.lat:.6f}, {where.lon:.6f}\n{where.map}", highlight=False)

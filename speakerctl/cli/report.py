@@ -11,35 +11,40 @@ from rich.table import Table
 
 from speakerctl.app import reports
 from speakerctl.app.context import AppContext
+from speakerctl.app.labels import word
 from speakerctl.app.views import ZoneOutcomeView
 from speakerctl.cli.common import console, console_err, print_json, state
 from speakerctl.cli.text import id_column, safe
 from speakerctl.errors import UsageError
-from speakerctl.i18n import _
+from speakerctl.i18n import _, ngettext
 
 
 def report(
     broadcast_id: Annotated[
-        str | None, typer.Argument(help="Broadcast id (see the broadcast command); omit for a play log.")
+        str | None, typer.Argument(help=_("Broadcast id (see the broadcast command); omit for a play log."))
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    failures: Annotated[bool, typer.Option(help="List every device that did not play.")] = True,
-    since: Annotated[str | None, typer.Option(help="Play log from this local date or date-time.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON."))] = False,
+    failures: Annotated[bool, typer.Option(help=_("List every device that did not play."))] = True,
+    since: Annotated[
+        str | None, typer.Option(help=_("Play log from this local date (dd/mm/yyyy) or date and time."))
+    ] = None,
     until: Annotated[
-        str | None, typer.Option(help="Play log up to this local date (inclusive) or time.")
+        str | None, typer.Option(help=_("Play log up to this local date (inclusive) or date and time."))
     ] = None,
-    zone: Annotated[str | None, typer.Option(help="Play log of this zone and below only.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or xlsx.")] = "table",
-    output: Annotated[Path | None, typer.Option(help="File for --format csv or xlsx.")] = None,
+    zone: Annotated[str | None, typer.Option(help=_("Play log of this zone and below only."))] = None,
+    fmt: Annotated[str, typer.Option("--format", help=_("table, json, csv or xlsx."))] = "table",
+    output: Annotated[Path | None, typer.Option(help=_("File for --format csv or xlsx."))] = None,
     summary: Annotated[
         bool,
         typer.Option(
             "--summary",
-            help="The office report: per commune, the clusters that did not air and why, who started, "
-            "approved and stopped each broadcast (of BROADCAST, or of the broadcasts sent since --since).",
+            help=_(
+                "The office report: per commune, the clusters that did not air and why, who started, "
+                "approved and stopped each broadcast (of BROADCAST, or of the broadcasts sent since --since)."
+            ),
         ),
     ] = False,
-    delimiter: Annotated[str, typer.Option(help="CSV delimiter: ',' or ';' (Excel in Vietnamese).")] = ",",
+    delimiter: Annotated[str, typer.Option(help=_("CSV delimiter: ',' or ';' (Excel in Vietnamese)."))] = ",",
 ) -> None:
     """Report a broadcast (per state, per district, with reasons), or the play log of a period."""
     ctx = state.context()
@@ -50,12 +55,13 @@ def report(
         _broadcast_report(ctx, broadcast_id, as_json, failures)
         return
     if since is None:
-        raise UsageError("give a BROADCAST id, or --since for a play log", hint="speakerctl report --help")
+        raise UsageError(_("give a BROADCAST id, or --since for a play log"), hint="speakerctl report --help")
     chosen = reports.parse_format("json" if as_json else fmt, output)
     log = reports.play_log(ctx, since, until, zone)
     if output is not None and chosen in reports.FILE_FORMATS:
         reports.export_play_log(log, output, chosen)
-        console_err.print(f"{len(log.entries)} plays written to {safe(output)}")
+        count = ngettext("{n} play written to {file}", "{n} plays written to {file}", len(log.entries))
+        console_err.print(count.format(n=len(log.entries), file=safe(output)))
     elif chosen is reports.ReportFormat.JSON:
         print_json(log.views())
     else:
@@ -99,7 +105,8 @@ def _cell_text(value: object) -> str:
 
 def _play_table(log: reports.PlayLog) -> None:
     columns = reports.TABLE_COLUMNS
-    table = Table(*columns, title=f"{safe(log.title)}: {len(log.entries)} plays", title_justify="left")
+    plays = ngettext("{n} play", "{n} plays", len(log.entries)).format(n=len(log.entries))
+    table = Table(*columns, title=f"{safe(log.title)}: {plays}", title_justify="left")
     for row in log.rows():
         table.add_row(*(safe(row[c]) for c in columns))
     console.print(table)
@@ -112,32 +119,37 @@ def _broadcast_report(ctx: AppContext, broadcast_id: str, as_json: bool, failure
         print_json(view)
         return
     total = sum(view.counts.values())
-    console.print(
-        f"[bold]{safe(view.broadcast)}[/] bulletin {view.bulletin} → {safe(', '.join(view.targets))}: "
-        f"{view.state}, {found.played}/{total} played"
+    line = _("bulletin {bulletin} → {targets}: {state}, {played}/{total} played").format(
+        bulletin=view.bulletin,
+        targets=safe(", ".join(view.targets)),
+        state=word(view.state),
+        played=found.played,
+        total=total,
     )
+    console.print(f"[bold]{safe(view.broadcast)}[/] {line}")
     who = [(_("started by"), view.started_by), (_("approved by"), view.approved_by)]
     who.append((_("stopped by"), view.stopped_by))
     if any(name for _label, name in who):
         console.print("; ".join(f"{label} {safe(name)}" for label, name in who if name))
-    table = Table("state", "devices")
+    table = Table(_("state"), _("devices"))
     for name, n in sorted(view.counts.items()):
-        table.add_row(safe(name), str(n))
+        table.add_row(safe(word(name)), str(n))
     console.print(table)
     console.print(_zone_table(view.zones))
     if failures and view.not_played:
-        device = id_column("device", (d.device for d in view.not_played))
-        detail = Table(device, "state", "reason", "detail", title="not played")
+        device = id_column(_("device"), (d.device for d in view.not_played))
+        detail = Table(device, _("state"), _("reason"), _("detail"), title=_("not played"))
         for d in view.not_played:
-            detail.add_row(safe(d.device), safe(d.state), safe(d.reason), safe(d.detail))
+            detail.add_row(safe(d.device), safe(word(d.state)), safe(word(d.reason or "")), safe(d.detail))
         console.print(detail)
 
 
 def _zone_table(outcomes: list[ZoneOutcomeView]) -> Table:
     """Reached, played, failed and missed per zone, with the commonest reasons."""
-    table = Table("zone", "targeted", "reached", "played", "failed", "missed", "reasons", title="per zone")
+    headers = (_("zone"), _("targeted"), _("reached"), _("played"), _("failed"), _("missed"), _("reasons"))
+    table = Table(*headers, title=_("per zone"))
     for o in outcomes:
-        reasons = safe(", ".join(f"{r} ×{n}" for r, n in list(o.reasons.items())[:4]))
+        reasons = safe(", ".join(f"{word(r)} ×{n}" for r, n in list(o.reasons.items())[:4]))
         cells = (o.targeted, o.reached, o.played, o.failed, o.missed)
         table.add_row(safe(o.name), *map(str, cells), reasons)
     return table

@@ -11,22 +11,24 @@ from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
 from speakerctl.cli.text import announce
 from speakerctl.errors import ConfigError
+from speakerctl.i18n import _
 
 
 def serve(
     http: Annotated[
-        str | None, typer.Option(help="Serve the operator page, JSON API and /metrics on HOST:PORT.")
+        str | None, typer.Option(help=_("Serve the operator page, JSON API and /metrics on HOST:PORT."))
     ] = None,
 ) -> None:
     """Run the controller: keep the broker link, ingest status and events, run the schedules."""
     front_end = _front_end(http) if http else None
     run(until_signalled(runtime.serve(state.context(), front_end, announce)))
-    console_err.print("controller stopped")
+    console_err.print(_("controller stopped"))
 
 
 def _front_end(bind: str) -> runtime.FrontEndFactory:
     if state.web is None:
         raise ConfigError(
-            "this speakerctl has no web front end", hint="run it as `speakerctl` or `python -m speakerctl`"
+            _("this speakerctl has no web front end"),
+            hint=_("run it as `speakerctl` or `python -m speakerctl`"),
         )
     return state.web(bind)

@@ -12,28 +12,33 @@ from speakerctl.app import runtime
 from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
 from speakerctl.config import Settings
+from speakerctl.i18n import _
 
 
 def simulate(
-    count: Annotated[int | None, typer.Option(help="Clusters to run (default: the whole inventory).")] = None,
-    time_scale: Annotated[float, typer.Option(help="Play audio this many times faster.")] = 1.0,
-    cache_dir: Annotated[Path | None, typer.Option(help="Where the clusters cache content.")] = None,
-    clock_offset_ms: Annotated[int, typer.Option(help="Spread of simulated clock offsets.")] = 0,
-    heartbeat: Annotated[float, typer.Option(help="Seconds between status heartbeats.")] = 60.0,
-    battery_share: Annotated[float, typer.Option(help="Share of clusters on a draining battery.")] = 0.0,
-    fault_share: Annotated[float, typer.Option(help="Share of clusters with an amplifier fault.")] = 0.0,
-    old_firmware_share: Annotated[float, typer.Option(help="Share of clusters on old firmware.")] = 0.0,
+    count: Annotated[
+        int | None, typer.Option(help=_("Clusters to run (default: the whole inventory)."))
+    ] = None,
+    time_scale: Annotated[float, typer.Option(help=_("Play audio this many times faster."))] = 1.0,
+    cache_dir: Annotated[Path | None, typer.Option(help=_("Where the clusters cache content."))] = None,
+    clock_offset_ms: Annotated[int, typer.Option(help=_("Spread of simulated clock offsets."))] = 0,
+    heartbeat: Annotated[float, typer.Option(help=_("Seconds between status heartbeats."))] = 60.0,
+    battery_share: Annotated[float, typer.Option(help=_("Share of clusters on a draining battery."))] = 0.0,
+    fault_share: Annotated[float, typer.Option(help=_("Share of clusters with an amplifier fault."))] = 0.0,
+    old_firmware_share: Annotated[float, typer.Option(help=_("Share of clusters on old firmware."))] = 0.0,
     trust: Annotated[
         Path | None,
         typer.Option(
-            help="The controller's public keys, as provisioned (default: <data dir>/keys/trusted.pub)."
+            help=_("The controller's public keys, as provisioned (default: <data dir>/keys/trusted.pub).")
         ),
     ] = None,
     provisioning: Annotated[
         Path | None,
         typer.Option(
-            help="Run the clusters of this provisioning file, or of this directory of bundles, each with "
-            "its own account (default: every cluster of the inventory, with the controller's account)."
+            help=_(
+                "Run the clusters of this provisioning file, or of this directory of bundles, each with "
+                "its own account (default: every cluster of the inventory, with the controller's account)."
+            )
         ),
     ] = None,
 ) -> None:
@@ -50,16 +55,15 @@ def simulate(
     )
     url = ctx.settings.broker_address.url
     provisioned = runtime.clusters(ctx, count, provisioning)
-    console_err.print(f"starting {len(provisioned)} simulated clusters on {url}")
+    console_err.print(_("starting {n} simulated clusters on {url}").format(n=len(provisioned), url=url))
     run(until_signalled(runtime.simulate(ctx, provisioned, options, _ready)))
 
 
 def _default_trust(settings: Settings) -> Path | None:
     found = runtime.default_trust(settings)
     if found is None:
-        console_err.print(
-            f"no {settings.keys_dir / 'trusted.pub'}: the simulated clusters will refuse every command"
-        )
+        text = _("no {file}: the simulated clusters will refuse every command")
+        console_err.print(text.format(file=settings.keys_dir / "trusted.pub"))
     return found
 
 

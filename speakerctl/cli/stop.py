@@ -16,12 +16,16 @@ from speakerctl.cli.text import safe
 from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 
-Wait = Annotated[float, typer.Option("--wait", help="Seconds to wait for the clusters to confirm the stop.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Wait = Annotated[
+    float, typer.Option("--wait", help=_("Seconds to wait for the clusters to confirm the stop."))
+]
+AsJson = Annotated[bool, typer.Option("--json", help=_("Print JSON."))]
 
 
 def stop_broadcast(
-    broadcast_id: Annotated[str, typer.Argument(help="Broadcast id (printed by `broadcast`, see `report`).")],
+    broadcast_id: Annotated[
+        str, typer.Argument(help=_("Broadcast id (printed by `broadcast`, see `report`)."))
+    ],
     wait: Wait = stops.DEFAULT_WAIT_S,
     as_json: AsJson = False,
 ) -> None:
@@ -36,7 +40,7 @@ def stop_now(ctx: AppContext, broadcast_id: str, wait_s: float = stops.DEFAULT_W
 
 def stop_zone(
     zone: Annotated[
-        list[str], typer.Option("--zone", help="Zone id, or ids separated by commas; repeat for more.")
+        list[str], typer.Option("--zone", help=_("Zone id, or ids separated by commas; repeat for more."))
     ],
     wait: Wait = stops.DEFAULT_WAIT_S,
     as_json: AsJson = False,

@@ -94,8 +94,12 @@ def add_bulletin(
     *,
     codecs: Sequence[str] | None = None,
     progress: Progress | None = None,
+    created_by: str = "",
 ) -> Imported:
-    """Render a composition for the fleet and add it to the library (or find it already there)."""
+    """Render a composition for the fleet and add it to the library (or find it already there).
+
+    `created_by` is the acting user's name (default: the local account's).
+    """
     rendering = render(
         composition,
         codecs or fleet_codecs(load_inventory(settings.inventory)),
@@ -104,10 +108,13 @@ def add_bulletin(
         scratch_dir=settings.data_dir / "tmp",
         progress=progress,
     )
-    return _save(store, settings, clock, rendering, composition.title or default_title(composition))
+    title = composition.title or default_title(composition)
+    return _save(store, settings, clock, rendering, (title, created_by or _user()))
 
 
-def _save(store: Store, settings: Settings, clock: Clock, rendering: Rendering, title: str) -> Imported:
+def _save(
+    store: Store, settings: Settings, clock: Clock, rendering: Rendering, labels: tuple[str, str]
+) -> Imported:
     """Store the renditions and the bulletin, all or nothing, unless the content is known."""
     content = ContentStore(settings.content_dir)
     primary = rendering.primary
@@ -119,16 +126,17 @@ def _save(store: Store, settings: Settings, clock: Clock, rendering: Rendering, 
         try:
             for rendition in rendering.renditions:
                 content.put(rendition)
-            bulletin = _record(store, clock, rendering, title)
+            bulletin = _record(store, clock, rendering, labels)
         except BaseException:
             content.discard(new)
             raise
     return Imported(bulletin, True)
 
 
-def _record(store: Store, clock: Clock, rendering: Rendering, title: str) -> BulletinInfo:
-    """The bulletin's row and its encodings, in one transaction."""
+def _record(store: Store, clock: Clock, rendering: Rendering, labels: tuple[str, str]) -> BulletinInfo:
+    """The bulletin's row and its encodings, in one transaction; `labels`: (title, created_by)."""
     primary = rendering.primary
+    title, created_by = labels
     return store.bulletins.add(
         title=title,
         sha256=primary.sha256,
@@ -138,7 +146,7 @@ def _record(store: Store, clock: Clock, rendering: Rendering, title: str) -> Bul
         duration_ms=primary.duration_ms,
         size=primary.size,
         source_name=rendering.source_name,
-        created_by=_user(),
+        created_by=created_by,
         created_at=clock.now(),
         variants=[_variant(r) for r in rendering.renditions],
         loudness_lufs=primary.loudness_lufs,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 
 from speakerctl.controller.service import Controller, ManageResult
 from speakerctl.errors import AckTimeout
@@ -15,24 +14,15 @@ def describe(body: SetVolume | Reboot | Ping) -> str:
     return f"set_volume {body.volume}" if isinstance(body, SetVolume) else body.kind
 
 
-def operator() -> str:
-    """Who is acting: the local user name."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 async def remote_action(
     controller: Controller,
     device_id: str,
     body: SetVolume | Reboot | Ping,
     *,
-    actor: str = "",
+    actor: str,
     timeout: float = 10.0,
 ) -> ManageResult:
-    """Send `body` to the device and record the outcome; AckTimeout is recorded, then raised."""
-    actor = actor or operator()
+    """Send `body` to the device and record the outcome under `actor` (the user's name); timeouts too."""
     store = controller.store
     try:
         result = await controller.manage(device_id, body, timeout)

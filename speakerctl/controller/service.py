@@ -74,6 +74,8 @@ class BroadcastRequest:
     broadcast_id: str = ""
     started_by: str = ""
     """The user who asks for it, recorded with the broadcast."""
+    approved_by: str = ""
+    """The user who let it air: the approver, or the sender whose zone's policy needs no approval."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,7 @@ class Controller:
                 request.on_preempt,
                 self.session.client_id,
                 request.started_by,
+                request.approved_by,
             ),
         )
         command = _command(plan, request, to_ms(now))

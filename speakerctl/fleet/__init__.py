@@ -1,7 +1,8 @@
 """The controller's fleet database: the zone tree, the clusters placed on it, hardware profiles, loaders.
 
-Pure: it reads files (the packaged ones by importlib.resources) and imports only protocol, errors and
-the standard library. What runs on a cluster never imports it; a cluster gets its own provisioning record.
+Pure: it reads files (the packaged ones by importlib.resources) and imports only protocol, errors, i18n
+(zone kinds for people) and the standard library. What runs on a cluster never imports it; a cluster
+gets its own provisioning record.
 """
 
 from speakerctl.fleet.loading import (
@@ -14,7 +15,7 @@ from speakerctl.fleet.profiles import HardwareProfile, load_profiles, profiles_f
 from speakerctl.fleet.provisioning import provisioning_records, write_bundle, write_provisioning
 from speakerctl.fleet.records import DeviceSpec, Inventory, Network, scaled_inventory
 from speakerctl.fleet.validate import FORMAT
-from speakerctl.fleet.zonetree import PATH_SEPARATOR, Zone, ZoneKind, ZoneTree
+from speakerctl.fleet.zonetree import PATH_SEPARATOR, Zone, ZoneKind, ZoneTree, kind_name, zone_title
 
 __all__ = [
     "DEFAULT_INVENTORY",
@@ -29,6 +30,7 @@ __all__ = [
     "ZoneTree",
     "available_inventories",
     "inventory_from_dict",
+    "kind_name",
     "load_inventory",
     "load_profiles",
     "profiles_from_dict",
@@ -36,4 +38,5 @@ __all__ = [
     "scaled_inventory",
     "write_bundle",
     "write_provisioning",
+    "zone_title",
 ]

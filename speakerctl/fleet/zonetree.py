@@ -9,6 +9,7 @@ from typing import Final
 
 from speakerctl.errors import InventoryError
 from speakerctl.fleet.validate import member, text, valid_id
+from speakerctl.i18n import LANGUAGES, N_, _, translations
 
 PATH_SEPARATOR: Final = " › "
 
@@ -24,6 +25,40 @@ class ZoneKind(StrEnum):
     COMMUNE = "commune"
     TOWNSHIP = "township"
     HAMLET = "hamlet"
+    SPECIAL_ZONE = "special_zone"
+    """Đặc khu: an island zone at commune level on the 2025 map (Law on Local Government 2025)."""
+
+    @property
+    def label(self) -> str:
+        """The kind as the law names it, in the language in use: tỉnh, thành phố, xã, phường, đặc khu…"""
+        return _(_KIND_NAMES[self])
+
+
+_KIND_NAMES: Final = {
+    ZoneKind.PROVINCE: N_("province"),
+    ZoneKind.CITY: N_("city"),
+    ZoneKind.TOWN: N_("town"),
+    ZoneKind.DISTRICT: N_("district"),
+    ZoneKind.WARD: N_("ward"),
+    ZoneKind.COMMUNE: N_("commune"),
+    ZoneKind.TOWNSHIP: N_("township"),
+    ZoneKind.HAMLET: N_("hamlet"),
+    ZoneKind.SPECIAL_ZONE: N_("special zone"),
+}
+"""Vietnamese: tỉnh, thành phố, thị xã, huyện, phường, xã, thị trấn, ấp, đặc khu (see the catalogue)."""
+
+
+def kind_names(kind: ZoneKind) -> tuple[str, ...]:
+    """The kind in every language the interface speaks (to find "huyen ke sach" and "district ke sach")."""
+    return tuple(dict.fromkeys(translations(code).gettext(_KIND_NAMES[kind]) for code in LANGUAGES))
+
+
+def kind_name(kind: str) -> str:
+    """A zone kind (the enum or its stored value) for people; an unknown value as it is."""
+    try:
+        return ZoneKind(kind).label
+    except ValueError:
+        return kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +178,11 @@ def _check_reaches_root(start: Zone, zones: Mapping[str, Zone]) -> None:
             raise InventoryError(f"zones form a cycle: {' → '.join(loop)}")
         seen[zone.id] = None
         zone = None if zone.parent is None else zones[zone.parent]
+
+
+def zone_title(name: str, kind: str) -> str:
+    """A zone as people name it: "xã An Mỹ" / "An Mỹ (commune)"; "Phường 1" already says its kind."""
+    label = kind_name(kind)
+    if name.casefold().startswith(label.casefold() + " "):
+        return name
+    return _("{name} ({kind})").format(name=name, kind=label)

@@ -97,6 +97,7 @@ def _record(s: Schedule) -> ScheduleRecord:
         name=s.name,
         revision=s.revision,
         created_at=s.created_at,
+        approved_by=s.approved_by,
     )
 
 
@@ -113,6 +114,7 @@ def _schedule(r: ScheduleRecord) -> Schedule:
         name=r.name,
         revision=r.revision,
         created_at=r.created_at,
+        approved_by=r.approved_by,
     )
 
 

@@ -25,6 +25,8 @@ class ScheduledBroadcast:
     expires_at: datetime
     volume: int | None
     on_preempt: PreemptPolicy
+    approved_by: str = ""
+    """Who let the schedule air, recorded with each of its broadcasts."""
 
 
 class Broadcasts(Protocol):

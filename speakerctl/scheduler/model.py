@@ -42,6 +42,8 @@ class Schedule:
     revision: int = 1
     created_at: datetime | None = None
     """Occurrences before this never count as missed."""
+    approved_by: str = ""
+    """The user who let it air (its approver, or its author when no approval was needed)."""
 
     def __post_init__(self) -> None:
         if not self.targets:

@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
+from speakerctl.dates import format_day, format_moment
 from speakerctl.errors import ConfigError, UsageError
+from speakerctl.i18n import _
 
 RULE_VERSION = 1
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
@@ -52,19 +54,23 @@ class Rule:
         object.__setattr__(self, "_zone", zone_info(self.tz))
         self._check_kind()
         if not 1 <= self.repeat <= 100:
-            raise UsageError(f"repeat must be 1..100, got {self.repeat}")
+            raise UsageError(_("repeat must be 1..100, got {n}").format(n=self.repeat))
         if self.repeat > 1 and not 1 <= self.gap_s <= MAX_REPEAT_SPAN_S // (self.repeat - 1):
-            raise UsageError("repeats must be at least 1 s apart and fit in an hour", hint="e.g. --gap 30")
+            raise UsageError(
+                _("repeats must be at least 1 s apart and fit in an hour"), hint=_("e.g. --gap 30")
+            )
         if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
-            raise UsageError("--until is before --from")
+            raise UsageError(_("--until is before --from"))
 
     def _check_kind(self) -> None:
         if self.kind is Kind.AT and (self.at is None or self.at.tzinfo is None):
-            raise UsageError("a one-off schedule needs an aware time (--at)")
+            raise UsageError(_("a one-off schedule needs an aware time (--at)"))
         if self.kind in (Kind.DAILY, Kind.WEEKLY) and not self.times:
-            raise UsageError(f"a {self.kind} schedule needs at least one time of day, e.g. 05:00")
+            raise UsageError(
+                _("a {kind} schedule needs at least one time of day, e.g. 05:00").format(kind=self.kind)
+            )
         if self.kind in (Kind.DAILY, Kind.WEEKLY) and not (self.weekdays and self.weekdays <= ALL_DAYS):
-            raise UsageError("weekdays must be a non-empty set of mon..sun")
+            raise UsageError(_("weekdays must be a non-empty set of mon..sun"))
         if self.kind is Kind.CRON:
             self._cron_trigger()
 
@@ -77,7 +83,7 @@ class Rule:
         fields = self.cron.split()
         try:
             if len(fields) != 5:
-                raise ValueError("five fields expected: minute hour day month weekday")
+                raise ValueError(_("five fields expected: minute hour day month weekday"))
             minute, hour, day, month, dow = fields
             return CronTrigger(
                 minute=minute,
@@ -88,7 +94,10 @@ class Rule:
                 timezone=self._zone,
             )
         except ValueError as exc:
-            raise UsageError(f"bad cron expression {self.cron!r}: {exc}", hint="e.g. '0 5 * * 1-6'") from exc
+            raise UsageError(
+                _("bad cron expression {cron!r}: {error}").format(cron=self.cron, error=exc),
+                hint=_("e.g. '0 5 * * 1-6'"),
+            ) from exc
 
     def occurrences(self, after: datetime, until: datetime) -> list[datetime]:
         """Every air time in (after, until], ascending, in UTC."""
@@ -101,7 +110,7 @@ class Rule:
     def next_after(self, after: datetime, horizon_days: int = 800) -> datetime | None:
         """The first air time strictly after `after`, or None within the horizon (or ever)."""
         start = after
-        for _ in range(0, horizon_days, _SEARCH_DAYS):
+        for _step in range(0, horizon_days, _SEARCH_DAYS):
             if self._ended_before(start):
                 return None
             found = self.occurrences(start, start + timedelta(days=_SEARCH_DAYS))
@@ -167,19 +176,22 @@ class Rule:
             previous, now = fire, fire + timedelta(microseconds=1)
 
     def describe(self) -> str:
-        """One line for people, in the rule's local time."""
+        """One line for people, in the rule's local time and the language in use."""
         text = {
-            Kind.AT: lambda: f"once at {self.at.astimezone(self._zone):%Y-%m-%d %H:%M:%S}" if self.at else "",
-            Kind.DAILY: lambda: f"daily at {_times(self.times)}",
-            Kind.WEEKLY: lambda: f"weekly {format_weekdays(self.weekdays)} at {_times(self.times)}",
-            Kind.CRON: lambda: f"cron '{self.cron}'",
+            Kind.AT: lambda: _("once at {at}").format(at=_moment(self.at, self._zone)),
+            Kind.DAILY: lambda: _("daily at {times}").format(times=_times(self.times)),
+            Kind.WEEKLY: lambda: _("weekly {days} at {times}").format(
+                days=format_weekdays(self.weekdays), times=_times(self.times)
+            ),
+            Kind.CRON: lambda: _("cron {expression!r}").format(expression=self.cron),
         }[self.kind]()
         if self.kind is Kind.DAILY and self.weekdays != ALL_DAYS:
             text += f" ({format_weekdays(self.weekdays)})"
         if self.repeat > 1:
-            text += f", {self.repeat}× {self.gap_s} s apart"
+            text += _(", {n}× {gap} s apart").format(n=self.repeat, gap=self.gap_s)
         if self.valid_from or self.valid_until:
-            text += f", valid {self.valid_from or '…'} – {self.valid_until or '…'}"
+            first, last = (format_day(d) if d else "…" for d in (self.valid_from, self.valid_until))
+            text += _(", valid {first} – {last}").format(first=first, last=last)
         return f"{text} ({self.tz})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,12 +229,18 @@ class Rule:
         )
 
 
+def _moment(at: datetime | None, zone: ZoneInfo) -> str:
+    return "" if at is None else format_moment(at, zone, seconds=True)
+
+
 def zone_info(name: str) -> ZoneInfo:
     """A time zone by IANA name, or ConfigError."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"unknown time zone {name!r}", hint="e.g. Asia/Ho_Chi_Minh") from exc
+        raise ConfigError(
+            _("unknown time zone {name!r}").format(name=name), hint=_("e.g. Asia/Ho_Chi_Minh")
+        ) from exc
 
 
 def _aware(at: datetime) -> datetime:
@@ -242,9 +260,11 @@ def parse_times(text: str) -> tuple[time, ...]:
         try:
             out.add(time.fromisoformat(part))
         except ValueError:
-            raise UsageError(f"bad time of day {part!r}", hint="use HH:MM or HH:MM:SS, e.g. 05:00") from None
+            raise UsageError(
+                _("bad time of day {text!r}").format(text=part), hint=_("use HH:MM or HH:MM:SS, e.g. 05:00")
+            ) from None
     if not out:
-        raise UsageError("no time of day given", hint="e.g. 05:00,17:00")
+        raise UsageError(_("no time of day given"), hint=_("e.g. 05:00,17:00"))
     return tuple(sorted(out))
 
 
@@ -256,7 +276,7 @@ def parse_weekdays(text: str) -> frozenset[int]:
         lo, hi = ends[0], ends[-1]
         days.update(range(lo, hi + 1) if lo <= hi else [*range(lo, 7), *range(0, hi + 1)])
     if not days:
-        raise UsageError("no weekday given", hint="e.g. mon-sat")
+        raise UsageError(_("no weekday given"), hint=_("e.g. mon-sat"))
     return frozenset(days)
 
 
@@ -266,7 +286,9 @@ def _weekday(text: str) -> int:
         return _DAY_NAMES.index(name)
     if re.fullmatch(r"[1-7]", name):
         return int(name) - 1
-    raise UsageError(f"unknown weekday {text!r}", hint="use mon..sun or 1..7 (Monday = 1)")
+    raise UsageError(
+        _("unknown weekday {text!r}").format(text=text), hint=_("use mon..sun or 1..7 (Monday = 1)")
+    )
 
 
 def cron_weekdays(text: str) -> str:

@@ -281,6 +281,7 @@ class ScheduleRunner:
             expires_at=expires,
             volume=self.volumes.volume(s.targets, start, s.priority),
             on_preempt=s.on_preempt,
+            approved_by=s.approved_by,
         )
 
     async def _spawn(self, request: ScheduledBroadcast, schedule_id: str) -> None:

@@ -3,6 +3,8 @@
 Plain dataclasses in and out; `Store` holds one engine and a repository per kind of record.
 """
 
+from speakerctl.store.accounts import SessionInfo, UserInfo
+from speakerctl.store.approvals import Decision, ItemInfo, ItemKind, ItemState, NewItem
 from speakerctl.store.broadcasts import Airing
 from speakerctl.store.database import Store
 from speakerctl.store.migrate import SCHEMA_REVISION
@@ -22,6 +24,7 @@ from speakerctl.store.models import (
     utc_from_ms,
 )
 from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord
+from speakerctl.store.remap import RemapChange
 from speakerctl.store.schedules import JOBS_TABLE, RunRecord, ScheduleRecord
 
 __all__ = [
@@ -34,18 +37,26 @@ __all__ = [
     "BroadcastInfo",
     "BroadcastState",
     "BulletinInfo",
+    "Decision",
     "DeliveryInfo",
     "DeliveryStatus",
     "DeliveryUpdate",
     "DeviceInfo",
     "DeviceSpec",
     "DeviceSpecLike",
+    "ItemInfo",
+    "ItemKind",
+    "ItemState",
+    "NewItem",
     "PlayRecord",
+    "RemapChange",
     "RunRecord",
     "ScheduleRecord",
+    "SessionInfo",
     "StatusRecord",
     "StopOrder",
     "Store",
+    "UserInfo",
     "VariantInfo",
     "utc_from_ms",
 ]

@@ -7,12 +7,15 @@ from types import TracebackType
 from sqlalchemy import Engine
 
 from speakerctl.errors import StoreError
+from speakerctl.store.accounts import SessionRepository, UserRepository
+from speakerctl.store.approvals import ApprovalRepository, PolicyRepository
 from speakerctl.store.broadcasts import BroadcastRepository, DeliveryRepository
 from speakerctl.store.engine import Sessions
 from speakerctl.store.fleet import DeviceRepository, StatusRepository, ZoneRepository
 from speakerctl.store.library import BulletinRepository
 from speakerctl.store.migrate import upgrade
 from speakerctl.store.monitoring import AlertRepository, AuditLog, PlayLog
+from speakerctl.store.remap import RemapRepository
 from speakerctl.store.schedules import ScheduleRepository
 
 
@@ -33,6 +36,11 @@ class Store:
         self.audit = AuditLog(self._sessions)
         self.plays = PlayLog(self._sessions)
         self.schedules = ScheduleRepository(self._sessions)
+        self.remaps = RemapRepository(self._sessions)
+        self.users = UserRepository(self._sessions)
+        self.sessions = SessionRepository(self._sessions)
+        self.approvals = ApprovalRepository(self._sessions)
+        self.policies = PolicyRepository(self._sessions)
 
     @classmethod
     def open(cls, url: str, *, history_limit: int = 100, prune_every: int = 10) -> Store:

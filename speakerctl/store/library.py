@@ -14,6 +14,7 @@ from typing import Any
 from sqlmodel import Session, col, delete, select
 
 from speakerctl.errors import InUse, NotFound
+from speakerctl.i18n import _
 from speakerctl.store.engine import Sessions
 from speakerctl.store.models import BroadcastState, BulletinInfo, VariantInfo, aware_utc
 from speakerctl.store.tables import BroadcastRow, BulletinRow, VariantRow
@@ -25,7 +26,9 @@ def live_bulletin(s: Session, bulletin_id: int, *, lock: bool = False) -> Bullet
     """The bulletin row, or NotFound if there is none or it was removed."""
     row = s.get(BulletinRow, bulletin_id, with_for_update=lock)
     if row is None or row.removed_at is not None:
-        raise NotFound(f"bulletin {bulletin_id!r} not found", hint="see `speakerctl bulletin list`")
+        raise NotFound(
+            _("bulletin {id!r} not found").format(id=bulletin_id), hint=_("see `speakerctl bulletin list`")
+        )
     return row
 
 

@@ -168,6 +168,8 @@ class BroadcastInfo:
     """The user who started it ("" before users were recorded; the schedule's runner for an airing)."""
     stopped_by: str = ""
     """The user who stopped it, when its state is `stopped`."""
+    approved_by: str = ""
+    """The user who let it air: its approver, or the sender when their zone's policy needs no approval."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +198,8 @@ class DeliveryInfo:
     content_ready_at: datetime | None = None
     playing_at: datetime | None = None
     finished_at: datetime | None = None
+    zone_id: str | None = None
+    """The zone the cluster was in when the broadcast was made (None: not recorded)."""
 
 
 @dataclass(frozen=True, slots=True)

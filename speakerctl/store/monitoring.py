@@ -58,6 +58,8 @@ class AuditEntry:
     action: str
     outcome: str
     detail: str
+    subject: str = ""
+    """What was acted on when it is not a device: "bulletin 12", "item 3", "user lan", a zone id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ class PlayRecord:
     """The bulletin's length."""
     detail: str = ""
     """The delivery's detail (for a stop: by whom)."""
+    zone_id: str | None = None
+    """The zone the cluster was in when the broadcast was made (reports use it, not today's zone)."""
 
 
 class AlertRow(SQLModel, table=True):
@@ -109,23 +113,24 @@ class AlertRow(SQLModel, table=True):
 
 
 class AuditRow(SQLModel, table=True):
-    """A remote action: who did what to which device, when, and the outcome."""
+    """An action: who (`actor`, the user name) did what to which device or subject, when, and the outcome."""
 
     __tablename__ = "audit"
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(sa_type=UTCDateTime, index=True)
-    actor: str
+    actor: str = Field(index=True)
     device_id: str = Field(index=True)
     action: str
     outcome: str
     detail: str = Field(default="", sa_type=Text)
+    subject: str = Field(default="", max_length=200)
 
     def info(self) -> AuditEntry:
         """Public value."""
         assert self.id is not None
         return AuditEntry(
-            self.id, self.at, self.actor, self.device_id, self.action, self.outcome, self.detail
+            self.id, self.at, self.actor, self.device_id, self.action, self.outcome, self.detail, self.subject
         )
 
 
@@ -189,9 +194,17 @@ class AuditLog:
         self._db = sessions
 
     def record(
-        self, actor: str, device_id: str, action: str, outcome: str, detail: str, at: datetime
+        self,
+        actor: str,
+        device_id: str,
+        action: str,
+        outcome: str,
+        detail: str,
+        at: datetime,
+        *,
+        subject: str = "",
     ) -> AuditEntry:
-        """Append a remote action to the audit log."""
+        """Append an action to the audit log (`device_id` "" when it is not a device's)."""
         row = AuditRow(
             at=aware_utc(at, "at"),
             actor=actor,
@@ -199,18 +212,23 @@ class AuditLog:
             action=action,
             outcome=outcome,
             detail=detail,
+            subject=subject[:200],
         )
         with self._db.session(write=True) as s:
             s.add(row)
             s.flush()
             return row.info()
 
-    def entries(self, device_id: str | None = None, limit: int = 50) -> list[AuditEntry]:
-        """The audit log, newest first, optionally of one device."""
+    def entries(
+        self, device_id: str | None = None, limit: int = 50, *, actor: str | None = None
+    ) -> list[AuditEntry]:
+        """The audit log, newest first, optionally of one device and/or one user."""
         with self._db.session() as s:
             query = select(AuditRow).order_by(col(AuditRow.at).desc(), col(AuditRow.id).desc())
             if device_id is not None:
                 query = query.where(col(AuditRow.device_id) == device_id)
+            if actor is not None:
+                query = query.where(col(AuditRow.actor) == actor)
             return [r.info() for r in s.exec(query.limit(limit))]
 
 
@@ -251,4 +269,5 @@ def _play(row: DeliveryRow, priority: int, title: str, duration_ms: int) -> Play
         row.finished_at,
         duration_ms,
         row.detail,
+        row.zone_id,
     )

@@ -8,6 +8,7 @@ from typing import TypeVar
 from sqlmodel import Session, SQLModel, col, select
 
 from speakerctl.errors import NotFound
+from speakerctl.i18n import _
 from speakerctl.store.models import zone_subtree
 from speakerctl.store.tables import ZoneRow
 
@@ -19,7 +20,7 @@ def get_row(s: Session, table: type[_Row], key: str | int, what: str, *, lock: b
     """The row of `table` with primary key `key`, or NotFound."""
     row = s.get(table, key, with_for_update=lock)
     if row is None:
-        raise NotFound(f"{what} {key!r} not found")
+        raise NotFound(_("{what} {key!r} not found").format(what=_(what), key=key))  # "device", "zone"…
     return row
 
 

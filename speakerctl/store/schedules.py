@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlmodel import SQLModel
 
 from speakerctl.errors import NotFound
+from speakerctl.i18n import _
 from speakerctl.store.engine import Sessions
 
 JOBS_TABLE = "speakerctl_apscheduler_jobs"
@@ -51,6 +52,7 @@ schedules = Table(
     Column("name", String(200), nullable=False),
     Column("revision", Integer, nullable=False),
     Column("created_at", String(32), nullable=True),
+    Column("approved_by", String(64), nullable=False, server_default=""),
 )
 runs = Table(
     "speakerctl_schedule_runs",
@@ -86,6 +88,7 @@ class ScheduleRecord:
     name: str
     revision: int
     created_at: datetime | None
+    approved_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +124,9 @@ class ScheduleRepository:
         with self._db.begin(write=False) as c:
             row = c.execute(select(schedules).where(schedules.c.id == schedule_id)).mappings().first()
         if row is None:
-            raise NotFound(f"no schedule {schedule_id!r}", hint="see `speakerctl schedule list`")
+            raise NotFound(
+                _("no schedule {id!r}").format(id=schedule_id), hint=_("see `speakerctl schedule list`")
+            )
         return _schedule(row)
 
     def all(self) -> list[ScheduleRecord]:
@@ -134,7 +139,9 @@ class ScheduleRepository:
         """Delete a schedule, or NotFound."""
         with self._db.begin() as c:
             if c.execute(delete(schedules).where(schedules.c.id == schedule_id)).rowcount == 0:
-                raise NotFound(f"no schedule {schedule_id!r}", hint="see `speakerctl schedule list`")
+                raise NotFound(
+                    _("no schedule {id!r}").format(id=schedule_id), hint=_("see `speakerctl schedule list`")
+                )
 
     def record_run(self, run: RunRecord) -> None:
         """Insert or replace the record of one occurrence."""
@@ -201,6 +208,7 @@ def _row(s: ScheduleRecord) -> dict[str, Any]:
         "name": s.name,
         "revision": s.revision,
         "created_at": _ts(s.created_at) if s.created_at else None,
+        "approved_by": s.approved_by,
     }
 
 
@@ -217,6 +225,7 @@ def _schedule(r: RowMapping) -> ScheduleRecord:
         name=r["name"],
         revision=r["revision"],
         created_at=_parse_ts(r["created_at"]) if r["created_at"] else None,
+        approved_by=r["approved_by"],
     )
 
 

@@ -3,6 +3,8 @@
 from alembic import context
 from sqlmodel import SQLModel
 
+import speakerctl.store.accounts
+import speakerctl.store.approvals
 import speakerctl.store.monitoring
 import speakerctl.store.schedules
 import speakerctl.store.tables  # noqa: F401  (the imports register the tables)
