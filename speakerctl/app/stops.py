@@ -20,13 +20,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from speakerctl.app import audit, policy, views
+from speakerctl.app import audit, names, policy, views
 from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.service import Controller
 from speakerctl.controller.tracker import Tracker
-from speakerctl.errors import NotFound, UsageError
+from speakerctl.errors import UsageError
 from speakerctl.fleet import ZoneTree
 from speakerctl.i18n import _
 from speakerctl.protocol.lifecycle import FINAL, STOPPED
@@ -68,7 +68,8 @@ async def stop_zone(
     wait_s: float = DEFAULT_WAIT_S,
     controller: Controller | None = None,
 ) -> list[views.StopView]:
-    """Stop what is on air now in the zones (and below), on their clusters only; [] if nothing is."""
+    """Stop what is on air now in the zones (ids or names, and below), on their clusters only; [] if
+    nothing is."""
     store = controller.store if controller else ctx.store(sync_inventory=False)
     plans = await asyncio.to_thread(_plan_zone, store, actor, zone_ids, ctx.clock.now())
     if not plans:
@@ -104,14 +105,9 @@ def _plan_broadcast(store: Store, actor: Actor, broadcast_id: str, now: datetime
     return _Planned(info, (), _order(actor, open_ids, now, whole=True))
 
 
-def _plan_zone(store: Store, actor: Actor, zone_ids: Sequence[str], now: datetime) -> list[_Planned]:
+def _plan_zone(store: Store, actor: Actor, zones: Sequence[str], now: datetime) -> list[_Planned]:
+    zone_ids = list(dict.fromkeys(names.zone_id(store, z) for z in zones))  # ids or names, as typed
     tree = ZoneTree(store.zones.all())
-    missing = tree.unknown(zone_ids)
-    if missing:
-        raise NotFound(
-            _("zone {zones} not found").format(zones=", ".join(map(repr, missing))),
-            hint=_("see `speakerctl zones list`"),
-        )
     authorize(actor, Action.STOP, zone_ids, tree)
     inside = set(store.devices.ids_in(zone_ids))
     plans = []

@@ -108,7 +108,7 @@ def interrupted(ctx: AppContext, broadcast_id: str, stop_on_interrupt: bool) -> 
     """After Ctrl-C: stop the clusters if told to (or if the user says so), then exit 130."""
     if stop_on_interrupt or (interactive() and ask(_("Stop the clusters too?"))):
         try:
-            console.print(stop_cli.summary(stop_cli.stop_now(ctx, broadcast_id)))
+            console.print(stop_cli.summary(stop_cli.stop_now(ctx, broadcast_id)), highlight=False)
         except NotFound:
             console_err.print(_("interrupted before anything was sent: nothing to stop"))
     else:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from speakerctl.app import stops
 from speakerctl.app.context import AppContext
+from speakerctl.app.labels import word
 from speakerctl.app.views import StopView
 from speakerctl.cli.common import console, current_actor, print_json, run, state
 from speakerctl.cli.text import safe
@@ -68,7 +69,7 @@ def show(found: list[StopView], as_json: bool) -> None:
         print_json(found)
         return
     for view in found:
-        console.print(summary(view))
+        console.print(summary(view), highlight=False)
         if view.unconfirmed:
             console.print(_unconfirmed_table(view))
 
@@ -83,7 +84,7 @@ def summary(view: StopView) -> str:
         where=safe(where),
         confirmed=view.confirmed + view.ended_otherwise,
         clusters=view.clusters,
-        state=view.state,
+        state=word(view.state),
     )
 
 
