@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fleet_small import COMMUNE, NOW, OTHER, PROVINCE, inventory
 from typer.testing import CliRunner
 
 from speakerctl.cli import common
@@ -16,7 +17,6 @@ from speakerctl.cli.main import app, exit_code
 from speakerctl.clock import FixedClock
 from speakerctl.errors import SpeakerctlError
 from speakerctl.store import AuditEntry, Store
-from fleet_small import COMMUNE, NOW, OTHER, PROVINCE, inventory
 
 PASSWORD = "mật khẩu đủ dài"
 
