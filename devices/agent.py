@@ -16,6 +16,7 @@ from devices.hardware import Hardware
 from devices.player import Job, Player
 from devices.replay import SeenIds
 from devices.schedule import OffsetEstimator
+from devices.zonestate import read_zones, write_zones
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link, Will
 from speakerctl.errors import AuthError, ContentError, LinkError, ProtocolError, SignatureError
@@ -23,6 +24,7 @@ from speakerctl.logs import Throttled
 from speakerctl.protocol import (
     Ack,
     Command,
+    Configure,
     ContentRef,
     ContentRequest,
     DeliveryEvent,
@@ -38,7 +40,7 @@ from speakerctl.protocol import (
     codec,
     topics,
 )
-from speakerctl.protocol.limits import MAX_CACHED_LISTED, MAX_MISSING_RANGES
+from speakerctl.protocol.limits import CONFIGURE_MINOR, MAX_CACHED_LISTED, MAX_MISSING_RANGES, PROTOCOL_MINOR
 from speakerctl.protocol.messages import check_command_topic
 from speakerctl.protocol.signing import TrustedKeys
 from speakerctl.retry import Backoff, through_outages
@@ -68,6 +70,8 @@ class AgentConfig:
     """Public keys commands must be signed with (from provisioning); none: every command is refused."""
     require_targets: bool = True
     """Refuse untargeted (v1.0) commands; False only while a v1.0 controller is being replaced."""
+    protocol_minor: int = PROTOCOL_MINOR
+    """The minor revision announced in status; below CONFIGURE_MINOR the agent acts as older firmware."""
 
     def __post_init__(self) -> None:
         topics.check_id(self.device_id, "device id")
@@ -119,6 +123,7 @@ class DeviceAgent:
         self._seen = SeenIds(config.cache_dir / SEEN_IDS_FILE)
         self._latest: OrderedDict[str, bytes] = OrderedDict()
         self._unsubscribe: set[str] = set()
+        self.zones = self._zones()
         self._status_dirty = False
         self._reboot_pending = False
         self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
@@ -146,7 +151,21 @@ class DeviceAgent:
 
     def _command_topics(self) -> list[str]:
         own = [topics.device_cmd(self.config.device_id)]
-        return own + [topics.zone_cmd(z) for z in self.config.zones]
+        return own + [topics.zone_cmd(z) for z in self.zones]
+
+    def _zones(self) -> tuple[str, ...]:
+        """The configured chain if a `configure` set one, else the provisioned one."""
+        stored = read_zones(self.config.cache_dir) if self.supports_configure else None
+        if stored is None:
+            return self.config.zones
+        # The persistent session may still hold the provisioned zones if power failed mid-configure.
+        self._unsubscribe.update(topics.zone_cmd(z) for z in self.config.zones if z not in stored)
+        return stored
+
+    @property
+    def supports_configure(self) -> bool:
+        """Whether this firmware speaks protocol v1.2's `configure`."""
+        return self.config.protocol_minor >= CONFIGURE_MINOR
 
     async def _on_connect(self) -> None:
         await self.link.publish(
@@ -173,6 +192,7 @@ class DeviceAgent:
             temperature_c=self.hw.telemetry.temperature_c(),
             storage_free_mb=self.cache.free_mb(),
             clock_offset_ms=self.hw.telemetry.clock_offset_ms(),
+            protocol_minor=self.config.protocol_minor,
             cached=tuple(hashes[:MAX_CACHED_LISTED]),
             cached_count=len(hashes),
             rejected_commands=self.counters.rejected,
@@ -187,6 +207,8 @@ class DeviceAgent:
                 self._on_chunk(parsed.key, message.payload)
             else:
                 command = codec.decode_command(message.payload)
+                if isinstance(command.body, Configure) and not self.supports_configure:
+                    raise ProtocolError("unknown command kind 'configure'")  # as v1.1 firmware sees it
                 if parsed.channel is topics.Channel.ZONE_CMD:
                     check_command_topic(message.topic, command.body.kind)
                 await self._on_command(command, message.topic)
@@ -216,7 +238,9 @@ class DeviceAgent:
         self._seen.add(command.msg_id)
         self.offset.sample(command.issued_at_ms, self.hw.clock.now_ms())
         body = command.body
-        if isinstance(body, SetVolume | Reboot | Ping):
+        if isinstance(body, Configure):
+            await self._configure(command, body, topic)
+        elif isinstance(body, SetVolume | Reboot | Ping):
             self._manage(command, body)
         elif isinstance(body, Stop):
             await self._stop(body.broadcast_id)
@@ -255,6 +279,33 @@ class DeviceAgent:
         self._ack(command, ok=True)
         if isinstance(body, Reboot):
             self._reboot_pending = True
+
+    async def _configure(self, command: Command, body: Configure, topic: str) -> None:
+        """Listen on the new zone chain from now on and after every restart, then acknowledge."""
+        if topic != topics.device_cmd(self.config.device_id):
+            self._reject(
+                command, SignatureError(f"configure must come on the cluster's own topic, not {topic}")
+            )
+        elif command.expired(self.hw.clock.now_ms()):
+            self._ack(command, ok=False, detail="expired")
+        else:
+            await self._listen_on(command, body.zones)
+
+    async def _listen_on(self, command: Command, zones: tuple[str, ...]) -> None:
+        new = [topics.zone_cmd(z) for z in zones]
+        try:
+            await self._quietly(self.link.subscribe(new))
+        except AuthError as exc:
+            self._ack(command, ok=False, detail=str(exc)[:200])
+            return
+        try:
+            write_zones(self.config.cache_dir, zones)
+        except OSError as exc:
+            self._ack(command, ok=False, detail=f"cannot keep the zone chain: {exc}"[:200])
+            return
+        self._unsubscribe.update(t for t in (topics.zone_cmd(z) for z in self.zones) if t not in new)
+        self.zones = zones
+        self._ack(command, ok=True, detail=" > ".join(zones)[:200])
 
     def _ack(self, command: Command, *, ok: bool, detail: str = "") -> None:
         ack = Ack(_msg_id(), self.config.device_id, self.hw.clock.now_ms(), command.msg_id, ok, detail)

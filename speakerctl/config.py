@@ -67,12 +67,12 @@ class Settings:
     """Passphrase the command-signing keys are encrypted with (best from SPEAKERCTL_KEY_PASSPHRASE)."""
     key_passphrase_file: str = ""
     """A file holding that passphrase (its first line), e.g. a systemd credential."""
+    language: str = ""
+    """The CLI's language, "vi" or "en" (empty: SPEAKERCTL_LANG, else the locale, else English)."""
     session_hours: float = 12.0
     """A sign-in session ends this long after sign-in, however busy (CLI and web console)."""
     session_idle_minutes: float = 120.0
     """…or once unused for this long."""
-    language: str = ""
-    """The CLI's language, "vi" or "en" (empty: SPEAKERCTL_LANG, else the locale, else English)."""
 
     def __post_init__(self) -> None:
         BrokerAddress.parse(self.broker)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from fleet_small import COMMUNE, NOW, OTHER, PROVINCE, context, user
 
 from speakerctl.app import accounts
 from speakerctl.app.access import Role, local_administrator
@@ -15,7 +16,6 @@ from speakerctl.app.accounts import NewUser, SessionLimits
 from speakerctl.app.context import AppContext
 from speakerctl.clock import FixedClock
 from speakerctl.errors import NotAllowed, NotSignedIn, UsageError
-from tests.fleet_small import COMMUNE, NOW, OTHER, PROVINCE, context, user
 
 PASSWORD = "mật khẩu đủ dài"
 LIMITS = SessionLimits(absolute=timedelta(hours=12), idle=timedelta(hours=2))

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fleet_small import COMMUNE, NOW, OTHER, PROVINCE, inventory
 from typer.testing import CliRunner
 
 from speakerctl.cli import common
@@ -16,7 +17,6 @@ from speakerctl.cli.main import app, exit_code
 from speakerctl.clock import FixedClock
 from speakerctl.errors import SpeakerctlError
 from speakerctl.store import AuditEntry, Store
-from tests.fleet_small import COMMUNE, NOW, OTHER, PROVINCE, inventory
 
 PASSWORD = "mật khẩu đủ dài"
 
@@ -209,3 +209,18 @@ def test_a_damaged_session_file_is_refused_then_logout_clears_it(cli: Cli) -> No
     assert code == 8 and "speakerctl logout" in out
     assert "signed out" in cli.ok("logout")
     assert json.loads(cli.ok("whoami", "--json"))["signed_in"] is False
+
+
+def test_remote_actions_and_provisioning_are_scoped(cli: Cli) -> None:
+    _as(cli, "xem", "viewer", COMMUNE)
+    assert cli("devices", "set-volume", f"{COMMUNE}-01", "40")[0] == 9
+    _as(cli, "lan", "operator", COMMUNE)
+    assert cli("devices", "set-volume", f"{OTHER}-01", "40")[0] == 9  # refused before any broker is tried
+    assert cli("devices", "reboot", f"{COMMUNE}-01")[0] == 9  # operators may not reboot
+    assert cli("devices", "provision", f"{COMMUNE}-01")[0] == 9
+    assert cli("keys", "rotate")[0] == 9
+    _as(cli, "an", "administrator", COMMUNE)
+    assert cli("devices", "provision", f"{OTHER}-01")[0] == 9
+    assert cli("devices", "provision", "--controller")[0] == 9  # the controller's account: every zone
+    assert f"{COMMUNE}-01" in cli.ok("devices", "provision", f"{COMMUNE}-01")
+    assert ("an", "provision") in {(e.actor, e.action) for e in _audit(cli)}

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fleet_small import COMMUNE, NOW, OTHER, PROVINCE, THIRD, context, user
 
 from speakerctl.app import approvals, broadcasts, policy, schedules
 from speakerctl.app.access import Role, local_administrator
@@ -13,7 +14,6 @@ from speakerctl.app.context import AppContext
 from speakerctl.errors import AwaitsApproval, NotAllowed, UsageError
 from speakerctl.protocol import Priority
 from speakerctl.store import ItemKind, ItemState
-from tests.fleet_small import COMMUNE, NOW, OTHER, PROVINCE, THIRD, context, user
 
 OPERATOR = user(Role.OPERATOR, COMMUNE, "lan")
 APPROVER = user(Role.APPROVER, COMMUNE, "hung")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fleet_small import COMMUNE, OTHER, PROVINCE, THIRD, inventory, user
 
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import approvals, broadcasts
@@ -21,7 +22,6 @@ from speakerctl.config import Settings
 from speakerctl.errors import AwaitsApproval
 from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.security.keys import load_or_create_signer, trusted_path
-from tests.fleet_small import COMMUNE, OTHER, PROVINCE, THIRD, inventory, user
 
 OPERATOR = user(Role.OPERATOR, COMMUNE, "lan")
 APPROVER = user(Role.APPROVER, COMMUNE, "hung")

@@ -70,6 +70,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def test_the_summary_counts_each_commune_and_says_why(settings: Settings) -> None:
+    moved = DeviceSpec("ks-3", "Ấp ks-3", "ct-an-my", "pa-4g")  # moved after the broadcast (a remap)
+    open_store(settings, sync_inventory=False).devices.sync([moved])
     found = reports.office(context(settings, FixedClock(NOW + timedelta(hours=1))), "2026-11-29", None)
     communes = {c.name: (c.targeted, c.aired, c.not_aired, dict(c.why)) for c in found.report.communes}
     assert communes == {

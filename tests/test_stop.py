@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -52,6 +55,7 @@ class World:
     fleet: Fleet
     communes: tuple[str, str]
     bulletin: int
+    runner: FleetRunner
 
     def under(self, commune: str) -> list[str]:
         """The clusters of one commune."""
@@ -91,7 +95,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, mosquitto_binary: str)
             for device in fleet.devices.values():
                 runner.start(device.agent)
             await fleet.wait_online(SAFETY_NET_S)
-            yield World(settings, store, fleet, communes, bulletin)
+            yield World(settings, store, fleet, communes, bulletin, runner)
 
 
 async def _on_air(world: World, targets: Sequence[str]) -> tuple[str, asyncio.Task[object]]:
@@ -143,7 +147,11 @@ async def test_stop_silences_every_cluster_and_records_who_stopped_it(world: Wor
     assert (info.state, info.stopped_by) == (BroadcastState.STOPPED, "lan")
     deliveries = world.store.deliveries.of(broadcast_id)
     assert {(d.state, d.detail) for d in deliveries} == {(STOPPED, "stopped by lan")}
-    (audit,) = [e for e in world.store.audit.entries() if e.action == f"stop {broadcast_id}"]
+    (audit,) = [
+        e
+        for e in world.store.audit.entries()
+        if (e.action, e.subject) == ("stop", f"broadcast {broadcast_id}")
+    ]
     assert (audit.actor, audit.outcome) == ("lan", "confirmed")
 
 
@@ -249,10 +257,11 @@ def test_wide_and_emergency_broadcasts_need_confirmation(tmp_path: Path) -> None
         assert exit_code(result.exception) == 10
     assert "--yes" in result.exception.hint
     assert store.broadcasts.latest() == []  # nothing was sent, nothing stored
-    wide = broadcasts.confirmation(context(settings), [province])
+    admin = local_administrator()
+    wide = broadcasts.confirmation(context(settings), bulletin, [province], actor=admin)
     assert wide is not None and (wide.clusters, wide.province_wide) == (len(inventory.devices), True)
     assert wide.communes == len({d.zone for d in inventory.devices})
-    assert broadcasts.confirmation(context(settings), [commune]) is None
+    assert broadcasts.confirmation(context(settings), bulletin, [commune], actor=admin) is None
     schedule = [*base, "schedule", "add", str(bulletin), "--to", province, "--daily", "05:00", "--json"]
     refused = runner.invoke(app, schedule)
     assert isinstance(refused.exception, NeedsConfirmation) and exit_code(refused.exception) == 10
@@ -271,3 +280,72 @@ async def test_yes_confirms_a_province_wide_broadcast(world: World) -> None:
     assert code == 3, err  # sent: our few clusters played it, the rest of the province is not simulated
     result = json.loads(out)
     assert result["played"] == len(world.fleet.devices) and result["total"] == len(load_inventory().devices)
+
+
+def _on_terminal(world: World, terminal: int, *args: str) -> subprocess.Popen[str]:
+    """`speakerctl` with its stdin and stderr on a terminal (a person at the keyboard), stdout piped."""
+    cmd = [sys.executable, "-m", "speakerctl", "--data-dir", str(world.settings.data_dir)]
+    return subprocess.Popen(
+        [*cmd, "--broker", world.settings.broker, *args],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+    )
+
+
+def _read_until(fd: int, text: str, timeout: float = PROCESS_S) -> str:
+    """What a terminal shows, read until `text` appears (the safety net fails the test)."""
+    seen, deadline = b"", time.monotonic() + timeout
+    while text.encode() not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"timed out waiting for {text!r}; the terminal shows {seen.decode(errors='replace')!r}"
+        seen += os.read(fd, 4096)
+    return seen.decode(errors="replace")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_ctrl_c_on_a_terminal_asks_and_stops_the_clusters_on_yes(world: World) -> None:
+    clusters = world.under(world.communes[0])
+    controller_side, terminal = pty.openpty()
+    process = _on_terminal(
+        world, terminal, "broadcast", str(world.bulletin), "--to", world.communes[0], "--json"
+    )
+    os.close(terminal)
+    try:
+        await wait_until(lambda: all(world.playing(clusters).values()), "every cluster playing", PROCESS_S)
+        process.send_signal(signal.SIGINT)
+        await asyncio.to_thread(_read_until, controller_side, "Stop the clusters too?")
+        os.write(controller_side, b"y\n")
+        code, out, _ = await _finish(process)
+    finally:
+        os.close(controller_side)
+    assert code == 130
+    assert "stopped bc-" in out and f"{len(clusters)}/{len(clusters)} clusters confirmed" in out
+    assert world.playing(clusters) == dict.fromkeys(clusters, None)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_silent_cluster_is_recorded_stopped_unconfirmed_and_the_broadcast_ends_at_once(
+    world: World,
+) -> None:
+    """Last in the module: it powers a cluster off for good."""
+    clusters = world.under(world.communes[1])
+    broadcast_id, follower = await _on_air(world, [world.communes[1]])
+    silent = clusters[0]
+    await world.runner.power_cut([silent])
+    ctx = context(world.settings)
+    async with controller(ctx, session=Session("stopper", persistent=False)).running() as running:
+        view = await stops.stop(ctx, Actor("lan", Role.OPERATOR), broadcast_id, wait_s=1, controller=running)
+    assert (view.unconfirmed, view.confirmed, view.clusters) == ([silent], len(clusters) - 1, len(clusters))
+    result = await asyncio.wait_for(follower, SAFETY_NET_S)  # read from the store, not timed out
+    assert result.counts == {STOPPED.value: len(clusters)}  # type: ignore[attr-defined]
+    details = {d.device_id: d.detail for d in world.store.deliveries.of(broadcast_id)}
+    assert details[silent] == "stopped by lan; the cluster has not confirmed"
+    assert details[clusters[1]] == "stopped by lan"
+    (audit,) = [
+        e
+        for e in world.store.audit.entries()
+        if (e.action, e.subject) == ("stop", f"broadcast {broadcast_id}")
+    ]
+    assert audit.outcome == "unconfirmed"

@@ -151,6 +151,14 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
     views.ProvisionedView: ("trusted_keys", "key_id", "accounts"),
     views.BundleView: ("device_id", "directory", "brokers", "tls_ca"),
     views.BundlesView: ("key_id", "bundles"),
+    views.RemapZoneView: ("zone", "name", "kind", "added", "clusters", "from_zones"),
+    views.RemapScheduleView: ("schedule", "name", "before", "after"),
+    views.RemapKeptView: ("zone", "clusters", "reason"),
+    views.ConfigureView: ("device", "outcome", "detail"),
+    views.RemapView: (
+        "mapping", "applied", "moved", "added", "retired", "zones", "schedules", "kept", "configure",
+        "acknowledged", "needs_reprovisioning",
+    ),
     views.UserView: ("name", "display_name", "role", "zone", "disabled", "created_at"),
     views.WhoamiView: ("user", "role", "zone", "signed_in"),
     views.ItemView: (

@@ -197,6 +197,7 @@ async def _air(
         Priority(item.priority),
         broadcast_id=new_broadcast_id(now),
         approved_by=actor.name,
+        started_by=item.submitted_by,
     )
     decided = _decided(store, item, actor, now, request.broadcast_id)
     try:
@@ -266,7 +267,8 @@ def policy_of(ctx: AppContext, zone_id: str) -> views.PolicyView:
     tree = policy.zone_tree(store)
     if tree.unknown([zone_id]):
         raise NotFound(_("no zone {zone!r}").format(zone=zone_id), hint=_("see `speakerctl zones list`"))
-    own = store.policies.all()
-    source = next((z for z in reversed(tree.ancestors(zone_id)) if z in own), None)
-    roles = own[source] if source else policy.DEFAULT_NEEDS_APPROVAL
-    return views.PolicyView(zone=zone_id, approval_for=sorted(roles), set_on=source)
+    policies = store.policies.all()
+    roles = policy.needs_approval(policies, tree, zone_id)
+    return views.PolicyView(
+        zone=zone_id, approval_for=sorted(roles), set_on=policy.policy_zone(policies, tree, zone_id)
+    )

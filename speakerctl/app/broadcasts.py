@@ -46,26 +46,22 @@ def request(
 
 def confirmation(
     ctx: AppContext,
+    bulletin_id: int,
     targets: Sequence[str],
     priority: str = "normal",
     *,
+    actor: Actor,
     emergency: bool = False,
-    actor: Actor | None = None,
-    bulletin_id: int = 0,
 ) -> confirming.Confirmation | None:
-    """What the user must confirm before this broadcast is sent (None: nothing).
+    """What `actor` must confirm before this broadcast airs (None: nothing, or it would wait for approval).
 
-    With `actor` (and the bulletin), a refusal comes first (NotAllowed), and a request held for approval
-    asks nothing.
+    NotAllowed first if the actor may not broadcast there at all.
     """
-    level = Priority.EMERGENCY if emergency else parse_priority(priority)
-    store = ctx.store()
-    if actor is not None:
-        ids = tuple(names.target_ids(store, targets))
-        asked = policy.Request(ItemKind.BROADCAST, bulletin_id, ids, level)
-        if not policy.route(store, actor, asked, ctx.clock.now()).direct:
-            return None
-    return confirming.needed(store, targets, level)
+    req, store = request(ctx, bulletin_id, targets, priority, emergency=emergency), ctx.store()
+    asked = policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, req.priority)
+    if not policy.route(store, actor, asked, ctx.clock.now()).direct:
+        return None
+    return confirming.needed(store, req.targets, req.priority)
 
 
 def new_id(ctx: AppContext) -> str:
@@ -98,19 +94,17 @@ async def broadcast(
 ) -> views.BroadcastResultView:
     """Broadcast a bulletin now and follow it to the end (every cluster final, or time out).
 
-    NeedsConfirmation if it is an emergency or province-wide and not `confirmed` (see `confirmation`).
     What the actor may not air directly (their zone's policy, or lower zones that decide for themselves)
-    is queued instead: AwaitsApproval names the items (see app/policy.py).
+    is queued instead: AwaitsApproval names the items (see app/policy.py). What airs at once needs
+    `confirmed` if it is an emergency or province-wide (the rule: `confirmation`), else NeedsConfirmation.
     """
-    req = replace(
-        request(ctx, bulletin_id, targets, priority, emergency=emergency), broadcast_id=broadcast_id
-    )
+    req = request(ctx, bulletin_id, targets, priority, emergency=emergency)
     store = ctx.store()
+    req = replace(req, broadcast_id=broadcast_id, started_by=actor.name)
     asked = policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, req.priority)
-    routing = policy.route(store, actor, asked, ctx.clock.now())  # a refusal comes before the question
+    routing = policy.route(store, actor, asked, ctx.clock.now())
     if not routing.direct:
         raise policy.awaiting(policy.queue_items(store, actor, routing.held))
-    # What airs now is confirmed; a request held for approval is confirmed by what its approver does.
     confirming.require(confirming.needed(store, req.targets, req.priority), confirmed)
     return await send(
         ctx, req, actor=actor, store=store, notes=routing.notes, timeout_s=timeout_s, progress=progress
@@ -129,7 +123,8 @@ async def send(
 ) -> views.BroadcastResultView:
     """Air a request already authorized (and approved, if it had to be); audited with the actor.
 
-    `approved_by` is the request's, else the actor's (a sender who needed no approval let it air).
+    `approved_by` is the request's, else the actor's (a sender who needed no approval let it air);
+    `started_by` likewise (an approved item's submitter started it).
     """
     store = store or ctx.store()
     req = begun(store, actor, req, notes, ctx.clock.now())

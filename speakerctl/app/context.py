@@ -42,8 +42,23 @@ def open_store(settings: Settings, *, sync_inventory: bool = True) -> Store:
 
 def load_fleet(store: Store, inventory: Inventory) -> bool:
     """Upsert the inventory's zones and devices unless the store already holds them; True if it wrote."""
-    zones = list(inventory.zones)
-    devices = [DeviceSpec(d.id, d.name, d.zone, d.model, d.lat, d.lon, d.network) for d in inventory.devices]
+    # A remap (`zones remap --apply`) outranks an inventory file that predates it: zones it retired stay
+    # retired and clusters it moved stay where it put them, whichever inventory is configured.
+    retired = store.zones.retired()
+    zones = [z for z in inventory.zones if z.id not in retired]
+    placed = {d.id: d.zone_id for d in store.devices.all()} if retired else {}
+    devices = [
+        DeviceSpec(
+            d.id,
+            d.name,
+            placed.get(d.id, d.zone) if d.zone in retired else d.zone,
+            d.model,
+            d.lat,
+            d.lon,
+            d.network,
+        )
+        for d in inventory.devices
+    ]
     # Read first: read-only commands then never take the write lock a running `serve` needs.
     if _holds(store, zones, devices):
         return False

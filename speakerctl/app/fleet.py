@@ -37,11 +37,12 @@ def parse_reachability(value: str | None) -> Reachability | None:
         ) from None
 
 
-def zones(ctx: AppContext) -> list[views.ZoneView]:
-    """Every zone, in tree order, with the number of clusters directly in it."""
+def zones(ctx: AppContext, *, retired: bool = False) -> list[views.ZoneView]:
+    """Every zone in use (and those a remap retired, if asked), with the number of clusters directly in it."""
     store = ctx.store()
     per_zone = Counter(d.zone_id for d in store.devices.all())
-    return [records.zone(z, per_zone[z.id]) for z in store.zones.all()]
+    shown = store.zones.all() if retired else store.zones.active()
+    return [records.zone(z, per_zone[z.id]) for z in shown]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +54,11 @@ class ZoneBranch:
     children: tuple[ZoneBranch, ...]
 
 
-def zone_branches(ctx: AppContext) -> list[ZoneBranch]:
+def zone_branches(ctx: AppContext, *, retired: bool = False) -> list[ZoneBranch]:
     """The zone tree from its roots down, each zone with its total of clusters at any depth below."""
     store = ctx.store()
     per_zone = Counter(d.zone_id for d in store.devices.all())
-    tree = ZoneTree(store.zones.all())
+    tree = ZoneTree(store.zones.all() if retired else store.zones.active())
 
     def branch(zone_id: str) -> ZoneBranch:
         view = records.zone(tree.zones[zone_id], per_zone[zone_id])

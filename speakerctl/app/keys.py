@@ -20,6 +20,7 @@ from speakerctl.broker.mosquitto import (
 )
 from speakerctl.errors import ConfigError, NotFound, ProtocolError, UsageError
 from speakerctl.fleet import ZoneTree, provisioning_records, write_bundle
+from speakerctl.fleet.remap import load_mapping, plan_remap
 from speakerctl.i18n import _
 from speakerctl.protocol.limits import BROKER_MAX_PAYLOAD
 from speakerctl.protocol.provisioning import check_broker_url
@@ -188,6 +189,20 @@ class BrokerConfig:
     run_as: str
 
 
+def cluster_zones(ctx: AppContext, accounts: set[str], remap: str | None) -> dict[str, list[str]]:
+    """Each provisioned cluster's zone chain as the store places it (after any remap); with `remap`, the
+    chain it will have after that mapping too, so a cluster told `configure` may read its new topics."""
+    store = ctx.store()
+    tree = ZoneTree(store.zones.all())
+    placed = {d.id: d.zone_id for d in store.devices.all() if d.id in accounts}
+    chains = {d: tree.ancestors(z) for d, z in placed.items()}
+    if remap is not None:
+        plan = plan_remap(load_mapping(remap), store.zones.active(), placed)
+        for device_id, chain in plan.chains.items():
+            chains[device_id] = list(dict.fromkeys([*chains[device_id], *chain]))
+    return chains
+
+
 @dataclass(frozen=True, slots=True)
 class Listeners:
     """Where the clusters and the controller connect, and the account the broker runs as."""
@@ -200,7 +215,13 @@ class Listeners:
 
 
 def mosquitto_config(
-    ctx: AppContext, out: Path, listen: Listeners, tls: TlsFiles | None, *, actor: Actor
+    ctx: AppContext,
+    out: Path,
+    listen: Listeners,
+    tls: TlsFiles | None,
+    remap: str | None = None,
+    *,
+    actor: Actor,
 ) -> BrokerConfig:
     """Only provisioned accounts log in; clusters use only their own topics; only the controller commands.
 
@@ -213,8 +234,7 @@ def mosquitto_config(
         raise ConfigError(
             "the controller has no broker account", hint="speakerctl devices provision --controller"
         )
-    inventory = ctx.inventory()
-    zones = {d.id: inventory.ancestors(d.zone) for d in inventory.devices if d.id in hashes}
+    zones = cluster_zones(ctx, set(hashes), remap)
     acl = mosquitto_acl(CONTROLLER_USER, zones)
     run_as = listen.user or broker_account(os.geteuid(), os.environ.get("SUDO_USER"), account_exists)
     trusted = TrustedListener(

@@ -1,7 +1,9 @@
-"""Where an actor's broadcast goes: on air at once, or into an approval queue (Circular 39).
+"""Where an actor's broadcast or schedule goes: on air at once, or into approval queues (Circular 39).
 
-The zone helpers here are what every service hands authorize(): the store's zone tree and the zones a
-list of targets names.
+The one owner of the routing rule (`route`) and of per-zone approval policy: a zone's policy names the
+roles that wait for approval there and below, until a lower zone sets its own; without any, operators
+wait. The zone helpers here are what every service hands authorize(): the store's zone tree and the
+zones a list of targets names.
 """
 
 from __future__ import annotations
@@ -37,12 +39,15 @@ POLICY_ROLES = frozenset({Role.OPERATOR.value, Role.APPROVER.value})
 """The roles a policy may hold for approval (an administrator's own requests never wait)."""
 
 
+def policy_zone(policies: Mapping[str, frozenset[str]], tree: ZoneTree, zone_id: str) -> str | None:
+    """The zone whose policy holds in `zone_id`: itself or its nearest ancestor with one (None: default)."""
+    return next((z for z in reversed(tree.ancestors(zone_id)) if z in policies), None)
+
+
 def needs_approval(policies: Mapping[str, frozenset[str]], tree: ZoneTree, zone_id: str) -> frozenset[str]:
     """Roles needing approval in `zone_id`: its own policy, else its nearest ancestor's, else the default."""
-    for zone in reversed(tree.ancestors(zone_id)):
-        if zone in policies:
-            return policies[zone]
-    return DEFAULT_NEEDS_APPROVAL
+    source = policy_zone(policies, tree, zone_id)
+    return DEFAULT_NEEDS_APPROVAL if source is None else policies[source]
 
 
 @dataclass(frozen=True, slots=True)

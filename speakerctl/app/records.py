@@ -13,6 +13,7 @@ from speakerctl.controller.fleetview import (
     ZoneCounts,
     state_counts,
 )
+from speakerctl.controller.reconfigure import Reconfigured
 from speakerctl.controller.reports import ZoneOutcome
 from speakerctl.controller.service import BroadcastResult, ManageResult
 from speakerctl.fleet import Zone
@@ -318,6 +319,11 @@ def segment(g: Segment, tz: str) -> views.SegmentView:
         priority=views.priority_name(g.priority),
         note=g.note,
     )
+
+
+def configure_outcome(r: Reconfigured) -> views.ConfigureView:
+    """One cluster's answer to `configure`."""
+    return views.ConfigureView(device=r.device_id, outcome=r.outcome.value, detail=r.detail)
 
 
 def item(i: ItemInfo) -> views.ItemView:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from speakerctl.app import names, records, views
 from speakerctl.app.context import AppContext
 from speakerctl.app.fleet import zone_ids
+from speakerctl.app.labels import word
 from speakerctl.controller.office import (
     WHY,
     BroadcastLine,
@@ -244,15 +245,7 @@ def _local(at: datetime | None, tz: ZoneInfo) -> datetime | None:
 
 def why_labels() -> dict[str, str]:
     """Each `why` code as people read it."""
-    return {
-        "stopped": _("stopped"),
-        "offline": _("offline"),
-        "unreached": _("unreached"),
-        "preempted": _("preempted"),
-        "expired": _("expired"),
-        "failed": _("failed"),
-        "not_final": _("not final yet"),
-    }
+    return {w: word(w) for w in WHY}
 
 
 def _started(summary: OfficeSummary) -> str:

@@ -155,17 +155,22 @@ def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: date
     return Added(schedule, schedule.rule.next_after(now), found)
 
 
-def confirmation(ctx: AppContext, spec: ScheduleSpec) -> confirming.Confirmation | None:
-    """What the user must confirm before this schedule is stored (None: nothing)."""
-    level = parse_priority(spec.priority)
-    return confirming.needed(ctx.store(), spec.targets, level, confirming.Kind.SCHEDULE)
+def confirmation(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor) -> confirming.Confirmation | None:
+    """What `actor` must confirm before this schedule is installed (None: nothing, or it would wait for
+    approval); NotAllowed first if the actor may not schedule there at all."""
+    level, store = parse_priority(spec.priority), ctx.store()
+    targets = tuple(names.target_ids(store, spec.targets))
+    asked = policy.Request(ItemKind.SCHEDULE, spec.bulletin_id, targets, level)
+    if not policy.route(store, actor, asked, ctx.clock.now()).direct:
+        return None
+    return confirming.needed(store, targets, level, confirming.Kind.SCHEDULE)
 
 
 def add(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor, confirmed: bool = False) -> Added:
     """Add a schedule; says which existing schedules it overlaps and which one wins.
 
-    NeedsConfirmation if it is an emergency or province-wide and not `confirmed` (see `confirmation`);
-    one the actor may not install directly is queued instead (AwaitsApproval, see app/policy.py).
+    One the actor may not install directly is queued instead (AwaitsApproval, see app/policy.py). What
+    is installed at once needs `confirmed` if it is an emergency or province-wide (see `confirmation`).
     """
     now, store = ctx.clock.now(), ctx.store()
     schedule = Schedule(
@@ -185,7 +190,6 @@ def add(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor, confirmed: bool = 
     routing = policy.route(store, actor, replace(asked, spec=item_spec(schedule)), now)
     if not routing.direct:
         raise policy.awaiting(policy.queue_items(store, actor, routing.held))
-    # What airs now is confirmed; a request held for approval is confirmed by what its approver does.
     kind = confirming.Kind.SCHEDULE
     confirming.require(confirming.needed(store, schedule.targets, schedule.priority, kind), confirmed)
     added = add_schedule(store, ctx.book(), schedule, now)

@@ -20,13 +20,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from speakerctl.app import views
+from speakerctl.app import audit, names, policy, views
 from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.service import Controller
 from speakerctl.controller.tracker import Tracker
-from speakerctl.errors import NotFound, UsageError
+from speakerctl.errors import UsageError
 from speakerctl.fleet import ZoneTree
 from speakerctl.i18n import _
 from speakerctl.protocol.lifecycle import FINAL, STOPPED
@@ -68,7 +68,8 @@ async def stop_zone(
     wait_s: float = DEFAULT_WAIT_S,
     controller: Controller | None = None,
 ) -> list[views.StopView]:
-    """Stop what is on air now in the zones (and below), on their clusters only; [] if nothing is."""
+    """Stop what is on air now in the zones (ids or names, and below), on their clusters only; [] if
+    nothing is."""
     store = controller.store if controller else ctx.store(sync_inventory=False)
     plans = await asyncio.to_thread(_plan_zone, store, actor, zone_ids, ctx.clock.now())
     if not plans:
@@ -89,24 +90,24 @@ async def _running(ctx: AppContext, store: Store, given: Controller | None) -> A
 def _plan_broadcast(store: Store, actor: Actor, broadcast_id: str, now: datetime) -> _Planned:
     info = store.broadcasts.get(broadcast_id)
     tree = ZoneTree(store.zones.all())
-    authorize(actor, Action.STOP, _target_zones(store, tree, info.targets), tree)
+    authorize(actor, Action.STOP, policy.zones_of(store, info.targets), tree)
     if info.state is not BroadcastState.RUNNING:
         raise UsageError(
             _("broadcast {id} has already ended ({state})").format(id=info.id, state=info.state.value),
             hint=_("see `speakerctl report {id}`").format(id=info.id),
         )
     open_ids = tuple(d.device_id for d in store.deliveries.of(broadcast_id) if d.state not in FINAL)
+    if not open_ids:
+        raise UsageError(
+            _("nothing left to stop: every cluster has ended broadcast {id}").format(id=info.id),
+            hint=_("see `speakerctl report {id}`").format(id=info.id),
+        )
     return _Planned(info, (), _order(actor, open_ids, now, whole=True))
 
 
-def _plan_zone(store: Store, actor: Actor, zone_ids: Sequence[str], now: datetime) -> list[_Planned]:
+def _plan_zone(store: Store, actor: Actor, zones: Sequence[str], now: datetime) -> list[_Planned]:
+    zone_ids = list(dict.fromkeys(names.zone_id(store, z) for z in zones))  # ids or names, as typed
     tree = ZoneTree(store.zones.all())
-    missing = tree.unknown(zone_ids)
-    if missing:
-        raise NotFound(
-            _("zone {zones} not found").format(zones=", ".join(map(repr, missing))),
-            hint=_("see `speakerctl zones list`"),
-        )
     authorize(actor, Action.STOP, zone_ids, tree)
     inside = set(store.devices.ids_in(zone_ids))
     plans = []
@@ -123,14 +124,6 @@ def _plan_zone(store: Store, actor: Actor, zone_ids: Sequence[str], now: datetim
 def _order(actor: Actor, device_ids: tuple[str, ...], now: datetime, *, whole: bool) -> StopOrder:
     detail = _("stopped by {user}").format(user=actor.name)
     return StopOrder(device_ids, actor.name, now, detail, whole)
-
-
-def _target_zones(store: Store, tree: ZoneTree, targets: Sequence[str]) -> list[str]:
-    """The zones a broadcast's targets name: a zone itself, a device by the zone it sits in."""
-    known = {z.id for z in tree.zones.values()}
-    devices = [t for t in targets if t not in known]
-    zone_of = {d.id: d.zone_id for d in store.devices.all()} if devices else {}
-    return [t if t in known else zone_of.get(t, t) for t in targets]
 
 
 async def _execute(running: Controller, actor: Actor, planned: _Planned, wait_s: float) -> views.StopView:
@@ -175,11 +168,12 @@ def _view(stored: BroadcastInfo, planned: _Planned, waiter: Tracker, silent: lis
 
 
 def _audit(running: Controller, actor: Actor, view: views.StopView) -> None:
-    where = ",".join(view.zones) or "*"
-    outcome = "confirmed" if not view.unconfirmed else "unconfirmed"
-    detail = _("{broadcast}: {n} clusters stopped, {c} confirmed").format(
-        broadcast=view.broadcast, n=view.clusters, c=view.confirmed
+    where = _("in {zones}").format(zones=", ".join(view.zones)) if view.zones else _("everywhere")
+    detail = _("{where}: {n} clusters stopped, {c} confirmed").format(
+        where=where, n=view.clusters, c=view.confirmed
     )
-    running.store.audit.record(
-        actor.name, where, f"stop {view.broadcast}", outcome, detail, running.clock.now()
+    outcome = "confirmed" if not view.unconfirmed else "unconfirmed"
+    subject = f"broadcast {view.broadcast}"
+    audit.record(
+        running.store, actor, "stop", running.clock.now(), subject=subject, outcome=outcome, detail=detail
     )

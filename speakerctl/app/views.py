@@ -458,6 +458,58 @@ class BundlesView(View):
     bundles: list[BundleView]
 
 
+class RemapZoneView(View):
+    """A zone of a remap's new tree: whether the remap adds it, and the clusters that move into it."""
+
+    zone: str
+    name: str
+    kind: str
+    added: bool
+    clusters: int
+    from_zones: list[str]
+
+
+class RemapScheduleView(View):
+    """A schedule whose targets a remap rewrites."""
+
+    schedule: str
+    name: str
+    before: list[str]
+    after: list[str]
+
+
+class RemapKeptView(View):
+    """Clusters a remap leaves where they are, because the sources do not settle their new zone."""
+
+    zone: str
+    clusters: int
+    reason: str
+
+
+class ConfigureView(View):
+    """What became of one cluster's `configure` command."""
+
+    device: str
+    outcome: str
+    detail: str
+
+
+class RemapView(View):
+    """A remap, planned (dry run) or applied: zones added, retired, clusters moved, schedules retargeted."""
+
+    mapping: str
+    applied: bool
+    moved: int
+    added: list[str]
+    retired: list[str]
+    zones: list[RemapZoneView]
+    schedules: list[RemapScheduleView]
+    kept: list[RemapKeptView]
+    configure: list[ConfigureView]
+    acknowledged: int
+    needs_reprovisioning: int
+
+
 class UserView(View):
     """A user account (never its password hash)."""
 

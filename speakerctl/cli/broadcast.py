@@ -26,6 +26,8 @@ from speakerctl.cli.text import safe
 from speakerctl.errors import NotFound
 from speakerctl.i18n import _
 
+T = TypeVar("T")
+
 
 class _SendByDefault(typer.core.TyperGroup):
     """`broadcast BULLETIN --to ZONE` is `broadcast send BULLETIN --to ZONE`; `broadcast stop ID` stops."""
@@ -40,10 +42,8 @@ class _SendByDefault(typer.core.TyperGroup):
 app = typer.Typer(
     cls=_SendByDefault,
     no_args_is_help=True,
-    help="Send a bulletin (`broadcast BULLETIN --to ZONE`), or stop one (`broadcast stop ID`).",
+    help=_("Send a bulletin (`broadcast BULLETIN --to ZONE`), or stop one (`broadcast stop ID`)."),
 )
-
-T = TypeVar("T")
 
 
 def broadcast(
@@ -62,10 +62,11 @@ def broadcast(
         typer.Option(help=_("Seconds (beyond the bulletin's length) to wait for silent clusters.")),
     ] = None,
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Confirm an emergency or province-wide broadcast (scripts).")
+        bool,
+        typer.Option("--yes", "-y", help=_("Confirm an emergency or province-wide broadcast (scripts).")),
     ] = False,
     stop_on_interrupt: Annotated[
-        bool, typer.Option("--stop-on-interrupt", help="On Ctrl-C, stop the clusters too without asking.")
+        bool, typer.Option("--stop-on-interrupt", help=_("On Ctrl-C, stop the clusters too without asking."))
     ] = False,
 ) -> None:
     """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
@@ -73,9 +74,7 @@ def broadcast(
     broadcasts.request(
         ctx, bulletin_id, to, priority, emergency=emergency
     )  # a bad priority: before connecting
-    asked = broadcasts.confirmation(
-        ctx, to, priority, emergency=emergency, actor=actor, bulletin_id=bulletin_id
-    )
+    asked = broadcasts.confirmation(ctx, bulletin_id, to, priority, actor=actor, emergency=emergency)
     confirmed = confirm(asked, yes)
     broadcast_id = broadcasts.new_id(ctx)
 
@@ -109,7 +108,7 @@ def interrupted(ctx: AppContext, broadcast_id: str, stop_on_interrupt: bool) -> 
     """After Ctrl-C: stop the clusters if told to (or if the user says so), then exit 130."""
     if stop_on_interrupt or (interactive() and ask(_("Stop the clusters too?"))):
         try:
-            console.print(stop_cli.summary(stop_cli.stop_now(ctx, broadcast_id)))
+            console.print(stop_cli.summary(stop_cli.stop_now(ctx, broadcast_id)), highlight=False)
         except NotFound:
             console_err.print(_("interrupted before anything was sent: nothing to stop"))
     else:

@@ -36,6 +36,10 @@ def mosquitto(
     ] = None,
     certfile: Annotated[Path | None, typer.Option(help=_("The broker's certificate (PEM)."))] = None,
     keyfile: Annotated[Path | None, typer.Option(help=_("The broker's private key (PEM)."))] = None,
+    remap: Annotated[
+        str | None,
+        typer.Option(help=_("Also let each cluster read the zones a remap mapping will give it (see docs).")),
+    ] = None,
 ) -> None:
     """Only provisioned accounts log in; clusters use only their own topics; only the controller commands.
 
@@ -44,7 +48,7 @@ def mosquitto(
     """
     tls = keys.tls_files(cafile, certfile, keyfile)
     listen = keys.Listeners(host, port, controller_host, controller_port, user)
-    written = keys.mosquitto_config(state.context(), out, listen, tls, actor=current_actor())
+    written = keys.mosquitto_config(state.context(), out, listen, tls, remap, actor=current_actor())
     text = _(
         "wrote {path} for {clusters} clusters (port {port}) and the controller (port {controller_port}),"
         " {tls}, running as {user}"

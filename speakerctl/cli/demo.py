@@ -40,7 +40,8 @@ def demo(
         )
         targets = runtime.demo_targets(ctx, count)
         result = with_progress(
-            # The demo's own data directory: its local administrator acts; nothing real to confirm.
+            # The demo's world is a fresh data directory of its own: its local administrator acts, and a
+            # simulated province has nothing real to confirm.
             lambda progress: broadcasts.broadcast(
                 ctx, bulletin.id, targets, actor=local_administrator(), progress=progress, confirmed=True
             )

@@ -154,11 +154,11 @@ def main() -> None:
 
 def report_error(error: SpeakerctlError) -> int:
     """Print the error and its hint on stderr; the exit code that goes with it."""
-    waiting = isinstance(error, AwaitsApproval)
-    error_word, hint_word = (_("waiting:") if waiting else _("error:")), _("hint:")
-    colour = "yellow" if waiting else "red"
-    console_err.print(f"[bold {colour}]{error_word}[/] {safe(error)}", highlight=False)
+    label = _("waiting:") if isinstance(error, AwaitsApproval) else _("error:")
+    colour = "bold yellow" if isinstance(error, AwaitsApproval) else "bold red"
+    console_err.print(f"[{colour}]{label}[/] {safe(error)}", highlight=False)
     if error.hint:
+        hint_word = _("hint:")
         console_err.print(f"[dim]{hint_word}[/] {safe(error.hint)}", highlight=False)
     return exit_code(error)
 

@@ -65,9 +65,9 @@ def add(
     zone = tz or ctx.settings.timezone
     rule = schedules.build_rule(zone, at, daily, weekly, cron, days, repeat, gap, valid_from, until)
     spec = schedules.ScheduleSpec(bulletin_id, to, rule, priority, on_preempt, window, name)
-    added = schedules.add(
-        ctx, spec, actor=current_actor(), confirmed=confirm(schedules.confirmation(ctx, spec), yes)
-    )
+    actor = current_actor()
+    confirmed = confirm(schedules.confirmation(ctx, spec, actor=actor), yes)
+    added = schedules.add(ctx, spec, actor=actor, confirmed=confirmed)
     view = schedules.added_view(added)
     if as_json:
         print_json(view)

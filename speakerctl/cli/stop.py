@@ -10,18 +10,23 @@ from rich.table import Table
 
 from speakerctl.app import stops
 from speakerctl.app.context import AppContext
+from speakerctl.app.labels import word
 from speakerctl.app.views import StopView
 from speakerctl.cli.common import console, current_actor, print_json, run, state
 from speakerctl.cli.text import safe
 from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 
-Wait = Annotated[float, typer.Option("--wait", help="Seconds to wait for the clusters to confirm the stop.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Wait = Annotated[
+    float, typer.Option("--wait", help=_("Seconds to wait for the clusters to confirm the stop."))
+]
+AsJson = Annotated[bool, typer.Option("--json", help=_("Print JSON."))]
 
 
 def stop_broadcast(
-    broadcast_id: Annotated[str, typer.Argument(help="Broadcast id (printed by `broadcast`, see `report`).")],
+    broadcast_id: Annotated[
+        str, typer.Argument(help=_("Broadcast id (printed by `broadcast`, see `report`)."))
+    ],
     wait: Wait = stops.DEFAULT_WAIT_S,
     as_json: AsJson = False,
 ) -> None:
@@ -36,7 +41,7 @@ def stop_now(ctx: AppContext, broadcast_id: str, wait_s: float = stops.DEFAULT_W
 
 def stop_zone(
     zone: Annotated[
-        list[str], typer.Option("--zone", help="Zone id, or ids separated by commas; repeat for more.")
+        list[str], typer.Option("--zone", help=_("Zone id, or ids separated by commas; repeat for more."))
     ],
     wait: Wait = stops.DEFAULT_WAIT_S,
     as_json: AsJson = False,
@@ -64,7 +69,7 @@ def show(found: list[StopView], as_json: bool) -> None:
         print_json(found)
         return
     for view in found:
-        console.print(summary(view))
+        console.print(summary(view), highlight=False)
         if view.unconfirmed:
             console.print(_unconfirmed_table(view))
 
@@ -79,7 +84,7 @@ def summary(view: StopView) -> str:
         where=safe(where),
         confirmed=view.confirmed + view.ended_otherwise,
         clusters=view.clusters,
-        state=view.state,
+        state=word(view.state),
     )
 
 

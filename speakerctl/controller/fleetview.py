@@ -98,7 +98,7 @@ def device_health(
 
 def fleet_snapshot(store: Store, now: datetime, policy: HealthPolicy, recent: int = 10) -> FleetSnapshot:
     """Read the store once and count per zone."""
-    tree = ZoneTree(store.zones.all())
+    tree = ZoneTree(store.zones.active())
     alerts = store.alerts.all(open_only=True)
     health = device_health(store.devices.all(), alerts, now, policy)
     reaches = [

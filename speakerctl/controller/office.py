@@ -1,10 +1,11 @@
 """The office report: what a set of broadcasts did in each commune, and which clusters did not air and why.
 
-For the district or province office: per broadcast, who started, approved and stopped it; per commune,
-clusters targeted, aired (played to the end) and not aired, counted by why; and the list of clusters
-that did not air. `why` is one code an office can count (`WHY`): `stopped`, `offline` (not heard from
-since before the broadcast was sent), `unreached` (heard from, but never reported it), `preempted`,
-`expired`, `failed` (any other failure; its reason is in the list) or `not_final` (still running).
+For the district or province office: per broadcast, who started, approved and stopped it; per commune
+(as it was when the broadcast aired, after a remap too), clusters targeted, aired (played to the end)
+and not aired, counted by why; and the list of clusters that did not air. `why` is one code an office
+can count (`WHY`): `stopped`, `offline` (not heard from since before the broadcast was sent),
+`unreached` (heard from, but never reported it), `preempted`, `expired`, `failed` (any other failure;
+its reason is in the list) or `not_final` (still running).
 """
 
 from __future__ import annotations
@@ -98,15 +99,22 @@ class OfficeReport:
 
 
 def office_report(store: Store, broadcast_ids: Sequence[str], zone_id: str | None = None) -> OfficeReport:
-    """The office report of these broadcasts, counting only clusters in `zone_id`'s subtree if given."""
+    """The office report of these broadcasts, counting only deliveries that aired in `zone_id`'s subtree."""
     tree = ZoneTree(store.zones.all())
-    devices = {d.id: d for d in store.devices.all(zone_ids=[zone_id] if zone_id else None)}
+    devices = {d.id: d for d in store.devices.all()}
+    inside = tree.subtree([zone_id]) if zone_id else None
     report = OfficeReport([], [], [])
     for broadcast_id in broadcast_ids:
-        deliveries = [d for d in store.deliveries.of(broadcast_id) if d.device_id in devices]
+        deliveries = [d for d in store.deliveries.of(broadcast_id) if _aired_in(d, devices, inside)]
         if deliveries:
             _add(report, store, tree, devices, store.broadcasts.get(broadcast_id), deliveries)
     return report
+
+
+def _aired_in(delivery: DeliveryInfo, devices: dict[str, DeviceInfo], inside: frozenset[str] | None) -> bool:
+    """Whether the delivery aired in the report's zone (its zone then, else the cluster's zone now)."""
+    zone_id = delivery.zone_id or devices[delivery.device_id].zone_id
+    return inside is None or zone_id in inside
 
 
 def _add(
@@ -123,10 +131,9 @@ def _add(
     communes: dict[str, CommuneLine] = {}
     for delivery in deliveries:
         device = devices[delivery.device_id]
-        commune = communes.get(device.zone_id) or CommuneLine(
-            line, device.zone_id, tree.name(device.zone_id), tree.path(device.zone_id)
-        )
-        communes[device.zone_id] = commune
+        zone_id = delivery.zone_id or device.zone_id  # where it aired, even if the cluster moved since
+        commune = communes.get(zone_id) or CommuneLine(line, zone_id, tree.name(zone_id), tree.path(zone_id))
+        communes[zone_id] = commune
         commune.targeted += 1
         if delivery.state is FINISHED:
             commune.aired += 1

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from speakerctl.errors import NotFound, UsageError
+from speakerctl.i18n import _
 from speakerctl.protocol import ContentRef, PreemptPolicy, Priority, topics
 from speakerctl.protocol.fields import wire_text
 from speakerctl.protocol.limits import MAX_TARGETS
@@ -55,7 +56,8 @@ def resolve_targets(store: Store, targets: Sequence[str]) -> tuple[list[str], li
         raise UsageError(
             f"{len(targets)} targets named, at most {MAX_TARGETS}", hint="name a parent zone instead"
         )
-    zone_ids = {z.id for z in store.zones.all()}
+    zone_ids = {z.id for z in store.zones.active()}
+    _not_retired(store, targets)
     cmd_topics: list[str] = []
     covered: list[str] = []
     devices: dict[str, None] = {}
@@ -71,6 +73,16 @@ def resolve_targets(store: Store, targets: Sequence[str]) -> tuple[list[str], li
     for device_id in store.devices.ids_in(covered) if covered else []:
         devices[device_id] = None
     return cmd_topics, list(devices)
+
+
+def _not_retired(store: Store, targets: Sequence[str]) -> None:
+    """NotFound naming a zone that a remap retired (it stays for history, nothing hangs on it)."""
+    retired = sorted(set(targets) & store.zones.retired().keys())
+    if retired:
+        raise NotFound(
+            _("zone {zone} was retired by a remap").format(zone=retired[0]),
+            hint=_("target its new commune or ward (see `speakerctl zones list`)"),
+        )
 
 
 def _device_or_fail(store: Store, target: str) -> None:

@@ -56,7 +56,7 @@ def outcome_by_zone(store: Store, broadcast_id: str, level: int = DISTRICT_LEVEL
     zone_of = {d.id: d.zone_id for d in store.devices.all()}
     outcomes: dict[str, ZoneOutcome] = {}
     for delivery in store.deliveries.of(broadcast_id):
-        zone_id = tree.at_level(zone_of[delivery.device_id], level)
+        zone_id = tree.at_level(delivery.zone_id or zone_of[delivery.device_id], level)
         outcome = outcomes.setdefault(zone_id, ZoneOutcome(zone_id, tree.name(zone_id)))
         outcome.add(delivery)
     rank = {z: i for i, z in enumerate(tree.tree_order())}
@@ -131,7 +131,10 @@ def play_entries(
     tree = ZoneTree(store.zones.all())
     devices = {d.id: d for d in store.devices.all(zone_ids=[zone_id] if zone_id else None)}
     records = store.plays.between(since, until, sorted(devices) if zone_id else None)
-    return [_entry(r, devices[r.device_id].name, devices[r.device_id].zone_id, tree) for r in records]
+    # Each airing is placed where its cluster was when it aired, not where a later remap put it.
+    return [
+        _entry(r, devices[r.device_id].name, r.zone_id or devices[r.device_id].zone_id, tree) for r in records
+    ]
 
 
 def _entry(r: PlayRecord, name: str, zone_id: str, tree: ZoneTree) -> PlayEntry:

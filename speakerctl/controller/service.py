@@ -42,7 +42,9 @@ from speakerctl.store import BroadcastState, Store
 
 log = logging.getLogger(__name__)
 STOP_CATCH_UP_S = 1.0
-"""How often a followed broadcast that saw a stop reads the store for the stop's other clusters."""
+"""How often a followed broadcast that saw a stop reads the store for the stop's other clusters..."""
+STOP_CATCH_UP_FOR_S = 30.0
+"""...and for how long after the last stop report it saw."""
 Progress = Callable[[Counter[str], int], None]
 
 
@@ -165,8 +167,8 @@ class Controller:
                 request.volume,
                 request.on_preempt,
                 self.session.client_id,
-                started_by=request.started_by,
-                approved_by=request.approved_by,
+                request.started_by,
+                request.approved_by,
             ),
         )
         command = _command(plan, request, to_ms(now))
@@ -300,13 +302,9 @@ async def _follow(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     total = len(tracker.devices)
-    caught_up = loop.time()
+    after_stop = _AfterStop(tracker, catch_up, loop.time)
     while not tracker.done.is_set() and loop.time() < deadline:
-        if catch_up is not None and tracker.stopped and loop.time() - caught_up > STOP_CATCH_UP_S:
-            # Someone stopped it (maybe another process): clusters that never answered the stop are
-            # recorded `stopped` in the store only, so read it rather than wait for them to time out.
-            caught_up = loop.time()
-            await catch_up()
+        await after_stop.check()
         tracker.changed.clear()
         if progress is not None:
             progress(tracker.counts(), total)
@@ -315,6 +313,30 @@ async def _follow(
         await asyncio.sleep(0.05)  # at most ~20 progress redraws a second
     if progress is not None:
         progress(tracker.counts(), total)
+
+
+class _AfterStop:
+    """For a while after a cluster reports a stop, reads the store now and then.
+
+    Someone stopped the broadcast (maybe another process): the clusters that never answered the stop
+    are recorded `stopped` in the store only, so read it rather than wait for them to time out.
+    """
+
+    def __init__(
+        self, tracker: Tracker, catch_up: Callable[[], Awaitable[None]] | None, now: Callable[[], float]
+    ) -> None:
+        self.tracker, self.catch_up, self.now = tracker, catch_up, now
+        self.stopped, self.last_stop, self.caught_up = 0, -STOP_CATCH_UP_FOR_S, now()
+
+    async def check(self) -> None:
+        """Read the store if a stop was seen lately and it was not read in the last second."""
+        now = self.now()
+        if self.tracker.stopped != self.stopped:
+            self.stopped, self.last_stop = self.tracker.stopped, now
+        lately = now - self.last_stop < STOP_CATCH_UP_FOR_S
+        if self.catch_up is not None and lately and now - self.caught_up > STOP_CATCH_UP_S:
+            self.caught_up = now
+            await self.catch_up()
 
 
 def _command(plan: Plan, request: BroadcastRequest, now_ms: int) -> Command:

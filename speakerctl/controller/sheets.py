@@ -22,6 +22,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from speakerctl.errors import UsageError
 from speakerctl.files import PUBLIC, write_atomic
+from speakerctl.i18n import _
 
 DATETIME_FORMAT = "dd/mm/yyyy hh:mm:ss"
 """How date cells show: day first, as Vietnamese offices write dates."""
@@ -88,7 +89,10 @@ def _widths(table: Sheet) -> list[int]:
 def write_csv(table: Sheet, path: Path, delimiter: str = ",") -> None:
     """The table as CSV, UTF-8 with a byte-order mark; date-times as dd/mm/yyyy hh:mm:ss."""
     if delimiter not in DELIMITERS:
-        raise UsageError(f"cannot write CSV with delimiter {delimiter!r}", hint="use ',', ';' or a tab")
+        raise UsageError(
+            _("cannot write CSV with delimiter {delimiter!r}").format(delimiter=delimiter),
+            hint=_("use ',', ';' or a tab"),
+        )
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
     writer.writerow(table.columns)

@@ -2,7 +2,7 @@
 
 from speakerctl.protocol import chunks, codec, lifecycle, limits, topics
 from speakerctl.protocol.lifecycle import DeliveryState
-from speakerctl.protocol.management import Ack, Ping, Reboot, SetVolume
+from speakerctl.protocol.management import Ack, Configure, Ping, Reboot, SetVolume
 from speakerctl.protocol.messages import (
     Command,
     ContentRef,
@@ -22,6 +22,7 @@ from speakerctl.protocol.schedule import PreemptPolicy
 __all__ = [
     "Ack",
     "Command",
+    "Configure",
     "ContentRef",
     "ContentRequest",
     "DeliveryEvent",

@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Final
 
 PROTOCOL_VERSION: Final = 1
+PROTOCOL_MINOR: Final = 2
+"""The minor revision of v1 this side speaks: 1.1 added the signed `to`, 1.2 the `configure` command."""
+CONFIGURE_MINOR: Final = 2
+"""A cluster must announce at least this minor revision in its status to be sent `configure`."""
+MAX_ZONE_CHAIN: Final = 16
+"""Most zones in a cluster's zone chain (root first), in provisioning and in `configure`."""
 TOPIC_ROOT: Final = "pa/v1"
 
 CHUNK_SIZE: Final = 16_384

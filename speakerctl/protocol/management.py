@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from speakerctl.errors import ProtocolError
 from speakerctl.protocol import fields as f
-from speakerctl.protocol.limits import MAX_PERCENT
+from speakerctl.protocol.limits import MAX_PERCENT, MAX_ZONE_CHAIN
+from speakerctl.protocol.topics import check_id
 
 Wire = dict[str, Any]
 
@@ -62,6 +64,32 @@ class Ping:
     def from_wire(cls, w: Wire) -> Ping:
         """Parse and validate."""
         return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class Configure:
+    """Listen on a new zone chain (root first, own zone last), kept across reboots (v1.2, §4.5)."""
+
+    zones: tuple[str, ...]
+
+    kind = "configure"
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.zones) <= MAX_ZONE_CHAIN:
+            raise ProtocolError(f"a zone chain holds 1..{MAX_ZONE_CHAIN} zones, got {len(self.zones)}")
+        if len(set(self.zones)) != len(self.zones):
+            raise ProtocolError("a zone chain names each zone once")
+        for zone in self.zones:
+            check_id(zone, "zone id")
+
+    def to_wire(self) -> Wire:
+        """Wire dict."""
+        return {"zones": list(self.zones)}
+
+    @classmethod
+    def from_wire(cls, w: Wire) -> Configure:
+        """Parse and validate."""
+        return cls(zones=tuple(f.str_list(f.req(w, "zones", list), "zones")))
 
 
 @dataclass(frozen=True, slots=True)

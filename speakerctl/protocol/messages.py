@@ -30,7 +30,7 @@ from speakerctl.protocol.limits import (
     MIN_TEMPERATURE_C,
     PROTOCOL_VERSION,
 )
-from speakerctl.protocol.management import Ack, Ping, Reboot, SetVolume
+from speakerctl.protocol.management import Ack, Configure, Ping, Reboot, SetVolume
 from speakerctl.protocol.schedule import PreemptPolicy
 from speakerctl.protocol.topics import Channel, check_id, check_sha256
 from speakerctl.protocol.topics import parse as parse_topic
@@ -197,8 +197,8 @@ class Stop:
         return cls(broadcast_id=f.req(w, "broadcast_id", str))
 
 
-Body = Play | Stop | SetVolume | Reboot | Ping
-_BODIES: dict[str, type[Body]] = {b.kind: b for b in (Play, Stop, SetVolume, Reboot, Ping)}
+Body = Play | Stop | SetVolume | Reboot | Ping | Configure
+_BODIES: dict[str, type[Body]] = {b.kind: b for b in (Play, Stop, SetVolume, Reboot, Ping, Configure)}
 ZONE_KINDS = frozenset({Play.kind, Stop.kind})
 """Command kinds a zone topic may carry; management commands go to one device's topic only."""
 
@@ -470,6 +470,8 @@ class Status:
     cached: tuple[str, ...] = ()
     cached_count: int = 0
     protocol: int = PROTOCOL_VERSION
+    protocol_minor: int = 0
+    """The minor revision the cluster speaks (§14); 0: not announced (a v1.0 or v1.1 cluster)."""
     temperature_c: float | None = None
     storage_free_mb: int | None = None
     clock_offset_ms: int | None = None
@@ -484,6 +486,7 @@ class Status:
         f.check_range(self.uptime_s, 0, MAX_UPTIME_S, "uptime_s")
         f.check_range(self.cached_count, 0, MAX_COUNT, "cached_count")
         f.check_range(self.protocol, 1, MAX_PROTOCOL_REPORTED, "protocol")
+        f.check_range(self.protocol_minor, 0, MAX_PROTOCOL_REPORTED, "protocol_minor")
         if self.playing is not None:
             f.check_token(self.playing, "playing")
         if self.storage_free_mb is not None:
@@ -508,6 +511,7 @@ class Status:
             "online": self.online,
             "ts": self.ts_ms,
             "protocol": self.protocol,
+            **({"protocol_minor": self.protocol_minor} if self.protocol_minor else {}),
             "firmware": self.firmware,
             "model": self.model,
             "volume": self.volume,
@@ -533,6 +537,7 @@ class Status:
             online=f.req(w, "online", bool),
             ts_ms=f.opt(w, "ts", int) or 0,
             protocol=_default(f.opt(w, "protocol", int), PROTOCOL_VERSION),
+            protocol_minor=f.opt(w, "protocol_minor", int) or 0,
             firmware=f.opt(w, "firmware", str) or "",
             model=f.opt(w, "model", str) or "",
             volume=f.opt(w, "volume", int) or 0,

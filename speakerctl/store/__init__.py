@@ -24,6 +24,7 @@ from speakerctl.store.models import (
     utc_from_ms,
 )
 from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord, acknowledge_action
+from speakerctl.store.remap import RemapChange
 from speakerctl.store.schedules import JOBS_TABLE, RunRecord, ScheduleRecord
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "ItemState",
     "NewItem",
     "PlayRecord",
+    "RemapChange",
     "RunRecord",
     "ScheduleRecord",
     "SessionInfo",

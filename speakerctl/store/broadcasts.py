@@ -65,8 +65,8 @@ class BroadcastRepository:
         volume: int | None = None,
         on_preempt: PreemptPolicy = PreemptPolicy.DROP,
         owner: str = "",
-        approved_by: str = "",
         started_by: str = "",
+        approved_by: str = "",
     ) -> BroadcastInfo:
         """Record a running broadcast and a pending delivery per device, in one transaction.
 
@@ -85,8 +85,8 @@ class BroadcastRepository:
             volume=volume,
             on_preempt=PreemptPolicy(on_preempt).value,
             owner=owner,
-            approved_by=approved_by,
             started_by=started_by,
+            approved_by=approved_by,
         )
         devices = list(dict.fromkeys(device_ids))
         with self._db.session(write=True) as s:
@@ -94,10 +94,14 @@ class BroadcastRepository:
             s.add(row)
             s.flush()
             pending = {"state": DeliveryStatus.PENDING.value, "updated_at": row.created_at}
+            zone_of = _zones_of(s, devices)
             if devices:
                 s.exec(
                     insert(DeliveryRow),
-                    params=[{"broadcast_id": row.id, "device_id": d, **pending} for d in devices],
+                    params=[
+                        {"broadcast_id": row.id, "device_id": d, "zone_id": zone_of.get(d), **pending}
+                        for d in devices
+                    ],
                 )
             return row.info()
 
@@ -293,6 +297,15 @@ def _priority(value: int) -> int:
         raise StoreError(
             f"priority must be 1 (normal), 2 (priority) or 3 (emergency), got {value!r}"
         ) from exc
+
+
+def _zones_of(s: Session, ids: Sequence[str]) -> dict[str, str]:
+    """Where each device hangs now, recorded on its delivery so later remaps leave reports as they were."""
+    found: dict[str, str] = {}
+    for part in chunks(ids):
+        query = select(DeviceRow.id, DeviceRow.zone_id).where(col(DeviceRow.id).in_(part))
+        found.update({device_id: zone_id for device_id, zone_id in s.exec(query)})
+    return found
 
 
 def _known_device_ids(s: Session, ids: Sequence[str]) -> set[str]:

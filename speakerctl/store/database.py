@@ -15,6 +15,7 @@ from speakerctl.store.fleet import DeviceRepository, StatusRepository, ZoneRepos
 from speakerctl.store.library import BulletinRepository
 from speakerctl.store.migrate import upgrade
 from speakerctl.store.monitoring import AlertRepository, AuditLog, PlayLog
+from speakerctl.store.remap import RemapRepository
 from speakerctl.store.schedules import ScheduleRepository
 
 
@@ -35,6 +36,7 @@ class Store:
         self.audit = AuditLog(self._sessions)
         self.plays = PlayLog(self._sessions)
         self.schedules = ScheduleRepository(self._sessions)
+        self.remaps = RemapRepository(self._sessions)
         self.users = UserRepository(self._sessions)
         self.sessions = SessionRepository(self._sessions)
         self.approvals = ApprovalRepository(self._sessions)

@@ -39,10 +39,22 @@ class ZoneRepository:
                     s.add(row)
 
     def all(self) -> list[Zone]:
-        """Every zone, by position then id."""
+        """Every zone, retired ones included (history needs them), by position then id."""
         with self._db.session() as s:
             rows = s.exec(select(ZoneRow).order_by(col(ZoneRow.position), col(ZoneRow.id)))
             return [r.info() for r in rows]
+
+    def active(self) -> list[Zone]:
+        """The zones in use: every zone a remap has not retired, by position then id."""
+        with self._db.session() as s:
+            query = select(ZoneRow).where(col(ZoneRow.retired_at).is_(None))
+            return [r.info() for r in s.exec(query.order_by(col(ZoneRow.position), col(ZoneRow.id)))]
+
+    def retired(self) -> dict[str, datetime]:
+        """The zones a remap retired, with when."""
+        with self._db.session() as s:
+            query = select(ZoneRow.id, ZoneRow.retired_at).where(col(ZoneRow.retired_at).is_not(None))
+            return {zone_id: aware_utc(at, "retired_at") for zone_id, at in s.exec(query) if at is not None}
 
     def get(self, zone_id: str) -> Zone:
         """One zone, or NotFound."""

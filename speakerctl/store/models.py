@@ -164,12 +164,12 @@ class BroadcastInfo:
     on_preempt: PreemptPolicy = PreemptPolicy.DROP
     owner: str = ""
     """The client id of the controller that sent it: `serve` resumes its own at start-up."""
-    approved_by: str = ""
-    """The user who let it air: its approver, or the sender when their zone's policy needs no approval."""
     started_by: str = ""
     """The user who started it ("" before users were recorded; the schedule's runner for an airing)."""
     stopped_by: str = ""
     """The user who stopped it, when its state is `stopped`."""
+    approved_by: str = ""
+    """The user who let it air: its approver, or the sender when their zone's policy needs no approval."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +198,8 @@ class DeliveryInfo:
     content_ready_at: datetime | None = None
     playing_at: datetime | None = None
     finished_at: datetime | None = None
+    zone_id: str | None = None
+    """The zone the cluster was in when the broadcast was made (None: not recorded)."""
 
 
 @dataclass(frozen=True, slots=True)

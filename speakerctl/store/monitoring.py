@@ -79,6 +79,8 @@ class PlayRecord:
     """The bulletin's length."""
     detail: str = ""
     """The delivery's detail (for a stop: by whom)."""
+    zone_id: str | None = None
+    """The zone the cluster was in when the broadcast was made (reports use it, not today's zone)."""
 
 
 class AlertRow(SQLModel, table=True):
@@ -281,4 +283,5 @@ def _play(row: DeliveryRow, priority: int, title: str, duration_ms: int) -> Play
         row.finished_at,
         duration_ms,
         row.detail,
+        row.zone_id,
     )

@@ -57,6 +57,8 @@ class ZoneRow(SQLModel, table=True):
     kind: str
     parent_id: str | None = Field(default=None, index=True)
     position: int = 0
+    retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """Set by a remap (`zones remap --apply`): the zone stays for history, hidden from lists and targets."""
 
     def info(self) -> Zone:
         """Public value: the fleet's zone record."""
@@ -204,9 +206,9 @@ class BroadcastRow(SQLModel, table=True):
     volume: int | None = None
     on_preempt: str = Field(default=PreemptPolicy.DROP.value, max_length=16)
     owner: str = Field(default="", max_length=128)
-    approved_by: str = Field(default="", max_length=64)
     started_by: str = Field(default="", max_length=128)
     stopped_by: str = Field(default="", max_length=128)
+    approved_by: str = Field(default="", max_length=64)
 
     def info(self) -> BroadcastInfo:
         """Public value."""
@@ -224,9 +226,9 @@ class BroadcastRow(SQLModel, table=True):
             volume=self.volume,
             on_preempt=PreemptPolicy(self.on_preempt),
             owner=self.owner,
-            approved_by=self.approved_by,
             started_by=self.started_by,
             stopped_by=self.stopped_by,
+            approved_by=self.approved_by,
         )
 
 
@@ -245,6 +247,8 @@ class DeliveryRow(SQLModel, table=True):
 
     broadcast_id: str = Field(foreign_key="broadcasts.id", primary_key=True)
     device_id: str = Field(foreign_key="devices.id", primary_key=True, index=True)
+    zone_id: str | None = Field(default=None, max_length=64)
+    """The zone the cluster was in when the broadcast was made: reports attribute the airing to it."""
     state: str = DeliveryStatus.PENDING.value
     reason: str | None = None
     detail: str = Field(default="", sa_type=Text)

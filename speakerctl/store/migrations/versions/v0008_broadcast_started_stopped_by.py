@@ -3,8 +3,8 @@
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"  # re-chained after 0006 (accounts) when the branches met
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
