@@ -82,7 +82,9 @@ async def test_submitted_then_approved_airs_on_the_communes_clusters_only(rig: R
 async def test_an_emergency_from_the_province_airs_at_once_and_is_noted_in_each_commune(rig: Rig) -> None:
     ctx = rig.ctx
     province = user(Role.OPERATOR, PROVINCE, "tinh-op")
-    result = await broadcasts.broadcast(ctx, rig.bulletin_id, [PROVINCE], actor=province, emergency=True)
+    result = await broadcasts.broadcast(
+        ctx, rig.bulletin_id, [PROVINCE], actor=province, emergency=True, confirmed=True
+    )
     assert result.complete and result.total == 6
     assert all(len(d.output.played) == 1 for d in rig.fleet.devices.values())
     noted = approvals.queue(ctx, actor=APPROVER, decided=True)

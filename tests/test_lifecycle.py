@@ -16,10 +16,11 @@ from speakerctl.protocol.lifecycle import (
     FINAL,
     RANK,
     REPORTED,
+    STOPPED_REASON,
     DeliveryState,
     supersedes,
 )
-from speakerctl.store import DeliveryUpdate, DeviceSpec, Store
+from speakerctl.store import BroadcastState, DeliveryUpdate, DeviceSpec, StopOrder, Store
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 T0_MS = int(T0.timestamp() * 1000)
@@ -52,7 +53,7 @@ def test_every_state_has_a_rank_and_the_sets_nest() -> None:
 def test_final_is_sticky_except_unreached_yields_to_a_final_report(
     new: DeliveryState, current: DeliveryState
 ) -> None:
-    if current is S.UNREACHED:
+    if current in (S.UNREACHED, S.STOPPED):  # the controller's verdicts yield to the device's word
         expected = new in DEVICE_FINAL
     else:
         expected = current not in FINAL and RANK[new] > RANK[current]
@@ -106,3 +107,36 @@ def test_store_late_report_after_unreached(
             store.deliveries.apply([DeliveryUpdate.from_event(_event(state, at_s))])
         [delivery] = store.deliveries.of("b1")
         assert delivery.state is final
+
+
+def test_a_device_that_obeyed_a_stop_is_recorded_stopped_by_store_and_tracker() -> None:
+    assert Reason.STOPPED.value == STOPPED_REASON
+    report = DeliveryEvent("m1", "d1", T0_MS, "b1", S.FAILED, Reason.STOPPED)
+    assert DeliveryUpdate.from_event(report).state is S.STOPPED
+    other = DeliveryEvent("m2", "d1", T0_MS, "b1", S.FAILED, Reason.PLAYBACK_ERROR)
+    assert DeliveryUpdate.from_event(other).state is S.FAILED
+    tracker = Tracker("b1", ["d1"], {"d1"}, FixedClock(T0))
+    assert tracker.update(report) and tracker.done.is_set() and tracker.stopped == 1
+    assert supersedes(S.FINISHED, S.STOPPED) and not supersedes(S.PLAYING, S.STOPPED)
+
+
+def test_store_records_a_stop_once_and_by_whom(db_url: str) -> None:
+    with Store.open(db_url) as store:
+        store.zones.sync([Zone("c1", "Hòa Tú 1", ZoneKind.COMMUNE)])
+        store.devices.sync([DeviceSpec(d, d, "c1", "pa-4g") for d in ("d1", "d2", "d3")])
+        bulletin = store.bulletins.add("t", "ab" * 32, "opus", "ogg", 24, 1000, 100, "t.mp3", "test", T0)
+        later = T0 + timedelta(hours=1)
+        store.broadcasts.create("b1", bulletin.id, Priority.NORMAL, ["c1"], ["d1", "d2", "d3"], T0, T0, later)
+        store.deliveries.apply([DeliveryUpdate.from_event(_event(S.FINISHED))])  # d1 had played it
+        order = StopOrder(("d2", "d3"), "lan", later, "stopped by lan", whole=True)
+        stopped = store.broadcasts.stop("b1", order)
+        assert (stopped.state, stopped.stopped_by, stopped.completed_at) == (
+            BroadcastState.STOPPED,
+            "lan",
+            later,
+        )
+        states = {d.device_id: (d.state, d.detail) for d in store.deliveries.of("b1")}
+        assert states == {"d1": (S.FINISHED, ""), "d2": (S.STOPPED, "stopped by lan"), "d3": states["d2"]}
+        assert store.broadcasts.stop("b1", order) == stopped  # ended: unchanged
+        assert store.deliveries.note_stopped("b1", ["d3"], "not confirmed") == 1
+        assert store.deliveries.of("b1")[2].detail == "not confirmed"

@@ -96,6 +96,7 @@ def test_overlap_is_reported_with_the_winner(cli: tuple[CliRunner, list[str]]) -
             "2027-01-01 05:00:01",
             "--priority",
             "emergency",
+            "--yes",
         ],
     )
     text = " ".join(out.split())  # rich wraps long lines
@@ -111,7 +112,9 @@ def test_overlap_is_reported_with_the_winner(cli: tuple[CliRunner, list[str]]) -
 def test_preview_resolves_priorities_for_a_day(cli: tuple[CliRunner, list[str]]) -> None:
     runner, opts = cli
     _add(runner, opts, "--to", "st-ke-sach", "--daily", "05:00", "--on-preempt", "resume")
-    _add(runner, opts, "--to", "st-ke-sach", "--at", "2027-01-01 05:00:01", "--priority", "emergency")
+    _add(
+        runner, opts, "--to", "st-ke-sach", "--at", "2027-01-01 05:00:01", "--priority", "emergency", "--yes"
+    )
     rows = json.loads(_ok(runner, [*opts, "schedule", "preview", "--day", "2027-01-01", "--json"]))
     assert [(r["start"][11:19], r["priority"], r["note"]) for r in rows] == [
         ("05:00:00", "normal", ""),

@@ -22,12 +22,17 @@ class Sent:
     def __init__(self) -> None:
         self.requests: list[ScheduledBroadcast] = []
         self.stops: list[str] = []
+        self.stopped: dict[str, str] = {}
+        """Broadcasts an operator stopped, and by whom."""
 
     async def broadcast(self, request: ScheduledBroadcast) -> None:
         self.requests.append(request)
 
     async def stop(self, broadcast_id: str) -> None:
         self.stops.append(broadcast_id)
+
+    async def stopped_by(self, broadcast_id: str) -> str | None:
+        return self.stopped.get(broadcast_id)
 
 
 def _settings(tmp_path: Path, db_url: str, **kw: object) -> Settings:
@@ -99,6 +104,10 @@ async def test_push_sends_the_next_day_once_with_start_times_and_firing_marks_th
     run = await runner.fire("sch-a")
     assert run is not None and run.state is RunState.AIRED and run.broadcast_id == pushed[0].broadcast_id
     assert len(sent.requests) == 2
+    sent.stopped[pushed[1].broadcast_id] = "lan"  # `broadcast stop` before its air time
+    clock.advance(timedelta(hours=12))
+    run = await runner.fire("sch-a")
+    assert run is not None and (run.state, run.detail) == (RunState.CANCELLED, "stopped by lan")
 
 
 async def test_apscheduler_job_survives_a_restart_and_fires(tmp_path: Path, db_url: str) -> None:

@@ -197,6 +197,7 @@ async def _air(
         Priority(item.priority),
         broadcast_id=new_broadcast_id(now),
         approved_by=actor.name,
+        started_by=item.submitted_by,
     )
     decided = _decided(store, item, actor, now, request.broadcast_id)
     try:

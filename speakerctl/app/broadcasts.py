@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from speakerctl.app import audit, names, policy, records, views
+from speakerctl.app import confirmation as confirming
 from speakerctl.app.access import Actor
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
@@ -42,6 +43,31 @@ def request(
     return BroadcastRequest(bulletin_id, tuple(ids), level, volume=volume)
 
 
+def confirmation(
+    ctx: AppContext,
+    bulletin_id: int,
+    targets: Sequence[str],
+    priority: str = "normal",
+    *,
+    actor: Actor,
+    emergency: bool = False,
+) -> confirming.Confirmation | None:
+    """What `actor` must confirm before this broadcast airs (None: nothing, or it would wait for approval).
+
+    NotAllowed first if the actor may not broadcast there at all.
+    """
+    req, store = request(ctx, bulletin_id, targets, priority, emergency=emergency), ctx.store()
+    asked = policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, req.priority)
+    if not policy.route(store, actor, asked, ctx.clock.now()).direct:
+        return None
+    return confirming.needed(store, req.targets, req.priority)
+
+
+def new_id(ctx: AppContext) -> str:
+    """A fresh broadcast id, for a caller that must know it before the broadcast starts (to stop it)."""
+    return new_broadcast_id(ctx.clock.now())
+
+
 def with_timeout(ctx: AppContext, timeout_s: float | None) -> AppContext:
     """The context with the seconds (beyond the bulletin's length) to wait for silent clusters."""
     return replace(ctx, settings=ctx.settings.with_overrides(broadcast_timeout_s=timeout_s))
@@ -62,18 +88,23 @@ async def broadcast(
     emergency: bool = False,
     timeout_s: float | None = None,
     progress: Progress | None = None,
+    confirmed: bool = False,
+    broadcast_id: str = "",
 ) -> views.BroadcastResultView:
     """Broadcast a bulletin now and follow it to the end (every cluster final, or time out).
 
     What the actor may not air directly (their zone's policy, or lower zones that decide for themselves)
-    is queued instead: AwaitsApproval names the items (see app/policy.py).
+    is queued instead: AwaitsApproval names the items (see app/policy.py). What airs at once needs
+    `confirmed` if it is an emergency or province-wide (the rule: `confirmation`), else NeedsConfirmation.
     """
     req = request(ctx, bulletin_id, targets, priority, emergency=emergency)
     store = ctx.store()
+    req = replace(req, broadcast_id=broadcast_id, started_by=actor.name)
     asked = policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, req.priority)
     routing = policy.route(store, actor, asked, ctx.clock.now())
     if not routing.direct:
         raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    confirming.require(confirming.needed(store, req.targets, req.priority), confirmed)
     return await send(
         ctx, req, actor=actor, store=store, notes=routing.notes, timeout_s=timeout_s, progress=progress
     )
@@ -91,12 +122,16 @@ async def send(
 ) -> views.BroadcastResultView:
     """Air a request already authorized (and approved, if it had to be); audited with the actor.
 
-    `approved_by` is the request's, else the actor's (a sender who needed no approval let it air).
+    `approved_by` is the request's, else the actor's (a sender who needed no approval let it air);
+    `started_by` likewise (an approved item's submitter started it).
     """
     store = store or ctx.store()
     now = ctx.clock.now()
     req = replace(
-        req, broadcast_id=req.broadcast_id or new_broadcast_id(now), approved_by=req.approved_by or actor.name
+        req,
+        broadcast_id=req.broadcast_id or new_broadcast_id(now),
+        approved_by=req.approved_by or actor.name,
+        started_by=req.started_by or actor.name,
     )
     detail = f"bulletin {req.bulletin_id} to {', '.join(req.targets)}, {req.priority.wire}"
     audit.record(store, actor, "broadcast", now, subject=f"broadcast {req.broadcast_id}", detail=detail)

@@ -19,6 +19,7 @@ _WORDS: Final = {
     "failed": N_("failed"),
     "expired": N_("expired"),
     "unreached": N_("unreached"),
+    "not_final": N_("not final yet"),
     # reasons (speakerctl.protocol.messages.Reason)
     "content_invalid": N_("content invalid"),
     "content_timeout": N_("content timed out"),

@@ -11,6 +11,16 @@ from zoneinfo import ZoneInfo
 from speakerctl.app import names, records, views
 from speakerctl.app.context import AppContext
 from speakerctl.app.fleet import zone_ids
+from speakerctl.app.labels import word
+from speakerctl.controller.office import (
+    WHY,
+    BroadcastLine,
+    CommuneLine,
+    Miss,
+    OfficeReport,
+    approved_by,
+    office_report,
+)
 from speakerctl.controller.reports import (
     PLAY_LOG_COLUMNS,
     PlayEntry,
@@ -19,6 +29,7 @@ from speakerctl.controller.reports import (
     outcome_by_zone,
     play_entries,
 )
+from speakerctl.controller.sheets import Cell, Sheet, write_csv, write_xlsx
 from speakerctl.dates import format_moment, parse_day_or_moment, zone_label
 from speakerctl.errors import UsageError
 from speakerctl.i18n import _
@@ -153,6 +164,9 @@ def broadcast_report(ctx: AppContext, broadcast_id: str) -> BroadcastReport:
         counts=store.deliveries.counts(broadcast_id),
         zones=[records.zone_outcome(o) for o in outcomes],
         not_played=[records.missed(d) for d in missed],
+        started_by=info.started_by,
+        approved_by=approved_by(info),
+        stopped_by=info.stopped_by,
     )
     return BroadcastReport(view, outcomes)
 
@@ -162,3 +176,134 @@ def alerts(ctx: AppContext, open_only: bool, zone: str | None, limit: int) -> li
     store = ctx.store()
     found = store.alerts.all(open_only=open_only, zone_ids=zone_ids(store, zone), limit=limit)
     return [records.alert(a) for a in found]
+
+
+@dataclass(frozen=True, slots=True)
+class OfficeSummary:
+    """The office report of a period (or of one broadcast), with the time zone its times are shown in."""
+
+    title: str
+    report: OfficeReport
+    tz: ZoneInfo
+
+    def sheets(self) -> list[Sheet]:
+        """Its tables for people: the per-commune summary, the clusters that did not air, the broadcasts."""
+        return [_communes_sheet(self), _misses_sheet(self), _broadcasts_sheet(self)]
+
+
+def office(
+    ctx: AppContext,
+    since: str | None,
+    until: str | None,
+    zone: str | None = None,
+    broadcast_id: str | None = None,
+) -> OfficeSummary:
+    """The office report of one broadcast, or of the broadcasts sent in a period (of a zone and below)."""
+    store = ctx.store(sync_inventory=False)
+    tz = ZoneInfo(ctx.settings.timezone)
+    if zone:
+        store.zones.get(zone)  # NotFound for an unknown zone
+    if broadcast_id is not None:
+        ids, title = [store.broadcasts.get(broadcast_id).id], _("Broadcast {id}").format(id=broadcast_id)
+    elif since is not None:
+        when = period(ctx, since, until)
+        ids = [b.id for b in store.broadcasts.between(when.since, when.until)]
+        title = _("Broadcasts {since} – {until} ({tz})").format(
+            since=f"{when.since:%d/%m/%Y %H:%M}",
+            until=f"{when.until:%d/%m/%Y %H:%M}",
+            tz=ctx.settings.timezone,
+        )
+    else:
+        raise UsageError(_("give a BROADCAST id, or --since for a period"), hint="speakerctl report --help")
+    return OfficeSummary(title, office_report(store, ids, zone), tz)
+
+
+def export_office(summary: OfficeSummary, path: Path, fmt: ReportFormat, delimiter: str = ",") -> list[Path]:
+    """Write the office report: XLSX, one sheet per table; CSV, one file per table. The files written."""
+    sheets = summary.sheets()
+    if fmt is ReportFormat.XLSX:
+        write_xlsx(sheets, path)
+        return [path]
+    if fmt is not ReportFormat.CSV:
+        raise UsageError(
+            _("the summary is written as csv or xlsx"), hint=_("add --format xlsx --output FILE")
+        )
+    paths = [path.with_name(f"{path.stem}-{key}{path.suffix or '.csv'}") for key in SHEET_KEYS]
+    for sheet, target in zip(sheets, paths, strict=True):
+        write_csv(sheet, target, delimiter)
+    return paths
+
+
+SHEET_KEYS = ("communes", "not-aired", "broadcasts")
+"""The suffix of each table's CSV file, in the order of `OfficeSummary.sheets`."""
+
+
+def _local(at: datetime | None, tz: ZoneInfo) -> datetime | None:
+    """A naive local time for a spreadsheet cell (Excel has no time zones; the column title says it)."""
+    return at.astimezone(tz).replace(tzinfo=None) if at else None
+
+
+def why_labels() -> dict[str, str]:
+    """Each `why` code as people read it."""
+    return {w: word(w) for w in WHY}
+
+
+def _started(summary: OfficeSummary) -> str:
+    return _("Started ({tz})").format(tz=summary.tz.key)
+
+
+def _communes_sheet(summary: OfficeSummary) -> Sheet:
+    labels = why_labels()
+    columns = (
+        *(_started(summary), _("Broadcast"), _("Bulletin"), _("Priority"), _("Commune"), _("Zone path")),
+        *(_("Targeted"), _("Aired"), _("Not aired"), *(labels[w] for w in WHY)),
+        *(_("Started by"), _("Approved by")),
+    )
+    return Sheet(_("Communes"), columns, [_commune_row(c, summary.tz) for c in summary.report.communes])
+
+
+def _commune_row(c: CommuneLine, tz: ZoneInfo) -> tuple[Cell, ...]:
+    b = c.broadcast
+    head = (_local(b.info.created_at, tz), b.info.id, b.bulletin, views.priority_name(b.info.priority))
+    counts = (c.targeted, c.aired, c.not_aired, *(c.why[w] for w in WHY))
+    return (*head, c.name, c.path, *counts, b.info.started_by, b.approved_by)
+
+
+def _misses_sheet(summary: OfficeSummary) -> Sheet:
+    columns = (
+        *(_started(summary), _("Broadcast"), _("Bulletin"), _("Commune"), _("Cluster id"), _("Cluster")),
+        *(_("Why"), _("State"), _("Reason"), _("Detail"), _("Last heard ({tz})").format(tz=summary.tz.key)),
+    )
+    labels = why_labels()
+    return Sheet(_("Not aired"), columns, [_miss_row(m, summary.tz, labels) for m in summary.report.misses])
+
+
+def _miss_row(m: Miss, tz: ZoneInfo, labels: dict[str, str]) -> tuple[Cell, ...]:
+    d = m.delivery
+    where = (_local(m.broadcast.info.created_at, tz), m.broadcast.info.id, m.broadcast.bulletin, m.commune)
+    return (*where, m.device_id, m.device_name, labels[m.why], d.state.value, d.reason or "", d.detail,
+            _local(m.last_seen, tz))  # fmt: skip
+
+
+def _broadcasts_sheet(summary: OfficeSummary) -> Sheet:
+    ended = _("Ended ({tz})").format(tz=summary.tz.key)
+    columns = (
+        *(_started(summary), _("Broadcast"), _("Bulletin"), _("Priority"), _("Targets"), _("State")),
+        *(
+            _("Started by"),
+            _("Approved by"),
+            _("Stopped by"),
+            ended,
+            _("Clusters"),
+            _("Aired"),
+            _("Not aired"),
+        ),
+    )
+    return Sheet(_("Broadcasts"), columns, [_broadcast_row(b, summary.tz) for b in summary.report.broadcasts])
+
+
+def _broadcast_row(b: BroadcastLine, tz: ZoneInfo) -> tuple[Cell, ...]:
+    i = b.info
+    head = (_local(i.created_at, tz), i.id, b.bulletin, views.priority_name(i.priority), ", ".join(i.targets))
+    who = (i.state.value, i.started_by, b.approved_by, i.stopped_by, _local(i.completed_at, tz))
+    return (*head, *who, b.clusters, b.aired, b.clusters - b.aired)

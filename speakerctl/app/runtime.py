@@ -33,14 +33,14 @@ from speakerctl.controller.monitor import health_loop
 from speakerctl.controller.resume import resume_all, unfinished
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.controller.session import Session, serve_session
-from speakerctl.errors import LinkError
+from speakerctl.errors import LinkError, NotFound
 from speakerctl.fleet import provisioning_records, scaled_inventory
 from speakerctl.protocol.provisioning import Provisioning
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.broadcasts import ScheduledBroadcast
 from speakerctl.scheduler.runner import ScheduleRunner
 from speakerctl.security.keys import load_or_create_signer, trusted_path
-from speakerctl.store import BroadcastInfo, Store
+from speakerctl.store import BroadcastInfo, BroadcastState, Store
 
 log = logging.getLogger(__name__)
 READY = "ready:"
@@ -148,6 +148,15 @@ class ControllerBroadcasts:
     async def stop(self, broadcast_id: str) -> None:
         """Stop a broadcast sent ahead, signed by the controller, at the targets it went to."""
         await self.controller.stop(broadcast_id)
+
+    async def stopped_by(self, broadcast_id: str) -> str | None:
+        """Who stopped the broadcast as a whole, as the store recorded it (None: not stopped, or not sent:
+        a run is recorded pushed before its broadcast is)."""
+        try:
+            info = await asyncio.to_thread(self.controller.store.broadcasts.get, broadcast_id)
+        except NotFound:
+            return None
+        return info.stopped_by if info.state is BroadcastState.STOPPED else None
 
 
 @contextlib.asynccontextmanager

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from speakerctl.app import audit, names, policy, records, views
+from speakerctl.app import confirmation as confirming
 from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.broadcasts import parse_priority
 from speakerctl.app.context import AppContext
@@ -154,10 +155,22 @@ def add_schedule(store: Store, book: ScheduleBook, schedule: Schedule, now: date
     return Added(schedule, schedule.rule.next_after(now), found)
 
 
-def add(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor) -> Added:
+def confirmation(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor) -> confirming.Confirmation | None:
+    """What `actor` must confirm before this schedule is installed (None: nothing, or it would wait for
+    approval); NotAllowed first if the actor may not schedule there at all."""
+    level, store = parse_priority(spec.priority), ctx.store()
+    targets = tuple(names.target_ids(store, spec.targets))
+    asked = policy.Request(ItemKind.SCHEDULE, spec.bulletin_id, targets, level)
+    if not policy.route(store, actor, asked, ctx.clock.now()).direct:
+        return None
+    return confirming.needed(store, targets, level, confirming.Kind.SCHEDULE)
+
+
+def add(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor, confirmed: bool = False) -> Added:
     """Add a schedule; says which existing schedules it overlaps and which one wins.
 
-    One the actor may not install directly is queued instead (AwaitsApproval, see app/policy.py).
+    One the actor may not install directly is queued instead (AwaitsApproval, see app/policy.py). What
+    is installed at once needs `confirmed` if it is an emergency or province-wide (see `confirmation`).
     """
     now, store = ctx.clock.now(), ctx.store()
     schedule = Schedule(
@@ -177,6 +190,8 @@ def add(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor) -> Added:
     routing = policy.route(store, actor, replace(asked, spec=item_spec(schedule)), now)
     if not routing.direct:
         raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    kind = confirming.Kind.SCHEDULE
+    confirming.require(confirming.needed(store, schedule.targets, schedule.priority, kind), confirmed)
     added = add_schedule(store, ctx.book(), schedule, now)
     if routing.notes:
         policy.queue_items(store, actor, [replace(n, result=schedule.id) for n in routing.notes])

@@ -244,6 +244,30 @@ class BroadcastReportView(View):
     counts: dict[str, int]
     zones: list[ZoneOutcomeView]
     not_played: list[MissedView]
+    started_by: str
+    approved_by: str
+    stopped_by: str
+
+
+class StopView(View):
+    """A stop of one broadcast: where it was sent, how many clusters it stopped and how many confirmed."""
+
+    broadcast: str
+    zones: list[str]
+    """The zones the stop was sent to; [] when it went everywhere the broadcast went."""
+    whole: bool
+    """Whether the broadcast as a whole is stopped (else it keeps playing outside `zones`)."""
+    state: str
+    clusters: int
+    """Clusters whose delivery was still open, now recorded `stopped`."""
+    confirmed: int
+    """Clusters that reported the stop."""
+    ended_otherwise: int
+    """Clusters that answered with another end (it had just finished, or failed, as the stop came)."""
+    unconfirmed: list[str]
+    """Clusters that did not answer in time: recorded `stopped`, with a detail saying so."""
+    stopped_by: str
+    stopped_at: Timestamp
 
 
 class PlayView(View):

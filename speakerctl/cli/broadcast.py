@@ -1,4 +1,8 @@
-"""`speakerctl broadcast`: send a bulletin now and follow it to the last cluster."""
+"""`speakerctl broadcast`: send a bulletin now and follow it to the last cluster (`stop`: cli/stop.py).
+
+Ctrl-C while it runs asks whether to stop the clusters too; without a terminal it leaves them playing
+and prints the command that stops them (`--stop-on-interrupt` stops them). Either way it exits 130.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,34 @@ from rich.table import Table
 
 from speakerctl.app import broadcasts
 from speakerctl.app.broadcasts import Progress as OnProgress
+from speakerctl.app.context import AppContext
 from speakerctl.app.labels import word as state_name
 from speakerctl.app.views import BroadcastResultView
+from speakerctl.cli import stop as stop_cli
 from speakerctl.cli.common import Exit, console, console_err, current_actor, print_json, run, state
+from speakerctl.cli.confirm import ask, confirm, interactive
 from speakerctl.cli.text import safe
+from speakerctl.errors import NotFound
 from speakerctl.i18n import _
 
 T = TypeVar("T")
+
+
+class _SendByDefault(typer.core.TyperGroup):
+    """`broadcast BULLETIN --to ZONE` is `broadcast send BULLETIN --to ZONE`; `broadcast stop ID` stops."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Route anything that is not a sub-command name to `send`."""
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["send", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_SendByDefault,
+    no_args_is_help=True,
+    help=_("Send a bulletin (`broadcast BULLETIN --to ZONE`), or stop one (`broadcast stop ID`)."),
+)
 
 
 def broadcast(
@@ -36,12 +61,22 @@ def broadcast(
         float | None,
         typer.Option(help=_("Seconds (beyond the bulletin's length) to wait for silent clusters.")),
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help=_("Confirm an emergency or province-wide broadcast (scripts).")),
+    ] = False,
+    stop_on_interrupt: Annotated[
+        bool, typer.Option("--stop-on-interrupt", help=_("On Ctrl-C, stop the clusters too without asking."))
+    ] = False,
 ) -> None:
     """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
     ctx, actor = state.context(), current_actor()
     broadcasts.request(
         ctx, bulletin_id, to, priority, emergency=emergency
     )  # a bad priority: before connecting
+    asked = broadcasts.confirmation(ctx, bulletin_id, to, priority, actor=actor, emergency=emergency)
+    confirmed = confirm(asked, yes)
+    broadcast_id = broadcasts.new_id(ctx)
 
     def send(progress: OnProgress | None) -> Coroutine[Any, Any, BroadcastResultView]:
         return broadcasts.broadcast(
@@ -53,15 +88,36 @@ def broadcast(
             emergency=emergency,
             timeout_s=timeout,
             progress=progress,
+            confirmed=confirmed,
+            broadcast_id=broadcast_id,
         )
 
-    result = run(send(None)) if as_json else with_progress(send)
+    try:
+        result = run(send(None)) if as_json else with_progress(send)
+    except KeyboardInterrupt:
+        interrupted(ctx, broadcast_id, stop_on_interrupt)
     if as_json:
         print_json(result)
     else:
         print_summary(result)
     if not result.complete:
         raise typer.Exit(Exit.INCOMPLETE)
+
+
+def interrupted(ctx: AppContext, broadcast_id: str, stop_on_interrupt: bool) -> None:
+    """After Ctrl-C: stop the clusters if told to (or if the user says so), then exit 130."""
+    if stop_on_interrupt or (interactive() and ask(_("Stop the clusters too?"))):
+        try:
+            console.print(stop_cli.summary(stop_cli.stop_now(ctx, broadcast_id)), highlight=False)
+        except NotFound:
+            console_err.print(_("interrupted before anything was sent: nothing to stop"))
+    else:
+        console_err.print(
+            _("interrupted: the clusters keep playing; to stop them: speakerctl broadcast stop {id}").format(
+                id=broadcast_id
+            )
+        )
+    raise typer.Exit(Exit.INTERRUPTED)
 
 
 def with_progress(send: Callable[[OnProgress], Coroutine[Any, Any, T]]) -> T:

@@ -40,9 +40,10 @@ def demo(
         )
         targets = runtime.demo_targets(ctx, count)
         result = with_progress(
-            # The demo's world is a fresh data directory of its own: its local administrator acts.
+            # The demo's world is a fresh data directory of its own: its local administrator acts, and a
+            # simulated province has nothing real to confirm.
             lambda progress: broadcasts.broadcast(
-                ctx, bulletin.id, targets, actor=local_administrator(), progress=progress
+                ctx, bulletin.id, targets, actor=local_administrator(), progress=progress, confirmed=True
             )
         )
         print_summary(result)

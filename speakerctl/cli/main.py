@@ -29,6 +29,7 @@ from speakerctl.cli import broker as broker_cli
 from speakerctl.cli import keys as keys_cli
 from speakerctl.cli import provision as provision_cli
 from speakerctl.cli import resume as resume_cli
+from speakerctl.cli import stop as stop_cli
 from speakerctl.cli.common import Exit, console_err, state
 from speakerctl.cli.text import safe
 from speakerctl.config import load_settings
@@ -68,7 +69,10 @@ bulletin.app.command("approve")(approvals.approve)
 bulletin.app.command("reject")(approvals.reject)
 zones.app.command("policy")(approvals.zone_policy)
 app.add_typer(schedule.app, name="schedule")
-app.command("broadcast")(broadcast.broadcast)
+app.add_typer(broadcast.app, name="broadcast")
+broadcast.app.command("send")(broadcast.broadcast)
+broadcast.app.command("stop")(stop_cli.stop_broadcast)
+app.command("stop")(stop_cli.stop_zone)
 app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)

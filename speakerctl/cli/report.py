@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -33,9 +34,23 @@ def report(
     zone: Annotated[str | None, typer.Option(help=_("Play log of this zone and below only."))] = None,
     fmt: Annotated[str, typer.Option("--format", help=_("table, json, csv or xlsx."))] = "table",
     output: Annotated[Path | None, typer.Option(help=_("File for --format csv or xlsx."))] = None,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary",
+            help=_(
+                "The office report: per commune, the clusters that did not air and why, who started, "
+                "approved and stopped each broadcast (of BROADCAST, or of the broadcasts sent since --since)."
+            ),
+        ),
+    ] = False,
+    delimiter: Annotated[str, typer.Option(help=_("CSV delimiter: ',' or ';' (Excel in Vietnamese)."))] = ",",
 ) -> None:
     """Report a broadcast (per state, per district, with reasons), or the play log of a period."""
     ctx = state.context()
+    if summary or (broadcast_id is not None and output is not None):
+        _office(ctx, broadcast_id, since, until, zone, reports.parse_format(fmt, output), output, delimiter)
+        return
     if broadcast_id is not None:
         _broadcast_report(ctx, broadcast_id, as_json, failures)
         return
@@ -51,6 +66,41 @@ def report(
         print_json(log.views())
     else:
         _play_table(log)
+
+
+def _office(
+    ctx: AppContext,
+    broadcast_id: str | None,
+    since: str | None,
+    until: str | None,
+    zone: str | None,
+    fmt: reports.ReportFormat,
+    output: Path | None,
+    delimiter: str,
+) -> None:
+    """The office report: files (csv, xlsx), or its tables on screen."""
+    found = reports.office(ctx, since, until, zone, broadcast_id)
+    if output is not None and fmt in reports.FILE_FORMATS:
+        for path in reports.export_office(found, output, fmt, delimiter):
+            console_err.print(_("written: {path}").format(path=safe(path)))
+        return
+    if fmt is not reports.ReportFormat.TABLE:
+        raise UsageError(
+            _("the summary is a table, or a csv or xlsx file"), hint=_("use --format xlsx --output FILE")
+        )
+    for sheet in found.sheets():
+        table = Table(
+            *map(safe, sheet.columns), title=f"{safe(found.title)}: {safe(sheet.name)}", title_justify="left"
+        )
+        for row in sheet.rows:
+            table.add_row(*(safe(_cell_text(v)) for v in row))
+        console.print(table)
+
+
+def _cell_text(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%d/%m/%Y %H:%M")
+    return "" if value is None else str(value)
 
 
 def _play_table(log: reports.PlayLog) -> None:
@@ -77,6 +127,10 @@ def _broadcast_report(ctx: AppContext, broadcast_id: str, as_json: bool, failure
         total=total,
     )
     console.print(f"[bold]{safe(view.broadcast)}[/] {line}")
+    who = [(_("started by"), view.started_by), (_("approved by"), view.approved_by)]
+    who.append((_("stopped by"), view.stopped_by))
+    if any(name for _label, name in who):
+        console.print("; ".join(f"{label} {safe(name)}" for label, name in who if name))
     table = Table(_("state"), _("devices"))
     for name, n in sorted(view.counts.items()):
         table.add_row(safe(word(name)), str(n))

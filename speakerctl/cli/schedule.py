@@ -12,6 +12,7 @@ from speakerctl.app import schedules
 from speakerctl.app.context import AppContext
 from speakerctl.app.labels import word
 from speakerctl.cli.common import console, current_actor, print_json, state
+from speakerctl.cli.confirm import confirm
 from speakerctl.cli.text import id_column, safe
 from speakerctl.dates import format_day, format_moment, time_zone, zone_label
 from speakerctl.i18n import _
@@ -55,13 +56,18 @@ def add(
     name: Annotated[str, typer.Option(help=_("A name for people."))] = "",
     tz: Annotated[str | None, typer.Option(help=_("Time zone (default: the setting)."))] = None,
     as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON."))] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help=_("Confirm an emergency or province-wide schedule (scripts)."))
+    ] = False,
 ) -> None:
     """Add a schedule; says which existing schedules it overlaps and which one wins."""
     ctx = state.context()
     zone = tz or ctx.settings.timezone
     rule = schedules.build_rule(zone, at, daily, weekly, cron, days, repeat, gap, valid_from, until)
     spec = schedules.ScheduleSpec(bulletin_id, to, rule, priority, on_preempt, window, name)
-    added = schedules.add(ctx, spec, actor=current_actor())
+    actor = current_actor()
+    confirmed = confirm(schedules.confirmation(ctx, spec, actor=actor), yes)
+    added = schedules.add(ctx, spec, actor=actor, confirmed=confirmed)
     view = schedules.added_view(added)
     if as_json:
         print_json(view)

@@ -59,6 +59,7 @@ class Ingestor:
         self.counters = IngestCounters()
         self.warnings = Throttled(log, clock.monotonic)
         self._trackers: dict[str, Tracker] = {}
+        self._watchers: dict[str, list[Tracker]] = {}
         self._uploads: dict[str, list[Upload]] = {}
         self._statuses: list[Status] = []
         self._events: list[DeliveryUpdate] = []
@@ -81,6 +82,19 @@ class Ingestor:
             live = self._uploads.get(upload.ref.sha256, [])
             if upload in live:
                 live.remove(upload)
+
+    def watch(self, watcher: Tracker) -> None:
+        """Also route a broadcast's events to `watcher` (e.g. to count a stop's confirmations), beside
+        whoever follows the broadcast itself."""
+        self._watchers.setdefault(watcher.broadcast_id, []).append(watcher)
+
+    def unwatch(self, watcher: Tracker) -> None:
+        """Stop routing to `watcher`."""
+        watchers = self._watchers.get(watcher.broadcast_id, [])
+        if watcher in watchers:
+            watchers.remove(watcher)
+        if not watchers:
+            self._watchers.pop(watcher.broadcast_id, None)
 
     async def handle(self, message: Incoming) -> None:
         """Handle one message from the broker; bad ones are counted and logged, never raised."""
@@ -179,6 +193,8 @@ class Ingestor:
         tracker = self._trackers.get(event.broadcast_id)
         if tracker is not None:
             tracker.update(event)
+        for watcher in self._watchers.get(event.broadcast_id, ()):
+            watcher.update(event)
         self._events.append(DeliveryUpdate.from_event(event))
 
     async def run(self) -> None:

@@ -23,6 +23,8 @@ class PlayOptions:
     on_preempt: PreemptPolicy = PreemptPolicy.DROP
     owner: str = ""
     """The client id of the controller that sends it."""
+    started_by: str = ""
+    """The user who asked for it."""
     approved_by: str = ""
     """The user who let it air (recorded with the broadcast for reports)."""
 
@@ -124,6 +126,7 @@ def plan_broadcast(
         volume=play.volume,
         on_preempt=play.on_preempt,
         owner=play.owner,
+        started_by=play.started_by,
         approved_by=play.approved_by,
     )
     return Plan(

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from speakerctl.errors import UsageError
 from speakerctl.fleet import ZoneTree
 from speakerctl.protocol import Priority
+from speakerctl.protocol.lifecycle import STOPPED
 from speakerctl.store import DeliveryInfo, PlayRecord, Store
 
 DISTRICT_LEVEL = 1
@@ -96,8 +97,10 @@ class PlayEntry:
 
     @property
     def outcome(self) -> str:
-        """The final state, with the reason if there is one ("failed/amplifier_fault")."""
+        """The final state, with the reason if any ("failed/amplifier_fault"); a stop says by whom."""
         r = self.record
+        if r.state == STOPPED:
+            return f"{r.state} ({r.detail})" if r.detail else r.state
         return r.state if r.reason is None else f"{r.state}/{r.reason}"
 
     def row(self, tz: ZoneInfo) -> dict[str, object]:

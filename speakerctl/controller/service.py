@@ -7,7 +7,7 @@ import contextlib
 import logging
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +41,10 @@ from speakerctl.security.keys import load_or_create_signer
 from speakerctl.store import BroadcastState, Store
 
 log = logging.getLogger(__name__)
+STOP_CATCH_UP_S = 1.0
+"""How often a followed broadcast that saw a stop reads the store for the stop's other clusters..."""
+STOP_CATCH_UP_FOR_S = 30.0
+"""...and for how long after the last stop report it saw."""
 Progress = Callable[[Counter[str], int], None]
 
 
@@ -68,6 +72,8 @@ class BroadcastRequest:
     volume: int | None = None
     on_preempt: PreemptPolicy = PreemptPolicy.DROP
     broadcast_id: str = ""
+    started_by: str = ""
+    """The user who asks for it, recorded with the broadcast."""
     approved_by: str = ""
     """The user who let it air: the approver, or the sender whose zone's policy needs no approval."""
 
@@ -161,6 +167,7 @@ class Controller:
                 request.volume,
                 request.on_preempt,
                 self.session.client_id,
+                request.started_by,
                 request.approved_by,
             ),
         )
@@ -205,9 +212,10 @@ class Controller:
             tracker.reach_latency_s,
         )
 
-    async def stop(self, broadcast_id: str) -> None:
-        """Tell the clusters a broadcast was addressed to not to air it (NotFound if it was never sent)."""
-        targets = (await asyncio.to_thread(self.store.broadcasts.get, broadcast_id)).targets
+    async def stop(self, broadcast_id: str, where: Sequence[str] = ()) -> None:
+        """Tell clusters not to air a broadcast (NotFound if it was never sent): those of the zones and
+        devices `where` (a stop may go to any zone topic, protocol §6), by default all it was sent to."""
+        targets = where or (await asyncio.to_thread(self.store.broadcasts.get, broadcast_id)).targets
         cmd_topics, _ = await asyncio.to_thread(resolve_targets, self.store, targets)
         now = to_ms(self.clock.now())
         ttl = self.settings.command_ttl_s * 1000
@@ -263,7 +271,7 @@ class Controller:
                 if i == 0:
                     await pause_at("mid-publish")
             try:
-                await _follow(tracker, timeout, progress)
+                await _follow(tracker, timeout, progress, lambda: self._catch_up(tracker))
             finally:
                 for job in jobs:
                     job.cancel()
@@ -285,11 +293,18 @@ class Controller:
         await asyncio.to_thread(self.store.broadcasts.finish, plan.broadcast_id, state, self.clock.now())
 
 
-async def _follow(tracker: Tracker, timeout: float, progress: Progress | None) -> None:
+async def _follow(
+    tracker: Tracker,
+    timeout: float,
+    progress: Progress | None,
+    catch_up: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     total = len(tracker.devices)
+    after_stop = _AfterStop(tracker, catch_up, loop.time)
     while not tracker.done.is_set() and loop.time() < deadline:
+        await after_stop.check()
         tracker.changed.clear()
         if progress is not None:
             progress(tracker.counts(), total)
@@ -298,6 +313,30 @@ async def _follow(tracker: Tracker, timeout: float, progress: Progress | None) -
         await asyncio.sleep(0.05)  # at most ~20 progress redraws a second
     if progress is not None:
         progress(tracker.counts(), total)
+
+
+class _AfterStop:
+    """For a while after a cluster reports a stop, reads the store now and then.
+
+    Someone stopped the broadcast (maybe another process): the clusters that never answered the stop
+    are recorded `stopped` in the store only, so read it rather than wait for them to time out.
+    """
+
+    def __init__(
+        self, tracker: Tracker, catch_up: Callable[[], Awaitable[None]] | None, now: Callable[[], float]
+    ) -> None:
+        self.tracker, self.catch_up, self.now = tracker, catch_up, now
+        self.stopped, self.last_stop, self.caught_up = 0, -STOP_CATCH_UP_FOR_S, now()
+
+    async def check(self) -> None:
+        """Read the store if a stop was seen lately and it was not read in the last second."""
+        now = self.now()
+        if self.tracker.stopped != self.stopped:
+            self.stopped, self.last_stop = self.tracker.stopped, now
+        lately = now - self.last_stop < STOP_CATCH_UP_FOR_S
+        if self.catch_up is not None and lately and now - self.caught_up > STOP_CATCH_UP_S:
+            self.caught_up = now
+            await self.catch_up()
 
 
 def _command(plan: Plan, request: BroadcastRequest, now_ms: int) -> Command:
@@ -319,5 +358,5 @@ def _wait_s(request: BroadcastRequest, now: datetime) -> float:
 
 
 def new_broadcast_id(now: datetime) -> str:
-    """A fresh broadcast id, readable by its time."""
+    """A fresh broadcast id, e.g. bc-20261202-061500-a1b2c3 (a caller may pick it before sending)."""
     return f"bc-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"

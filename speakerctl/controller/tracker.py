@@ -13,13 +13,16 @@ from speakerctl.protocol import DeliveryEvent, Reason
 from speakerctl.protocol.lifecycle import (
     ACCEPTED,
     EXPIRED,
+    FAILED,
     FINAL,
     NEEDS_REASON,
     PENDING,
     REPORTED,
     SOUNDED,
+    STOPPED,
     UNREACHED,
     DeliveryState,
+    recorded,
     supersedes,
 )
 from speakerctl.store import DeliveryInfo
@@ -61,12 +64,13 @@ class Tracker:
     def update(self, event: DeliveryEvent) -> bool:
         """Apply an event if the lifecycle lets it replace the device's state; True if it did."""
         progress = self.devices.get(event.device_id)
-        if progress is None or not supersedes(event.state, progress.state):
+        state = recorded(event.state, event.reason)
+        if progress is None or not supersedes(state, progress.state):
             return False
         was_final = progress.state in FINAL
-        if progress.state not in SOUNDED and event.state in SOUNDED:
+        if progress.state not in SOUNDED and state in SOUNDED:
             self._count_sounded()
-        progress.state = event.state
+        progress.state = state
         progress.reason = event.reason.value if event.reason else None
         if event.state is ACCEPTED:
             progress.variant, progress.cached = event.sha256, event.cached
@@ -102,6 +106,11 @@ class Tracker:
         """How many devices are in each state."""
         return Counter(p.state.value for p in self.devices.values())
 
+    @property
+    def stopped(self) -> int:
+        """Devices recorded `stopped` (an operator stopped the broadcast there)."""
+        return sum(p.state is STOPPED for p in self.devices.values())
+
     def open_devices(self) -> list[str]:
         """Devices not yet in a final state."""
         return [d for d, p in self.devices.items() if p.state not in FINAL]
@@ -109,7 +118,7 @@ class Tracker:
     def replay(self, deliveries: Iterable[DeliveryInfo]) -> None:
         """Apply what the store knows of each device (forward only, by the lifecycle)."""
         for delivery in deliveries:
-            if delivery.state in REPORTED and delivery.device_id in self.devices:
+            if delivery.state in REPORTED | {STOPPED} and delivery.device_id in self.devices:
                 self.update(_stored_event(self.broadcast_id, delivery))
 
     def mark_unreached(self) -> None:
@@ -122,15 +131,18 @@ class Tracker:
 
 def _stored_event(broadcast_id: str, delivery: DeliveryInfo) -> DeliveryEvent:
     """A stored delivery as the event that would have put it there (its variant was not stored)."""
+    state = FAILED if delivery.state is STOPPED else delivery.state  # as the device said it
     reason = Reason(delivery.reason) if delivery.reason in set(Reason) else None
-    if delivery.state in NEEDS_REASON and reason is None:
-        reason = Reason.EXPIRED if delivery.state is EXPIRED else Reason.PLAYBACK_ERROR
+    if state in NEEDS_REASON and reason is None:
+        reason = Reason.EXPIRED if state is EXPIRED else Reason.PLAYBACK_ERROR
+    if delivery.state is STOPPED:
+        reason = Reason.STOPPED
     return DeliveryEvent(
         secrets.token_hex(8),
         delivery.device_id,
         to_ms(delivery.updated_at),
         broadcast_id,
-        delivery.state,
+        state,
         reason,
         cached=delivery.cached,
     )

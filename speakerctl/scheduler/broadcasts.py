@@ -39,3 +39,7 @@ class Broadcasts(Protocol):
     async def stop(self, broadcast_id: str) -> None:
         """Tell the clusters a broadcast was sent to not to air it (NotFound if it was never sent)."""
         ...
+
+    async def stopped_by(self, broadcast_id: str) -> str | None:
+        """Who stopped a broadcast as a whole (an operator's `broadcast stop`), or None if nobody did."""
+        ...

@@ -238,13 +238,20 @@ class ScheduleRunner:
     async def _air(self, s: Schedule, fire_at: datetime, now: datetime) -> Run:
         existing = await asyncio.to_thread(self.book.run, s.id, fire_at)
         if existing is not None and existing.state is RunState.PUSHED:
-            run = _with(existing, RunState.AIRED, "pushed ahead; aired from the clusters' caches", now)
+            run = await self._pushed_run(existing, now)
         elif existing is not None:
             return existing
         else:
             run = await self._send_now(s, fire_at, now)
         await self._record(run)
         return run
+
+    async def _pushed_run(self, pushed: Run, now: datetime) -> Run:
+        # An operator may have stopped the pushed broadcast before its air time: then it does not air.
+        who = await self.broadcasts.stopped_by(pushed.broadcast_id)
+        if who is not None:
+            return _with(pushed, RunState.CANCELLED, f"stopped by {who or 'an operator'}", now)
+        return _with(pushed, RunState.AIRED, "pushed ahead; aired from the clusters' caches", now)
 
     async def _send_now(self, s: Schedule, fire_at: datetime, now: datetime) -> Run:
         # On time (fired a lead ahead): start at the air time itself. Late: give the lead again.

@@ -19,6 +19,7 @@ from speakerctl.store.models import (
     DeviceSpec,
     DeviceSpecLike,
     StatusRecord,
+    StopOrder,
     VariantInfo,
     utc_from_ms,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "ScheduleRecord",
     "SessionInfo",
     "StatusRecord",
+    "StopOrder",
     "Store",
     "UserInfo",
     "VariantInfo",

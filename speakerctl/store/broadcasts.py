@@ -15,7 +15,7 @@ from sqlmodel import Session, col, insert, select, update
 
 from speakerctl.errors import NotFound, StoreError
 from speakerctl.protocol import PreemptPolicy, Priority
-from speakerctl.protocol.lifecycle import FINAL, supersedes
+from speakerctl.protocol.lifecycle import FINAL, STOPPED_REASON, supersedes
 from speakerctl.store.engine import Sessions
 from speakerctl.store.library import live_bulletin
 from speakerctl.store.models import (
@@ -24,6 +24,7 @@ from speakerctl.store.models import (
     DeliveryInfo,
     DeliveryStatus,
     DeliveryUpdate,
+    StopOrder,
     aware_utc,
 )
 from speakerctl.store.queries import chunks, get_row
@@ -64,6 +65,7 @@ class BroadcastRepository:
         volume: int | None = None,
         on_preempt: PreemptPolicy = PreemptPolicy.DROP,
         owner: str = "",
+        started_by: str = "",
         approved_by: str = "",
     ) -> BroadcastInfo:
         """Record a running broadcast and a pending delivery per device, in one transaction.
@@ -83,6 +85,7 @@ class BroadcastRepository:
             volume=volume,
             on_preempt=PreemptPolicy(on_preempt).value,
             owner=owner,
+            started_by=started_by,
             approved_by=approved_by,
         )
         devices = list(dict.fromkeys(device_ids))
@@ -113,10 +116,40 @@ class BroadcastRepository:
                 row.state, row.completed_at = state.value, aware_utc(completed_at, "completed_at")
             return row.info()
 
+    def stop(self, broadcast_id: str, stop: StopOrder) -> BroadcastInfo:
+        """Record a stop in one transaction: its clusters' open deliveries `stopped`, and the broadcast
+        `stopped` (by whom, when) if `stop.whole`; a broadcast that has ended is returned unchanged."""
+        at = aware_utc(stop.at, "at")
+        with self._db.session(write=True) as s:
+            row = get_row(s, BroadcastRow, broadcast_id, "broadcast", lock=True)
+            if row.state != BroadcastState.RUNNING.value:
+                return row.info()
+            _stop_deliveries(s, broadcast_id, stop.device_ids, stop.detail, at)
+            if stop.whole:
+                row.state, row.completed_at, row.stopped_by = BroadcastState.STOPPED.value, at, stop.by
+            return row.info()
+
+    def running(self) -> list[BroadcastInfo]:
+        """Every broadcast still running, oldest first."""
+        query = select(BroadcastRow).where(col(BroadcastRow.state) == BroadcastState.RUNNING.value)
+        with self._db.session() as s:
+            return [r.info() for r in s.exec(query.order_by(col(BroadcastRow.created_at)))]
+
     def get(self, broadcast_id: str) -> BroadcastInfo:
         """One broadcast, or NotFound."""
         with self._db.session() as s:
             return get_row(s, BroadcastRow, broadcast_id, "broadcast").info()
+
+    def between(self, since: datetime, until: datetime) -> list[BroadcastInfo]:
+        """Broadcasts created in [since, until), oldest first."""
+        query = (
+            select(BroadcastRow)
+            .where(col(BroadcastRow.created_at) >= aware_utc(since, "since"))
+            .where(col(BroadcastRow.created_at) < aware_utc(until, "until"))
+            .order_by(col(BroadcastRow.created_at), col(BroadcastRow.id))
+        )
+        with self._db.session() as s:
+            return [r.info() for r in s.exec(query)]
 
     def latest(self, limit: int = 20) -> list[BroadcastInfo]:
         """The newest broadcasts, newest first."""
@@ -184,6 +217,38 @@ class DeliveryRepository:
                 .execution_options(synchronize_session=False)
             )
             return s.exec(stmt).rowcount
+
+    def note_stopped(self, broadcast_id: str, device_ids: Sequence[str], detail: str) -> int:
+        """Replace the detail of these devices' `stopped` deliveries (e.g. that one never confirmed)."""
+        with self._db.session(write=True) as s:
+            changed = 0
+            for chunk in chunks(list(device_ids)):
+                stmt = (
+                    update(DeliveryRow)
+                    .where(col(DeliveryRow.broadcast_id) == broadcast_id)
+                    .where(col(DeliveryRow.device_id).in_(chunk))
+                    .where(col(DeliveryRow.state) == DeliveryStatus.STOPPED.value)
+                    .values(detail=detail)
+                    .execution_options(synchronize_session=False)
+                )
+                changed += s.exec(stmt).rowcount
+            return changed
+
+    def open_on(self, device_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The running broadcasts with a delivery not yet final on any of `device_ids`: their devices."""
+        found: dict[str, list[str]] = defaultdict(list)
+        with self._db.session() as s:
+            for chunk in chunks(list(device_ids)):
+                query = (
+                    select(DeliveryRow.broadcast_id, DeliveryRow.device_id)
+                    .join(BroadcastRow, col(BroadcastRow.id) == col(DeliveryRow.broadcast_id))
+                    .where(col(BroadcastRow.state) == BroadcastState.RUNNING.value)
+                    .where(col(DeliveryRow.device_id).in_(chunk))
+                    .where(col(DeliveryRow.state).not_in([x.value for x in FINAL]))
+                )
+                for broadcast_id, device_id in s.exec(query):
+                    found[broadcast_id].append(device_id)
+        return {b: sorted(d) for b, d in found.items()}
 
     def of(self, broadcast_id: str) -> list[DeliveryInfo]:
         """Every delivery of a broadcast, by device id."""
@@ -261,6 +326,26 @@ def _check_new_broadcast(s: Session, row: BroadcastRow, device_ids: list[str]) -
     if missing:
         shown = ", ".join(map(repr, missing[:10])) + (" ..." if len(missing) > 10 else "")
         raise NotFound(f"{len(missing)} device(s) not found: {shown}")
+
+
+def _stop_deliveries(
+    s: Session, broadcast_id: str, device_ids: Sequence[str], detail: str, at: datetime
+) -> None:
+    """Mark these devices' open deliveries `stopped`; those already `stopped` by the device get `detail`."""
+    for chunk in chunks(list(device_ids)):
+        mine = (
+            update(DeliveryRow)
+            .where(col(DeliveryRow.broadcast_id) == broadcast_id)
+            .where(col(DeliveryRow.device_id).in_(chunk))
+            .execution_options(synchronize_session=False)
+        )
+        stopped = DeliveryStatus.STOPPED.value
+        s.exec(
+            mine.where(col(DeliveryRow.state).not_in([x.value for x in FINAL])).values(
+                state=stopped, reason=STOPPED_REASON, detail=detail, updated_at=at, finished_at=at
+            )
+        )
+        s.exec(mine.where(col(DeliveryRow.state) == stopped).values(detail=detail))
 
 
 def _lock_deliveries(s: Session, events: Sequence[DeliveryUpdate]) -> dict[tuple[str, str], DeliveryRow]:

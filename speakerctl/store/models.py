@@ -12,7 +12,7 @@ from speakerctl.clock import from_ms
 from speakerctl.errors import NotFound, StoreError
 from speakerctl.fleet import Zone, ZoneTree
 from speakerctl.protocol import DeliveryEvent, PreemptPolicy, Priority, Status
-from speakerctl.protocol.lifecycle import REPORTED, DeliveryState
+from speakerctl.protocol.lifecycle import REPORTED, DeliveryState, recorded
 
 
 def utc_from_ms(ts_ms: int) -> datetime:
@@ -47,6 +47,8 @@ class BroadcastState(StrEnum):
     COMPLETE = "complete"
     INCOMPLETE = "incomplete"
     CANCELLED = "cancelled"
+    STOPPED = "stopped"
+    """An operator stopped it everywhere it was still to air (`stopped_by`, at `completed_at`)."""
 
 
 class DeviceSpecLike(Protocol):
@@ -162,8 +164,23 @@ class BroadcastInfo:
     on_preempt: PreemptPolicy = PreemptPolicy.DROP
     owner: str = ""
     """The client id of the controller that sent it: `serve` resumes its own at start-up."""
+    started_by: str = ""
+    """The user who started it ("" before users were recorded; the schedule's runner for an airing)."""
+    stopped_by: str = ""
+    """The user who stopped it, when its state is `stopped`."""
     approved_by: str = ""
     """The user who let it air: its approver, or the sender when their zone's policy needs no approval."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopOrder:
+    """A stop to record: which clusters, by whom, when, and whether it ends the whole broadcast."""
+
+    device_ids: tuple[str, ...]
+    by: str
+    at: datetime
+    detail: str
+    whole: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +221,7 @@ class DeliveryUpdate:
             raise StoreError(f"unknown delivery state {self.state!r}") from exc
         if state not in REPORTED:
             raise StoreError(f"a device cannot report the delivery state {state.value!r}")
-        object.__setattr__(self, "state", state)
+        object.__setattr__(self, "state", recorded(state, self.reason))
 
     @property
     def at(self) -> datetime:

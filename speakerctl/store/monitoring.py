@@ -77,6 +77,8 @@ class PlayRecord:
     """When it finished, failed or was preempted; None while still playing."""
     duration_ms: int
     """The bulletin's length."""
+    detail: str = ""
+    """The delivery's detail (for a stop: by whom)."""
     zone_id: str | None = None
     """The zone the cluster was in when the broadcast was made (reports use it, not today's zone)."""
 
@@ -266,5 +268,6 @@ def _play(row: DeliveryRow, priority: int, title: str, duration_ms: int) -> Play
         row.playing_at,
         row.finished_at,
         duration_ms,
+        row.detail,
         row.zone_id,
     )

@@ -9,7 +9,7 @@ from sqlmodel import Field, SQLModel
 
 from speakerctl.fleet import Zone, ZoneKind
 from speakerctl.protocol import PreemptPolicy, Priority, Status
-from speakerctl.protocol.lifecycle import DEVICE_FINAL
+from speakerctl.protocol.lifecycle import DEVICE_FINAL, STOPPED
 from speakerctl.store.models import (
     BroadcastInfo,
     BroadcastState,
@@ -206,6 +206,8 @@ class BroadcastRow(SQLModel, table=True):
     volume: int | None = None
     on_preempt: str = Field(default=PreemptPolicy.DROP.value, max_length=16)
     owner: str = Field(default="", max_length=128)
+    started_by: str = Field(default="", max_length=128)
+    stopped_by: str = Field(default="", max_length=128)
     approved_by: str = Field(default="", max_length=64)
 
     def info(self) -> BroadcastInfo:
@@ -224,6 +226,8 @@ class BroadcastRow(SQLModel, table=True):
             volume=self.volume,
             on_preempt=PreemptPolicy(self.on_preempt),
             owner=self.owner,
+            started_by=self.started_by,
+            stopped_by=self.stopped_by,
             approved_by=self.approved_by,
         )
 
@@ -232,7 +236,7 @@ _STAMPS: dict[DeliveryStatus, str] = {
     DeliveryStatus.ACCEPTED: "accepted_at",
     DeliveryStatus.CONTENT_READY: "content_ready_at",
     DeliveryStatus.PLAYING: "playing_at",
-    **dict.fromkeys(DEVICE_FINAL, "finished_at"),
+    **dict.fromkeys(DEVICE_FINAL | {STOPPED}, "finished_at"),
 }
 
 
