@@ -224,7 +224,7 @@ def test_remote_actions_from_the_cli_are_acknowledged_or_time_out(tmp_path: Path
     store.close()
 
 
-def test_serve_with_http_serves_the_page_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
+def test_serve_with_http_serves_the_console_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     with EmbeddedBroker() as broker:
         cmd = [sys.executable, "-m", "speakerctl", "--data-dir", str(tmp_path), "--broker", broker.url,
@@ -237,8 +237,8 @@ def test_serve_with_http_serves_the_page_and_metrics_and_stops_on_sigterm(tmp_pa
                 proc.send_signal(signal.SIGTERM)
                 _, err = proc.communicate(timeout=30)
     assert 'speakerctl_devices{state="offline"} 279' in metrics
-    assert "Cụm loa truyền thanh" in page
-    assert proc.returncode == 0 and f"operator page on http://127.0.0.1:{port}/" in err
+    assert "Đăng nhập" in page and "Bảng điều khiển loa truyền thanh" in page  # the console: sign in first
+    assert proc.returncode == 0 and f"operator console on http://127.0.0.1:{port}/" in err
     assert "controller stopped" in err and "Traceback" not in err
 
 

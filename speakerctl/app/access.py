@@ -29,6 +29,7 @@ class Action(StrEnum):
     """Everything a user can ask of speakerctl that the access rule decides."""
 
     VIEW = "view"
+    ACKNOWLEDGE = "acknowledge"
     IMPORT = "import"
     SUBMIT = "submit"
     APPROVE = "approve"
@@ -43,7 +44,16 @@ class Action(StrEnum):
 
 
 _OPERATE = frozenset(
-    {Action.VIEW, Action.IMPORT, Action.SUBMIT, Action.BROADCAST, Action.STOP, Action.SCHEDULE, Action.VOLUME}
+    {
+        Action.VIEW,
+        Action.ACKNOWLEDGE,
+        Action.IMPORT,
+        Action.SUBMIT,
+        Action.BROADCAST,
+        Action.STOP,
+        Action.SCHEDULE,
+        Action.VOLUME,
+    }
 )
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.ADMINISTRATOR: frozenset(Action),

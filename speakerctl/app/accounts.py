@@ -315,3 +315,10 @@ def whoami(ctx: AppContext) -> views.WhoamiView:
 def whoami_view(actor: Actor, *, signed_in: bool) -> views.WhoamiView:
     """An actor as `whoami` shows it."""
     return views.WhoamiView(user=actor.name, role=actor.role.value, zone=actor.zone_id, signed_in=signed_in)
+
+
+def session_holds(store: Store, token: str, now: datetime, *, limits: SessionLimits | None = None) -> bool:
+    """Whether a session is still signed in, without counting the question as use (an open page asks)."""
+    limits = limits or SessionLimits()
+    session = store.sessions.get(token_digest(token))
+    return session is not None and now < session.expires_at and now - session.last_used_at < limits.idle

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from speakerctl.app import audit, names, policy, records, views
 from speakerctl.app import confirmation as confirming
@@ -12,7 +13,7 @@ from speakerctl.app.access import Actor
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.resume import resume_broadcasts
-from speakerctl.controller.service import BroadcastRequest, new_broadcast_id
+from speakerctl.controller.service import BroadcastRequest, Controller, new_broadcast_id
 from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Priority
@@ -126,7 +127,46 @@ async def send(
     `started_by` likewise (an approved item's submitter started it).
     """
     store = store or ctx.store()
-    now = ctx.clock.now()
+    req = begun(store, actor, req, notes, ctx.clock.now())
+    async with running_controller(with_timeout(ctx, timeout_s), store) as controller:
+        return records.broadcast_result(await controller.broadcast(req, progress))
+
+
+async def resume(ctx: AppContext) -> list[views.BroadcastResultView]:
+    """Re-send every broadcast the store shows running, and follow each to the end."""
+    async with running_controller(ctx) as controller:
+        return [records.broadcast_result(r) for r in await resume_broadcasts(controller)]
+
+
+def routed(
+    controller: Controller,
+    actor: Actor,
+    bulletin_id: int,
+    targets: Sequence[str],
+    priority: str,
+    *,
+    confirmed: bool = False,
+) -> BroadcastRequest:
+    """For a running controller (the console): confirmed, routed by the zone's policy (AwaitsApproval
+    if held), recorded in the audit log, with its id chosen now; `follow` then airs it."""
+    store, now = controller.store, controller.clock.now()
+    level = Priority.EMERGENCY if priority == "emergency" else parse_priority(priority)
+    volume = controller.settings.emergency_volume if level is Priority.EMERGENCY else None
+    req = BroadcastRequest(bulletin_id, tuple(names.target_ids(store, targets)), level, volume=volume)
+    routing = policy.route(
+        store, actor, policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, level), now
+    )
+    if not routing.direct:
+        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    # What airs now is confirmed; a request held for approval is confirmed by what its approver does.
+    confirming.require(confirming.needed(store, req.targets, level), confirmed)
+    return begun(store, actor, req, routing.notes, now)
+
+
+def begun(
+    store: Store, actor: Actor, req: BroadcastRequest, notes: Sequence[NewItem], now: datetime
+) -> BroadcastRequest:
+    """The request with its id and people, audited, its notes for lower zones queued."""
     req = replace(
         req,
         broadcast_id=req.broadcast_id or new_broadcast_id(now),
@@ -137,11 +177,9 @@ async def send(
     audit.record(store, actor, "broadcast", now, subject=f"broadcast {req.broadcast_id}", detail=detail)
     if notes:
         policy.queue_items(store, actor, [replace(n, result=req.broadcast_id) for n in notes])
-    async with running_controller(with_timeout(ctx, timeout_s), store) as controller:
-        return records.broadcast_result(await controller.broadcast(req, progress))
+    return req
 
 
-async def resume(ctx: AppContext) -> list[views.BroadcastResultView]:
-    """Re-send every broadcast the store shows running, and follow each to the end."""
-    async with running_controller(ctx) as controller:
-        return [records.broadcast_result(r) for r in await resume_broadcasts(controller)]
+async def follow(controller: Controller, req: BroadcastRequest) -> views.BroadcastResultView:
+    """Air a routed request through the running controller and follow it to the end."""
+    return records.broadcast_result(await controller.broadcast(req))

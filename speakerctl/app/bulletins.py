@@ -13,6 +13,7 @@ from speakerctl.audio import (
     DEFAULT_PROFILE,
     DEFAULT_RATE_WPM,
     Composition,
+    ContentStore,
     Recording,
     Speech,
     Voice,
@@ -196,3 +197,18 @@ def remove(ctx: AppContext, bulletin_id: int, *, actor: Actor) -> views.RemovedV
     removed = library.remove_bulletin(store, ctx.settings, ctx.clock, bulletin_id)
     audit.record(store, actor, "bulletin_remove", ctx.clock.now(), subject=f"bulletin {bulletin_id}")
     return views.RemovedView(id=removed.id, title=removed.title, removed=True)
+
+
+def library_of(store: Store) -> list[views.BulletinView]:
+    """Every bulletin in the library of an open store (the console's)."""
+    return [records.bulletin(b) for b in store.bulletins.all()]
+
+
+AUDIO_TYPES = {"ogg": "audio/ogg", "webm": "audio/webm", "mp3": "audio/mpeg", "opus": "audio/ogg"}
+
+
+def audio_file(store: Store, settings: Settings, bulletin_id: int) -> tuple[Path, str]:
+    """The file of a bulletin's primary encoding and its media type, for listening before airing it."""
+    variant = store.bulletins.variants(bulletin_id)[0]
+    path = ContentStore(settings.content_dir).path(variant.sha256)
+    return path, AUDIO_TYPES.get(variant.container, "application/octet-stream")

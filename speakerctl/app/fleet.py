@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from speakerctl.app import names, records, views
+from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.context import AppContext
 from speakerctl.controller.fleetview import FleetSnapshot, device_health, fleet_snapshot, reach_latency_s
 from speakerctl.controller.health import HealthPolicy
@@ -99,7 +100,19 @@ def zone_path(store: Store, zone_id: str) -> str:
 def device(ctx: AppContext, device_id: str, history: int = 10) -> views.DeviceDetailView:
     """One cluster with where it is, its recent statuses, alerts and remote actions."""
     store = ctx.store()
-    found = store.devices.get(names.device_id(store, device_id))
+    return device_in(store, names.device_id(store, device_id), history)
+
+
+def device_seen_by(store: Store, actor: Actor, device_id: str, history: int = 10) -> views.DeviceDetailView:
+    """One cluster in detail, if it is in the actor's zones (NotAllowed otherwise)."""
+    zone = store.devices.get(device_id).zone_id
+    authorize(actor, Action.VIEW, [zone], ZoneTree(store.zones.all()))
+    return device_in(store, device_id, history)
+
+
+def device_in(store: Store, device_id: str, history: int = 10) -> views.DeviceDetailView:
+    """One cluster in detail, from an open store."""
+    found = store.devices.get(device_id)
     return records.device_detail(
         found,
         zone_path(store, found.zone_id),

@@ -104,7 +104,7 @@ async def monitored(
             if server is not None:
                 await server.start()
                 if announce is not None:
-                    announce(f"operator page on {server.url}")
+                    announce(f"operator console on {server.url}")
             yield server.url if server is not None else None
         finally:
             task.cancel()

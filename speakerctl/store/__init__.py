@@ -23,7 +23,7 @@ from speakerctl.store.models import (
     VariantInfo,
     utc_from_ms,
 )
-from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord
+from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord, acknowledge_action
 from speakerctl.store.remap import RemapChange
 from speakerctl.store.schedules import JOBS_TABLE, RunRecord, ScheduleRecord
 
@@ -58,5 +58,6 @@ __all__ = [
     "Store",
     "UserInfo",
     "VariantInfo",
+    "acknowledge_action",
     "utc_from_ms",
 ]

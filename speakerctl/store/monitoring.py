@@ -231,6 +231,20 @@ class AuditLog:
                 query = query.where(col(AuditRow.actor) == actor)
             return [r.info() for r in s.exec(query.limit(limit))]
 
+    def acknowledged(self, alert_ids: Collection[int]) -> dict[int, str]:
+        """Who acknowledged each of these alerts (an entry whose action is `acknowledge_action(id)`)."""
+        actions = {acknowledge_action(i): i for i in alert_ids}
+        if not actions:
+            return {}
+        with self._db.session() as s:
+            query = select(AuditRow).where(col(AuditRow.action).in_(list(actions))).order_by(col(AuditRow.id))
+            return {actions[r.action]: r.actor for r in s.exec(query)}
+
+
+def acknowledge_action(alert_id: int) -> str:
+    """How the audit log names the acknowledgement of an alert."""
+    return f"acknowledge alert {alert_id}"
+
 
 class PlayLog:
     """What aired where and when: the deliveries that started playing."""

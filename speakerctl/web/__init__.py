@@ -1,4 +1,4 @@
-"""The operator web page, its JSON API and Prometheus metrics (aiohttp, in the controller's loop)."""
+"""The operator console, its JSON API and Prometheus metrics (aiohttp, in the controller's loop)."""
 
 from speakerctl.app.runtime import FrontEndFactory
 from speakerctl.controller.health import HealthPolicy

@@ -1,26 +1,39 @@
-"""The operator web server: a read-only page, its JSON API and /metrics, run in the controller's loop."""
+"""The operator web server, run in the controller's loop: the console, its JSON API and /metrics.
+
+The console (pages.py, actions.py, live.py) needs a signed-in user; `/api/*` and `/metrics` stay
+read-only and open, like before, for scripts and Prometheus: the Host check keeps other sites out.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from collections.abc import Hashable
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from speakerctl.app import fleet
+from speakerctl.app import alerts, console, fleet
+from speakerctl.app.accounts import SessionLimits
 from speakerctl.app.context import AppContext
 from speakerctl.app.views import FleetView, dump_all
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
-from speakerctl.errors import LinkError, UsageError
+from speakerctl.errors import LinkError, SpeakerctlError, UsageError
+from speakerctl.fleet import ZoneTree
 from speakerctl.logs import Throttled
-from speakerctl.web import metrics
+from speakerctl.web import metrics, render
+from speakerctl.web.actions import Actions
+from speakerctl.web.auth import SCOPE_NAME, VISIT, Guard, ensure_browser, public
+from speakerctl.web.errors import answer_error
+from speakerctl.web.live import REREAD_S, LiveHub
+from speakerctl.web.pages import Pages, Snap
 
 log = logging.getLogger(__name__)
 SNAPSHOT_TTL_S = 1.0
@@ -63,6 +76,7 @@ class _Cached:
     at: float
     overview: fleet.Overview
     view: FleetView
+    snap: Snap
 
 
 class WebServer:
@@ -78,6 +92,11 @@ class WebServer:
         self._registry = metrics.registry(self._readings)
         self._runner: web.AppRunner | None = None
         self._warnings = Throttled(log, controller.clock.monotonic, level=logging.ERROR)
+        self.hub = LiveHub(self._fresh_snap, self._stamp)
+        self.guard = Guard(controller.store, controller.clock, SessionLimits.of(controller.settings))
+        self.pages = Pages(controller, self.hub, self.guard, self._snap)
+        self.actions = Actions(controller, self.hub, self.guard)
+        self._hub_task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -87,12 +106,16 @@ class WebServer:
 
     def app(self) -> web.Application:
         """The aiohttp application; it answers only to its own names (no DNS rebinding)."""
-        app = web.Application(middlewares=[self._check_host, self._answer_errors])
-        app.router.add_get("/", self._page)
+        app = web.Application(middlewares=[self._check_host, self._answer_errors, self._visit])
+        render.setup(app, self.controller.settings.timezone, self.controller.clock)
+        self.pages.routes(app)
+        self.actions.routes(app)
+        app.router.add_static("/static/", STATIC, name="static", append_version=False)
         app.router.add_get("/api/fleet", self._fleet)
         app.router.add_get("/api/devices", self._devices)
         app.router.add_get("/api/alerts", self._alerts)
         app.router.add_get("/metrics", self._metrics)
+        app.on_response_prepare.append(_cache_static)
         return app
 
     @web.middleware
@@ -109,14 +132,33 @@ class WebServer:
             return await handler(request)
         except web.HTTPException:
             raise
+        except SpeakerctlError as exc:
+            return answer_error(request, exc)
         except Exception as exc:
             self._warnings.log("failed requests", request.path, "%s failed", request.path, exc_info=True)
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return web.Response(status=500, text=f"error: {message}\n")
 
+    @web.middleware
+    async def _visit(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Who is asking; the sign-in page for a stranger, 403 for a POST without its CSRF token."""
+        if request.path.startswith(("/static/", "/api/", "/metrics")):
+            return await handler(request)
+        visit = request[VISIT] = await self.guard.visit(request)
+        if visit.actor is None and not public(request.path):
+            raise _to_login(request)
+        if request.method == "POST":
+            await self.guard.check_csrf(request, visit)
+        if visit.actor is not None and visit.actor.zone_id:
+            request[SCOPE_NAME] = (await self._snap()).tree.name(visit.actor.zone_id)
+        response = await handler(request)
+        ensure_browser(request, response)
+        return response
+
     async def start(self) -> None:
         """Listen on the given address only; a port of 0 picks a free one."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        self._hub_task = asyncio.get_running_loop().create_task(self.hub.run())
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         try:
@@ -128,10 +170,16 @@ class WebServer:
             self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
-        """Close the listener and every connection."""
+        """End the event streams and the followed broadcasts, close the listener and every connection."""
+        self.hub.close()
+        await self.actions.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._hub_task is not None:
+            self._hub_task.cancel()
+            await asyncio.gather(self._hub_task, return_exceptions=True)
+            self._hub_task = None
 
     async def _read(self) -> _Cached:
         async with self._lock:
@@ -143,11 +191,27 @@ class WebServer:
         c = self.controller
         ctx = AppContext(c.settings, c.clock)
         overview = fleet.overview(c.store, ctx, self.policy, c.last_result)
-        return _Cached(self.controller.clock.monotonic(), overview, overview.view)
+        snap = overview.snapshot
+        titles = console.titles(c.store, snap)
+        seen = Snap(snap, ZoneTree(c.store.zones.all()), titles, alerts.acknowledged(c.store, snap.alerts))
+        return _Cached(self.controller.clock.monotonic(), overview, overview.view, seen)
 
-    async def _page(self, _: web.Request) -> web.Response:
-        html = resources.files("speakerctl.web").joinpath("page.html").read_text(encoding="utf-8")
-        return web.Response(text=html, content_type="text/html", charset="utf-8")
+    async def _fresh_snap(self) -> Snap:
+        """A new read of the store for the live hub (which reads only when something came in)."""
+        async with self._lock:
+            self._cached = await asyncio.to_thread(self._read_store)
+            return self._cached.snap
+
+    async def _snap(self) -> Snap:
+        """The store as the console sees it, read at most once a second."""
+        return (await self._read()).snap
+
+    def _stamp(self) -> Hashable:
+        """Changes whenever the store may have: new reports, or time for the periodic re-read."""
+        counters = self.controller.ingestor.counters
+        # `flushes`: a report just written to the store is read at once, not at the next report.
+        periodic = int(self.controller.clock.monotonic() // REREAD_S)
+        return counters.statuses, counters.events, counters.flushes, periodic
 
     async def _fleet(self, _: web.Request) -> web.Response:
         return _json((await self._read()).view.dump())
@@ -170,6 +234,23 @@ class WebServer:
         rate = self._rate.read(counters.statuses)
         latency = overview.reach_latency_s
         return metrics.Readings(overview.snapshot, overview.deliveries, counters, rate, latency)
+
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def _cache_static(request: web.Request, response: web.StreamResponse) -> None:
+    """Static files are cached a day by the browser: an open page then costs only its events."""
+    if request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "public, max-age=86400"
+
+
+def _to_login(request: web.Request) -> web.HTTPException:
+    """Send a stranger to the sign-in page (htmx follows HX-Redirect rather than swapping a page)."""
+    target = "/login?next=" + quote(request.path_qs, safe="")
+    if request.headers.get("HX-Request"):
+        return web.HTTPUnauthorized(headers={"HX-Redirect": target})
+    return web.HTTPSeeOther(target)
 
 
 def _json(data: dict[str, Any] | list[dict[str, Any]]) -> web.Response:
