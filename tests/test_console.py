@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import fleet_small
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+from waiting import Observed
 
 from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
@@ -39,8 +41,6 @@ from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import SetVolume
 from speakerctl.security.keys import trusted_path
 from speakerctl.web import WebServer, front_end
-from tests import fleet_small
-from tests.waiting import Observed
 
 REQUIRE_CHROMIUM = "SPEAKERCTL_REQUIRE_CHROMIUM"
 PASSWORD = "mat-khau-du-dai-1"
