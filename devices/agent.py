@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -14,7 +13,7 @@ from pathlib import Path
 from devices.cache import ContentCache, Download
 from devices.hardware import Hardware
 from devices.player import Job, Player
-from devices.replay import SeenIds
+from devices.replay import LatestEvents, SeenIds
 from devices.schedule import OffsetEstimator
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link, Will
@@ -46,10 +45,9 @@ from speakerctl.retry import Backoff, through_outages
 log = logging.getLogger(__name__)
 STATUS_DEBOUNCE_S = 0.5
 SEEN_IDS_FILE = "seen-ids.txt"
+LATEST_EVENTS_FILE = "latest-events.txt"
 _OUTBOX_BACKOFF = Backoff(deadline_s=None, first_s=0.1, max_s=2.0)
 REFUSED_DETAIL = "the broker refused the content subscription"
-LATEST_KEPT = 64
-"""Broadcasts whose latest delivery event the agent remembers, to repeat it to a restarted controller."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +115,7 @@ class DeviceAgent:
         self._fetches: dict[str, Fetch] = {}
         self.offset = OffsetEstimator()
         self._seen = SeenIds(config.cache_dir / SEEN_IDS_FILE)
-        self._latest: OrderedDict[str, bytes] = OrderedDict()
+        self._latest = LatestEvents(config.cache_dir / LATEST_EVENTS_FILE)
         self._unsubscribe: set[str] = set()
         self._status_dirty = False
         self._reboot_pending = False
@@ -226,7 +224,8 @@ class DeviceAgent:
             await self._accept(command, body)
 
     def _repeat_latest(self, body: object) -> None:
-        # A controller that restarted re-sends its play to learn what it missed while it was away.
+        # A controller that restarted re-sends its play to learn what it missed while it was away;
+        # the events are kept on disk, so a cluster rebooted meanwhile answers too.
         latest = self._latest.get(body.broadcast_id) if isinstance(body, Play) else None
         if latest is not None:
             self._enqueue(topics.device_events(self.config.device_id), latest)
@@ -436,10 +435,7 @@ class DeviceAgent:
             ref.sha256 if ref else None,
         )
         payload = codec.encode(event)
-        self._latest[broadcast_id] = payload
-        self._latest.move_to_end(broadcast_id)
-        if len(self._latest) > LATEST_KEPT:
-            self._latest.popitem(last=False)
+        self._latest.put(broadcast_id, payload)
         self._enqueue(topics.device_events(self.config.device_id), payload)
 
     def _enqueue_status(self) -> None:

@@ -13,9 +13,20 @@ from waiting import Observed
 
 from devices.cache import ContentCache
 from devices.player import Job, Player
+from devices.replay import LatestEvents, SeenIds
 from simulator.hardware import SimAmplifier, SimClock, SimOutput
 from speakerctl.errors import ContentError
-from speakerctl.protocol import Command, ContentRef, DeliveryState, Play, Priority, Reason, chunks
+from speakerctl.protocol import (
+    Command,
+    ContentRef,
+    DeliveryEvent,
+    DeliveryState,
+    Play,
+    Priority,
+    Reason,
+    chunks,
+    codec,
+)
 
 
 def _ref(data: bytes, duration_ms: int = 1000) -> ContentRef:
@@ -164,3 +175,28 @@ async def test_a_later_start_does_not_hold_back_an_immediate_broadcast(tmp_path:
         ("now", DeliveryState.PLAYING, None),
         ("now", DeliveryState.FINISHED, None),
     ]
+
+
+def test_latest_events_survive_a_reboot_bounded_and_a_torn_line_is_not_repeated(tmp_path: Path) -> None:
+    path = tmp_path / "latest.txt"
+    events = LatestEvents(path, size=3)
+    for i in range(10):  # past twice the window: the file is compacted on the way
+        state = DeliveryState.FINISHED if i % 2 else DeliveryState.PLAYING
+        events.put(f"bc{i % 5}", codec.encode(DeliveryEvent(f"m{i}", "dev", i, f"bc{i % 5}", state)))
+    with path.open("a") as file:
+        file.write('bc9\t{"v":1,"type":"ev')  # a power cut mid-append
+    rebooted = LatestEvents(path, size=3)
+    assert [rebooted.get(f"bc{i}") is not None for i in range(5)] == [False, False, True, True, True]
+    last = codec.decode_event(rebooted.get("bc4") or b"")
+    assert isinstance(last, DeliveryEvent) and (last.msg_id, last.state) == ("m9", DeliveryState.FINISHED)
+    assert rebooted.get("bc9") is None
+    assert len(path.read_text().splitlines()) <= 2 * 3 + 1
+
+
+def test_seen_ids_keep_their_file_format(tmp_path: Path) -> None:
+    path = tmp_path / "seen.txt"
+    path.write_text("a\nb\n")
+    seen = SeenIds(path, size=2)
+    seen.add("c")
+    assert "a" not in seen and "b" in seen and "c" in SeenIds(path, size=2)
+    assert path.read_text() == "a\nb\nc\n"
