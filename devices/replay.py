@@ -8,12 +8,13 @@ key wins, and a line its owner finds invalid (torn by a power cut mid-append) is
 from __future__ import annotations
 
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 from speakerctl.errors import ProtocolError
-from speakerctl.files import write_atomic
+from speakerctl.files import PRIVATE, write_atomic
 from speakerctl.protocol import codec
 from speakerctl.protocol.limits import SEEN_IDS
 
@@ -72,8 +73,7 @@ class Window:
             if self._lines >= 2 * self._size:
                 self._compact(self._path)
             else:
-                with self._path.open("a", encoding="utf-8") as file:
-                    file.write(_line(key, value))
+                _append(self._path, _line(key, value))
                 self._lines += 1
         except OSError as exc:
             log.warning("cannot persist the %s %s: %s", self._what, self._path, exc)
@@ -88,6 +88,15 @@ class Window:
     def _compact(self, path: Path) -> None:
         write_atomic(path, "".join(_line(k, v) for k, v in self._items.items()))
         self._lines = len(self._items)
+
+
+def _append(path: Path, line: str) -> None:
+    """Append one line with one write (O_APPEND): no buffered file object per event, no torn interleaving."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 def _line(key: str, value: str) -> str:
