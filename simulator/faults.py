@@ -78,6 +78,10 @@ def _flip(frame: bytes, rng: random.Random) -> bytes:
     return frame[:at] + bytes([frame[at] ^ 0xFF]) + frame[at + 1 :]
 
 
+CANCEL_ROUNDS = 20
+"""Half-second rounds of cancelling a cluster's task before `power_cut` gives up on it loudly."""
+
+
 class FleetRunner:
     """Runs agents one task each, so that a scenario can power clusters off and on."""
 
@@ -110,9 +114,23 @@ class FleetRunner:
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel and wait; cancel again what ignored it (asyncio.wait_for in 3.11 can swallow a cancel)."""
+    """Cancel and wait; cancel again what ignored it; fail loudly, naming it, rather than hang.
+
+    Re-cancelling reaches only the agent's own task: a TaskGroup cancels its children once, so a
+    child that swallowed that cancel (Python 3.11's asyncio.wait_for does, when what it awaits
+    completes in the same instant) would keep the cluster "on" for ever.
+    """
     pending = set(tasks)
-    while pending:
+    for _ in range(CANCEL_ROUNDS):
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.5)
+        if not pending:
+            return
+    raise RuntimeError(f"clusters that would not power off: {'; '.join(map(_where, pending))}")
+
+
+def _where(task: asyncio.Task[None]) -> str:
+    frames = task.get_stack()
+    at = f"{frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else "?"
+    return f"{task.get_name()} waiting at {at}"

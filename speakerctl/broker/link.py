@@ -155,6 +155,11 @@ class Link:
 
     async def _session(self) -> None:
         async with self._new_client() as client:
+            # aiomqtt waits for the CONNACK with asyncio.wait_for, which on Python 3.11 swallows a
+            # cancel that comes with it: a power-cut cluster would then hold a session for ever.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             connection = _Connection(client)
             self._connection = connection
             try:
@@ -209,7 +214,8 @@ class Link:
         if self.connected.is_set():  # the common case, without a task and a timer per call
             return
         try:
-            await asyncio.wait_for(self.connected.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel on 3.11
+                await self.connected.wait()
         except TimeoutError:
             raise LinkError(
                 f"no connection to the MQTT broker at {self.address.url} after {timeout:.0f} s",
