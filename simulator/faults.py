@@ -122,11 +122,13 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     """
     pending = set(tasks)
     for _ in range(CANCEL_ROUNDS):
+        if not pending:
+            return
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.5)
-        if not pending:
-            return
+    if not pending:
+        return
     raise RuntimeError(f"clusters that would not power off: {'; '.join(map(_where, pending))}")
 
 
