@@ -134,6 +134,7 @@ class DeviceAgent:
 
     async def run(self) -> None:
         """Run until cancelled."""
+        self._fail_what_a_reboot_lost()
         await self.link.subscribe(self._command_topics())
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.link.run())
@@ -141,6 +142,13 @@ class DeviceAgent:
             tg.create_task(self._send_outbox())
             tg.create_task(self._heartbeat())
             tg.create_task(self._watch_fetches())
+
+    def _fail_what_a_reboot_lost(self) -> None:
+        # Downloads and the play queue live in memory, and the commands' ids stay seen: what was
+        # under way when the power went will not play. Say so now, not by silence until a timeout.
+        for lost in self._latest.unfinished():
+            detail = f"the cluster restarted while the broadcast was {lost.state.value}"
+            self._emit(lost.broadcast_id, DeliveryState.FAILED, Reason.REBOOTED, detail)
 
     def _command_topics(self) -> list[str]:
         own = [topics.device_cmd(self.config.device_id)]

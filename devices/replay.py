@@ -15,7 +15,8 @@ from pathlib import Path
 
 from speakerctl.errors import ProtocolError
 from speakerctl.files import PRIVATE, write_atomic
-from speakerctl.protocol import codec
+from speakerctl.protocol import DeliveryEvent, codec
+from speakerctl.protocol.lifecycle import DEVICE_FINAL
 from speakerctl.protocol.limits import SEEN_IDS
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,10 @@ class Window:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def values(self) -> list[str]:
+        """Every value held, oldest first."""
+        return list(self._items.values())
 
     def get(self, key: str) -> str | None:
         """The value last put for `key`, if it is still in the window."""
@@ -142,6 +147,11 @@ class LatestEvents:
     def put(self, broadcast_id: str, payload: bytes) -> None:
         """Remember the encoded event just sent for a broadcast (one line of JSON)."""
         self._window.put(broadcast_id, payload.decode("utf-8"))
+
+    def unfinished(self) -> list[DeliveryEvent]:
+        """The remembered latest events that are not final: broadcasts still under way here."""
+        events = [codec.decode_event(v.encode("utf-8")) for v in self._window.values()]
+        return [e for e in events if isinstance(e, DeliveryEvent) and e.state not in DEVICE_FINAL]
 
 
 def _whole_event(line: str) -> bool:

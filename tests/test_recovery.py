@@ -25,8 +25,17 @@ from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.controller.session import command_session, installation_id, serve_session
 from speakerctl.errors import NotFound
 from speakerctl.fleet import load_inventory
-from speakerctl.protocol import Command, DeliveryEvent, Play, PreemptPolicy, Priority, codec, topics
-from speakerctl.protocol.lifecycle import ACCEPTED, CONTENT_READY, FINISHED
+from speakerctl.protocol import (
+    Command,
+    DeliveryEvent,
+    Play,
+    PreemptPolicy,
+    Priority,
+    Reason,
+    codec,
+    topics,
+)
+from speakerctl.protocol.lifecycle import ACCEPTED, CONTENT_READY, FAILED, FINISHED, PLAYING
 from speakerctl.store import BroadcastState, Store
 
 
@@ -198,3 +207,30 @@ async def _hear(heard: Observed[DeliveryEvent], message: Incoming) -> None:
 
 def _finished(seen: Sequence[DeliveryEvent]) -> set[str]:
     return {e.device_id for e in seen if e.state is FINISHED}
+
+
+async def test_a_cluster_rebooted_while_playing_reports_it_failed_at_once_not_unreached(
+    tmp_path: Path, mosquitto: MosquittoProcess
+) -> None:
+    settings = Settings(data_dir=tmp_path / "ctl", broker=mosquitto.url, broadcast_timeout_s=60)
+    store = open_store(settings)
+    bulletin = random_bulletin(store, settings.content_dir, 2 * 16384, duration_ms=120_000)
+    commune = load_inventory().children(ZONE)[0].id
+    fleet = trusted_fleet(settings, tmp_path / "fleet", commune, time_scale=20, repair_after_s=0.5)
+    async with FleetRunner() as runner:
+        for device in fleet.devices.values():
+            runner.start(device.agent)
+        await fleet.wait_online(30)
+        controller = Controller(settings, store)
+        async with controller.running():
+            request = BroadcastRequest(bulletin, (commune,), broadcast_id="bc-cut")
+            sent = asyncio.create_task(controller.broadcast(request))
+            await wait_until(lambda: _all_in(store, "bc-cut", PLAYING), "every cluster to play")
+            await runner.power_cut(fleet.devices)  # within the 6 s it plays at this time scale
+            for name in list(fleet.devices):
+                runner.start(fleet.rebuild(name).agent)
+            async with asyncio.timeout(30):  # half the broadcast's timeout: no cluster was waited out
+                result = await sent
+    assert result.counts == {FAILED: len(fleet.devices)}
+    assert {d.reason for d in store.deliveries.of("bc-cut")} == {Reason.REBOOTED.value}
+    assert all(d.output.played == [] for d in fleet.devices.values())  # and it did not play twice
