@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from devices.agent import DeviceAgent
+from simulator.hardware import SimOutput
 from speakerctl.broker.link import Incoming
 from speakerctl.protocol.limits import CHUNK_HEADER_SIZE, TOPIC_ROOT
 
@@ -110,7 +111,11 @@ class FleetRunner:
         The MQTT client library still says DISCONNECT on the way out, so the broker publishes no Will;
         shutting the socket first (`Link.drop`) leaves aiomqtt publishes pending forever on cancel.
         """
-        await _cancel([self._tasks.pop(n)[1] for n in names if n in self._tasks])
+        cut = [self._tasks.pop(n) for n in names if n in self._tasks]
+        for agent, _ in cut:
+            if isinstance(agent.hw.output, SimOutput):
+                agent.hw.output.powered = False  # the amplifier goes silent at once, too
+        await _cancel([task for _, task in cut])
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
