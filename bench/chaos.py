@@ -1,6 +1,6 @@
 """Chaos bench: one province broadcast per fault scenario (simulator/scenarios/*.toml), and what survived.
 
-    .venv/bin/python bench/chaos.py [--only NAME] [--scenarios DIR]
+    .venv/bin/python bench/chaos.py [--only NAME] [--scenarios DIR] [--runs N] [--deadline S]
 
 Each scenario gets a fresh broker (a private Mosquitto with persistence if installed, else the
 embedded one, which cannot run `broker-restart`), a fresh controller store and a simulated fleet with
@@ -12,6 +12,11 @@ complete) and then `scenario.metric: value` lines for scripts.
 - lost records: targeted clusters whose delivery record is not final, or says finished when the
   cluster did not play (or the reverse); must be 0
 - twice: clusters that played it more than once; must be 0
+
+A scenario that has not ended within `--deadline` seconds is stopped and reported as failed (its
+clusters all counted as lost records), with where its tasks were waiting; should even that not stop
+it (a blocked event loop), the process dumps every thread's stack and exits 3. `--runs N` runs every
+scenario N times in a row; the exit status is 1 if any run lost a record or failed.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import hashlib
 import logging
 import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +66,8 @@ class Row:
     twice: int
     seconds: float
     counts: dict[str, int]
+    failed: str = ""
+    """Why the scenario did not end (empty if it did)."""
 
 
 class Broker:
@@ -258,7 +267,7 @@ def print_report(rows: list[Row]) -> None:
     for r in rows:
         numbers = (r.clusters, r.delivered, r.played, r.lost_records)
         cells = " ".join(f"{n:>{max(len(c), 6)}}" for n, c in zip(numbers, columns, strict=False))
-        print(f"{r.scenario:<22} {cells} {r.seconds:>15.1f}s")
+        print(f"{r.scenario:<22} {cells} {r.seconds:>15.1f}s {r.failed}")
     print()
     for r in rows:
         for metric, value in (
@@ -268,6 +277,7 @@ def print_report(rows: list[Row]) -> None:
             ("lost_records", r.lost_records),
             ("played_twice", r.twice),
             ("seconds", round(r.seconds, 2)),
+            ("failed", r.failed or "no"),
             ("states", " ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))),
         ):
             print(f"{r.scenario}.{metric}: {value}")
@@ -279,15 +289,54 @@ async def main() -> None:
     )
     parser.add_argument("--only", help="run only the scenario with this name")
     parser.add_argument("--scenarios", type=Path, help="directory of scenario files")
+    parser.add_argument("--runs", type=int, default=1, help="run every scenario N times in a row")
+    parser.add_argument(
+        "--deadline", type=float, default=180.0, help="seconds a scenario may take before it fails"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     scenarios = [s for s in load_scenarios(args.scenarios) if args.only in (None, s.name)]
     rows = []
-    for scenario in scenarios:
-        with tempfile.TemporaryDirectory(prefix="speakerctl-chaos-") as tmp:
-            print(f"running {scenario.name} ...", file=sys.stderr, flush=True)
-            rows.append(await run(scenario, Path(tmp)))
+    for n in range(1, args.runs + 1):
+        for scenario in scenarios:
+            rows.append(await _bounded(scenario, args.deadline, f"run {n}/{args.runs}"))
     print_report(rows)
+    if any(r.lost_records or r.twice or r.failed for r in rows):
+        sys.exit(1)
+
+
+async def _bounded(scenario: Scenario, deadline_s: float, label: str) -> Row:
+    """Run one scenario within `deadline_s`; past it, a failed row (and where it was stuck)."""
+    print(f"running {scenario.name} ({label}) ...", file=sys.stderr, flush=True)
+    # The last resort, should the event loop itself be blocked: every thread's stack, then exit 3.
+    faulthandler.dump_traceback_later(deadline_s + 60, exit=True)
+    loop = asyncio.get_running_loop()
+    stuck = loop.call_later(max(deadline_s - 1, 0), _report_stuck)
+    start = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="speakerctl-chaos-") as tmp:
+            async with asyncio.timeout(deadline_s):
+                return await run(scenario, Path(tmp))
+    except TimeoutError:
+        seconds = time.perf_counter() - start
+        print(f"{scenario.name}: no end within {deadline_s:.0f} s", file=sys.stderr, flush=True)
+        return Row(scenario.name, scenario.clusters, 0, 0, scenario.clusters, 0, seconds, {}, "timeout")
+    finally:
+        stuck.cancel()
+        faulthandler.cancel_dump_traceback_later()
+
+
+def _report_stuck() -> None:
+    """Where the running tasks wait, most common first (a scenario about to miss its deadline)."""
+    waits: Counter[str] = Counter()
+    for task in asyncio.all_tasks():
+        frames = task.get_stack()
+        if frames:
+            frame = frames[-1]
+            waits[f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}"] += 1
+    print("tasks waiting at (count, where):", file=sys.stderr)
+    for where, count in waits.most_common(25):
+        print(f"  {count:5} {where}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -14,7 +13,7 @@ from pathlib import Path
 from devices.cache import ContentCache, Download
 from devices.hardware import Hardware
 from devices.player import Job, Player
-from devices.replay import SeenIds
+from devices.replay import LatestEvents, SeenIds
 from devices.schedule import OffsetEstimator
 from devices.zonestate import read_zones, write_zones
 from speakerctl.broker.address import BrokerAddress
@@ -48,10 +47,9 @@ from speakerctl.retry import Backoff, through_outages
 log = logging.getLogger(__name__)
 STATUS_DEBOUNCE_S = 0.5
 SEEN_IDS_FILE = "seen-ids.txt"
+LATEST_EVENTS_FILE = "latest-events.txt"
 _OUTBOX_BACKOFF = Backoff(deadline_s=None, first_s=0.1, max_s=2.0)
 REFUSED_DETAIL = "the broker refused the content subscription"
-LATEST_KEPT = 64
-"""Broadcasts whose latest delivery event the agent remembers, to repeat it to a restarted controller."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +119,7 @@ class DeviceAgent:
         self._fetches: dict[str, Fetch] = {}
         self.offset = OffsetEstimator()
         self._seen = SeenIds(config.cache_dir / SEEN_IDS_FILE)
-        self._latest: OrderedDict[str, bytes] = OrderedDict()
+        self._latest = LatestEvents(config.cache_dir / LATEST_EVENTS_FILE)
         self._unsubscribe: set[str] = set()
         self.zones = self._zones()
         self._status_dirty = False
@@ -141,6 +139,7 @@ class DeviceAgent:
 
     async def run(self) -> None:
         """Run until cancelled."""
+        self._fail_what_a_reboot_lost()
         await self.link.subscribe(self._command_topics())
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.link.run())
@@ -148,6 +147,13 @@ class DeviceAgent:
             tg.create_task(self._send_outbox())
             tg.create_task(self._heartbeat())
             tg.create_task(self._watch_fetches())
+
+    def _fail_what_a_reboot_lost(self) -> None:
+        # Downloads and the play queue live in memory, and the commands' ids stay seen: what was
+        # under way when the power went will not play. Say so now, not by silence until a timeout.
+        for lost in self._latest.unfinished():
+            detail = f"the cluster restarted while the broadcast was {lost.state.value}"
+            self._emit(lost.broadcast_id, DeliveryState.FAILED, Reason.REBOOTED, detail)
 
     def _command_topics(self) -> list[str]:
         own = [topics.device_cmd(self.config.device_id)]
@@ -250,7 +256,8 @@ class DeviceAgent:
             await self._accept(command, body)
 
     def _repeat_latest(self, body: object) -> None:
-        # A controller that restarted re-sends its play to learn what it missed while it was away.
+        # A controller that restarted re-sends its play to learn what it missed while it was away;
+        # the events are kept on disk, so a cluster rebooted meanwhile answers too.
         latest = self._latest.get(body.broadcast_id) if isinstance(body, Play) else None
         if latest is not None:
             self._enqueue(topics.device_events(self.config.device_id), latest)
@@ -487,10 +494,7 @@ class DeviceAgent:
             ref.sha256 if ref else None,
         )
         payload = codec.encode(event)
-        self._latest[broadcast_id] = payload
-        self._latest.move_to_end(broadcast_id)
-        if len(self._latest) > LATEST_KEPT:
-            self._latest.popitem(last=False)
+        self._latest.put(broadcast_id, payload)
         self._enqueue(topics.device_events(self.config.device_id), payload)
 
     def _enqueue_status(self) -> None:

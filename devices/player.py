@@ -112,8 +112,11 @@ class Player:
             # Nothing is due yet: sleep until the earliest start, or until something new arrives.
             first = min(_start(j) or now for j in self._ready)
             self._wake.clear()
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that comes as the event is
+            # set, and the player then outlives its cluster (a power cut that never ends).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), (first - now) / 1000)
+                async with asyncio.timeout((first - now) / 1000):
+                    await self._wake.wait()
         return None
 
     async def _play(self, job: Job) -> None:
@@ -132,7 +135,8 @@ class Player:
             await asyncio.shield(self._task)
             self._emit(job, DeliveryState.FINISHED, None, "")
         except asyncio.CancelledError:
-            if not self._task.cancelled():
+            if not self._task.cancelled() or _being_cancelled():
+                # The player itself is stopped (a power cut), maybe just as it stopped the job.
                 self._task.cancel()
                 raise
             self._report_interrupted(job, self._clock.now_ms() - started_ms)
@@ -159,6 +163,12 @@ class Player:
             self._emit(job, DeliveryState.FAILED, Reason.PREEMPTED, detail)
         else:
             self._emit(job, DeliveryState.FAILED, Reason.STOPPED, "stopped by the controller")
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task has a cancel request of its own pending (not only its job's)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _start(job: Job) -> int | None:

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from devices.agent import DeviceAgent
+from simulator.hardware import SimOutput
 from speakerctl.broker.link import Incoming
 from speakerctl.protocol.limits import CHUNK_HEADER_SIZE, TOPIC_ROOT
 
@@ -78,6 +79,10 @@ def _flip(frame: bytes, rng: random.Random) -> bytes:
     return frame[:at] + bytes([frame[at] ^ 0xFF]) + frame[at + 1 :]
 
 
+CANCEL_ROUNDS = 20
+"""Half-second rounds of cancelling a cluster's task before `power_cut` gives up on it loudly."""
+
+
 class FleetRunner:
     """Runs agents one task each, so that a scenario can power clusters off and on."""
 
@@ -106,13 +111,33 @@ class FleetRunner:
         The MQTT client library still says DISCONNECT on the way out, so the broker publishes no Will;
         shutting the socket first (`Link.drop`) leaves aiomqtt publishes pending forever on cancel.
         """
-        await _cancel([self._tasks.pop(n)[1] for n in names if n in self._tasks])
+        cut = [self._tasks.pop(n) for n in names if n in self._tasks]
+        for agent, _ in cut:
+            if isinstance(agent.hw.output, SimOutput):
+                agent.hw.output.powered = False  # the amplifier goes silent at once, too
+        await _cancel([task for _, task in cut])
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel and wait; cancel again what ignored it (asyncio.wait_for in 3.11 can swallow a cancel)."""
+    """Cancel and wait; cancel again what ignored it; fail loudly, naming it, rather than hang.
+
+    Re-cancelling reaches only the agent's own task: a TaskGroup cancels its children once, so a
+    child that swallowed that cancel (Python 3.11's asyncio.wait_for does, when what it awaits
+    completes in the same instant) would keep the cluster "on" for ever.
+    """
     pending = set(tasks)
-    while pending:
+    for _ in range(CANCEL_ROUNDS):
+        if not pending:
+            return
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.5)
+    if not pending:
+        return
+    raise RuntimeError(f"clusters that would not power off: {'; '.join(map(_where, pending))}")
+
+
+def _where(task: asyncio.Task[None]) -> str:
+    frames = task.get_stack()
+    at = f"{frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else "?"
+    return f"{task.get_name()} waiting at {at}"

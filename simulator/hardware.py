@@ -32,6 +32,8 @@ class SimOutput:
     started_ms: list[int] = field(default_factory=list)
     """True (host) time at which each playback began, for measuring start skew across a fleet."""
     volumes: list[int] = field(default_factory=list)
+    powered: bool = True
+    """False once the cluster's power is cut: a sound cut off then was not played to the end."""
 
     async def play(
         self, path: Path, codec: str, duration_ms: int, volume: int, *, offset_ms: int = 0
@@ -45,6 +47,10 @@ class SimOutput:
         self.started_ms.append(time.time_ns() // 1_000_000)
         self.volumes.append(volume)
         await asyncio.sleep(max(0, duration_ms - offset_ms) / 1000 / self.time_scale)
+        if not self.powered:
+            # The cut came in the same turn of the event loop as the end of the sound: the
+            # power went first (program order), so the sound did not end; the cut cancels us next.
+            await asyncio.Event().wait()
         self.played.append(path.stem)
 
 

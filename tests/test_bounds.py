@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
+from conftest import PG_ADMIN_URL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +38,7 @@ from speakerctl.protocol import (
     Command,
     ContentRef,
     DeliveryEvent,
+    DeliveryState,
     Link,
     Play,
     Power,
@@ -43,7 +48,7 @@ from speakerctl.protocol import (
     codec,
     topics,
 )
-from speakerctl.protocol.lifecycle import REPORTED
+from speakerctl.protocol.lifecycle import ACCEPTED, CONTENT_READY, FINISHED, PLAYING, REPORTED
 from speakerctl.protocol.limits import (
     FUTURE_TOLERANCE_MS,
     MAX_CACHED_LISTED,
@@ -61,10 +66,11 @@ from speakerctl.protocol.limits import (
     MIN_TEMPERATURE_C,
 )
 from speakerctl.protocol.messages import AMPLIFIER_STATES, NETWORKS, POWER_SOURCES
-from speakerctl.store import Store, utc_from_ms
+from speakerctl.store import Store, engine, utc_from_ms
 from speakerctl.web import WebServer
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+REPORTED_IN_ORDER = (ACCEPTED, CONTENT_READY, PLAYING, FINISHED)
 BROADCAST = "bc-bounds"
 
 
@@ -483,3 +489,85 @@ def test_a_title_with_control_characters_still_goes_on_the_wire() -> None:
     decoded = codec.decode_command(codec.encode(Command("m1", 1, 2, Priority.NORMAL, play)))
     assert isinstance(decoded.body, Play) and decoded.body.title.startswith("Bản tin sáng nay")
     assert len(decoded.body.title) == MAX_TEXT_LENGTH
+
+
+@contextmanager
+def _store_away(url: str) -> Iterator[None]:
+    """The database really unavailable: SQLite locked by another writer, PostgreSQL renamed away."""
+    if url.startswith("sqlite"):
+        locker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        return
+    name = url.rsplit("/", 1)[1]
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    kick = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(kick, (name,))
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" RENAME TO "{name}_away"')
+        try:
+            yield
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'ALTER DATABASE "{name}_away" RENAME TO "{name}"')
+    finally:
+        admin.dispose()
+
+
+async def test_a_flood_during_a_store_outage_is_held_bounded_and_no_delivery_is_lost(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(engine, "BUSY_TIMEOUT_S", 0.05)  # a locked SQLite fails at once
+    store = open_store(env.settings)
+    ingestor = Ingestor(store, env.clock, backlog_cap=40)
+    held: list[int] = []
+
+    async def hand(device_id: str, message: Status | DeliveryEvent) -> None:
+        topic = topics.device_status if isinstance(message, Status) else topics.device_events
+        await ingestor.handle(Incoming(topic(device_id), codec.encode(message)))
+        held.append(ingestor.held)
+
+    ms, devices = to_ms(env.clock.now()), env.devices[:30]
+    try:
+        with _store_away(env.settings.db_url):
+            for round_ in range(30):  # 30 clusters flood statuses and repeat their reports
+                for i, device in enumerate(devices):
+                    await hand(device, Status(device, True, ms, volume=round_))
+                    for state in REPORTED_IN_ORDER[: 1 + min(round_, 3)]:
+                        event = DeliveryEvent(f"e{round_}-{i}-{state}", device, ms, BROADCAST, state)
+                        await hand(device, event)
+                await ingestor.flush()  # fails: the store is away
+            assert ingestor.counters.merged_statuses and ingestor.counters.merged_events
+            assert ingestor.counters.dropped_events == 0
+        await ingestor.flush()
+        assert ingestor.held == 0
+        assert max(held) <= 2 * (40 + 40 // 10)
+        deliveries = store.deliveries.of(BROADCAST)
+        assert {d.device_id for d in deliveries if d.state is FINISHED} == set(devices)
+        assert {store.devices.get(d).volume for d in devices} == {29}
+        assert "delivery backlog full (40)" in caplog.text
+    finally:
+        store.close()
+
+
+async def test_reports_past_the_cap_after_merging_are_dropped_counted_and_logged(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ingestor = Ingestor(env.store, env.clock, backlog_cap=10)
+
+    def down(*_: object) -> int:
+        raise StoreUnavailable("database unavailable: connection refused")
+
+    monkeypatch.setattr(env.store.deliveries, "apply", down)
+    device, ms = env.devices[0], to_ms(env.clock.now())
+    for n in range(25):  # 25 different broadcasts: nothing to merge
+        event = DeliveryEvent(f"e{n}", device, ms, f"bc-{n}", DeliveryState.ACCEPTED)
+        await ingestor.handle(Incoming(topics.device_events(device), codec.encode(event)))
+    await ingestor.flush()
+    assert ingestor.counters.dropped_events == 15 and ingestor.counters.merged_events == 0
+    assert "dropped the 2 oldest reports" in caplog.text

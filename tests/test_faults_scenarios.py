@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 
 import pytest
 
+from simulator import faults
 from simulator.faults import FaultProfile, FaultyDownlink
 from simulator.scenarios import Scenario, load_scenarios
 from speakerctl.broker.link import Incoming
@@ -44,3 +47,22 @@ async def test_faulty_downlink_drops_corrupts_and_delays_chunks_only() -> None:
     assert received[-1].payload == b"{}"  # commands are never dropped or corrupted
     assert len(received) == 200 - link.dropped + 1
     assert FaultProfile(latency_ms=100, bandwidth_kbps=384).delay_s(48_000) == pytest.approx(1.1)
+
+
+async def test_a_cluster_that_will_not_power_off_fails_loudly_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(faults, "CANCEL_ROUNDS", 2)
+    stop = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.CancelledError):  # what a swallowed cancel amounts to
+                await stop.wait()
+
+    task = asyncio.create_task(stubborn(), name="stubborn-cluster")
+    await asyncio.sleep(0)  # started: a task cancelled before its first step never runs at all
+    with pytest.raises(RuntimeError, match=r"stubborn-cluster waiting at .*test_faults_scenarios"):
+        await faults._cancel([task])
+    stop.set()
+    await task

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import aiomqtt
 import pytest
 from waiting import wait_until
 
 from speakerctl.app.context import open_store
 from speakerctl.broker.address import BrokerAddress
+from speakerctl.broker.aiomqtt_private import TESTED, raw_socket
 from speakerctl.broker.link import Backoff, Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.broker.ports import free_port
@@ -119,8 +123,44 @@ async def test_an_unacknowledged_publish_fails_as_soon_as_its_connection_drops(
 
 
 def _awaiting_ack(link: Link) -> bool:
-    client = link._client
-    return client is not None and any(True for _ in client._pending_calls)
+    return link.awaiting_acks > 0
+
+
+async def test_aiomqtt_behaves_as_the_link_relies_on(mosquitto: MosquittoProcess) -> None:
+    """What speakerctl/broker/aiomqtt_private.py documents; if this fails, an aiomqtt upgrade broke it."""
+    assert aiomqtt.__version_tuple__[:2] == TESTED, "re-check aiomqtt_private.py, then update TESTED"
+    async with (
+        aiomqtt.Client(mosquitto.host, mosquitto.port) as reader,
+        aiomqtt.Client(mosquitto.host, mosquitto.port) as writer,
+    ):
+        await reader.subscribe("pa/v1/relied", qos=1)
+        for n in (b"1", b"2", b"3"):
+            await writer.publish("pa/v1/relied", n, qos=1)
+        await wait_until(lambda: len(reader.messages) == 3, "three queued messages")
+        sock = raw_socket(reader)
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)  # a power cut: no DISCONNECT
+        await wait_until(lambda: raw_socket(reader) is None, "paho to notice the loss")
+        got = []
+        with pytest.raises(aiomqtt.MqttError):
+            async for message in reader.messages:  # what was queued first, then the loss
+                got.append(message.payload)
+        assert got == [b"1", b"2", b"3"]
+
+
+async def test_aiomqtt_keeps_no_timer_of_its_own_with_an_infinite_timeout(
+    mosquitto: MosquittoProcess,
+) -> None:
+    pid = mosquitto.pid
+    assert pid is not None
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, timeout=0.05) as client:
+        os.kill(pid, signal.SIGSTOP)  # no ack comes
+        try:
+            with pytest.raises(TimeoutError):  # ours, not aiomqtt's MqttError("Operation timed out")
+                async with asyncio.timeout(0.5):
+                    await client.publish("pa/v1/slow", b"x", qos=1, timeout=math.inf)
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
 
 def test_broker_urls_are_validated_where_they_enter() -> None:

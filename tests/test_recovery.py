@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from test_faults import ZONE, random_bulletin, trusted_fleet
-from waiting import wait_until
+from waiting import Observed, connected, wait_until
 
 from simulator.faults import FleetRunner
 from speakerctl.app import runtime
 from speakerctl.app.context import open_store
-from speakerctl.broker.link import Link
+from speakerctl.broker.link import Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.clock import to_ms
 from speakerctl.config import Settings
@@ -23,8 +25,17 @@ from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.controller.session import command_session, installation_id, serve_session
 from speakerctl.errors import NotFound
 from speakerctl.fleet import load_inventory
-from speakerctl.protocol import Command, DeliveryEvent, Play, PreemptPolicy, Priority, codec, topics
-from speakerctl.protocol.lifecycle import ACCEPTED, FINISHED
+from speakerctl.protocol import (
+    Command,
+    DeliveryEvent,
+    Play,
+    PreemptPolicy,
+    Priority,
+    Reason,
+    codec,
+    topics,
+)
+from speakerctl.protocol.lifecycle import ACCEPTED, CONTENT_READY, FAILED, FINISHED, PLAYING
 from speakerctl.store import BroadcastState, Store
 
 
@@ -150,3 +161,76 @@ async def test_serve_follows_its_pushed_airing_after_a_restart_and_keeps_its_pla
                 lambda: store.broadcasts.get("bc-pushed").state is BroadcastState.COMPLETE, "the report"
             )
     assert all(len(d.output.played) == 1 for d in fleet.devices.values())
+
+
+async def test_a_cluster_rebooted_between_play_and_resume_still_answers_the_resent_play(
+    tmp_path: Path, mosquitto: MosquittoProcess
+) -> None:
+    settings = _settings(tmp_path, mosquitto)
+    store = open_store(settings)
+    bulletin = random_bulletin(store, settings.content_dir, 2 * 16384)
+    commune = load_inventory().children(ZONE)[0].id
+    fleet = trusted_fleet(settings, tmp_path / "fleet", commune, time_scale=20, repair_after_s=0.5)
+    heard: Observed[DeliveryEvent] = Observed()
+    listener = Link(settings.broker_address, partial(_hear, heard))
+    await listener.subscribe([topics.ALL_EVENTS])
+    async with FleetRunner() as runner, connected(listener):
+        for device in fleet.devices.values():
+            runner.start(device.agent)
+        await fleet.wait_online(30)
+        gone = Controller(settings, store)  # a clean session: what clusters say after it left is lost
+        async with gone.running():
+            start = gone.clock.now() + timedelta(seconds=6)
+            request = BroadcastRequest(bulletin, (commune,), start_at=start, broadcast_id="bc-reboot")
+            pushed = asyncio.create_task(gone.broadcast(request))
+            await wait_until(lambda: _all_in(store, "bc-reboot", CONTENT_READY), "the push")
+            pushed.cancel()
+            await asyncio.gather(pushed, return_exceptions=True)
+        await heard.wait_for(lambda seen: _finished(seen) == set(fleet.devices), "every cluster to play")
+        await runner.power_cut(fleet.devices)
+        for name in list(fleet.devices):
+            runner.start(fleet.rebuild(name).agent)
+        await fleet.wait_online(30)
+        resumed = Controller(settings, store)
+        async with resumed.running():
+            [result] = await resume_broadcasts(resumed)
+    assert result.played == len(fleet.devices), result.counts
+    assert all(d.state is FINISHED for d in store.deliveries.of(result.broadcast_id))
+    assert all(d.output.played == [] and d.agent.counters.duplicates for d in fleet.devices.values())
+
+
+async def _hear(heard: Observed[DeliveryEvent], message: Incoming) -> None:
+    event = codec.decode_event(message.payload)
+    if isinstance(event, DeliveryEvent):
+        heard.add(event)
+
+
+def _finished(seen: Sequence[DeliveryEvent]) -> set[str]:
+    return {e.device_id for e in seen if e.state is FINISHED}
+
+
+async def test_a_cluster_rebooted_while_playing_reports_it_failed_at_once_not_unreached(
+    tmp_path: Path, mosquitto: MosquittoProcess
+) -> None:
+    settings = Settings(data_dir=tmp_path / "ctl", broker=mosquitto.url, broadcast_timeout_s=60)
+    store = open_store(settings)
+    bulletin = random_bulletin(store, settings.content_dir, 2 * 16384, duration_ms=120_000)
+    commune = load_inventory().children(ZONE)[0].id
+    fleet = trusted_fleet(settings, tmp_path / "fleet", commune, time_scale=20, repair_after_s=0.5)
+    async with FleetRunner() as runner:
+        for device in fleet.devices.values():
+            runner.start(device.agent)
+        await fleet.wait_online(30)
+        controller = Controller(settings, store)
+        async with controller.running():
+            request = BroadcastRequest(bulletin, (commune,), broadcast_id="bc-cut")
+            sent = asyncio.create_task(controller.broadcast(request))
+            await wait_until(lambda: _all_in(store, "bc-cut", PLAYING), "every cluster to play")
+            await runner.power_cut(fleet.devices)  # within the 6 s it plays at this time scale
+            for name in list(fleet.devices):
+                runner.start(fleet.rebuild(name).agent)
+            async with asyncio.timeout(30):  # half the broadcast's timeout: no cluster was waited out
+                result = await sent
+    assert result.counts == {FAILED: len(fleet.devices)}
+    assert {d.reason for d in store.deliveries.of("bc-cut")} == {Reason.REBOOTED.value}
+    assert all(d.output.played == [] for d in fleet.devices.values())  # and it did not play twice

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from math import inf
+from typing import TypeVar
 
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from speakerctl.broker.address import BrokerAddress
+from speakerctl.broker.aiomqtt_private import raw_socket
 from speakerctl.errors import AckTimeout, AuthError, LinkError
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 _AUTH_CODES = {4, 5, 134, 135}
 _SUBSCRIBE_BATCH = 32
+_ACK_S = 10.0
+"""How long a subscribe or unsubscribe waits for the broker's acknowledgement."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +96,7 @@ class Link:
         self._backoff = backoff
         self._on_connect = on_connect
         self._subscriptions: dict[str, int] = {}
-        self._client: aiomqtt.Client | None = None
+        self._connection: _Connection | None = None
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()
         """Set while there is no session: the opposite of `connected`, for whoever waits for a loss."""
@@ -150,30 +155,46 @@ class Link:
 
     async def _session(self) -> None:
         async with self._new_client() as client:
-            self._client = client
+            # aiomqtt waits for the CONNACK with asyncio.wait_for, which on Python 3.11 swallows a
+            # cancel that comes with it: a power-cut cluster would then hold a session for ever.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
+            connection = _Connection(client)
+            self._connection = connection
             try:
-                await self._resubscribe(client)
+                await self._hold(connection)
+            finally:
+                self.connected.clear()
+                self.disconnected.set()
+                self._connection = None
+        if connection.error is not None:
+            raise connection.error
+
+    async def _hold(self, connection: _Connection) -> None:
+        """Read, resubscribe, announce, and hand messages on until the connection is lost."""
+        inbox: asyncio.Queue[Incoming | None] = asyncio.Queue()
+        async with asyncio.TaskGroup() as tg:
+            # The reader never waits on a handler, so a loss is seen at once even while a
+            # handler awaits an ack (which then fails instead of waiting out its timeout).
+            tg.create_task(connection.read(inbox))
+            try:
+                await self._resubscribe(connection)
                 self.connects += 1
                 self.disconnected.clear()
                 self.connected.set()
                 if self._on_connect is not None:
                     await self._on_connect()
-                try:
-                    async for message in client.messages:
-                        await self._dispatch(_incoming(message))
-                finally:
-                    await self._drain(client)
-            finally:
-                self.connected.clear()
-                self.disconnected.set()
-                self._client = None
+            except LinkError:
+                if not connection.lost:
+                    raise
+            await self._dispatch_all(inbox)
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
-        # paho acknowledged these QoS 1 messages on arrival, so the broker will not send them
-        # again; aiomqtt drops its queue with the connection. Hand them on before it goes.
-        queue = client._queue  # private: aiomqtt exposes only its size (len(client.messages))
-        while not queue.empty():
-            await self._dispatch(_incoming(queue.get_nowait()))
+    async def _dispatch_all(self, inbox: asyncio.Queue[Incoming | None]) -> None:
+        # Everything paho acknowledged is handed on, also what arrived just before a loss: the
+        # broker will not send it again. The reader's None says the connection is gone.
+        while (message := await inbox.get()) is not None:
+            await self._dispatch(message)
 
     async def _dispatch(self, message: Incoming) -> None:
         try:
@@ -182,15 +203,19 @@ class Link:
             # A handler bug must not take the session down with it; it is logged loudly instead.
             log.exception("handler failed on a message from %s", message.topic)
 
-    async def _resubscribe(self, client: aiomqtt.Client) -> None:
+    async def _resubscribe(self, connection: _Connection) -> None:
         items = list(self._subscriptions.items())
         for i in range(0, len(items), _SUBSCRIBE_BATCH):
-            await client.subscribe(items[i : i + _SUBSCRIBE_BATCH])
+            sent = connection.client.subscribe(items[i : i + _SUBSCRIBE_BATCH], timeout=inf)
+            await self._guard(connection.call(sent, _ACK_S), "subscribe")
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait until the session is up, or raise LinkError."""
+        if self.connected.is_set():  # the common case, without a task and a timer per call
+            return
         try:
-            await asyncio.wait_for(self.connected.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel on 3.11
+                await self.connected.wait()
         except TimeoutError:
             raise LinkError(
                 f"no connection to the MQTT broker at {self.address.url} after {timeout:.0f} s",
@@ -202,10 +227,10 @@ class Link:
         new = [t for t in topics if self._subscriptions.get(t) != qos]
         for topic in new:
             self._subscriptions[topic] = qos
-        client = self._client
-        if client is not None and new:
-            sent = client.subscribe([(t, qos) for t in new])
-            granted = await self._guard(_within_session(client, sent), "subscribe")
+        connection = self._connection
+        if connection is not None and new:
+            sent = connection.client.subscribe([(t, qos) for t in new], timeout=inf)
+            granted = await self._guard(connection.call(sent, _ACK_S), "subscribe")
             self._check_granted(new, granted)
 
     def _check_granted(self, topics: list[str], granted: object) -> None:
@@ -224,28 +249,35 @@ class Link:
         gone = list(dict.fromkeys(topics))
         for topic in gone:
             self._subscriptions.pop(topic, None)
-        client = self._client
-        if client is not None and gone:
-            await self._guard(_within_session(client, client.unsubscribe(gone)), "unsubscribe")
+        connection = self._connection
+        if connection is not None and gone:
+            sent = connection.client.unsubscribe(gone, timeout=inf)
+            await self._guard(connection.call(sent, _ACK_S), "unsubscribe")
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, timeout: float = 10
     ) -> None:
         """Publish, waiting for the connection and (QoS 1) the broker's ack, both within `timeout`."""
         await self.wait_connected(timeout)
-        client = self._client
-        if client is None:
+        connection = self._connection
+        if connection is None:
             raise LinkError(f"connection to {self.address.url} dropped before publishing")
-        sent = client.publish(topic, payload, qos, retain, timeout=timeout)
-        await self._guard(_within_session(client, sent), "publish")
+        sent = connection.client.publish(topic, payload, qos, retain, timeout=inf)
+        await self._guard(connection.call(sent, timeout), "publish")
         self.bytes_out += len(payload)
 
-    async def _guard(self, call: Awaitable[object], what: str) -> object:
+    @property
+    def awaiting_acks(self) -> int:
+        """Calls of the current connection still waiting for the broker's acknowledgement."""
+        connection = self._connection
+        return connection.awaiting if connection is not None else 0
+
+    async def _guard(self, call: Awaitable[T], what: str) -> T:
         try:
             return await call
+        except _Unacknowledged as exc:
+            raise AckTimeout(f"{what} not acknowledged by {self.address.url}: {exc}") from None
         except aiomqtt.MqttError as exc:
-            if "timed out" in str(exc).lower():
-                raise AckTimeout(f"{what} not acknowledged by {self.address.url}: {exc}") from exc
             raise LinkError(f"{what} failed on {self.address.url}: {exc}") from exc
 
     def wrap_handler(self, wrap: Callable[[Handler], Handler]) -> None:
@@ -254,9 +286,9 @@ class Link:
 
     def drop(self) -> None:
         """Kill the socket without a DISCONNECT, as a power cut would (the broker sends the Will)."""
-        client = self._client
-        sock = client._client.socket() if client is not None else None
-        if isinstance(sock, socket.socket):
+        connection = self._connection
+        sock = raw_socket(connection.client) if connection is not None else None
+        if sock is not None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
@@ -266,24 +298,64 @@ def _is_failure(code: object) -> bool:
     return isinstance(value, int) and value >= 0x80
 
 
-async def _within_session(client: aiomqtt.Client, call: Awaitable[object]) -> object:
-    """Await an acknowledged call, failing at once if the connection drops meanwhile."""
-    # aiomqtt waits for the ack of a dropped connection until its timeout, and the next session's
-    # client never resends: fail now, so a publish can be sent again at once (subscriptions are
-    # renewed by the next session anyway). A handler awaiting an ack holds up the message loop,
-    # which would notice the loss only after it: paho's own signal (private in aiomqtt) is watched.
-    lost = client._disconnected
-    task = asyncio.ensure_future(call)
-    try:
-        await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
-    if task.cancelled():
-        raise aiomqtt.MqttError("connection dropped before the broker's ack")
-    return task.result()
+class _Unacknowledged(aiomqtt.MqttError):
+    """No acknowledgement within the call's timeout, on a connection still up."""
+
+
+class _Connection:
+    """One broker connection: its client, its reader, and the calls awaiting its acknowledgements.
+
+    aiomqtt waits for the ack of a dropped connection until its timeout, and the next connection's
+    client never resends: every pending call fails as soon as the reader sees the loss, so a publish
+    can be sent again at once (subscriptions are renewed by the next session anyway). A call's
+    deadline is an `asyncio.timeout` the loss reschedules to now: no task or waiter per call.
+    """
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self.client = client
+        self.lost = False
+        self.error: aiomqtt.MqttError | None = None
+        self._deadlines: set[asyncio.Timeout] = set()
+
+    @property
+    def awaiting(self) -> int:
+        """Calls waiting for an acknowledgement."""
+        return len(self._deadlines)
+
+    async def read(self, inbox: asyncio.Queue[Incoming | None]) -> None:
+        """Move messages to `inbox` until the connection is lost, then end every pending call."""
+        try:
+            async for message in self.client.messages:
+                inbox.put_nowait(_incoming(message))
+        except aiomqtt.MqttError as exc:
+            self.error = exc
+        finally:
+            self._lose()
+            inbox.put_nowait(None)
+
+    def _lose(self) -> None:
+        self.lost = True
+        now = asyncio.get_running_loop().time()
+        for deadline in self._deadlines:
+            if not deadline.expired():  # one that fired already is on its way out
+                deadline.reschedule(now)
+
+    async def call(self, sent: Coroutine[object, object, T], timeout: float) -> T:
+        """Await an acknowledged call within `timeout`, failing at once if the connection is lost."""
+        if self.lost:
+            sent.close()
+            raise aiomqtt.MqttError("connection dropped before the call")
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                self._deadlines.add(deadline)
+                try:
+                    return await sent
+                finally:
+                    self._deadlines.discard(deadline)
+        except TimeoutError:
+            if self.lost:
+                raise aiomqtt.MqttError("connection dropped before the broker's ack") from None
+            raise _Unacknowledged(f"no acknowledgement within {timeout:g} s") from None
 
 
 def _incoming(message: aiomqtt.Message) -> Incoming:

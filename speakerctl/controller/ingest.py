@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from speakerctl.broker.link import Incoming
 from speakerctl.clock import Clock, to_ms
+from speakerctl.controller.backlog import Backlog, Shrunk, latest_per_device, merged_reports
 from speakerctl.controller.tracker import Tracker
 from speakerctl.controller.uploader import Upload
 from speakerctl.errors import ProtocolError, StoreError, StoreUnavailable
@@ -22,7 +23,7 @@ from speakerctl.store import DeliveryUpdate, Store
 log = logging.getLogger(__name__)
 Row = TypeVar("Row", Status, DeliveryUpdate)
 BACKLOG_CAP = 50_000
-"""Statuses held in memory while the store is down; beyond it the oldest are dropped (and counted)."""
+"""Statuses, and delivery reports, held in memory while the store is down (each; see backlog.py)."""
 
 
 @dataclass(slots=True)
@@ -44,6 +45,12 @@ class IngestCounters:
     """Rows the store refused one by one (poisonous), left out so the rest of their batch is stored."""
     dropped_statuses: int = 0
     """Statuses dropped, oldest first, because the backlog held while the store was down was full."""
+    merged_statuses: int = 0
+    """Statuses of a full backlog folded into their device's latest one."""
+    merged_events: int = 0
+    """Delivery reports of a full backlog folded into another of the same delivery (duplicates first)."""
+    dropped_events: int = 0
+    """Delivery reports dropped, oldest first, from a backlog still full after merging (logged)."""
 
 
 class Ingestor:
@@ -61,8 +68,8 @@ class Ingestor:
         self._trackers: dict[str, Tracker] = {}
         self._watchers: dict[str, list[Tracker]] = {}
         self._uploads: dict[str, list[Upload]] = {}
-        self._statuses: list[Status] = []
-        self._events: list[DeliveryUpdate] = []
+        self._statuses = Backlog(backlog_cap, latest_per_device)
+        self._events = Backlog(backlog_cap, merged_reports)
         self._lock = asyncio.Lock()
         self._acks: dict[str, asyncio.Future[Ack]] = {}
         self._thawed = False
@@ -115,8 +122,7 @@ class Ingestor:
             raise ProtocolError(f"status of {status.device_id!r} published on {device_id!r}'s topic")
         self.counters.statuses += 1
         self._note_refusals(status)
-        self._statuses.append(self._judged(status))
-        self._cap_backlog()
+        self._note_statuses(self._statuses.add(self._judged(status)))
 
     def _judged(self, status: Status) -> Status:
         """`status` with a time stamp from the future taken as our "now", so it never freezes the device."""
@@ -136,16 +142,39 @@ class Ingestor:
             (ts_ms - now_ms) // 1000,
         )
 
-    def _cap_backlog(self) -> None:
-        excess = len(self._statuses) - self.backlog_cap
-        if excess > 0:
-            del self._statuses[:excess]
-            self.counters.dropped_statuses += excess
+    def _note_statuses(self, shrunk: Shrunk) -> None:
+        self.counters.merged_statuses += shrunk.merged
+        self.counters.dropped_statuses += shrunk.dropped
+        if shrunk.merged or shrunk.dropped:
             self.warnings.log(
-                "dropped statuses",
+                "status backlog merges",
                 "backlog",
-                "status backlog full (%d): dropped the oldest",
+                "status backlog full (%d) while the store is away: kept each device's latest, "
+                "merged %d, dropped %d",
                 self.backlog_cap,
+                shrunk.merged,
+                shrunk.dropped,
+            )
+
+    def _note_events(self, shrunk: Shrunk) -> None:
+        self.counters.merged_events += shrunk.merged
+        self.counters.dropped_events += shrunk.dropped
+        if shrunk.merged:
+            self.warnings.log(
+                "delivery backlog merges",
+                "backlog",
+                "delivery backlog full (%d) while the store is away: merged %d reports into the "
+                "highest-ranked of their delivery",
+                self.backlog_cap,
+                shrunk.merged,
+            )
+        if shrunk.dropped:
+            self.warnings.log(
+                "dropped delivery reports",
+                "backlog",
+                "delivery backlog still full (%d) after merging: dropped the %d oldest reports",
+                self.backlog_cap,
+                shrunk.dropped,
             )
 
     def _note_refusals(self, status: Status) -> None:
@@ -195,7 +224,7 @@ class Ingestor:
             tracker.update(event)
         for watcher in self._watchers.get(event.broadcast_id, ()):
             watcher.update(event)
-        self._events.append(DeliveryUpdate.from_event(event))
+        self._note_events(self._events.add(DeliveryUpdate.from_event(event)))
 
     async def run(self) -> None:
         """Flush batches to the store until cancelled."""
@@ -207,14 +236,18 @@ class Ingestor:
         """Write what has come in since the last flush; never raises but to cancel."""
         async with self._lock:
             self.warnings.flush()
-            statuses, self._statuses = self._statuses, []
-            events, self._events = self._events, []
+            statuses, events = self._statuses.take(), self._events.take()
             if not statuses and not events:
                 return
             retry_statuses, retry_events = await asyncio.to_thread(self._write, statuses, events)
             # Keep what the store could not take now for the next try rather than lose it.
-            self._statuses[:0], self._events[:0] = retry_statuses, retry_events
-            self._cap_backlog()
+            self._note_statuses(self._statuses.put_back(retry_statuses))
+            self._note_events(self._events.put_back(retry_events))
+
+    @property
+    def held(self) -> int:
+        """Statuses and delivery reports waiting for the store."""
+        return len(self._statuses) + len(self._events)
 
     def _write(
         self, statuses: list[Status], events: list[DeliveryUpdate]

@@ -308,8 +308,10 @@ async def _follow(
         tracker.changed.clear()
         if progress is not None:
             progress(tracker.counts(), total)
+        # asyncio.timeout, not wait_for, which on 3.11 can swallow a cancel as the event is set.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(tracker.changed.wait(), min(0.1, max(0.0, deadline - loop.time())))
+            async with asyncio.timeout(min(0.1, max(0.0, deadline - loop.time()))):
+                await tracker.changed.wait()
         await asyncio.sleep(0.05)  # at most ~20 progress redraws a second
     if progress is not None:
         progress(tracker.counts(), total)

@@ -71,6 +71,7 @@ class Reason(StrEnum):
     PLAYBACK_ERROR = "playback_error"
     AMPLIFIER_FAULT = "amplifier_fault"
     UNSUPPORTED_CODEC = "unsupported_codec"
+    REBOOTED = "rebooted"
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,9 @@ def _ingested(c: IngestCounters) -> tuple[tuple[str, int, str], ...]:
         ("malformed", c.malformed, "Messages rejected as malformed."),
         ("set_aside", c.set_aside, "Rows the store refused, set aside so the rest was stored."),
         ("dropped_statuses", c.dropped_statuses, "Statuses dropped from a full backlog."),
+        ("merged_statuses", c.merged_statuses, "Statuses of a full backlog folded into a later one."),
+        ("merged_events", c.merged_events, "Delivery reports of a full backlog merged per delivery."),
+        ("dropped_events", c.dropped_events, "Delivery reports dropped from a backlog full after merging."),
         ("future_timestamps", c.future_timestamps, "Messages stamped ahead of our clock."),
     )
 
