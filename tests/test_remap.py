@@ -21,6 +21,7 @@ from speakerctl.fleet import Zone, ZoneKind, load_inventory
 from speakerctl.fleet.remap import load_mapping, mapping_from_dict, plan_remap
 from speakerctl.protocol import Command, Configure, Priority, codec, topics
 from speakerctl.protocol.limits import MAX_ZONE_CHAIN
+from speakerctl.store.approvals import ItemKind, ItemState, NewItem
 
 MAPPING = "soc_trang_to_can_tho_2025"
 MAPPING_FILE = Path(__file__).resolve().parent.parent / "devices" / "remaps" / f"{MAPPING}.json"
@@ -165,3 +166,29 @@ def test_a_remap_that_fails_half_way_stores_nothing(tmp_path: Path) -> None:
         store.zones.retired() == {} and store.devices.get("st-ke-sach-an-my-01").zone_id == "st-ke-sach-an-my"
     )
     assert not store.audit.entries()
+
+
+def test_pending_approvals_follow_the_remap_and_decided_ones_keep_their_history(tmp_path: Path) -> None:
+    ctx = AppContext(Settings(data_dir=tmp_path), SystemClock())
+    store = ctx.store()
+    now = ctx.clock.now()
+    store.bulletins.add("Lịch tiêm phòng", "ab" * 32, "opus", "ogg", 24, 61_000, 183_000, "t.mp3", "x", now)
+
+    def item(zone: str, targets: tuple[str, ...], state: ItemState = ItemState.PENDING) -> NewItem:
+        return NewItem(ItemKind.BROADCAST, 1, zone, targets, int(Priority.NORMAL), "lan", now, state=state)
+
+    commune, district, decided = store.approvals.add(
+        [
+            item("st-ke-sach-ke-an", ("st-ke-sach-ke-an", "st-ke-sach-an-my-01")),
+            item("st-ke-sach", ("st-ke-sach",)),
+            item("st-ke-sach-ke-an", ("st-ke-sach-ke-an",), ItemState.AIRED),
+        ]
+    )
+    planned = zones_app.plan(store, MAPPING, local_administrator())
+    store.remaps.apply(zones_app.change(planned, local_administrator(), ctx))
+    moved = store.approvals.get(commune.id)
+    assert (moved.zone_id, moved.targets) == ("ct-ke-sach", ("ct-ke-sach", "st-ke-sach-an-my-01"))
+    spread = store.approvals.get(district.id)  # Kế Sách district's communes went to several new ones
+    assert spread.zone_id == "can-tho" and len(spread.targets) > 1
+    assert all(t.startswith("ct-") for t in spread.targets)
+    assert store.approvals.get(decided.id).zone_id == "st-ke-sach-ke-an"  # history as it was

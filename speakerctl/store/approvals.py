@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Text
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from speakerctl.errors import UsageError
 from speakerctl.store.engine import Sessions
 from speakerctl.store.models import aware_utc
 from speakerctl.store.queries import get_row
-from speakerctl.store.tables import UTCDateTime
+from speakerctl.store.tables import UTCDateTime, ZoneRow
 
 
 class ItemState(StrEnum):
@@ -237,3 +237,38 @@ class PolicyRepository:
         """Every zone's own policy (roles needing approval), by zone id."""
         with self._db.session() as s:
             return {r.zone_id: frozenset(filter(None, r.roles.split(","))) for r in s.exec(select(PolicyRow))}
+
+
+def retarget_pending(s: Session, retarget: Callable[[Sequence[str]], tuple[str, ...]]) -> int:
+    """After a remap, point pending items at the new zones (targets and deciding zone); how many changed.
+
+    A retired commune has one successor, whose approvers decide; a retired district has several, so its
+    items go to the nearest zone above them all (after 2025, the province or city).
+    """
+    changed = 0
+    for row in s.exec(select(ApprovalRow).where(col(ApprovalRow.state) == ItemState.PENDING.value)).all():
+        old = json.loads(row.targets)
+        targets, deciders = retarget(old), retarget([row.zone_id])
+        zone = deciders[0] if len(deciders) == 1 else _common_ancestor(s, deciders) or row.zone_id
+        if list(targets) != old or zone != row.zone_id:
+            row.targets, row.zone_id = json.dumps(list(targets)), zone
+            s.add(row)
+            changed += 1
+    return changed
+
+
+def _common_ancestor(s: Session, zone_ids: Sequence[str]) -> str | None:
+    chains = [_chain(s, z) for z in zone_ids]
+    shared = set(chains[0]).intersection(*chains[1:]) if chains else set()
+    return next((z for z in chains[0] if z in shared), None)
+
+
+def _chain(s: Session, zone_id: str) -> list[str]:
+    """The zone and its ancestors, nearest first."""
+    chain: list[str] = []
+    current: str | None = zone_id
+    while current is not None and current not in chain:
+        chain.append(current)
+        row = s.get(ZoneRow, current)
+        current = row.parent_id if row is not None else None
+    return chain

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from speakerctl.errors import StoreError
 from speakerctl.fleet import Zone
+from speakerctl.store.approvals import retarget_pending
 from speakerctl.store.engine import Sessions
 from speakerctl.store.models import aware_utc
 from speakerctl.store.monitoring import AuditRow
@@ -38,8 +39,9 @@ class RemapChange:
 
 RemapStep = Callable[[Session, RemapChange], None]
 RETARGET_STEPS: list[RemapStep] = []
-"""More records to retarget in the remap's transaction (e.g. approvals): each step gets the session and
-the change, and rewrites its rows' targets with `change.retarget`; an exception rolls the remap back."""
+"""More records to retarget in the remap's transaction (pending approvals always are): each step gets the
+session and the change, and rewrites its rows' targets with `change.retarget`; an exception rolls the
+remap back."""
 
 
 class RemapRepository:
@@ -56,6 +58,7 @@ class RemapRepository:
             _move_devices(s, change.moves)
             _retire(s, change.retired, at)
             _retarget(s, change.schedules)
+            retarget_pending(s, change.retarget)
             for step in RETARGET_STEPS:
                 step(s, change)
             s.add_all(
