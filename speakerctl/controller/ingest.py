@@ -17,6 +17,7 @@ from speakerctl.errors import ProtocolError, StoreError, StoreUnavailable
 from speakerctl.logs import Throttled
 from speakerctl.protocol import Ack, ContentRequest, Event, Status, chunks, codec, topics
 from speakerctl.protocol.limits import FUTURE_TOLERANCE_MS
+from speakerctl.protocol.live import LiveEvent
 from speakerctl.store import DeliveryUpdate, Store
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class IngestCounters:
     """Rows the store refused one by one (poisonous), left out so the rest of their batch is stored."""
     dropped_statuses: int = 0
     """Statuses dropped, oldest first, because the backlog held while the store was down was full."""
+    live_events: int = 0
+    """Live-stream events from clusters (v1.2), routed to the running live session."""
 
 
 class Ingestor:
@@ -67,6 +70,9 @@ class Ingestor:
         self._thawed = False
         self.refusals: dict[str, int] = {}
         """Per device, the refused-command count of its latest live status."""
+        self.features: dict[str, frozenset[str]] = {}
+        """Per device seen online, the protocol features of its latest status (v1.2 `live`)."""
+        self._live: dict[str, Callable[[LiveEvent], None]] = {}
 
     def track(self, tracker: Tracker, uploads: list[Upload]) -> None:
         """Route events of a live broadcast to its tracker and uploads."""
@@ -101,8 +107,15 @@ class Ingestor:
             raise ProtocolError(f"status of {status.device_id!r} published on {device_id!r}'s topic")
         self.counters.statuses += 1
         self._note_refusals(status)
+        self._note_features(status)
         self._statuses.append(self._judged(status))
         self._cap_backlog()
+
+    def _note_features(self, status: Status) -> None:
+        if status.online:
+            self.features[status.device_id] = frozenset(status.features)
+        else:
+            self.features.pop(status.device_id, None)
 
     def _judged(self, status: Status) -> Status:
         """`status` with a time stamp from the future taken as our "now", so it never freezes the device."""
@@ -166,6 +179,9 @@ class Ingestor:
             if waiter is not None and not waiter.done():
                 waiter.set_result(event)
             return
+        if isinstance(event, LiveEvent):
+            self._on_live(event)
+            return
         if isinstance(event, ContentRequest):
             self.counters.content_requests += 1
             for upload in self._uploads.get(event.sha256, []):
@@ -180,6 +196,20 @@ class Ingestor:
         if tracker is not None:
             tracker.update(event)
         self._events.append(DeliveryUpdate.from_event(event))
+
+    def _on_live(self, event: LiveEvent) -> None:
+        self.counters.live_events += 1
+        listener = self._live.get(event.stream_id)
+        if listener is not None:
+            listener(event)
+
+    def track_live(self, stream_id: str, listener: Callable[[LiveEvent], None]) -> None:
+        """Route the live events of one stream to `listener` (until `untrack_live`)."""
+        self._live[stream_id] = listener
+
+    def untrack_live(self, stream_id: str) -> None:
+        """Stop routing a finished stream's events."""
+        self._live.pop(stream_id, None)
 
     async def run(self) -> None:
         """Flush batches to the store until cancelled."""
