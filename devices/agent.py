@@ -152,6 +152,10 @@ class DeviceAgent:
             lambda stream_id: self._unsubscribe.add(live_topic(stream_id)),
         )
 
+    def live_streams(self) -> list[str]:
+        """The live streams this cluster plays or has queued."""
+        return list(self.live.streams) if self.live is not None else []
+
     async def run(self) -> None:
         """Run until cancelled."""
         await self.link.subscribe(self._command_topics())

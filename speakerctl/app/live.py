@@ -1,0 +1,126 @@
+"""Live audio: relay a station or play a file as if live to zones, and stop live streams."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+
+from speakerctl.app.context import AppContext
+from speakerctl.app.runtime import running_controller
+from speakerctl.audio.live import LiveEncoding, is_url, opus_packets
+from speakerctl.controller.live import LiveOptions, LiveReport, LiveSession, Progress
+from speakerctl.controller.planning import resolve_targets
+from speakerctl.controller.service import Controller
+from speakerctl.errors import LiveSourceError, UsageError
+from speakerctl.i18n import _
+from speakerctl.protocol import Priority
+
+MAX_DURATION_S = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRequest:
+    """What an operator asks for: a source, the zones, and how."""
+
+    source: str
+    targets: tuple[str, ...]
+    actor: str
+    priority: Priority = Priority.NORMAL
+    duration_s: float | None = None
+    delay_ms: int = 1500
+    frame_ms: int = 200
+    stall_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.duration_s is not None and not 0 < self.duration_s <= MAX_DURATION_S:
+            raise UsageError(_("--for must be between 1 s and 24 h"), hint=_("e.g. --for 30m"))
+
+    def options(self) -> LiveOptions:
+        """The session's options for this request."""
+        title = _("Relay") if is_url(self.source) else _("Live")
+        return LiveOptions(
+            priority=self.priority,
+            frame_ms=self.frame_ms,
+            delay_ms=self.delay_ms,
+            stall_ms=int(self.stall_s * 1000),
+            duration_s=self.duration_s,
+            title=title,
+            source=self.source[:200],
+        )
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from `90s`, `30m`, `2h` or a bare number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        return float(number) * units[unit]
+    except ValueError:
+        raise UsageError(
+            _("cannot read the duration {text!r}").format(text=text), hint=_("e.g. 30m")
+        ) from None
+
+
+async def first_then_rest(packets: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The source's packets, the first one read before returning: a bad source fails before anything airs."""
+    first = await anext(packets, None)
+    if first is None:
+        raise LiveSourceError(_("the live source ended before any audio"))
+
+    async def chained() -> AsyncIterator[bytes]:
+        yield first
+        async for packet in packets:
+            yield packet
+
+    return chained()
+
+
+async def stream_live(
+    controller: Controller,
+    request: LiveRequest,
+    progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+) -> LiveReport:
+    """Send a live source to the request's zones through a running controller, until it ends or `stop`."""
+    cmd_topics, devices = await asyncio.to_thread(resolve_targets, controller.store, request.targets)
+    encoding = LiveEncoding(stall_s=request.stall_s)
+    packets = opus_packets(request.source, encoding=encoding)
+    try:
+        ready = await first_then_rest(packets)
+        options = request.options()
+        session = LiveSession(
+            controller.link,
+            controller.signer,
+            controller.ingestor,
+            controller.clock,
+            cmd_topics,
+            devices,
+            options,
+        )
+        if stop is not None:
+            session.stop_requested = stop
+        return await session.run(ready, progress)
+    finally:
+        await packets.aclose()
+
+
+async def live(
+    ctx: AppContext, request: LiveRequest, progress: Progress | None = None, stop: asyncio.Event | None = None
+) -> LiveReport:
+    """Run a live stream on a controller of its own (the CLI's `live relay` / `live file`)."""
+    async with running_controller(ctx) as controller:
+        return await stream_live(controller, request, progress, stop)
+
+
+def with_priority(request: LiveRequest, level: str) -> LiveRequest:
+    """The request at a priority named on the command line."""
+    try:
+        return replace(request, priority=Priority[level.upper()])
+    except KeyError:
+        raise UsageError(
+            _("unknown priority {level!r}").format(level=level), hint=_("use normal, priority or emergency")
+        ) from None
+
+
+__all__ = ["LiveRequest", "live", "parse_duration", "stream_live", "with_priority"]

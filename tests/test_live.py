@@ -1,0 +1,188 @@
+"""Live audio end to end: a real Mosquitto, simulated clusters, the controller, real ffmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from waiting import connected, wait_until
+
+from devices.player import Job
+from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app.bulletins import import_bulletin
+from speakerctl.app.context import open_store
+from speakerctl.app.live import LiveRequest, stream_live
+from speakerctl.audio import generate_tone
+from speakerctl.audio.ffmpeg import measure
+from speakerctl.audio.ogg import ogg_opus
+from speakerctl.broker.link import Incoming, Link
+from speakerctl.broker.mosquitto import MosquittoProcess
+from speakerctl.clock import to_ms
+from speakerctl.config import Settings
+from speakerctl.controller.live import NO_LIVE, OFFLINE
+from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.errors import LiveSourceError
+from speakerctl.fleet import load_inventory, provisioning_records
+from speakerctl.protocol import PreemptPolicy, Priority
+from speakerctl.protocol.live import LiveFrame, live_topic, pack_frame
+from speakerctl.security.keys import load_or_create_signer, trusted_path
+
+ZONE = "st-ke-sach"
+CLUSTERS = 5
+
+
+@dataclass
+class LiveRig:
+    """A few clusters of one district (one of them on v1.1 firmware) and a controller."""
+
+    fleet: Fleet
+    controller: Controller
+    legacy: str
+    tmp: Path
+
+
+@pytest.fixture
+async def rig(mosquitto: MosquittoProcess, tmp_path: Path) -> AsyncIterator[LiveRig]:
+    settings = Settings(data_dir=tmp_path / "controller", broker=str(mosquitto.url))
+    inventory = load_inventory()
+    ids = [d.id for d in inventory.devices_under(ZONE)][:CLUSTERS]
+    load_or_create_signer(settings.keys_dir)
+    options = FleetOptions(
+        root=tmp_path / "fleet",
+        trust_file=trusted_path(settings.keys_dir),
+        max_clock_offset_ms=3_000,  # the play-out must follow the controller's clock, not theirs
+        legacy=frozenset(ids[-1:]),
+        heartbeat_s=5,
+    )
+    fleet = Fleet(provisioning_records(inventory), settings.broker_address, options)
+    fleet.devices = {k: v for k, v in fleet.devices.items() if k in ids}
+    store = open_store(settings)
+    controller = Controller(settings, store)
+    async with asyncio.TaskGroup() as tg:
+        fleet_task = tg.create_task(fleet.run())
+        await fleet.wait_online(30)
+        async with controller.running():
+            yield LiveRig(fleet, controller, ids[-1], tmp_path)
+        fleet_task.cancel()
+    store.close()
+
+
+def _request(source: Path | str, **kw: object) -> LiveRequest:
+    return LiveRequest(str(source), (ZONE,), "tester", delay_ms=800, **kw)  # type: ignore[arg-type]
+
+
+async def test_a_file_played_as_if_live_reaches_every_live_cluster_intact_and_in_step(rig: LiveRig) -> None:
+    tone = generate_tone(3.0, path=rig.tmp / "tone.wav")
+    report = await stream_live(rig.controller, _request(tone))
+    simulated = set(rig.fleet.devices)
+    assert {d: r for d, r in report.skipped.items() if d in simulated} == {rig.legacy: NO_LIVE}
+    assert {r for d, r in report.skipped.items() if d not in simulated} == {OFFLINE}
+    live = {d: c for d, c in report.clusters.items() if d in simulated and d != rig.legacy}
+    assert all(c.reason == "stopped" and c.played == report.frames for c in live.values()), [
+        (c.device_id, c.reason, c.played, c.lost, c.underruns, c.started_ms, c.ended_ms)
+        for c in live.values()
+    ]
+    assert report.frames in (15, 16) and report.audio_ms >= 3000  # 3 s, and the encoder's padding
+    outputs = {d: rig.fleet.devices[d].output for d in live}
+    for device_id, output in outputs.items():
+        assert [f.seq for f in output.live_frames] == list(range(report.frames)), device_id
+    assert rig.fleet.devices[rig.legacy].output.live_frames == []
+    # In step: one frame leaves every cluster within a few ms, whatever their clock offsets.
+    spreads = [
+        max(o.live_frames[i].host_ms for o in outputs.values())
+        - min(o.live_frames[i].host_ms for o in outputs.values())
+        for i in range(report.frames)
+    ]
+    assert statistics.median(spreads) < 50
+    # What one cluster received decodes, with real ffmpeg, to the whole tone.
+    sample = next(iter(outputs.values()))
+    packets = [p for frame in sample.live_frames for p in frame.packets]
+    decoded = rig.tmp / "received.opus"
+    decoded.write_bytes(ogg_opus(packets, samples_per_packet=960))
+    heard = measure(decoded, context="received live audio")
+    assert abs(heard.duration_ms - 3000) <= 100
+    assert not heard.loudness.silent and heard.loudness.integrated_lufs > -30
+
+
+async def test_an_unreachable_url_fails_before_anything_is_sent(rig: LiveRig) -> None:
+    with pytest.raises(LiveSourceError, match="cannot reach"):
+        await stream_live(rig.controller, _request("http://127.0.0.1:9/vov1.ogg"))
+    assert all(d.output.live_frames == [] and not d.agent.live_streams() for d in rig.fleet.devices.values())
+
+
+async def test_a_non_audio_file_fails_before_anything_is_sent(rig: LiveRig) -> None:
+    text = rig.tmp / "not-audio.ogg"
+    text.write_text("<html>not a radio</html>")
+    with pytest.raises(LiveSourceError, match="not an audio stream"):
+        await stream_live(rig.controller, _request(text))
+
+
+async def test_an_emergency_stream_preempts_a_bulletin_which_resumes_after_it(rig: LiveRig) -> None:
+    controller, live_ids = rig.controller, [d for d in rig.fleet.devices if d != rig.legacy]
+    speech = generate_tone(4.0, path=rig.tmp / "tin-tuc.wav")
+    clock = controller.clock
+    bulletin, _ = import_bulletin(controller.store, controller.settings, clock, speech, "Tin tức")
+    request = BroadcastRequest(bulletin.id, tuple(rig.fleet.devices), on_preempt=PreemptPolicy.RESUME)
+    broadcast = asyncio.create_task(controller.broadcast(request))
+    await wait_until(
+        lambda: all(isinstance(rig.fleet.devices[d].agent.player.current, Job) for d in live_ids),
+        "the bulletin playing everywhere",
+    )
+    alarm = generate_tone(2.0, path=rig.tmp / "alarm.wav", freq_hz=880)
+    report = await stream_live(controller, _request(alarm, priority=Priority.EMERGENCY))
+    assert all(report.clusters[d].played == report.frames for d in live_ids)
+    result = await broadcast
+    assert result.played == len(rig.fleet.devices), result.counts
+    for device_id in live_ids:
+        output = rig.fleet.devices[device_id].output
+        assert len(output.started_ms) == 2  # the bulletin began, and resumed after the live stream
+        assert output.live_frames[0].host_ms < output.started_ms[1]
+
+
+async def test_a_stopped_session_stops_every_cluster(rig: LiveRig) -> None:
+    tone = generate_tone(30.0, path=rig.tmp / "long.wav")
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream_live(rig.controller, _request(tone), stop=stop))
+    live_ids = [d for d in rig.fleet.devices if d != rig.legacy]
+
+    def all_playing() -> bool:
+        return all(rig.fleet.devices[d].agent.player.current is not None for d in live_ids)
+
+    await wait_until(all_playing, "the stream queued everywhere")
+    stop.set()
+    report = await task
+    assert report.end_reason == "stopped" and report.listening == 0
+    assert {report.clusters[d].reason for d in live_ids} == {"stopped"}
+    for device_id in live_ids:
+        agent = rig.fleet.devices[device_id].agent
+        # Each cluster plays out its buffer, then stops.
+        await wait_until(lambda a=agent: a.player.current is None, "the stream ended")
+        assert not agent.live_streams()
+
+
+async def test_a_frame_forged_by_a_broker_client_without_the_key_is_ignored_and_counted(rig: LiveRig) -> None:
+    tone = generate_tone(3.0, path=rig.tmp / "tone.wav")
+    task = asyncio.create_task(stream_live(rig.controller, _request(tone)))
+    live_ids = [d for d in rig.fleet.devices if d != rig.legacy]
+    agents = [rig.fleet.devices[d].agent for d in live_ids]
+    await wait_until(lambda: all(a.live_streams() for a in agents), "the stream announced everywhere")
+    stream = agents[0].live_streams()[0]
+    forged = LiveFrame(3, to_ms(rig.controller.clock.now()), (b"EVIL" * 20,))
+    payload = pack_frame(forged, stream, Ed25519PrivateKey.generate())  # a key of its own
+
+    async def ignore(_: Incoming) -> None:
+        return None
+
+    intruder = Link(rig.controller.settings.broker_address, ignore, client_id="intruder")
+    async with connected(intruder):
+        await intruder.publish(live_topic(stream), payload, qos=1)
+    report = await task
+    for device_id in live_ids:
+        assert report.clusters[device_id].forged == 1
+        played = [p for f in rig.fleet.devices[device_id].output.live_frames for p in f.packets]
+        assert b"EVIL" * 20 not in played and len(played) >= 150
