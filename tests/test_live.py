@@ -99,6 +99,14 @@ async def test_a_file_played_as_if_live_reaches_every_live_cluster_intact_and_in
         for i in range(report.frames)
     ]
     assert statistics.median(spreads) < 50
+    # The store keeps who started it, from where, and every cluster's part.
+    store = rig.controller.store
+    record = store.live.get(report.stream_id)
+    assert (record.actor, record.source, record.end_reason) == ("tester", str(tone), "finished")
+    assert record.ended_at is not None and record.frames == report.frames and store.live.running() == []
+    rows = {r.device_id: r for r in store.live.clusters(report.stream_id)}
+    assert rows[rig.legacy].skipped == NO_LIVE
+    assert all(rows[d].played == report.frames and rows[d].reason == "stopped" for d in live)
     # What one cluster received decodes, with real ffmpeg, to the whole tone.
     sample = next(iter(outputs.values()))
     packets = [p for frame in sample.live_frames for p in frame.packets]

@@ -9,12 +9,14 @@ from dataclasses import dataclass, replace
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.audio.live import LiveEncoding, is_url, opus_packets
-from speakerctl.controller.live import LiveOptions, LiveReport, LiveSession, Progress
+from speakerctl.clock import from_ms
+from speakerctl.controller.live import ClusterLive, LiveOptions, LiveReport, LiveSession, Progress, send_stop
 from speakerctl.controller.planning import resolve_targets
 from speakerctl.controller.service import Controller
 from speakerctl.errors import LiveSourceError, UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Priority
+from speakerctl.store import LiveClusterRecord, LiveRecord, Store
 
 MAX_DURATION_S = 24 * 3600
 
@@ -100,9 +102,56 @@ async def stream_live(
         )
         if stop is not None:
             session.stop_requested = stop
-        return await session.run(ready, progress)
+        await asyncio.to_thread(_record_start, controller.store, request, session)
+        try:
+            report = await session.run(ready, progress)
+        finally:
+            await asyncio.shield(asyncio.to_thread(_record_end, controller.store, controller, session))
+        return report
     finally:
         await packets.aclose()
+
+
+def _record_start(store: Store, request: LiveRequest, session: LiveSession) -> None:
+    record = LiveRecord(
+        session.stream_id,
+        request.source[:200],
+        request.actor,
+        request.targets,
+        int(request.priority),
+        session.clock.now(),
+    )
+    store.live.begin(record, [_cluster(c) for c in session.report.clusters.values()])
+
+
+def _record_end(store: Store, controller: Controller, session: LiveSession) -> None:
+    report = session.report
+    for cluster in report.clusters.values():
+        if not cluster.skipped:
+            store.live.update_cluster(report.stream_id, _cluster(cluster))
+    reason = report.end_reason or "stopped"
+    store.live.end(report.stream_id, controller.clock.now(), reason, report.frames)
+
+
+def _cluster(c: ClusterLive) -> LiveClusterRecord:
+    started = from_ms(c.started_ms) if c.started_ms is not None else None
+    ended = from_ms(c.ended_ms) if c.ended_ms is not None else None
+    return LiveClusterRecord(
+        c.device_id, c.skipped, started, ended, c.reason, c.played, c.lost, c.underruns, c.forged
+    )
+
+
+async def stop_live(ctx: AppContext) -> list[str]:
+    """Stop every live stream the store shows running (started by any process); their ids."""
+    async with running_controller(ctx) as controller:
+        running = await asyncio.to_thread(controller.store.live.running)
+        for record in running:
+            cmd_topics, _ = await asyncio.to_thread(resolve_targets, controller.store, record.targets)
+            level = Priority(record.priority)
+            await send_stop(
+                controller.link, controller.signer, controller.clock, cmd_topics, record.id, level
+            )
+        return [r.id for r in running]
 
 
 async def live(
@@ -123,4 +172,4 @@ def with_priority(request: LiveRequest, level: str) -> LiveRequest:
         ) from None
 
 
-__all__ = ["LiveRequest", "live", "parse_duration", "stream_live", "with_priority"]
+__all__ = ["LiveRequest", "live", "parse_duration", "stop_live", "stream_live", "with_priority"]

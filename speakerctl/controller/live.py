@@ -123,6 +123,16 @@ Progress = Callable[[LiveReport, float], None]
 Listener = Callable[[LiveEvent], None]
 
 
+async def send_stop(
+    link: Link, signer: Signer, clock: Clock, cmd_topics: Sequence[str], stream: str, priority: Priority
+) -> None:
+    """Publish a signed live_stop for a stream another process runs (`speakerctl live stop`)."""
+    now = to_ms(clock.now())
+    command = Command(secrets.token_hex(8), now, now + LIVE_ANNOUNCE_MS, priority, LiveStop(stream))
+    for topic in cmd_topics:
+        await link.publish(topic, codec.encode(signer.sign_for(command, topic)), qos=1)
+
+
 def stream_id(now: datetime) -> str:
     """A fresh stream id: `live-<UTC time>-<random>`."""
     return f"live-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"

@@ -5,6 +5,7 @@ Plain dataclasses in and out; `Store` holds one engine and a repository per kind
 
 from speakerctl.store.broadcasts import Airing
 from speakerctl.store.database import Store
+from speakerctl.store.live import LiveClusterRecord, LiveRecord
 from speakerctl.store.migrate import SCHEMA_REVISION
 from speakerctl.store.models import (
     BroadcastInfo,
@@ -39,6 +40,8 @@ __all__ = [
     "DeviceInfo",
     "DeviceSpec",
     "DeviceSpecLike",
+    "LiveClusterRecord",
+    "LiveRecord",
     "PlayRecord",
     "RunRecord",
     "ScheduleRecord",

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
+import speakerctl.store.live
 import speakerctl.store.monitoring
 import speakerctl.store.schedules
 import speakerctl.store.tables  # noqa: F401  (the imports register the tables)
