@@ -257,7 +257,7 @@ class DeviceAgent:
         if self.live is None:
             return  # a v1.1 cluster: the controller already reported it skipped
         if isinstance(body, LiveStop):
-            self.live.stop(body.stream_id)
+            self.live.stop(body.stream_id, body.last_seq)
         elif self.live.start(command, body):
             self._unsubscribe.discard(live_topic(body.stream_id))  # a pending leave must not undo this
             await self._quietly(self.link.subscribe([live_topic(body.stream_id)]))

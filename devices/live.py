@@ -59,6 +59,14 @@ class Stream:
     reported_at_ms: int = 0
     started: bool = False
     stopping: bool = False
+    stop_after: int | None = None
+    """The last frame to play once stopping (from live_stop); None: stop when the buffer is empty."""
+
+    @property
+    def finished(self) -> bool:
+        """Stopped, and every frame up to the last has played or passed."""
+        last = self.stop_after
+        return self.stopping and (last is None or (self.next_seq is not None and self.next_seq > last))
 
     @property
     def lost(self) -> int:
@@ -106,14 +114,15 @@ class LiveReceiver:
         self._player.submit(job)
         return True
 
-    def stop(self, stream_id: str) -> None:
-        """End a stream on live_stop: a playing one once its buffered frames have played, a queued one now."""
+    def stop(self, stream_id: str, last_seq: int | None = None) -> None:
+        """End a stream on live_stop: a playing one once its last frame has played, a queued one now."""
         stream = self.streams.get(stream_id)
         current = self._player.current
         if stream is None:
             return
         if current is not None and current.broadcast_id == stream_id:
-            stream.stopping = True  # the controller sent every frame: play out what is buffered
+            # Frames and commands travel on different topics: the last frames may still be on their way.
+            stream.stopping, stream.stop_after = True, last_seq
             stream.arrived.set()
         else:
             self._player.stop(stream_id)
@@ -159,8 +168,10 @@ class LiveReceiver:
             if isinstance(joined, LiveEnd):
                 return joined.value
             await self._play_from(stream, *joined)
-            if stream.stopping:
+            if stream.finished:
                 return LiveEnd.STOPPED.value
+            if stream.stopping:
+                continue  # waiting for the stream's tail, not an underrun
             stream.underruns += 1
             self._report(stream.start.stream_id, LiveState.UNDERRUN, stream)
 
@@ -178,16 +189,17 @@ class LiveReceiver:
                     return seq, self._due_ms(stream, frame)
                 del stream.buffer[seq]
                 self.late += 1
-            if stream.stopping:
+            if stream.finished:
                 return LiveEnd.STOPPED
             if not await self._await_frame(stream):
-                return LiveEnd.STALLED
+                return LiveEnd.STOPPED if stream.stopping else LiveEnd.STALLED
 
     async def _await_frame(self, stream: Stream) -> bool:
         """Wait for a frame to arrive; False once nothing came for stall_ms."""
         stream.arrived.clear()
         quiet_ms = self._clock.now_ms() - stream.last_arrival_ms
-        left_s = max(0, stream.start.stall_ms - quiet_ms) / 1000
+        limit_ms = stream.start.delay_ms if stream.stopping else stream.start.stall_ms
+        left_s = max(0, limit_ms - quiet_ms) / 1000
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stream.arrived.wait(), left_s)
             return True

@@ -24,6 +24,7 @@ from speakerctl.cli import (
 )
 from speakerctl.cli import broker as broker_cli
 from speakerctl.cli import keys as keys_cli
+from speakerctl.cli import live as live_cli
 from speakerctl.cli import provision as provision_cli
 from speakerctl.cli import resume as resume_cli
 from speakerctl.cli.common import Exit, console_err, state
@@ -58,6 +59,7 @@ app.add_typer(fleet.app, name="fleet")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(bulletin.app, name="bulletin")
 app.add_typer(schedule.app, name="schedule")
+app.add_typer(live_cli.app, name="live")
 app.command("broadcast")(broadcast.broadcast)
 app.command("report")(report.report)
 app.command("demo")(demo.demo)

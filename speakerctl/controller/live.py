@@ -58,6 +58,8 @@ class LiveOptions:
     title: str = ""
     source: str = ""
     announce_ms: int = LIVE_ANNOUNCE_MS // 2
+    preroll_ms: int = 500
+    """Between live_start and the first frame, so clusters can subscribe to the frame topic first."""
     stop_grace_s: float = 3.0
     """After live_stop, how long to wait (beyond delay_ms) for every cluster's `ended`."""
 
@@ -197,6 +199,7 @@ class LiveSession:
         self.ingestor.track_live(self.stream_id, self._on_event)
         try:
             await self._announce()
+            await asyncio.sleep(self.options.preroll_ms / 1000)
             async with asyncio.TaskGroup() as tg:
                 announcer = tg.create_task(self._reannounce())
                 try:
@@ -239,7 +242,8 @@ class LiveSession:
     async def _stop(self) -> None:
         self._stopping = True
         with contextlib.suppress(LinkError):
-            await self._publish_command(LiveStop(self.stream_id))
+            last = self.report.frames - 1 if self.report.frames else None
+            await self._publish_command(LiveStop(self.stream_id, last))
         if not self._settled():
             with contextlib.suppress(TimeoutError):
                 wait_s = self.options.delay_ms / 1000 + self.options.stop_grace_s

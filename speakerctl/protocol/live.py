@@ -171,11 +171,15 @@ class LiveStop:
     """End a live stream on every cluster that plays it."""
 
     stream_id: str
+    last_seq: int | None = None
+    """The stream's last frame: a cluster plays up to it before it stops (it may arrive after this)."""
 
     kind = "live_stop"
 
     def __post_init__(self) -> None:
         check_id(self.stream_id, "stream id")
+        if self.last_seq is not None:
+            f.check_range(self.last_seq, 0, _MAX_SEQ, "last_seq")
 
     @property
     def broadcast_id(self) -> str:
@@ -184,12 +188,12 @@ class LiveStop:
 
     def to_wire(self) -> Wire:
         """Wire dict."""
-        return {"stream_id": self.stream_id}
+        return {"stream_id": self.stream_id, "last_seq": self.last_seq}
 
     @classmethod
     def from_wire(cls, w: Wire) -> LiveStop:
         """Parse and validate."""
-        return cls(stream_id=f.req(w, "stream_id", str))
+        return cls(stream_id=f.req(w, "stream_id", str), last_seq=f.opt(w, "last_seq", int))
 
 
 @dataclass(frozen=True, slots=True)
