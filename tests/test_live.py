@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import statistics
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from icecast import Icecast, running_icecast
 from waiting import connected, wait_until
 
 from devices.player import Job
@@ -18,7 +20,7 @@ from speakerctl.app.bulletins import import_bulletin
 from speakerctl.app.context import open_store
 from speakerctl.app.live import LiveRequest, stream_live
 from speakerctl.audio import generate_tone
-from speakerctl.audio.ffmpeg import measure
+from speakerctl.audio.ffmpeg import Measurement, measure
 from speakerctl.audio.ogg import ogg_opus
 from speakerctl.broker.link import Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoProcess
@@ -26,7 +28,7 @@ from speakerctl.clock import to_ms
 from speakerctl.config import Settings
 from speakerctl.controller.live import NO_LIVE, OFFLINE
 from speakerctl.controller.service import BroadcastRequest, Controller
-from speakerctl.errors import LiveSourceError
+from speakerctl.errors import LiveSourceError, SourceStalled
 from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.protocol.live import LiveFrame, live_topic, pack_frame
@@ -194,3 +196,60 @@ async def test_a_frame_forged_by_a_broker_client_without_the_key_is_ignored_and_
         assert report.clusters[device_id].forged == 1
         played = [p for f in rig.fleet.devices[device_id].output.live_frames for p in f.packets]
         assert b"EVIL" * 20 not in played and len(played) >= 150
+
+
+# -- relays from a real Icecast ------------------------------------------------------------------
+
+
+@pytest.fixture
+def icecast() -> Iterator[Icecast]:
+    with running_icecast() as server:
+        yield server
+
+
+def _decoded(rig: LiveRig, device_id: str, name: str) -> Measurement:
+    packets = [p for frame in rig.fleet.devices[device_id].output.live_frames for p in frame.packets]
+    path = rig.tmp / name
+    path.write_bytes(ogg_opus(packets, samples_per_packet=960))
+    return measure(path, context="received live audio")
+
+
+async def test_a_relay_of_an_icecast_station_reaches_the_clusters_intact(
+    rig: LiveRig, icecast: Icecast
+) -> None:
+    with icecast.feed("vov1.ogg"):
+        request = _request(icecast.mount_url("vov1.ogg"), duration_s=3.0)
+        report = await stream_live(rig.controller, request)
+    assert report.end_reason == "finished" and report.audio_ms >= 3000
+    live_ids = [d for d in rig.fleet.devices if d != rig.legacy]
+    for device_id in live_ids:
+        assert report.clusters[device_id].played == report.frames
+    heard = _decoded(rig, live_ids[0], "relayed.opus")
+    assert abs(heard.duration_ms - report.audio_ms) <= 100
+    assert not heard.loudness.silent and heard.loudness.integrated_lufs > -30
+    assert rig.controller.store.live.get(report.stream_id).source == request.source
+
+
+async def test_a_page_that_is_not_audio_is_refused_and_nothing_plays(rig: LiveRig, icecast: Icecast) -> None:
+    (icecast.directory / "web" / "tin-tuc.html").write_text("<html>Tin tức</html>", encoding="utf-8")
+    with pytest.raises(LiveSourceError, match="not an audio stream"):
+        await stream_live(rig.controller, _request(icecast.mount_url("tin-tuc.html")))
+    assert rig.controller.store.live.latest() == []
+    assert all(d.output.live_frames == [] for d in rig.fleet.devices.values())
+
+
+async def test_a_stalling_station_ends_the_relay_and_every_cluster_stops(
+    rig: LiveRig, icecast: Icecast
+) -> None:
+    live_ids = [d for d in rig.fleet.devices if d != rig.legacy]
+    agents = [rig.fleet.devices[d].agent for d in live_ids]
+    with icecast.feed("vov1.ogg") as feeder:
+        request = _request(icecast.mount_url("vov1.ogg"), stall_s=2.0)
+        task = asyncio.create_task(stream_live(rig.controller, request))
+        await wait_until(lambda: all(rig.fleet.devices[d].output.live_frames for d in live_ids), "audio")
+        feeder.send_signal(signal.SIGSTOP)  # the station's encoder hangs; Icecast keeps the connection
+        with pytest.raises(SourceStalled, match="sent no audio for 2 s"):
+            await task
+    await wait_until(lambda: not any(a.live_streams() for a in agents), "every cluster stopped")
+    record = rig.controller.store.live.latest()[0]
+    assert record.end_reason == "source_failed" and record.ended_at is not None

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from speakerctl.broker.link import Link
 from speakerctl.clock import Clock, to_ms
 from speakerctl.controller.ingest import Ingestor
-from speakerctl.errors import LinkError
+from speakerctl.errors import LinkError, LiveSourceError
 from speakerctl.protocol import Command, Priority, codec
 from speakerctl.protocol.limits import LIVE_ANNOUNCE_MS
 from speakerctl.protocol.live import (
@@ -38,6 +38,8 @@ from speakerctl.protocol.signing import Signer
 
 MQTT_OVERHEAD = 4
 """Bytes an MQTT 3.1.1 QoS 0 publish adds besides its topic: fixed header (2) and topic length (2)."""
+SOURCE_FAILED = "source_failed"
+"""A stream's end reason when its source failed (unreachable, not audio, stalled)."""
 NO_LIVE = "no live support (firmware before protocol v1.2)"
 OFFLINE = "offline"
 LAG_REBASE_S = 0.5
@@ -135,6 +137,15 @@ async def send_stop(
         await link.publish(topic, codec.encode(signer.sign_for(command, topic)), qos=1)
 
 
+def _end_reason(exc: BaseException, so_far: str) -> str:
+    """Why a stream that raised ended: its source failed, or it was stopped."""
+    if isinstance(exc, LiveSourceError):
+        return SOURCE_FAILED
+    if isinstance(exc, BaseExceptionGroup) and exc.subgroup(LiveSourceError) is not None:
+        return SOURCE_FAILED
+    return so_far or LiveEnd.STOPPED.value
+
+
 def stream_id(now: datetime) -> str:
     """A fresh stream id: `live-<UTC time>-<random>`."""
     return f"live-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
@@ -200,14 +211,16 @@ class LiveSession:
         try:
             await self._announce()
             await asyncio.sleep(self.options.preroll_ms / 1000)
-            async with asyncio.TaskGroup() as tg:
-                announcer = tg.create_task(self._reannounce())
-                try:
-                    self.report.end_reason = await self._send(packets, progress)
-                finally:
-                    announcer.cancel()
-        except BaseException:
-            self.report.end_reason = self.report.end_reason or LiveEnd.STOPPED.value
+            # A task of our own rather than a TaskGroup, so a source error reaches the caller as itself.
+            announcer = asyncio.create_task(self._reannounce())
+            try:
+                self.report.end_reason = await self._send(packets, progress)
+            finally:
+                announcer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await announcer
+        except BaseException as exc:
+            self.report.end_reason = _end_reason(exc, self.report.end_reason)
             await asyncio.shield(self._stop())
             raise
         else:
