@@ -148,6 +148,10 @@ class LiveReceiver:
             self.late += 1
             return
         stream.buffer[frame.seq] = frame
+        # Each frame is also a clock sample, like a command's issued_at: the controller sends it when
+        # its last sample is captured (protocol §18.3).
+        sent_ms = frame.capture_ts_ms + len(frame.packets) * stream.start.packet_ms
+        self._offset.sample(sent_ms, self._clock.now_ms())
         if len(stream.buffer) > MAX_BUFFERED:
             del stream.buffer[min(stream.buffer)]
         stream.last_arrival_ms = self._clock.now_ms()

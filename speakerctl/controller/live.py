@@ -297,7 +297,9 @@ class LiveSession:
 
     async def _send_frame(self, topic: str, packets: list[bytes]) -> None:
         position_ms = self.report.audio_ms
-        await self._pace(position_ms)
+        # A frame leaves once its last sample has been captured, as from a microphone or a station:
+        # a file played as if live is held to the same timing.
+        await self._pace(position_ms + len(packets) * self.options.packet_ms)
         frame = LiveFrame(self.report.frames, self._epoch_ms + position_ms, tuple(packets))
         payload = pack_frame(frame, self.stream_id, self.key)
         await self.link.publish(topic, payload, qos=0)
