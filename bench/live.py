@@ -5,7 +5,7 @@ Prints `name: value` lines:
   live_latency_p50_ms/_p95   capture time → the simulated cluster's output time (play-out delay included)
   live_sync_p99_ms           spread of one frame's output time across the clusters of one commune
   live_egress_ratio          controller bytes out (MQTT framing included) / Opus bytes of the stream
-  live_egress_ratio_400ms    the same with 400 ms frames (half the per-frame signature overhead)
+  live_egress_ratio_200ms    the same with 200 ms frames (twice the per-frame signature overhead)
   live_loss_ratio_2pct       audible frame loss with 2 % TCP packet loss on every cluster link
   live_loss_ratio_2pct_drop  the same with 2 % of frames dropped outright (a path that never retransmits)
   live_controller_cpu_pct    CPU of the controller process and its ffmpeg per stream, % of one core
@@ -176,8 +176,8 @@ async def bench(clusters: int, seconds: float, delay_ms: int, root: Path) -> dic
                 results["live_clusters_played"] = sum(c.played > 0 for c in report.clusters.values())
                 links = faulty_links(fleet)
                 _set_faults(fleet, links, FaultProfile())
-                report = await stream_live(controller, replace(request, frame_ms=400))
-                results["live_egress_ratio_400ms"] = report.egress_bytes / _opus_bytes(fleet)
+                report = await stream_live(controller, replace(request, frame_ms=200))
+                results["live_egress_ratio_200ms"] = report.egress_bytes / _opus_bytes(fleet)
                 _set_faults(fleet, links, FaultProfile(packet_loss=0.02))
                 report = await stream_live(controller, request)
                 results["live_loss_ratio_2pct"] = audible_loss(fleet, report)

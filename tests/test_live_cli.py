@@ -26,6 +26,12 @@ def _speakerctl(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _ok(runner: CliRunner, args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
 def _rows(db: Path, query: str) -> list[tuple[object, ...]]:
     with sqlite3.connect(db) as conn:
         return list(conn.execute(query))
@@ -43,7 +49,7 @@ def test_live_file_reaches_the_fleet_and_ctrl_c_stops_every_cluster(tmp_path: Pa
         result = runner.invoke(app, [*args, "--json"])
         assert result.exit_code == 0, (result.output, result.exception)
         outcome = json.loads(result.output)
-        assert outcome["end_reason"] == "finished" and outcome["frames"] >= 10
+        assert outcome["end_reason"] == "finished" and outcome["frames"] >= 5
         played = [c for c in outcome["clusters"].values() if c["played"] == outcome["frames"]]
         assert len(played) == 30, [
             (c["played"], c["lost"], c["underruns"]) for c in outcome["clusters"].values()
@@ -63,6 +69,12 @@ def test_live_file_reaches_the_fleet_and_ctrl_c_stops_every_cluster(tmp_path: Pa
         assert "ended (stopped)" in out
     reasons = _rows(db, "SELECT reason, count(*) FROM live_clusters WHERE reason != '' GROUP BY reason")
     assert dict(reasons) == {"stopped": 60}  # 30 clusters × 2 streams, each ended by its live_stop
+    streams = json.loads(_ok(runner, [*opts, "live", "list", "--json"]))
+    assert [s["end_reason"] for s in streams] == ["stopped", "finished"]
+    assert all(s["clusters_played"] == 30 and s["actor"] for s in streams)
+    detail = json.loads(_ok(runner, [*opts, "live", "show", streams[1]["stream"], "--json"]))
+    assert detail["source"] == str(tone) and len([c for c in detail["clusters"] if c["played"]]) == 30
+    assert "finished" in _ok(runner, [*opts, "live", "list"])
 
 
 def test_bad_sources_are_one_line_errors_with_an_exit_code(tmp_path: Path) -> None:

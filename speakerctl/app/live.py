@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 from speakerctl.app.context import AppContext
+from speakerctl.app.live_views import LiveStreamDetailView, LiveStreamView, stream_detail, stream_view
 from speakerctl.app.runtime import running_controller
 from speakerctl.audio.live import LiveEncoding, is_url, opus_packets
 from speakerctl.clock import from_ms
@@ -31,7 +32,8 @@ class LiveRequest:
     priority: Priority = Priority.NORMAL
     duration_s: float | None = None
     delay_ms: int = 1500
-    frame_ms: int = 200
+    frame_ms: int = 400
+    """400 ms frames keep the signature and topic overhead under 10 % (bench/live.py)."""
     stall_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -141,6 +143,18 @@ def _cluster(c: ClusterLive) -> LiveClusterRecord:
     )
 
 
+def recent(ctx: AppContext, limit: int = 20) -> list[LiveStreamView]:
+    """The latest live streams, newest first, with how the clusters fared."""
+    with ctx.store(sync_inventory=False) as store:
+        return [stream_view(r, store.live.clusters(r.id)) for r in store.live.latest(limit)]
+
+
+def show(ctx: AppContext, stream: str) -> LiveStreamDetailView:
+    """One live stream, cluster by cluster (NotFound if there is none by that id)."""
+    with ctx.store(sync_inventory=False) as store:
+        return stream_detail(store.live.get(stream), store.live.clusters(stream))
+
+
 async def stop_live(ctx: AppContext) -> list[str]:
     """Stop every live stream the store shows running (started by any process); their ids."""
     async with running_controller(ctx) as controller:
@@ -172,4 +186,13 @@ def with_priority(request: LiveRequest, level: str) -> LiveRequest:
         ) from None
 
 
-__all__ = ["LiveRequest", "live", "parse_duration", "stop_live", "stream_live", "with_priority"]
+__all__ = [
+    "LiveRequest",
+    "live",
+    "parse_duration",
+    "recent",
+    "show",
+    "stop_live",
+    "stream_live",
+    "with_priority",
+]

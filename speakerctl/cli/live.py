@@ -15,7 +15,8 @@ from rich.table import Table
 
 from speakerctl.app import live as live_app
 from speakerctl.app.live import LiveRequest
-from speakerctl.cli.common import Exit, console, console_err, current_actor, run, state
+from speakerctl.cli.common import Exit, console, console_err, current_actor, print_json, run, state
+from speakerctl.cli.text import safe
 from speakerctl.controller.live import LiveReport
 from speakerctl.i18n import _
 
@@ -54,6 +55,39 @@ def file(
 ) -> None:
     """Play a local file as if it were live (rehearsals, tests)."""
     _stream(str(path), to, for_, priority, delay, as_json)
+
+
+@app.command("list")
+def list_(as_json: AsJson = False) -> None:
+    """The latest live streams: source, who started them, how they ended, clusters that played."""
+    streams = live_app.recent(state.context())
+    if as_json:
+        print_json(streams)
+        return
+    table = Table(_("stream"), _("source"), _("by"), _("started"), _("end"), _("played"), _("skipped"))
+    for s in streams:
+        started = s.started_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        end = s.end_reason or _("running")
+        table.add_row(safe(s.stream), safe(s.source), safe(s.actor), started, safe(end),
+                      str(s.clusters_played), str(s.clusters_skipped))  # fmt: skip
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    stream: Annotated[str, typer.Argument(help="Stream id (see `live list`).")], as_json: AsJson = False
+) -> None:
+    """One live stream, cluster by cluster: when each played it, underruns, frames lost."""
+    detail = live_app.show(state.context(), stream)
+    if as_json:
+        print_json(detail)
+        return
+    table = Table(_("cluster"), _("played"), _("lost"), _("underruns"), _("end"))
+    for c in detail.clusters:
+        table.add_row(
+            safe(c.device), str(c.played), str(c.lost), str(c.underruns), safe(c.skipped or c.reason)
+        )
+    console.print(table)
 
 
 @app.command("stop")

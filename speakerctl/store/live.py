@@ -9,6 +9,7 @@ from sqlalchemy import Column, ForeignKey, Integer, RowMapping, String, Table, i
 from sqlmodel import SQLModel
 
 from speakerctl.errors import NotFound
+from speakerctl.i18n import _
 from speakerctl.store.engine import Sessions
 from speakerctl.store.tables import UTCDateTime
 
@@ -116,7 +117,7 @@ class LiveRepository:
         with self._db.begin(write=False) as c:
             row = c.execute(select(live_streams).where(live_streams.c.id == stream_id)).mappings().first()
         if row is None:
-            raise NotFound(f"no live stream {stream_id!r}", hint="see `speakerctl live list`")
+            raise NotFound(_("no live stream {id!r}").format(id=stream_id))
         return _record(row)
 
     def clusters(self, stream_id: str) -> list[LiveClusterRecord]:
