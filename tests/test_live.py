@@ -253,3 +253,27 @@ async def test_a_stalling_station_ends_the_relay_and_every_cluster_stops(
     await wait_until(lambda: not any(a.live_streams() for a in agents), "every cluster stopped")
     record = rig.controller.store.live.latest()[0]
     assert record.end_reason == "source_failed" and record.ended_at is not None
+
+
+async def test_a_relay_falls_back_to_silence_while_the_station_is_away_and_returns_with_it(
+    rig: LiveRig, icecast: Icecast
+) -> None:
+    live_ids = [d for d in rig.fleet.devices if d != rig.legacy]
+    outputs = [rig.fleet.devices[d].output for d in live_ids]
+    stop = asyncio.Event()
+    with icecast.feed("vov1.ogg") as feeder:
+        request = _request(icecast.mount_url("vov1.ogg"), stall_s=1.5, fallback_s=30.0)
+        task = asyncio.create_task(stream_live(rig.controller, request, stop=stop))
+        await wait_until(lambda: all(o.live_frames for o in outputs), "the relay on air")
+        feeder.send_signal(signal.SIGSTOP)  # the station's encoder hangs
+        silent = b"\xf8\xff\xfe"
+        await wait_until(lambda: all(silent in o.live_frames[-1].packets for o in outputs), "silence on air")
+        assert not task.done() and all(
+            a.agent.live_streams() for a in rig.fleet.devices.values() if a.output in outputs
+        )
+        feeder.send_signal(signal.SIGCONT)  # the station is back: so is its audio
+        await wait_until(lambda: all(silent not in o.live_frames[-1].packets for o in outputs), "the station")
+        stop.set()
+        report = await task
+    assert report.end_reason == "stopped" and report.source_outages == 1
+    assert all(report.clusters[d].reason == "stopped" for d in live_ids)

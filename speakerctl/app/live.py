@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 from speakerctl.app.context import AppContext
 from speakerctl.app.live_views import LiveStreamDetailView, LiveStreamView, stream_detail, stream_view
 from speakerctl.app.runtime import running_controller
-from speakerctl.audio.live import LiveEncoding, is_url, opus_packets
+from speakerctl.audio.live import LiveEncoding, is_url, resilient_packets
 from speakerctl.clock import from_ms
 from speakerctl.controller.live import ClusterLive, LiveOptions, LiveReport, LiveSession, Progress, send_stop
 from speakerctl.controller.planning import resolve_targets
@@ -17,9 +18,12 @@ from speakerctl.controller.service import Controller
 from speakerctl.errors import LiveSourceError, UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Priority
+from speakerctl.protocol.limits import MAX_LIVE_STALL_MS
 from speakerctl.store import LiveClusterRecord, LiveRecord, Store
 
 MAX_DURATION_S = 24 * 3600
+CLUSTER_STALL_MARGIN_MS = 10_000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,8 @@ class LiveRequest:
     frame_ms: int = 400
     """400 ms frames keep the signature and topic overhead under 10 % (bench/live.py)."""
     stall_s: float = 10.0
+    fallback_s: float = 0.0
+    """A relay whose station stalls or drops sends silence and retries for this long before it ends."""
 
     def __post_init__(self) -> None:
         if self.duration_s is not None and not 0 < self.duration_s <= MAX_DURATION_S:
@@ -47,7 +53,8 @@ class LiveRequest:
             priority=self.priority,
             frame_ms=self.frame_ms,
             delay_ms=self.delay_ms,
-            stall_ms=int(self.stall_s * 1000),
+            # Clusters wait longer than the source's own stall timeout, so a relay can fall back first.
+            stall_ms=min(MAX_LIVE_STALL_MS, int(self.stall_s * 1000) + CLUSTER_STALL_MARGIN_MS),
             duration_s=self.duration_s,
             title=title,
             source=self.source[:200],
@@ -64,6 +71,22 @@ def parse_duration(text: str) -> float:
         raise UsageError(
             _("cannot read the duration {text!r}").format(text=text), hint=_("e.g. 30m")
         ) from None
+
+
+@dataclass(slots=True)
+class Outages:
+    """A relay's source outages: counted for the report, logged as they come and go."""
+
+    source: str
+    count: int = 0
+
+    def note(self, error: LiveSourceError | None) -> None:
+        """The source went away (with why), or came back (None)."""
+        if error is None:
+            log.warning("live source %s is back", self.source)
+            return
+        self.count += 1
+        log.warning("live source %s is away (%s): sending silence while it is reopened", self.source, error)
 
 
 async def first_then_rest(packets: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -88,8 +111,9 @@ async def stream_live(
 ) -> LiveReport:
     """Send a live source to the request's zones through a running controller, until it ends or `stop`."""
     cmd_topics, devices = await asyncio.to_thread(resolve_targets, controller.store, request.targets)
-    encoding = LiveEncoding(stall_s=request.stall_s)
-    packets = opus_packets(request.source, encoding=encoding)
+    encoding = LiveEncoding(stall_s=request.stall_s, fallback_s=request.fallback_s)
+    outages = Outages(request.source)
+    packets = resilient_packets(request.source, encoding=encoding, on_outage=outages.note)
     try:
         ready = await first_then_rest(packets)
         options = request.options()
@@ -108,6 +132,7 @@ async def stream_live(
         try:
             report = await session.run(ready, progress)
         finally:
+            session.report.source_outages = outages.count
             await asyncio.shield(asyncio.to_thread(_record_end, controller.store, controller, session))
         return report
     finally:

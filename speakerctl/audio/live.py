@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,13 @@ from speakerctl.audio.ogg import OggReader
 from speakerctl.audio.processing import Processing, limiter
 from speakerctl.errors import LiveSourceError, SourceStalled
 
+SILENCE_PACKET = b"\xf8\xff\xfe"
+"""A 20 ms Opus packet of silence (CELT, full band, mono): what a relay sends while its source is away."""
+SILENCE_MS = 20
+RETRY_S = 2.0
+"""While a relay's source is away, how much silence goes out between two attempts to reopen it."""
+OutageListener = Callable[[LiveSourceError | None], None]
+"""Told when a relay's source goes away (with why) and when it is back (None)."""
 URL_PROTOCOLS = "http,https,tcp,tls,crypto,hls,httpproxy"
 """What a relay URL may use: no file, pipe or concat, so a URL cannot read the controller's files."""
 _URL = re.compile(r"^https?://", re.IGNORECASE)
@@ -45,6 +52,8 @@ class LiveEncoding:
     bitrate: int = 48_000
     stall_s: float = 10.0
     """No byte from ffmpeg for this long: the source stalled."""
+    fallback_s: float = 0.0
+    """A relay whose source fails after it started sends silence and retries for this long; 0: it ends."""
 
 
 def is_url(source: str) -> bool:
@@ -143,3 +152,50 @@ async def _end(process: asyncio.subprocess.Process) -> None:
     # Drain the pipes: with a full, paused stdout reader, wait() alone would never see the exit.
     with contextlib.suppress(ProcessLookupError):
         await process.communicate()
+
+
+async def resilient_packets(
+    source: str,
+    processing: Processing | None = None,
+    encoding: LiveEncoding | None = None,
+    on_outage: OutageListener | None = None,
+) -> AsyncGenerator[bytes]:
+    """`opus_packets`, but a source that fails once it has started is replaced by silence and reopened
+    every RETRY_S until it comes back or `fallback_s` has passed (then its error is raised)."""
+    encoding = encoding or LiveEncoding()
+    if encoding.fallback_s > 0 and encoding.packet_ms != SILENCE_MS:
+        raise LiveSourceError(f"a relay with a fallback needs {SILENCE_MS} ms packets")
+    loop, away_since, started = asyncio.get_running_loop(), None, False
+    while True:
+        try:
+            async for packet in _attempt(source, processing, encoding):
+                if away_since is not None and on_outage is not None:
+                    on_outage(None)
+                away_since, started = None, True
+                yield packet
+            if not is_url(source) or encoding.fallback_s <= 0:
+                return
+            # A station does not end: a stream that closes is an outage, like a stall.
+            raise LiveSourceError(f"{source} closed its stream")
+        except LiveSourceError as exc:
+            # A source that never worked is a mistake to report at once, not an outage to wait out.
+            now = loop.time()
+            first_failure = away_since is None
+            away_since = now if away_since is None else away_since
+            if not started or encoding.fallback_s <= 0 or now - away_since > encoding.fallback_s:
+                raise
+            if first_failure and on_outage is not None:
+                on_outage(exc)
+        for _ in range(int(RETRY_S * 1000) // SILENCE_MS):
+            yield SILENCE_PACKET
+
+
+async def _attempt(
+    source: str, processing: Processing | None, encoding: LiveEncoding
+) -> AsyncIterator[bytes]:
+    packets = opus_packets(source, processing, encoding)
+    try:
+        async for packet in packets:
+            yield packet
+    finally:
+        await packets.aclose()

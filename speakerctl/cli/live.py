@@ -38,10 +38,13 @@ def relay(
     for_: For = None,
     priority: PriorityOpt = "normal",
     delay: Delay = 1500,
+    fallback: Annotated[
+        str, typer.Option(help="If the station stalls: silence and retries this long (0: stop at once).")
+    ] = "60s",
     as_json: AsJson = False,
 ) -> None:
     """Relay a station (tiếp sóng) to zones until it ends, --for is up, or Ctrl-C."""
-    _stream(url, to, for_, priority, delay, as_json)
+    _stream(url, to, for_, priority, delay, as_json, live_app.parse_duration(fallback))
 
 
 @app.command("file")
@@ -100,9 +103,20 @@ def stop() -> None:
         console.print(_("stopped {stream}").format(stream=stream))
 
 
-def _stream(source: str, to: list[str], for_: str | None, priority: str, delay: int, as_json: bool) -> None:
+def _stream(
+    source: str,
+    to: list[str],
+    for_: str | None,
+    priority: str,
+    delay: int,
+    as_json: bool,
+    fallback_s: float = 0.0,
+) -> None:
     duration = live_app.parse_duration(for_) if for_ else None
-    request = LiveRequest(source, tuple(to), current_actor().name, duration_s=duration, delay_ms=delay)
+    actor = current_actor().name
+    request = LiveRequest(
+        source, tuple(to), actor, duration_s=duration, delay_ms=delay, fallback_s=fallback_s
+    )
     request = live_app.with_priority(request, priority)  # usage errors before connecting
     report = run(_until_interrupted(request, quiet=as_json))
     if as_json:
@@ -172,6 +186,8 @@ def _summary(report: LiveReport) -> None:
     table.add_row(_("played"), str(len(played)))
     table.add_row(_("with underruns"), str(report.underrunning))
     table.add_row(_("frames lost"), str(sum(c.lost for c in played)))
+    if report.source_outages:
+        table.add_row(_("source outages (silence sent)"), str(report.source_outages))
     for reason in sorted(set(report.skipped.values())):
         table.add_row(
             _("skipped: {reason}").format(reason=reason), str(list(report.skipped.values()).count(reason))

@@ -107,6 +107,8 @@ class LiveReport:
     payload_bytes: int = 0
     egress_bytes: int = 0
     end_reason: str = ""
+    source_outages: int = 0
+    """Times a relay's source went away and silence was sent while it was reopened."""
 
     @property
     def listening(self) -> int:
