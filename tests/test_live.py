@@ -277,3 +277,27 @@ async def test_a_relay_falls_back_to_silence_while_the_station_is_away_and_retur
         report = await task
     assert report.end_reason == "stopped" and report.source_outages == 1
     assert all(report.clusters[d].reason == "stopped" for d in live_ids)
+
+
+async def test_a_cluster_that_comes_online_mid_stream_joins_at_the_live_point_in_step(rig: LiveRig) -> None:
+    live_ids = [d for d in rig.fleet.devices if d != rig.legacy]
+    late_id, others = live_ids[0], live_ids[1:]
+    running = next(t for t in asyncio.all_tasks() if t.get_name() == late_id)
+    running.cancel()  # the cluster is off when the stream starts
+    await asyncio.wait([running])
+    tone = generate_tone(12.0, path=rig.tmp / "long.wav")
+    task = asyncio.create_task(stream_live(rig.controller, _request(tone)))
+    first = rig.fleet.devices[others[0]].output
+    await wait_until(lambda: len(first.live_frames) >= 5, "two seconds on air")
+    late = rig.fleet.rebuild(late_id)  # powered on: a fresh agent, its persistent session on the broker
+    joined = asyncio.create_task(late.agent.run())
+    try:
+        report = await task
+    finally:
+        joined.cancel()
+        await asyncio.wait([joined])
+    played = late.output.live_frames
+    assert played and played[0].seq >= 5 and report.clusters[late_id].reason == "stopped"
+    assert [f.seq for f in played] == list(range(played[0].seq, report.frames))
+    at = {f.seq: f.host_ms for f in first.live_frames}
+    assert max(abs(f.host_ms - at[f.seq]) for f in played) < 50  # in step with its neighbours
