@@ -87,9 +87,13 @@ def test_bad_sources_are_one_line_errors_with_an_exit_code(tmp_path: Path) -> No
         junk.write_text("<html>không phải âm thanh</html>")
         not_audio = _speakerctl(*data, "--broker", broker.url, "live", "file", str(junk), "--to", CITY)
         nothing = _speakerctl(*data, "--broker", broker.url, "live", "stop")
+        no_mic = _speakerctl(
+            *data, "--broker", broker.url, "live", "mic", "--to", CITY, "--device", "khong-co"
+        )
     assert unreachable.returncode == 6 and "cannot reach" in unreachable.stderr, unreachable.stderr
     assert not_audio.returncode == 6 and "not an audio stream" in not_audio.stderr, not_audio.stderr
-    for result in (unreachable, not_audio):
+    assert no_mic.returncode == 6 and "no microphone" in no_mic.stderr, no_mic.stderr
+    for result in (unreachable, not_audio, no_mic):
         assert "Traceback" not in result.stderr and "hint:" in result.stderr
     assert nothing.returncode == 0 and "no live stream is running" in nothing.stdout
     bad_for = _speakerctl(*data, "live", "file", str(junk), "--to", CITY, "--for", "soon")

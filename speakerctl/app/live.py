@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from speakerctl.app.context import AppContext
 from speakerctl.app.live_views import LiveStreamDetailView, LiveStreamView, stream_detail, stream_view
 from speakerctl.app.runtime import running_controller
-from speakerctl.audio.live import LiveEncoding, is_url, resilient_packets
+from speakerctl.audio.live import LiveEncoding, is_url, microphone, resilient_packets
 from speakerctl.clock import from_ms
 from speakerctl.controller.live import ClusterLive, LiveOptions, LiveReport, LiveSession, Progress, send_stop
 from speakerctl.controller.planning import resolve_targets
@@ -214,6 +214,7 @@ def with_priority(request: LiveRequest, level: str) -> LiveRequest:
 __all__ = [
     "LiveRequest",
     "live",
+    "microphone",
     "parse_duration",
     "recent",
     "show",

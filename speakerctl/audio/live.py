@@ -56,12 +56,23 @@ class LiveEncoding:
     """A relay whose source fails after it started sends silence and retries for this long; 0: it ends."""
 
 
+MIC_PREFIX = "mic:"
+"""A source `mic:NAME` is the PulseAudio capture device NAME (`mic:default`: the default microphone)."""
+
+
+def microphone(device: str = "default") -> str:
+    """The source text of a microphone (what `opus_packets` takes and the store records)."""
+    return f"{MIC_PREFIX}{device}"
+
+
 def is_url(source: str) -> bool:
     """Whether a source is an HTTP(S) URL rather than a local file."""
     return bool(_URL.match(source))
 
 
 def _input(source: str) -> list[str]:
+    if source.startswith(MIC_PREFIX):
+        return ["-f", "pulse", "-name", "speakerctl", "-i", source.removeprefix(MIC_PREFIX) or "default"]
     if is_url(source):
         return ["-protocol_whitelist", URL_PROTOCOLS, "-rw_timeout", "10000000", "-i", source]
     path = Path(source)
@@ -138,6 +149,11 @@ async def _read(process: asyncio.subprocess.Process, source: str, stall_s: float
 
 def _failure(source: str, stderr: str) -> LiveSourceError:
     reason = failure_reason(stderr)
+    if source.startswith(MIC_PREFIX):
+        return LiveSourceError(
+            f"no microphone: cannot open {source.removeprefix(MIC_PREFIX)!r} ({reason})",
+            hint="plug in the microphone and check PulseAudio sees it: pactl list sources short",
+        )
     if any(m in stderr for m in UNREACHABLE_MARKERS):
         return LiveSourceError(f"cannot reach {source}: {reason}", hint="check the URL and the network")
     if any(m in stderr for m in NOT_AUDIO_MARKERS) or "ffmpeg failed" in reason:

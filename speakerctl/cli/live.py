@@ -60,6 +60,21 @@ def file(
     _stream(str(path), to, for_, priority, delay, as_json)
 
 
+@app.command("mic")
+def mic(
+    to: To,
+    device: Annotated[
+        str, typer.Option(help="PulseAudio source (see `pactl list sources short`).")
+    ] = "default",
+    for_: For = None,
+    priority: PriorityOpt = "normal",
+    delay: Delay = 1500,
+    as_json: AsJson = False,
+) -> None:
+    """Speak live from this machine's microphone, levelled for loudspeakers, until --for or Ctrl-C."""
+    _stream(live_app.microphone(device), to, for_, priority, delay, as_json)
+
+
 @app.command("list")
 def list_(as_json: AsJson = False) -> None:
     """The latest live streams: source, who started them, how they ended, clusters that played."""
