@@ -60,7 +60,7 @@ class Stream:
     started: bool = False
     stopping: bool = False
     stop_after: int | None = None
-    """The last frame to play once stopping (from live_stop); None: stop when the buffer is empty."""
+    """The last frame to play once stopping (from live_stop)."""
 
     @property
     def finished(self) -> bool:
@@ -115,12 +115,12 @@ class LiveReceiver:
         return True
 
     def stop(self, stream_id: str, last_seq: int | None = None) -> None:
-        """End a stream on live_stop: a playing one once its last frame has played, a queued one now."""
+        """End a stream on live_stop: once `last_seq` has played if it names one, else (and if queued) now."""
         stream = self.streams.get(stream_id)
         current = self._player.current
         if stream is None:
             return
-        if current is not None and current.broadcast_id == stream_id:
+        if last_seq is not None and current is not None and current.broadcast_id == stream_id:
             # Frames and commands travel on different topics: the last frames may still be on their way.
             stream.stopping, stream.stop_after = True, last_seq
             stream.arrived.set()

@@ -67,12 +67,19 @@ def test_live_file_reaches_the_fleet_and_ctrl_c_stops_every_cluster(tmp_path: Pa
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
         assert "ended (stopped)" in out
+        # Once more, stopped from another terminal with `live stop`.
+        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until_sync(lambda: _rows(db, query)[0][0] == 30, "every cluster playing the second stream")
+        stopped = _speakerctl(*opts, "--broker", broker.url, "live", "stop")
+        assert stopped.returncode == 0 and "stopped live-" in stopped.stdout, stopped.stderr
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0 and "ended (stopped)" in out, err
     reasons = _rows(db, "SELECT reason, count(*) FROM live_clusters WHERE reason != '' GROUP BY reason")
-    assert dict(reasons) == {"stopped": 60}  # 30 clusters × 2 streams, each ended by its live_stop
+    assert dict(reasons) == {"stopped": 90}  # 30 clusters × 3 streams, each ended by a live_stop
     streams = json.loads(_ok(runner, [*opts, "live", "list", "--json"]))
-    assert [s["end_reason"] for s in streams] == ["stopped", "finished"]
+    assert [s["end_reason"] for s in streams] == ["stopped", "stopped", "finished"]
     assert all(s["clusters_played"] == 30 and s["actor"] for s in streams)
-    detail = json.loads(_ok(runner, [*opts, "live", "show", streams[1]["stream"], "--json"]))
+    detail = json.loads(_ok(runner, [*opts, "live", "show", streams[2]["stream"], "--json"]))
     assert detail["source"] == str(tone) and len([c for c in detail["clusters"] if c["played"]]) == 30
     assert "finished" in _ok(runner, [*opts, "live", "list"])
 

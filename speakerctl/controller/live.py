@@ -252,6 +252,8 @@ class LiveSession:
     async def _reannounce(self) -> None:
         while True:
             await asyncio.sleep(self.options.announce_ms / 1000)
+            if self._stopped_elsewhere(all_of=False):
+                continue  # announcing now would start again what `live stop` just ended
             with contextlib.suppress(LinkError):
                 await self._announce()
 
@@ -292,11 +294,15 @@ class LiveSession:
             return True
         if o.duration_s is not None and report.audio_ms >= o.duration_s * 1000:
             return True
-        ended = [c for c in report.clusters.values() if c.ended_ms is not None]
-        # Every cluster stopped by a live_stop we did not send: someone ran `live stop`.
-        return (
-            bool(ended) and len(ended) == len(report.clusters) and all(c.reason == "stopped" for c in ended)
-        )
+        return self._stopped_elsewhere(all_of=True)
+
+    def _stopped_elsewhere(self, *, all_of: bool) -> bool:
+        """Clusters that played the stream ended it on a live_stop we did not send (`live stop`)."""
+        if self._stopping:
+            return False
+        played = [c for c in self.report.clusters.values() if c.started_ms is not None or c.ended_ms]
+        stopped = [c.ended_ms is not None and c.reason == LiveEnd.STOPPED.value for c in played]
+        return bool(played) and (all(stopped) if all_of else any(stopped))
 
     async def _send_frame(self, topic: str, packets: list[bytes]) -> None:
         position_ms = self.report.audio_ms
