@@ -12,6 +12,7 @@ from pathlib import Path
 
 from devices.cache import ContentCache, Download
 from devices.hardware import Hardware
+from devices.live import LiveReceiver
 from devices.player import Job, Player
 from devices.replay import LatestEvents, SeenIds
 from devices.schedule import OffsetEstimator
@@ -40,6 +41,7 @@ from speakerctl.protocol import (
     topics,
 )
 from speakerctl.protocol.limits import CONFIGURE_MINOR, MAX_CACHED_LISTED, MAX_MISSING_RANGES, PROTOCOL_MINOR
+from speakerctl.protocol.live import LIVE_FEATURE, LiveEvent, LiveStart, LiveStop, live_topic
 from speakerctl.protocol.messages import check_command_topic
 from speakerctl.protocol.signing import TrustedKeys
 from speakerctl.retry import Backoff, through_outages
@@ -70,6 +72,8 @@ class AgentConfig:
     """Refuse untargeted (v1.0) commands; False only while a v1.0 controller is being replaced."""
     protocol_minor: int = PROTOCOL_MINOR
     """The minor revision announced in status; below CONFIGURE_MINOR the agent acts as older firmware."""
+    live: bool = True
+    """Play live streams (v1.2) if the hardware has a live output; False: behave as a v1.1 cluster."""
 
     def __post_init__(self) -> None:
         topics.check_id(self.device_id, "device id")
@@ -126,6 +130,7 @@ class DeviceAgent:
         self._reboot_pending = False
         self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
         self._started_ms = hardware.clock.now_ms()
+        self.live = self._live_receiver()
         offline = Status(config.device_id, online=False, ts_ms=0, model=config.model)
         self.link = Link(
             address,
@@ -136,6 +141,23 @@ class DeviceAgent:
             on_connect=self._on_connect,
             fallbacks=fallbacks,
         )
+
+    def _live_receiver(self) -> LiveReceiver | None:
+        if not self.config.live or self.hw.live is None:
+            return None
+        return LiveReceiver(
+            self.config.device_id,
+            self.player,
+            self.hw.live,
+            self.hw.clock,
+            self.offset,
+            self._emit_live,
+            lambda stream_id: self._unsubscribe.add(live_topic(stream_id)),
+        )
+
+    def live_streams(self) -> list[str]:
+        """The live streams this cluster plays or has queued."""
+        return list(self.live.streams) if self.live is not None else []
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -190,7 +212,7 @@ class DeviceAgent:
             firmware=self.config.firmware,
             model=self.config.model,
             volume=self.player.volume,
-            playing=current.play.broadcast_id if current else None,
+            playing=current.broadcast_id if current else None,
             uptime_s=(now - self._started_ms) // 1000,
             link=self.hw.telemetry.link(),
             power=self.hw.telemetry.power(),
@@ -202,6 +224,7 @@ class DeviceAgent:
             cached=tuple(hashes[:MAX_CACHED_LISTED]),
             cached_count=len(hashes),
             rejected_commands=self.counters.rejected,
+            features=(LIVE_FEATURE,) if self.live is not None else (),
         )
 
     # -- incoming ------------------------------------------------------------------------
@@ -211,6 +234,9 @@ class DeviceAgent:
             parsed = topics.parse(message.topic)
             if parsed.channel is topics.Channel.CONTENT:
                 self._on_chunk(parsed.key, message.payload)
+            elif parsed.channel is topics.Channel.LIVE:
+                if self.live is not None:
+                    self.live.on_frame(parsed.key, message.payload)
             else:
                 command = codec.decode_command(message.payload)
                 if isinstance(command.body, Configure) and not self.supports_configure:
@@ -250,10 +276,25 @@ class DeviceAgent:
             self._manage(command, body)
         elif isinstance(body, Stop):
             await self._stop(body.broadcast_id)
+        elif isinstance(body, LiveStart | LiveStop):
+            await self._on_live(command, body)
         elif command.expired(self.hw.clock.now_ms()):
             self._emit(body.broadcast_id, DeliveryState.EXPIRED, Reason.EXPIRED, "arrived expired")
         else:
             await self._accept(command, body)
+
+    async def _on_live(self, command: Command, body: LiveStart | LiveStop) -> None:
+        if self.live is None:
+            return  # a v1.1 cluster: the controller already reported it skipped
+        if isinstance(body, LiveStop):
+            self.live.stop(body.stream_id, body.last_seq)
+        elif self.live.start(command, body):
+            self._unsubscribe.discard(live_topic(body.stream_id))  # a pending leave must not undo this
+            await self._quietly(self.link.subscribe([live_topic(body.stream_id)]))
+
+    def _emit_live(self, event: LiveEvent) -> None:
+        self._enqueue(topics.device_events(self.config.device_id), codec.encode(event))
+        self._enqueue_status()
 
     def _repeat_latest(self, body: object) -> None:
         # A controller that restarted re-sends its play to learn what it missed while it was away;

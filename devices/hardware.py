@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +34,18 @@ class AudioOutput(Protocol):
         self, path: Path, codec: str, duration_ms: int, volume: int, *, offset_ms: int = 0
     ) -> None:
         """Play from `offset_ms` to the end, or raise to report a playback failure."""
+        ...
+
+
+class LiveOutput(Protocol):
+    """Where a cluster sends live audio (protocol §18): an Opus decoder feeding the amplifier."""
+
+    def play_frame(self, stream_id: str, seq: int, packets: Sequence[bytes], packet_ms: int) -> None:
+        """Queue the frame's Opus packets for output now, without blocking."""
+        ...
+
+    def conceal(self, stream_id: str, seq: int, packets: int, packet_ms: int) -> None:
+        """Fill a missing frame's time (packet loss concealment, or silence)."""
         ...
 
 
@@ -74,3 +87,5 @@ class Hardware:
     telemetry: Telemetry
     clock: Clock
     codecs: tuple[str, ...] = ("opus", "mp3")
+    live: LiveOutput | None = None
+    """The live-audio output; None: the unit plays no live streams (it does not announce `live`)."""

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devices.hardware import Amplifier, AudioOutput, Clock
 from speakerctl.protocol import Command, ContentRef, DeliveryState, Play, PreemptPolicy, Priority, Reason
@@ -34,11 +35,39 @@ class Job:
     @property
     def rank(self) -> tuple[int, int]:
         """Higher plays first: priority, then first come (or, for emergencies, newest)."""
-        newer = self.seq if self.command.priority is Priority.EMERGENCY else -self.seq
-        return (int(self.command.priority), newer)
+        return _rank(self.command, self.seq)
+
+    @property
+    def broadcast_id(self) -> str:
+        """The broadcast this job plays."""
+        return self.play.broadcast_id
+
+
+@dataclass(slots=True)
+class LiveJob:
+    """A live stream in the queue: `run` plays it until it ends and says why; `ended` hears the end."""
+
+    command: Command
+    broadcast_id: str
+    run: Callable[[], Coroutine[Any, Any, str]]
+    ended: Callable[[str], None]
+    seq: int = field(default_factory=lambda: next(_seq))
+    start_ms: int | None = None
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """Ranked exactly as a bulletin of the same priority."""
+        return _rank(self.command, self.seq)
+
+
+def _rank(command: Command, seq: int) -> tuple[int, int]:
+    newer = seq if command.priority is Priority.EMERGENCY else -seq
+    return (int(command.priority), newer)
 
 
 Emit = Callable[[Job, DeliveryState, Reason | None, str], None]
+PREEMPTED, STOPPED = "preempted", "stopped"
+"""Why a live job ended, when the player ended it (the wire reasons of protocol §18.5)."""
 
 
 class Player:
@@ -49,19 +78,19 @@ class Player:
         self._amplifier = amplifier
         self._clock = clock
         self._emit = emit
-        self._ready: list[Job] = []
-        self._current: Job | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._preempted_by: Job | None = None
+        self._ready: list[Job | LiveJob] = []
+        self._current: Job | LiveJob | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._preempted_by: Job | LiveJob | None = None
         self._wake = asyncio.Event()
         self.volume = 70
 
     @property
-    def current(self) -> Job | None:
+    def current(self) -> Job | LiveJob | None:
         """What is playing now."""
         return self._current
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job | LiveJob) -> None:
         """Queue a job; it preempts the current one if it outranks it."""
         self._ready.append(job)
         if self._task is not None and _due(job, self._clock.now_ms()) and self._outranks_current(job):
@@ -69,7 +98,7 @@ class Player:
             self._task.cancel()
         self._wake.set()
 
-    def _outranks_current(self, job: Job) -> bool:
+    def _outranks_current(self, job: Job | LiveJob) -> bool:
         current = self._current
         if current is None or job.rank <= current.rank:
             return False
@@ -77,11 +106,14 @@ class Player:
 
     def stop(self, broadcast_id: str) -> bool:
         """Drop a queued job or stop a playing one; True if there was one."""
-        for job in [j for j in self._ready if j.play.broadcast_id == broadcast_id]:
+        for job in [j for j in self._ready if j.broadcast_id == broadcast_id]:
             self._ready.remove(job)
-            self._emit(job, DeliveryState.FAILED, Reason.STOPPED, "stopped by the controller")
+            if isinstance(job, LiveJob):
+                job.ended(STOPPED)
+            else:
+                self._emit(job, DeliveryState.FAILED, Reason.STOPPED, "stopped by the controller")
             return True
-        if self._current is not None and self._current.play.broadcast_id == broadcast_id:
+        if self._current is not None and self._current.broadcast_id == broadcast_id:
             self._preempted_by = None
             if self._task is not None:
                 self._task.cancel()
@@ -95,14 +127,15 @@ class Player:
             if job is not None:
                 await self._play(job)
 
-    async def _next(self) -> Job | None:
+    async def _next(self) -> Job | LiveJob | None:
         while not self._ready:
             self._wake.clear()
             await self._wake.wait()
         now = self._clock.now_ms()
-        for job in [j for j in self._ready if j.command.expired(now)]:
-            self._ready.remove(job)
-            self._emit(job, DeliveryState.EXPIRED, Reason.EXPIRED, "expired before it could play")
+        # A queued live stream does not expire: its stall timeout ends it (`stop`).
+        for stale in [j for j in self._ready if isinstance(j, Job) and j.command.expired(now)]:
+            self._ready.remove(stale)
+            self._emit(stale, DeliveryState.EXPIRED, Reason.EXPIRED, "expired before it could play")
         due = [j for j in self._ready if _due(j, now)]
         if due:
             job = max(due, key=lambda j: j.rank)
@@ -119,7 +152,10 @@ class Player:
                     await self._wake.wait()
         return None
 
-    async def _play(self, job: Job) -> None:
+    async def _play(self, job: Job | LiveJob) -> None:
+        if isinstance(job, LiveJob):
+            await self._play_live(job)
+            return
         if self._amplifier.state == "fault":
             self._emit(job, DeliveryState.FAILED, Reason.AMPLIFIER_FAULT, "amplifier reports a fault")
             return
@@ -146,6 +182,22 @@ class Player:
         finally:
             self._current, self._task = None, None
 
+    async def _play_live(self, job: LiveJob) -> None:
+        self._current, self._preempted_by = job, None
+        self._task = task = asyncio.create_task(job.run())
+        try:
+            job.ended(str(await asyncio.shield(task)))
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                task.cancel()
+                raise
+            job.ended(PREEMPTED if self._preempted_by is not None else STOPPED)
+        except Exception as exc:  # the output is hardware: any failure ends the stream, not the player
+            log.warning("live stream %s failed: %s", job.broadcast_id, exc)
+            job.ended(STOPPED)
+        finally:
+            self._current, self._task = None, None
+
     def _report_interrupted(self, job: Job, played_ms: int) -> None:
         by = self._preempted_by
         policy = job.play.on_preempt
@@ -159,7 +211,7 @@ class Player:
             self._ready.append(job)
             self._wake.set()
         elif by is not None:
-            detail = f"preempted by {by.command.priority.wire} broadcast {by.play.broadcast_id}"
+            detail = f"preempted by {by.command.priority.wire} broadcast {by.broadcast_id}"
             self._emit(job, DeliveryState.FAILED, Reason.PREEMPTED, detail)
         else:
             self._emit(job, DeliveryState.FAILED, Reason.STOPPED, "stopped by the controller")
@@ -171,10 +223,12 @@ def _being_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def _start(job: Job) -> int | None:
-    return job.start_ms if job.start_ms is not None else job.play.start_at_ms
+def _start(job: Job | LiveJob) -> int | None:
+    if job.start_ms is not None or isinstance(job, LiveJob):
+        return job.start_ms
+    return job.play.start_at_ms
 
 
-def _due(job: Job, now_ms: int) -> bool:
+def _due(job: Job | LiveJob, now_ms: int) -> bool:
     start = _start(job)
     return start is None or start <= now_ms

@@ -36,9 +36,15 @@ class FaultProfile:
     """Added to every message."""
     bandwidth_kbps: int = 0
     """Downlink cap in kbit/s; 0: none."""
+    packet_loss: float = 0.0
+    """Probability that a message meets a lost TCP segment: it, and everything queued behind it (TCP
+    delivers in order), waits `retransmit_ms`. MQTT over TCP loses nothing; loss shows as delay."""
+    retransmit_ms: int = 300
+    live_drop: float = 0.0
+    """Probability that a live frame never arrives (a lossy path that does not retransmit)."""
 
     def __post_init__(self) -> None:
-        for name in ("chunk_loss", "corrupt_chunks"):
+        for name in ("chunk_loss", "corrupt_chunks", "packet_loss", "live_drop"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability, got {getattr(self, name)}")
         if self.latency_ms < 0 or self.bandwidth_kbps < 0:
@@ -68,7 +74,12 @@ class FaultyDownlink:
             if self.rng.random() < self.profile.corrupt_chunks and len(message.payload) > CHUNK_HEADER_SIZE:
                 message = Incoming(message.topic, _flip(message.payload, self.rng), message.retain)
                 self.corrupted += 1
+        if message.topic.startswith(f"{TOPIC_ROOT}/live/") and self.rng.random() < self.profile.live_drop:
+            self.dropped += 1
+            return
         delay = self.profile.delay_s(len(message.payload))
+        if self.profile.packet_loss and self.rng.random() < self.profile.packet_loss:
+            delay += self.profile.retransmit_ms / 1000
         if delay:
             await asyncio.sleep(delay)
         await self.inner(message)

@@ -41,6 +41,8 @@ class FleetOptions:
     faults: FaultProfile | None = None
     """Faults injected on every cluster's downlink (chunk loss, corruption, latency, bandwidth)."""
     repair_after_s: float = 2.0
+    legacy: frozenset[str] = frozenset()
+    """Clusters that run v1.1 firmware: no live streams, no `live` feature (protocol §18.1)."""
 
 
 @dataclass(slots=True)
@@ -100,8 +102,9 @@ class Fleet:
             firmware=firmware,
             trusted_keys=installed.trusted_keys,
             repair_after_s=self.options.repair_after_s,
+            live=identity.device_id not in self.options.legacy,
         )
-        hardware = Hardware(output, amplifier, telemetry, clock, identity.codecs)
+        hardware = Hardware(output, amplifier, telemetry, clock, identity.codecs, live=output)
         first, *fallbacks = installed.brokers
         agent = DeviceAgent(config, first, hardware, fallbacks)
         if self.options.faults is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,16 @@ class SimClock:
         return time.time_ns() // 1_000_000 + self.offset_ms
 
 
+@dataclass(frozen=True, slots=True)
+class PlayedFrame:
+    """A live frame as the simulated output played it: at which host time, and what it held."""
+
+    stream_id: str
+    seq: int
+    packets: tuple[bytes, ...]
+    host_ms: float
+
+
 @dataclass(slots=True)
 class SimOutput:
     """Plays for the content's duration divided by `time_scale`, and remembers what it played."""
@@ -34,6 +45,10 @@ class SimOutput:
     volumes: list[int] = field(default_factory=list)
     powered: bool = True
     """False once the cluster's power is cut: a sound cut off then was not played to the end."""
+    live_frames: list[PlayedFrame] = field(default_factory=list)
+    """Live frames in the order they were played (a real unit would decode them to the DAC)."""
+    concealed: int = 0
+    """Live frames filled with concealment because they were missing at their time."""
 
     async def play(
         self, path: Path, codec: str, duration_ms: int, volume: int, *, offset_ms: int = 0
@@ -52,6 +67,14 @@ class SimOutput:
             # power went first (program order), so the sound did not end; the cut cancels us next.
             await asyncio.Event().wait()
         self.played.append(path.stem)
+
+    def play_frame(self, stream_id: str, seq: int, packets: Sequence[bytes], packet_ms: int) -> None:
+        """Record the frame with the host time it went out."""
+        self.live_frames.append(PlayedFrame(stream_id, seq, tuple(packets), time.time_ns() / 1e6))
+
+    def conceal(self, stream_id: str, seq: int, packets: int, packet_ms: int) -> None:
+        """Count a concealed frame."""
+        self.concealed += 1
 
 
 @dataclass(slots=True)

@@ -12,6 +12,8 @@ SpeakerctlError
 │   └── OutageTooLong      the broker stayed unreachable past a retry's deadline
 ├── BrokerError            the embedded broker failed to start
 ├── AudioError             an audio file cannot be imported
+│   └── LiveSourceError    a live source cannot be read: unreachable, not audio, or stalled
+│       └── SourceStalled  a live source sent nothing for too long
 ├── StoreError             the database cannot be read or written
 │   ├── StoreUnavailable   the database is unreachable or busy: try again later, the data is fine
 │   ├── NotFound           an id names nothing (device, zone, bulletin, broadcast)
@@ -82,6 +84,14 @@ class BrokerError(SpeakerctlError):
 
 class AudioError(SpeakerctlError):
     """An audio file cannot be imported or encoded."""
+
+
+class LiveSourceError(AudioError):
+    """A live source (relay URL, file played as live) cannot be opened, is not audio, or fails."""
+
+
+class SourceStalled(LiveSourceError):
+    """A live source sent no audio for longer than its stall timeout."""
 
 
 class StoreError(SpeakerctlError):

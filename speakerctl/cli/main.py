@@ -27,6 +27,7 @@ from speakerctl.cli import (
 )
 from speakerctl.cli import broker as broker_cli
 from speakerctl.cli import keys as keys_cli
+from speakerctl.cli import live as live_cli
 from speakerctl.cli import provision as provision_cli
 from speakerctl.cli import resume as resume_cli
 from speakerctl.cli import stop as stop_cli
@@ -73,6 +74,7 @@ app.add_typer(broadcast.app, name="broadcast")
 broadcast.app.command("send")(broadcast.broadcast)
 broadcast.app.command("stop")(stop_cli.stop_broadcast)
 app.command("stop")(stop_cli.stop_zone)
+app.add_typer(live_cli.app, name="live")
 app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)

@@ -18,6 +18,7 @@ from speakerctl.errors import ProtocolError, StoreError, StoreUnavailable
 from speakerctl.logs import Throttled
 from speakerctl.protocol import Ack, ContentRequest, Event, Status, chunks, codec, topics
 from speakerctl.protocol.limits import FUTURE_TOLERANCE_MS
+from speakerctl.protocol.live import LiveEvent
 from speakerctl.store import DeliveryUpdate, Store
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class IngestCounters:
     """Delivery reports of a full backlog folded into another of the same delivery (duplicates first)."""
     dropped_events: int = 0
     """Delivery reports dropped, oldest first, from a backlog still full after merging (logged)."""
+    live_events: int = 0
+    """Live-stream events from clusters (v1.2), routed to the running live session."""
 
 
 class Ingestor:
@@ -75,6 +78,9 @@ class Ingestor:
         self._thawed = False
         self.refusals: dict[str, int] = {}
         """Per device, the refused-command count of its latest live status."""
+        self.features: dict[str, frozenset[str]] = {}
+        """Per device seen online, the protocol features of its latest status (v1.2 `live`)."""
+        self._live: dict[str, Callable[[LiveEvent], None]] = {}
 
     def track(self, tracker: Tracker, uploads: list[Upload]) -> None:
         """Route events of a live broadcast to its tracker and uploads."""
@@ -122,7 +128,14 @@ class Ingestor:
             raise ProtocolError(f"status of {status.device_id!r} published on {device_id!r}'s topic")
         self.counters.statuses += 1
         self._note_refusals(status)
+        self._note_features(status)
         self._note_statuses(self._statuses.add(self._judged(status)))
+
+    def _note_features(self, status: Status) -> None:
+        if status.online:
+            self.features[status.device_id] = frozenset(status.features)
+        else:
+            self.features.pop(status.device_id, None)
 
     def _judged(self, status: Status) -> Status:
         """`status` with a time stamp from the future taken as our "now", so it never freezes the device."""
@@ -209,6 +222,9 @@ class Ingestor:
             if waiter is not None and not waiter.done():
                 waiter.set_result(event)
             return
+        if isinstance(event, LiveEvent):
+            self._on_live(event)
+            return
         if isinstance(event, ContentRequest):
             self.counters.content_requests += 1
             for upload in self._uploads.get(event.sha256, []):
@@ -225,6 +241,20 @@ class Ingestor:
         for watcher in self._watchers.get(event.broadcast_id, ()):
             watcher.update(event)
         self._note_events(self._events.add(DeliveryUpdate.from_event(event)))
+
+    def _on_live(self, event: LiveEvent) -> None:
+        self.counters.live_events += 1
+        listener = self._live.get(event.stream_id)
+        if listener is not None:
+            listener(event)
+
+    def track_live(self, stream_id: str, listener: Callable[[LiveEvent], None]) -> None:
+        """Route the live events of one stream to `listener` (until `untrack_live`)."""
+        self._live[stream_id] = listener
+
+    def untrack_live(self, stream_id: str) -> None:
+        """Stop routing a finished stream's events."""
+        self._live.pop(stream_id, None)
 
     async def run(self) -> None:
         """Flush batches to the store until cancelled."""

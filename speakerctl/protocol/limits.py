@@ -61,3 +61,30 @@ MAX_PROTOCOL_REPORTED: Final = 1_000
 """Largest protocol version a status may report."""
 SEEN_IDS: Final = 4096
 """A device remembers at least this many recent command ids to drop redelivered commands."""
+
+# -- live audio (v1.2, §18) ------------------------------------------------------------------------
+LIVE_MAGIC: Final = b"PAL1"
+LIVE_HEADER_SIZE: Final = 17
+"""Live frame header: magic (4) + seq u32 (4) + capture_ts u64 ms (8) + packet count u8 (1)."""
+LIVE_SIGNATURE_SIZE: Final = 64
+"""Every live frame ends with an Ed25519 signature by the stream's key."""
+MAX_LIVE_PACKET: Final = 1275
+"""Largest Opus packet (RFC 6716 §3.4)."""
+MAX_LIVE_PACKETS: Final = 50
+"""Most Opus packets in one live frame."""
+MAX_LIVE_FRAME: Final = 8192
+"""Largest live frame payload, bytes, signature included."""
+LIVE_PACKET_MS: Final = (20, 40, 60)
+"""Opus packet durations a live stream may use, ms."""
+MAX_LIVE_FRAME_MS: Final = 1000
+"""Longest live frame (its packets together), ms; frame_ms is a multiple of packet_ms."""
+MAX_LIVE_FRAME_RATE: Final = 50
+"""Most live frames a second a cluster must accept on one stream (one per 20 ms packet)."""
+MIN_LIVE_DELAY_MS: Final = 200
+MAX_LIVE_DELAY_MS: Final = 10_000
+"""delay_ms (capture time to play-out) lies in MIN_LIVE_DELAY_MS..MAX_LIVE_DELAY_MS."""
+MIN_LIVE_STALL_MS: Final = 1_000
+MAX_LIVE_STALL_MS: Final = 120_000
+"""stall_ms (no frame for this long ends the stream on a cluster) lies in this range."""
+LIVE_ANNOUNCE_MS: Final = 10_000
+"""The controller repeats live_start at least this often while a stream runs (late joiners)."""

@@ -30,6 +30,7 @@ from speakerctl.protocol.limits import (
     MIN_TEMPERATURE_C,
     PROTOCOL_VERSION,
 )
+from speakerctl.protocol.live import LiveEvent, LiveStart, LiveStop
 from speakerctl.protocol.management import Ack, Configure, Ping, Reboot, SetVolume
 from speakerctl.protocol.schedule import PreemptPolicy
 from speakerctl.protocol.topics import Channel, check_id, check_sha256
@@ -198,9 +199,11 @@ class Stop:
         return cls(broadcast_id=f.req(w, "broadcast_id", str))
 
 
-Body = Play | Stop | SetVolume | Reboot | Ping | Configure
-_BODIES: dict[str, type[Body]] = {b.kind: b for b in (Play, Stop, SetVolume, Reboot, Ping, Configure)}
-ZONE_KINDS = frozenset({Play.kind, Stop.kind})
+Body = Play | Stop | SetVolume | Reboot | Ping | Configure | LiveStart | LiveStop
+_BODIES: dict[str, type[Body]] = {
+    b.kind: b for b in (Play, Stop, SetVolume, Reboot, Ping, Configure, LiveStart, LiveStop)
+}
+ZONE_KINDS = frozenset({Play.kind, Stop.kind, LiveStart.kind, LiveStop.kind})
 """Command kinds a zone topic may carry; management commands go to one device's topic only."""
 
 
@@ -373,7 +376,7 @@ class ContentRequest:
         )
 
 
-Event = DeliveryEvent | ContentRequest | Ack
+Event = DeliveryEvent | ContentRequest | Ack | LiveEvent
 
 
 def event_from_wire(d: object) -> Event:
@@ -390,6 +393,7 @@ _EVENT_PARSERS: dict[str, Callable[[Wire], Event]] = {
     DeliveryEvent.kind: DeliveryEvent.from_wire,
     ContentRequest.kind: ContentRequest.from_wire,
     Ack.kind: Ack.from_wire,
+    LiveEvent.kind: LiveEvent.from_wire,
 }
 COMMAND_KINDS = frozenset(_BODIES)
 """Command kinds a device's own command topic may carry."""
@@ -478,6 +482,8 @@ class Status:
     clock_offset_ms: int | None = None
     rejected_commands: int = 0
     """Commands refused since start-up: unsigned, forged, untrusted key, replayed or expired."""
+    features: tuple[str, ...] = ()
+    """Optional protocol features the cluster supports (v1.2: `live`); absent on older clusters."""
 
     def __post_init__(self) -> None:
         check_id(self.device_id, "device id")
@@ -503,6 +509,10 @@ class Status:
             raise ProtocolError(f"status lists at most {MAX_CACHED_LISTED} cached items")
         for h in self.cached:
             check_sha256(h)
+        if len(self.features) > MAX_CACHED_LISTED:
+            raise ProtocolError(f"status lists at most {MAX_CACHED_LISTED} features")
+        for feature in self.features:
+            f.check_token(feature, "feature")
 
     def to_wire(self) -> Wire:
         """Wire dict."""
@@ -527,7 +537,7 @@ class Status:
             "storage_free_mb": self.storage_free_mb,
             "clock_offset_ms": self.clock_offset_ms,
             "rejected_commands": self.rejected_commands,
-        }
+        } | ({"features": list(self.features)} if self.features else {})
 
     @classmethod
     def from_wire(cls, d: object) -> Status:
@@ -553,6 +563,7 @@ class Status:
             storage_free_mb=f.opt(w, "storage_free_mb", int),
             clock_offset_ms=f.opt(w, "clock_offset_ms", int),
             rejected_commands=f.opt(w, "rejected_commands", int) or 0,
+            features=tuple(f.str_list(w.get("features", []), "features")),
         )
 
 

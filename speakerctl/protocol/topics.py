@@ -66,6 +66,7 @@ class Channel(StrEnum):
     STATUS = "status"
     EVENTS = "events"
     CONTENT = "content"
+    LIVE = "live"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,8 @@ def parse(topic: str) -> ParsedTopic:
     kind, key = parts[2], parts[3]
     if kind == "content" and len(parts) == 4:
         return ParsedTopic(Channel.CONTENT, check_sha256(key))
+    if kind == "live" and len(parts) == 4:
+        return ParsedTopic(Channel.LIVE, check_id(key, "stream id"))
     if kind == "zone" and parts[4:] == ["cmd"]:
         return ParsedTopic(Channel.ZONE_CMD, check_id(key, "zone id"))
     if kind == "dev" and len(parts) == 5 and parts[4] in _SUFFIXES:

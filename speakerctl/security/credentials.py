@@ -85,9 +85,9 @@ class Credentials:
 def mosquitto_acl(controller: str, device_zones: Mapping[str, Iterable[str]]) -> list[str]:
     """ACL lines: the controller may do anything under the root; a cluster only its own topics.
 
-    A cluster reads its own command topic, the command topics of its zone chain and content topics,
-    and writes only its own status and events. Nothing else grants a cluster a command topic, so
-    only the controller's account can command.
+    A cluster reads its own command topic, the command topics of its zone chain, content and
+    live-frame topics, and writes only its own status and events. Nothing else grants a cluster a
+    command topic, so only the controller's account can command.
     """
     root = TOPIC_ROOT
     lines = [
@@ -101,6 +101,7 @@ def mosquitto_acl(controller: str, device_zones: Mapping[str, Iterable[str]]) ->
             f"topic read {root}/dev/{device}/cmd",
             *(f"topic read {root}/zone/{zone}/cmd" for zone in zones),
             f"topic read {root}/content/+",
+            f"topic read {root}/live/+",
             f"topic write {root}/dev/{device}/status",
             f"topic write {root}/dev/{device}/evt",
         ]

@@ -7,6 +7,7 @@ from speakerctl.store.accounts import SessionInfo, UserInfo
 from speakerctl.store.approvals import Decision, ItemInfo, ItemKind, ItemState, NewItem
 from speakerctl.store.broadcasts import Airing
 from speakerctl.store.database import Store
+from speakerctl.store.live import LiveClusterRecord, LiveRecord
 from speakerctl.store.migrate import SCHEMA_REVISION
 from speakerctl.store.models import (
     BroadcastInfo,
@@ -47,6 +48,8 @@ __all__ = [
     "ItemInfo",
     "ItemKind",
     "ItemState",
+    "LiveClusterRecord",
+    "LiveRecord",
     "NewItem",
     "PlayRecord",
     "RemapChange",

@@ -13,6 +13,7 @@ from speakerctl.store.broadcasts import BroadcastRepository, DeliveryRepository
 from speakerctl.store.engine import Sessions
 from speakerctl.store.fleet import DeviceRepository, StatusRepository, ZoneRepository
 from speakerctl.store.library import BulletinRepository
+from speakerctl.store.live import LiveRepository
 from speakerctl.store.migrate import upgrade
 from speakerctl.store.monitoring import AlertRepository, AuditLog, PlayLog
 from speakerctl.store.remap import RemapRepository
@@ -41,6 +42,7 @@ class Store:
         self.sessions = SessionRepository(self._sessions)
         self.approvals = ApprovalRepository(self._sessions)
         self.policies = PolicyRepository(self._sessions)
+        self.live = LiveRepository(self._sessions)
 
     @classmethod
     def open(cls, url: str, *, history_limit: int = 100, prune_every: int = 10) -> Store:
