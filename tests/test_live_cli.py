@@ -16,6 +16,7 @@ from speakerctl.app.runtime import fleet_process
 from speakerctl.audio import generate_tone
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.cli.main import app
+from speakerctl.errors import NotAllowed
 
 CITY = "st-tp-soc-trang"  # Sóc Trăng city: the inventory's first 30 clusters
 
@@ -105,3 +106,27 @@ def test_bad_sources_are_one_line_errors_with_an_exit_code(tmp_path: Path) -> No
     assert nothing.returncode == 0 and "no live stream is running" in nothing.stdout
     bad_for = _speakerctl(*data, "live", "file", str(junk), "--to", CITY, "--for", "soon")
     assert bad_for.returncode == 2 and "soon" in bad_for.stderr
+
+
+def test_live_outside_the_users_zone_is_refused_before_anything_is_captured(tmp_path: Path) -> None:
+    runner, opts = CliRunner(), ["--data-dir", str(tmp_path / "data")]
+    _ok(runner, [*opts, "keys", "init"])
+    add = [
+        *opts,
+        "user",
+        "add",
+        "lan",
+        "--role",
+        "operator",
+        "--zone",
+        "st-ke-sach-ke-an",
+        "--password-stdin",
+    ]
+    assert runner.invoke(app, add, input="mat khau cua lan\n").exit_code == 0
+    login = runner.invoke(app, [*opts, "login", "lan", "--password-stdin"], input="mat khau cua lan\n")
+    assert login.exit_code == 0, login.output
+    # No broker runs at this address: a refusal must come first, from the access rule alone.
+    args = [*opts, "--broker", "mqtt://127.0.0.1:9", "live", "relay", "http://127.0.0.1:9/vov1.ogg"]
+    refused = runner.invoke(app, [*args, "--to", CITY])
+    assert isinstance(refused.exception, NotAllowed), (refused.output, refused.exception)
+    assert "lan acts on st-ke-sach-ke-an only" in str(refused.exception)

@@ -7,6 +7,8 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+from speakerctl.app import names, policy
+from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.context import AppContext
 from speakerctl.app.live_views import LiveStreamDetailView, LiveStreamView, stream_detail, stream_view
 from speakerctl.app.runtime import running_controller
@@ -180,8 +182,14 @@ def show(ctx: AppContext, stream: str) -> LiveStreamDetailView:
         return stream_detail(store.live.get(stream), store.live.clusters(stream))
 
 
-async def stop_live(ctx: AppContext) -> list[str]:
-    """Stop every live stream the store shows running (started by any process); their ids."""
+async def stop_live(ctx: AppContext, *, actor: Actor) -> list[str]:
+    """Stop every live stream the store shows running (started by any process); their ids.
+
+    NotAllowed before anything is sent unless `actor` may stop each of them (STOP on its zones).
+    """
+    store = ctx.store()
+    for record in store.live.running():
+        authorize(actor, Action.STOP, policy.zones_of(store, record.targets), policy.zone_tree(store))
     async with running_controller(ctx) as controller:
         running = await asyncio.to_thread(controller.store.live.running)
         for record in running:
@@ -194,11 +202,28 @@ async def stop_live(ctx: AppContext) -> list[str]:
 
 
 async def live(
-    ctx: AppContext, request: LiveRequest, progress: Progress | None = None, stop: asyncio.Event | None = None
+    ctx: AppContext,
+    request: LiveRequest,
+    progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+    *,
+    actor: Actor,
 ) -> LiveReport:
-    """Run a live stream on a controller of its own (the CLI's `live relay` / `live file`)."""
+    """Run a live stream on a controller of its own (the CLI's `live relay` / `live file`).
+
+    NotAllowed before anything is captured or sent unless the request's actor may broadcast to its zones.
+    """
+    request = authorized(ctx, request, actor)
     async with running_controller(ctx) as controller:
         return await stream_live(controller, request, progress, stop)
+
+
+def authorized(ctx: AppContext, request: LiveRequest, actor: Actor) -> LiveRequest:
+    """The request with its targets resolved (names too), if `actor` may broadcast there; else NotAllowed."""
+    store = ctx.store()
+    targets = tuple(names.target_ids(store, request.targets))
+    authorize(actor, Action.BROADCAST, policy.zones_of(store, targets), policy.zone_tree(store))
+    return replace(request, targets=targets, actor=actor.name)
 
 
 def with_priority(request: LiveRequest, level: str) -> LiveRequest:

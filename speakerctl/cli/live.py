@@ -111,7 +111,7 @@ def show(
 @app.command("stop")
 def stop() -> None:
     """Stop every live stream that is running (started here or by another process)."""
-    stopped = run(live_app.stop_live(state.context()))
+    stopped = run(live_app.stop_live(state.context(), actor=current_actor()))
     if not stopped:
         console.print(_("no live stream is running"))
     for stream in stopped:
@@ -149,13 +149,13 @@ async def _until_interrupted(request: LiveRequest, *, quiet: bool) -> LiveReport
         loop.add_signal_handler(sig, stop.set)
     try:
         if quiet:
-            return await live_app.live(state.context(), request, None, stop)
+            return await live_app.live(state.context(), request, None, stop, actor=current_actor())
         with Live(console=console_err, transient=True) as status:
 
             def show(report: LiveReport, elapsed_s: float) -> None:
                 status.update(_status_line(report, elapsed_s))
 
-            return await live_app.live(state.context(), request, show, stop)
+            return await live_app.live(state.context(), request, show, stop, actor=current_actor())
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
