@@ -13,7 +13,7 @@ from speakerctl.app.access import Actor
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.resume import resume_broadcasts
-from speakerctl.controller.service import BroadcastRequest, Controller, new_broadcast_id
+from speakerctl.controller.service import BroadcastRequest, BroadcastResult, Controller, new_broadcast_id
 from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Priority
@@ -129,13 +129,13 @@ async def send(
     store = store or ctx.store()
     req = begun(store, actor, req, notes, ctx.clock.now())
     async with running_controller(with_timeout(ctx, timeout_s), store) as controller:
-        return records.broadcast_result(await controller.broadcast(req, progress))
+        return result(store, await controller.broadcast(req, progress))
 
 
 async def resume(ctx: AppContext) -> list[views.BroadcastResultView]:
     """Re-send every broadcast the store shows running, and follow each to the end."""
     async with running_controller(ctx) as controller:
-        return [records.broadcast_result(r) for r in await resume_broadcasts(controller)]
+        return [result(controller.store, r) for r in await resume_broadcasts(controller)]
 
 
 def routed(
@@ -182,4 +182,9 @@ def begun(
 
 async def follow(controller: Controller, req: BroadcastRequest) -> views.BroadcastResultView:
     """Air a routed request through the running controller and follow it to the end."""
-    return records.broadcast_result(await controller.broadcast(req))
+    return result(controller.store, await controller.broadcast(req))
+
+
+def result(store: Store, r: BroadcastResult) -> views.BroadcastResultView:
+    """What a broadcast reached, with who stopped it (the store records a stop made from anywhere)."""
+    return records.broadcast_result(r, store.broadcasts.get(r.broadcast_id).stopped_by or None)

@@ -25,6 +25,7 @@ from speakerctl.cli.confirm import ask, confirm, interactive
 from speakerctl.cli.text import safe
 from speakerctl.errors import NotFound
 from speakerctl.i18n import _
+from speakerctl.protocol.lifecycle import STOPPED
 
 T = TypeVar("T")
 
@@ -151,7 +152,21 @@ def print_summary(result: BroadcastResultView) -> None:
         table.add_row(safe(state_name(name)), str(n))
     console.print(table)
     colour = "green" if result.complete else "red"
-    latency = result.reach_latency_s
-    reach = _(", all playing {s} s after the command").format(s=f"{latency:.2f}") if latency else ""
     played = _("{played}/{total} played").format(played=result.played, total=result.total)
-    console.print(f"[bold {colour}]{played}[/]{reach}")
+    console.print(f"[bold {colour}]{played}[/]{safe(outcome(result))}")
+
+
+def outcome(result: BroadcastResultView) -> str:
+    """What follows the count: how fast all played, or who stopped it, or how many did not play and where
+    to see why (a stop or a partial outcome never claims that all played)."""
+    stopped = result.counts.get(STOPPED.value, 0)
+    if result.complete:
+        latency = result.reach_latency_s
+        return _(", all playing {s} s after the command").format(s=f"{latency:.2f}") if latency else ""
+    why = _("; why: speakerctl report {id}").format(id=result.broadcast)
+    if result.stopped_by:
+        return _("; stopped by {who}").format(who=result.stopped_by) + why
+    if stopped:
+        return _("; stopped on {n} of {total} clusters").format(n=stopped, total=result.total) + why
+    missed = result.total - result.played
+    return _("; {n} of {total} clusters did not play").format(n=missed, total=result.total) + why
