@@ -44,6 +44,33 @@ def request(
     return BroadcastRequest(bulletin_id, tuple(ids), level, volume=volume)
 
 
+def hold(
+    ctx: AppContext,
+    bulletin_id: int,
+    targets: Sequence[str],
+    priority: str = "normal",
+    *,
+    actor: Actor,
+    emergency: bool = False,
+) -> None:
+    """Queue the request for its approvers (AwaitsApproval) if `actor` may not air it now; else nothing.
+
+    Called before anything shows the broadcast as airing (a progress bar), so a held request never looks
+    as if it were on air. NotAllowed if the actor may not broadcast there at all.
+    """
+    req = request(ctx, bulletin_id, targets, priority, emergency=emergency)
+    _route(ctx.store(), actor, req, ctx.clock.now())
+
+
+def _route(store: Store, actor: Actor, req: BroadcastRequest, now: datetime) -> policy.Routing:
+    """The request's routing if it airs now; queued for approval (AwaitsApproval) if it is held."""
+    asked = policy.Request(ItemKind.BROADCAST, req.bulletin_id, req.targets, req.priority)
+    routing = policy.route(store, actor, asked, now)
+    if not routing.direct:
+        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    return routing
+
+
 def confirmation(
     ctx: AppContext,
     bulletin_id: int,
@@ -101,10 +128,7 @@ async def broadcast(
     req = request(ctx, bulletin_id, targets, priority, emergency=emergency)
     store = ctx.store()
     req = replace(req, broadcast_id=broadcast_id, started_by=actor.name)
-    asked = policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, req.priority)
-    routing = policy.route(store, actor, asked, ctx.clock.now())
-    if not routing.direct:
-        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    routing = _route(store, actor, req, ctx.clock.now())
     confirming.require(confirming.needed(store, req.targets, req.priority), confirmed)
     return await send(
         ctx, req, actor=actor, store=store, notes=routing.notes, timeout_s=timeout_s, progress=progress
@@ -153,11 +177,7 @@ def routed(
     level = Priority.EMERGENCY if priority == "emergency" else parse_priority(priority)
     volume = controller.settings.emergency_volume if level is Priority.EMERGENCY else None
     req = BroadcastRequest(bulletin_id, tuple(names.target_ids(store, targets)), level, volume=volume)
-    routing = policy.route(
-        store, actor, policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, level), now
-    )
-    if not routing.direct:
-        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    routing = _route(store, actor, req, now)
     # What airs now is confirmed; a request held for approval is confirmed by what its approver does.
     confirming.require(confirming.needed(store, req.targets, level), confirmed)
     return begun(store, actor, req, routing.notes, now)

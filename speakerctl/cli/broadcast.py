@@ -72,9 +72,8 @@ def broadcast(
 ) -> None:
     """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
     ctx, actor = state.context(), current_actor()
-    broadcasts.request(
-        ctx, bulletin_id, to, priority, emergency=emergency
-    )  # a bad priority: before connecting
+    # Held for approval (exit 11) or refused before any progress is shown: only what airs now shows one.
+    broadcasts.hold(ctx, bulletin_id, to, priority, actor=actor, emergency=emergency)
     asked = broadcasts.confirmation(ctx, bulletin_id, to, priority, actor=actor, emergency=emergency)
     confirmed = confirm(asked, yes)
     broadcast_id = broadcasts.new_id(ctx)
