@@ -207,6 +207,8 @@ async def test_a_user_is_refused_outside_their_zone_and_can_read_english(
     response = await page.goto(f"{desk.url}devices/{fleet_small.OTHER}-01")
     assert response is not None and response.status == 403
     await expect(page.locator(".refusal")).to_contain_text(fleet_small.OTHER)
+    # In the reader's language (Vietnamese), not the server's (English in the tests).
+    await expect(page.locator(".refusal")).to_contain_text("chỉ được thao tác trên")
     await page.goto(f"{desk.url}devices/{fleet_small.COMMUNE}-01")
     await page.click("#lang")
     await expect(page.locator("html")).to_have_attribute("lang", "en")
