@@ -144,16 +144,20 @@ async def send(
     notes: Sequence[NewItem] = (),
     timeout_s: float | None = None,
     progress: Progress | None = None,
+    controller: Controller | None = None,
 ) -> views.BroadcastResultView:
     """Air a request already authorized (and approved, if it had to be); audited with the actor.
 
     `approved_by` is the request's, else the actor's (a sender who needed no approval let it air);
-    `started_by` likewise (an approved item's submitter started it).
+    `started_by` likewise (an approved item's submitter started it). `controller`: a running one to air
+    it through (`serve`: one MQTT session; its own timeout applies), else one is started for it.
     """
-    store = store or ctx.store()
+    store = controller.store if controller else (store or ctx.store())
     req = begun(store, actor, req, notes, ctx.clock.now())
-    async with running_controller(with_timeout(ctx, timeout_s), store) as controller:
+    if controller is not None:
         return result(store, await controller.broadcast(req, progress))
+    async with running_controller(with_timeout(ctx, timeout_s), store) as running:
+        return result(store, await running.broadcast(req, progress))
 
 
 async def resume(ctx: AppContext) -> list[views.BroadcastResultView]:
