@@ -146,3 +146,11 @@ def test_the_summary_fits_a_100_column_terminal_in_vietnamese(settings: Settings
     assert sum(long_id in line for line in lines) == 3  # whole, once in each table
     assert any("Kế Sách" in line and "mất kết" in line for line in lines)  # reasons condensed in one cell
     assert any("Ấp Mỹ Hòa" in line and "am-2" in line for line in lines)
+
+
+def test_the_broadcast_report_names_every_reason_in_vietnamese(settings: Settings) -> None:
+    env = {"SPEAKERCTL_LANG": "vi", "COLUMNS": "100"}
+    result = CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), "report", "bc-1"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "timeout" not in result.output and "không trả lời kịp" in result.output
+    assert "…" not in result.output
