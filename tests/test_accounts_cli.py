@@ -234,4 +234,7 @@ def test_a_request_held_for_approval_shows_no_progress_bar(cli: Cli) -> None:
     )
     assert exit_code(result.exception) == 11  # type: ignore[arg-type]
     assert "0/?" not in result.output and "lượt phát" not in result.output, result.output
+    _as(cli, "hung", "approver", COMMUNE)
+    placed = cli.ok("bulletin", "approve", "1", "--at", "2026-11-30 17:00")  # a schedule: nothing airs now
+    assert "0/?" not in placed and "approved: schedule" in placed, placed
     cli.ok("logout")

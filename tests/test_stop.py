@@ -238,6 +238,7 @@ async def test_a_stopped_broadcast_says_it_was_stopped_and_by_whom(world: World)
         await stops.stop(ctx, Actor("lan", Role.OPERATOR), broadcast_id, controller=running)
     code, out, err = await _finish(process)
     assert code == 3, err
+    assert f"đã dừng={len(clusters)}" in err and "━" in err  # it aired: its progress bar was drawn
     line = " ".join(out.split())
     assert f"0/{len(clusters)} đã phát; lan đã dừng buổi phát; xem lý do: speakerctl report" in line
     assert f"speakerctl report {broadcast_id}" in line and "tất cả" not in line

@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from speakerctl.app import broadcasts
@@ -121,15 +121,23 @@ def interrupted(ctx: AppContext, broadcast_id: str, stop_on_interrupt: bool) -> 
 
 
 def with_progress(send: Callable[[OnProgress], Coroutine[Any, Any, T]]) -> T:
-    """Run a broadcast (or what airs one) with a live progress bar on stderr."""
-    with _progress() as bar:
-        task = bar.add_task(_("broadcast"), total=None)
+    """Run a broadcast (or what airs one) with a live progress bar on stderr, drawn from its first report:
+    what is held for approval, placed in a schedule or refused never shows an empty bar."""
+    bar = _progress()
+    task: TaskID | None = None
 
-        def update(counts: Counter[str], total: int) -> None:
-            text = " ".join(f"{state_name(s)}={n}" for s, n in sorted(counts.items()))
-            bar.update(task, total=total, completed=broadcasts.settled(counts), description=text)
+    def update(counts: Counter[str], total: int) -> None:
+        nonlocal task
+        if task is None:  # the controller follows it: it is on air
+            bar.start()
+            task = bar.add_task(_("broadcast"), total=None)
+        text = " ".join(f"{state_name(s)}={n}" for s, n in sorted(counts.items()))
+        bar.update(task, total=total, completed=broadcasts.settled(counts), description=text)
 
+    try:
         return run(send(update))
+    finally:
+        bar.stop()  # nothing if it never started
 
 
 def _progress() -> Progress:
