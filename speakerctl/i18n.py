@@ -6,15 +6,18 @@ Vietnamese unless the user picks English. The catalogue is
 `speakerctl/locale/<lang>/LC_MESSAGES/speakerctl.po`; it is compiled in memory on first use
 (no `.mo` in git, so the two can never disagree).
 Every string a user reads goes through `_()` (or `ngettext()` for counts); `N_()` marks a string for
-extraction where it is translated later.
+extraction where it is translated later. `reading(code)` speaks another language in one asyncio task
+(or thread) only, e.g. a web request's reader, while the process keeps its own (`set_language`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gettext as _gettext
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from functools import cache
 from importlib import resources
 
@@ -27,6 +30,11 @@ SOURCE_LANGUAGE = "en"
 """The language the msgids are written in: it needs no catalogue."""
 _current: _gettext.NullTranslations = _gettext.NullTranslations()
 _language = SOURCE_LANGUAGE
+_reader: ContextVar[tuple[str, _gettext.NullTranslations] | None] = ContextVar(
+    "speakerctl_reader", default=None
+)
+"""The language of the current task's reader, if it is not the process's (a context variable: each
+asyncio task and each `to_thread` call sees its own, so concurrent requests never mix languages)."""
 
 
 def locale_dir() -> str:
@@ -80,14 +88,30 @@ def set_language(code: str) -> None:
     _language = code
 
 
+@contextlib.contextmanager
+def reading(code: str) -> Iterator[None]:
+    """`_()` in `code` within this block, for this task (and what it starts) only; then as before."""
+    token = _reader.set((code, translations(code)))
+    try:
+        yield
+    finally:
+        _reader.reset(token)
+
+
 def language() -> str:
     """The language in use."""
-    return _language
+    reader = _reader.get()
+    return reader[0] if reader else _language
+
+
+def _active() -> _gettext.NullTranslations:
+    reader = _reader.get()
+    return reader[1] if reader else _current
 
 
 def _(message: str) -> str:
     """`message` in the language in use."""
-    return _current.gettext(message)
+    return _active().gettext(message)
 
 
 def N_(message: str) -> str:
@@ -97,4 +121,4 @@ def N_(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The singular or plural form for `n`, in the language in use."""
-    return _current.ngettext(singular, plural, n)
+    return _active().ngettext(singular, plural, n)

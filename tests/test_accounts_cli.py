@@ -224,3 +224,17 @@ def test_remote_actions_and_provisioning_are_scoped(cli: Cli) -> None:
     assert cli("devices", "provision", "--controller")[0] == 9  # the controller's account: every zone
     assert f"{COMMUNE}-01" in cli.ok("devices", "provision", f"{COMMUNE}-01")
     assert ("an", "provision") in {(e.actor, e.action) for e in _audit(cli)}
+
+
+def test_a_request_held_for_approval_shows_no_progress_bar(cli: Cli) -> None:
+    _bulletin(cli)
+    _as(cli, "lan", "operator", COMMUNE)
+    result = cli.runner.invoke(
+        app, [*cli.opts, "broadcast", "1", "--to", COMMUNE], env={"SPEAKERCTL_LANG": "vi"}
+    )
+    assert exit_code(result.exception) == 11  # type: ignore[arg-type]
+    assert "0/?" not in result.output and "lượt phát" not in result.output, result.output
+    _as(cli, "hung", "approver", COMMUNE)
+    placed = cli.ok("bulletin", "approve", "1", "--at", "2026-11-30 17:00")  # a schedule: nothing airs now
+    assert "0/?" not in placed and "approved: schedule" in placed, placed
+    cli.ok("logout")

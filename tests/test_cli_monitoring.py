@@ -187,6 +187,20 @@ def test_report_per_zone_and_play_log_exports(data: tuple[CliRunner, list[str], 
     assert _code(runner, [*opts, "report", "--since", day, "--format", "csv"]) == 2
 
 
+def test_the_play_log_fits_a_100_column_terminal_in_vietnamese(
+    data: tuple[CliRunner, list[str], str],
+) -> None:
+    runner, opts, day = data
+    result = runner.invoke(
+        app, [*opts, "report", "--since", day], env={"SPEAKERCTL_LANG": "vi", "COLUMNS": "100"}
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 100 and "…" not in result.output
+    assert any(DEV in line and "bc-test" in line and "Bản tin" in line for line in lines), result.output
+    assert "Mã cụm loa" in result.output and "distr" not in result.output  # headers in words, translated
+
+
 def _fleet(url: str, data_dir: Path, cache: Path) -> contextlib.AbstractContextManager[str]:
     args = [
         "--data-dir",

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import fleet_small
@@ -23,11 +24,12 @@ from waiting import Observed
 
 from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
-from speakerctl.app import runtime, schedules
+from speakerctl.app import broadcasts, runtime, schedules
 from speakerctl.app.access import local_administrator
 from speakerctl.app.accounts import NewUser, create_user
 from speakerctl.app.approvals import set_policy
 from speakerctl.app.bulletins import import_bulletin
+from speakerctl.app.runtime import running_controller
 from speakerctl.app.schedules import ScheduleSpec, build_rule
 from speakerctl.audio import generate_tone
 from speakerctl.broker.mosquitto import MosquittoProcess
@@ -182,7 +184,16 @@ async def test_broadcast_to_a_commune_shows_its_progress_live_and_stops(desk: De
     await expect(page.locator("#on-air")).not_to_contain_text("Bản tin dài")
 
 
-async def test_an_operator_submits_and_an_approver_approves(desk: Desk, browser: Browser) -> None:
+async def test_an_operator_submits_and_an_approver_approves(
+    desk: Desk, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[object] = []  # controllers started to air it: none, it airs through serve's own
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        started.append(args)
+        return running_controller(*args, **kwargs)
+
+    monkeypatch.setattr(broadcasts, "running_controller", spy)
     operator = await _sign_in(browser, desk.url, "lan1")
     await operator.goto(f"{desk.url}broadcast?bulletin={desk.bulletin_id}")
     await operator.click("#broadcast-form button[type=submit]")
@@ -196,6 +207,7 @@ async def test_an_operator_submits_and_an_approver_approves(desk: Desk, browser:
     await approver.click("nav a[href='/']")
     # The approved broadcast airs on both clusters of the commune, followed live.
     await expect(approver.locator("tr[id^=bc-] .played").first).to_have_text("2")
+    assert started == []
 
 
 async def test_a_user_is_refused_outside_their_zone_and_can_read_english(
@@ -207,6 +219,8 @@ async def test_a_user_is_refused_outside_their_zone_and_can_read_english(
     response = await page.goto(f"{desk.url}devices/{fleet_small.OTHER}-01")
     assert response is not None and response.status == 403
     await expect(page.locator(".refusal")).to_contain_text(fleet_small.OTHER)
+    # In the reader's language (Vietnamese), not the server's (English in the tests).
+    await expect(page.locator(".refusal")).to_contain_text("chỉ được thao tác trên")
     await page.goto(f"{desk.url}devices/{fleet_small.COMMUNE}-01")
     await page.click("#lang")
     await expect(page.locator("html")).to_have_attribute("lang", "en")

@@ -3,6 +3,7 @@ the CLI reads in Vietnamese, zone kinds are named as the law names them."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import string
@@ -23,7 +24,7 @@ from speakerctl.cli.main import app
 from speakerctl.config import load_settings
 from speakerctl.errors import ConfigError
 from speakerctl.fleet import ZoneKind, kind_name, zone_title
-from speakerctl.i18n import _, catalogue_path, choose, language, set_language, translations
+from speakerctl.i18n import _, catalogue_path, choose, language, reading, set_language, translations
 
 ROOT = Path(__file__).resolve().parents[1]
 VI_PO = Path(catalogue_path("vi"))
@@ -161,3 +162,16 @@ def test_errors_and_help_read_in_vietnamese(tmp_path: Path) -> None:
     helped = _speakerctl("schedule", "add", "--help")
     assert "Thêm lịch phát" in helped.stdout and "giờ địa phương" in helped.stdout
     assert "Controller for networks" in _speakerctl("--help", lang="en").stdout
+
+
+async def test_reading_speaks_the_readers_language_in_its_task_only() -> None:
+    async def read(lang: str, ready: asyncio.Event, other: asyncio.Event) -> str:
+        with reading(lang):
+            ready.set()
+            await other.wait()  # both tasks are inside their block at once
+            return _("commune")
+
+    a, b = asyncio.Event(), asyncio.Event()
+    words = await asyncio.gather(read("vi", a, b), read("en", b, a))
+    assert words == ["xã", "commune"]
+    assert language() == "en" and _("commune") == "commune"  # the process's language is untouched

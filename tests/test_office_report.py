@@ -127,3 +127,30 @@ def test_csv_with_a_semicolon_and_a_bom_from_the_cli(settings: Settings, tmp_pat
     }
     assert rows[1][0] == "29/11/2026 13:00:00"
     assert (tmp_path / "bao-cao-communes.csv").exists() and (tmp_path / "bao-cao-broadcasts.csv").exists()
+
+
+def test_the_summary_fits_a_100_column_terminal_in_vietnamese(settings: Settings) -> None:
+    store = open_store(settings, sync_inventory=False)
+    long_id = "bc-20261129-130000-a1b2c3"  # the shape of a real broadcast id
+    bulletin = store.bulletins.all()[0].id
+    store.broadcasts.create(
+        long_id, bulletin, Priority.NORMAL, ["ct-an-my"], ["am-1"], NOW, NOW, NOW + timedelta(hours=1)
+    )
+    store.deliveries.mark_unreached(long_id, at=NOW + timedelta(minutes=3))
+    env = {"SPEAKERCTL_LANG": "vi", "COLUMNS": "100"}
+    args = ["--data-dir", str(settings.data_dir), "report", "--summary", "--since", "29/11/2026"]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 100 and "…" not in result.output
+    assert sum(long_id in line for line in lines) == 3  # whole, once in each table
+    assert any("Kế Sách" in line and "mất kết" in line for line in lines)  # reasons condensed in one cell
+    assert any("Ấp Mỹ Hòa" in line and "am-2" in line for line in lines)
+
+
+def test_the_broadcast_report_names_every_reason_in_vietnamese(settings: Settings) -> None:
+    env = {"SPEAKERCTL_LANG": "vi", "COLUMNS": "100"}
+    result = CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), "report", "bc-1"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "timeout" not in result.output and "không trả lời kịp" in result.output
+    assert "…" not in result.output

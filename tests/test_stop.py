@@ -30,8 +30,10 @@ from speakerctl.app import broadcasts, stops
 from speakerctl.app.access import Actor, Role, local_administrator
 from speakerctl.app.context import open_store
 from speakerctl.app.runtime import context, controller
+from speakerctl.app.views import BroadcastResultView
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess
 from speakerctl.broker.ports import free_port
+from speakerctl.cli.broadcast import outcome
 from speakerctl.cli.main import app, exit_code
 from speakerctl.config import Settings
 from speakerctl.controller.session import Session
@@ -155,7 +157,9 @@ async def test_stop_silences_every_cluster_and_records_who_stopped_it(world: Wor
     assert (audit.actor, audit.outcome) == ("lan", "confirmed")
 
 
-def _speakerctl(world: World, *args: str, stderr: int | None = subprocess.PIPE) -> subprocess.Popen[str]:
+def _speakerctl(
+    world: World, *args: str, stderr: int | None = subprocess.PIPE, lang: str = "en"
+) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "speakerctl", "--data-dir", str(world.settings.data_dir)]
     return subprocess.Popen(
         [*cmd, "--broker", world.settings.broker, *args],
@@ -163,7 +167,7 @@ def _speakerctl(world: World, *args: str, stderr: int | None = subprocess.PIPE) 
         stdout=subprocess.PIPE,
         stderr=stderr,
         text=True,
-        env=os.environ | {"SPEAKERCTL_ACCEPT_WINDOW_S": "1"},
+        env=os.environ | {"SPEAKERCTL_ACCEPT_WINDOW_S": "1", "SPEAKERCTL_LANG": lang, "COLUMNS": "100"},
     )
 
 
@@ -219,6 +223,25 @@ async def test_a_user_outside_the_zone_may_not_stop_it(world: World) -> None:
         e for e in world.store.audit.entries() if broadcast_id not in e.action
     ]
     await _silence(world, broadcast_id, follower)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_stopped_broadcast_says_it_was_stopped_and_by_whom(world: World) -> None:
+    clusters = world.under(world.communes[0]) + world.under(world.communes[1])
+    targets = [a for c in world.communes for a in ("--to", c)]
+    process = _speakerctl(world, "broadcast", str(world.bulletin), *targets, lang="vi")
+    await wait_until(lambda: all(world.playing(clusters).values()), "every cluster playing", PROCESS_S)
+    (broadcast_id,) = set(world.playing(clusters).values())
+    assert broadcast_id is not None
+    ctx = context(world.settings)
+    async with controller(ctx, session=Session("stopper", persistent=False)).running() as running:
+        await stops.stop(ctx, Actor("lan", Role.OPERATOR), broadcast_id, controller=running)
+    code, out, err = await _finish(process)
+    assert code == 3, err
+    assert f"đã dừng={len(clusters)}" in err and "━" in err  # it aired: its progress bar was drawn
+    line = " ".join(out.split())
+    assert f"0/{len(clusters)} đã phát; lan đã dừng buổi phát; xem lý do: speakerctl report" in line
+    assert f"speakerctl report {broadcast_id}" in line and "tất cả" not in line
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -349,3 +372,25 @@ async def test_a_silent_cluster_is_recorded_stopped_unconfirmed_and_the_broadcas
         if (e.action, e.subject) == ("stop", f"broadcast {broadcast_id}")
     ]
     assert audit.outcome == "unconfirmed"
+
+
+def test_the_summary_line_follows_the_outcome() -> None:
+    def result(counts: dict[str, int], stopped_by: str | None = None) -> BroadcastResultView:
+        played = counts.get("finished", 0)
+        total = sum(counts.values())
+        return BroadcastResultView(
+            broadcast="bc-1",
+            total=total,
+            played=played,
+            complete=played == total,
+            counts=counts,
+            reach_latency_s=0.01,
+            stopped_by=stopped_by,
+        )
+
+    assert outcome(result({"finished": 2})) == ", all playing 0.01 s after the command"
+    assert outcome(result({"stopped": 2}, "lan")) == "; stopped by lan; why: speakerctl report bc-1"
+    partly = outcome(result({"stopped": 1, "finished": 1}))
+    assert partly == "; stopped on 1 of 2 clusters; why: speakerctl report bc-1"
+    missed = outcome(result({"unreached": 1, "finished": 2}))
+    assert missed == "; 1 of 3 clusters did not play; why: speakerctl report bc-1"

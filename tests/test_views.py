@@ -80,7 +80,9 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
     ),
     views.BroadcastReachView: ("id", "state", "created_at", "targets", "targeted", "reached", "played"),
     views.FleetView: ("at", "totals", "zones", "devices", "alerts", "broadcasts", "last_broadcast"),
-    views.BroadcastResultView: ("broadcast", "total", "played", "complete", "counts", "reach_latency_s"),
+    views.BroadcastResultView: (
+        *("broadcast", "total", "played", "complete", "counts", "reach_latency_s", "stopped_by"),
+    ),
     views.ZoneOutcomeView: ("zone", "name", "targeted", "reached", "played", "failed", "missed", "reasons"),
     views.MissedView: ("device", "state", "reason", "detail"),
     views.BroadcastReportView: (

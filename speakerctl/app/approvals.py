@@ -13,13 +13,14 @@ Emergencies never wait (app/policy.py). Every step is in the audit log with its 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from speakerctl.app import audit, broadcasts, policy, records, schedules, views
 from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.broadcasts import Progress
 from speakerctl.app.context import AppContext
-from speakerctl.controller.service import BroadcastRequest, new_broadcast_id
+from speakerctl.controller.service import BroadcastRequest, Controller, new_broadcast_id
 from speakerctl.errors import NotAllowed, NotFound, SpeakerctlError, UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Priority
@@ -102,9 +103,14 @@ async def approve(
     at: datetime | None = None,
     timeout_s: float | None = None,
     progress: Progress | None = None,
+    controller: Controller | None = None,
 ) -> views.ApprovedView:
-    """Approve an item: air it now, place it at `at` (a one-off schedule), or install its schedule."""
-    store = ctx.store()
+    """Approve an item: air it now, place it at `at` (a one-off schedule), or install its schedule.
+
+    `controller`: a running one (`serve`, the web console) airs it, so one MQTT session is used (two
+    controllers with one client id would disconnect each other); else one is started for it.
+    """
+    store = controller.store if controller else ctx.store()
     item = _decidable(store, item_id, actor)
     now = ctx.clock.now()
     if item.spec.get(policy.FORWARD):
@@ -119,7 +125,16 @@ async def approve(
     when = at or item.at
     if when is not None and when > now:
         return _placed(ctx, store, item, actor, _one_off(ctx, item, actor, when, now))
-    return await _air(ctx, store, item, actor, timeout_s, progress)
+    return await _air(ctx, store, item, actor, _Airing(timeout_s, progress, controller))
+
+
+@dataclass(frozen=True, slots=True)
+class _Airing:
+    """How an approved item airs: how long to wait for silent clusters, progress, the controller."""
+
+    timeout_s: float | None = None
+    progress: Progress | None = None
+    controller: Controller | None = None
 
 
 def _forward(
@@ -187,8 +202,7 @@ async def _air(
     store: Store,
     item: ItemInfo,
     actor: Actor,
-    timeout_s: float | None,
-    progress: Progress | None,
+    airing: _Airing,
 ) -> views.ApprovedView:
     now = ctx.clock.now()
     request = BroadcastRequest(
@@ -202,7 +216,13 @@ async def _air(
     decided = _decided(store, item, actor, now, request.broadcast_id)
     try:
         result = await broadcasts.send(
-            ctx, request, actor=actor, store=store, timeout_s=timeout_s, progress=progress
+            ctx,
+            request,
+            actor=actor,
+            store=store,
+            timeout_s=airing.timeout_s,
+            progress=airing.progress,
+            controller=airing.controller,
         )
     except SpeakerctlError:
         if not _recorded(store, request.broadcast_id):

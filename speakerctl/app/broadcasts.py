@@ -13,7 +13,7 @@ from speakerctl.app.access import Actor
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.controller.resume import resume_broadcasts
-from speakerctl.controller.service import BroadcastRequest, Controller, new_broadcast_id
+from speakerctl.controller.service import BroadcastRequest, BroadcastResult, Controller, new_broadcast_id
 from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Priority
@@ -42,6 +42,33 @@ def request(
     volume = ctx.settings.emergency_volume if level is Priority.EMERGENCY else None
     ids = names.target_ids(ctx.store(), targets)
     return BroadcastRequest(bulletin_id, tuple(ids), level, volume=volume)
+
+
+def hold(
+    ctx: AppContext,
+    bulletin_id: int,
+    targets: Sequence[str],
+    priority: str = "normal",
+    *,
+    actor: Actor,
+    emergency: bool = False,
+) -> None:
+    """Queue the request for its approvers (AwaitsApproval) if `actor` may not air it now; else nothing.
+
+    Called before anything shows the broadcast as airing (a progress bar), so a held request never looks
+    as if it were on air. NotAllowed if the actor may not broadcast there at all.
+    """
+    req = request(ctx, bulletin_id, targets, priority, emergency=emergency)
+    _route(ctx.store(), actor, req, ctx.clock.now())
+
+
+def _route(store: Store, actor: Actor, req: BroadcastRequest, now: datetime) -> policy.Routing:
+    """The request's routing if it airs now; queued for approval (AwaitsApproval) if it is held."""
+    asked = policy.Request(ItemKind.BROADCAST, req.bulletin_id, req.targets, req.priority)
+    routing = policy.route(store, actor, asked, now)
+    if not routing.direct:
+        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    return routing
 
 
 def confirmation(
@@ -101,10 +128,7 @@ async def broadcast(
     req = request(ctx, bulletin_id, targets, priority, emergency=emergency)
     store = ctx.store()
     req = replace(req, broadcast_id=broadcast_id, started_by=actor.name)
-    asked = policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, req.priority)
-    routing = policy.route(store, actor, asked, ctx.clock.now())
-    if not routing.direct:
-        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    routing = _route(store, actor, req, ctx.clock.now())
     confirming.require(confirming.needed(store, req.targets, req.priority), confirmed)
     return await send(
         ctx, req, actor=actor, store=store, notes=routing.notes, timeout_s=timeout_s, progress=progress
@@ -120,22 +144,26 @@ async def send(
     notes: Sequence[NewItem] = (),
     timeout_s: float | None = None,
     progress: Progress | None = None,
+    controller: Controller | None = None,
 ) -> views.BroadcastResultView:
     """Air a request already authorized (and approved, if it had to be); audited with the actor.
 
     `approved_by` is the request's, else the actor's (a sender who needed no approval let it air);
-    `started_by` likewise (an approved item's submitter started it).
+    `started_by` likewise (an approved item's submitter started it). `controller`: a running one to air
+    it through (`serve`: one MQTT session; its own timeout applies), else one is started for it.
     """
-    store = store or ctx.store()
+    store = controller.store if controller else (store or ctx.store())
     req = begun(store, actor, req, notes, ctx.clock.now())
-    async with running_controller(with_timeout(ctx, timeout_s), store) as controller:
-        return records.broadcast_result(await controller.broadcast(req, progress))
+    if controller is not None:
+        return result(store, await controller.broadcast(req, progress))
+    async with running_controller(with_timeout(ctx, timeout_s), store) as running:
+        return result(store, await running.broadcast(req, progress))
 
 
 async def resume(ctx: AppContext) -> list[views.BroadcastResultView]:
     """Re-send every broadcast the store shows running, and follow each to the end."""
     async with running_controller(ctx) as controller:
-        return [records.broadcast_result(r) for r in await resume_broadcasts(controller)]
+        return [result(controller.store, r) for r in await resume_broadcasts(controller)]
 
 
 def routed(
@@ -153,11 +181,7 @@ def routed(
     level = Priority.EMERGENCY if priority == "emergency" else parse_priority(priority)
     volume = controller.settings.emergency_volume if level is Priority.EMERGENCY else None
     req = BroadcastRequest(bulletin_id, tuple(names.target_ids(store, targets)), level, volume=volume)
-    routing = policy.route(
-        store, actor, policy.Request(ItemKind.BROADCAST, bulletin_id, req.targets, level), now
-    )
-    if not routing.direct:
-        raise policy.awaiting(policy.queue_items(store, actor, routing.held))
+    routing = _route(store, actor, req, now)
     # What airs now is confirmed; a request held for approval is confirmed by what its approver does.
     confirming.require(confirming.needed(store, req.targets, level), confirmed)
     return begun(store, actor, req, routing.notes, now)
@@ -182,4 +206,9 @@ def begun(
 
 async def follow(controller: Controller, req: BroadcastRequest) -> views.BroadcastResultView:
     """Air a routed request through the running controller and follow it to the end."""
-    return records.broadcast_result(await controller.broadcast(req))
+    return result(controller.store, await controller.broadcast(req))
+
+
+def result(store: Store, r: BroadcastResult) -> views.BroadcastResultView:
+    """What a broadcast reached, with who stopped it (the store records a stop made from anywhere)."""
+    return records.broadcast_result(r, store.broadcasts.get(r.broadcast_id).stopped_by or None)

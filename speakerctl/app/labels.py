@@ -29,6 +29,8 @@ _WORDS: Final = {
     "playback_error": N_("playback error"),
     "amplifier_fault": N_("amplifier fault"),
     "unsupported_codec": N_("unsupported codec"),
+    "rebooted": N_("rebooted before it ended"),
+    "timeout": N_("no answer in time"),  # the controller's reason for an unreached cluster
     # broadcasts as a whole (speakerctl.store.BroadcastState) and schedule runs (scheduler.model.RunState)
     "running": N_("running"),
     "complete": N_("complete"),

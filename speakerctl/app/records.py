@@ -186,8 +186,8 @@ def remote_result(r: ManageResult, what: str) -> views.RemoteResultView:
     )
 
 
-def broadcast_result(r: BroadcastResult) -> views.BroadcastResultView:
-    """What a broadcast reached."""
+def broadcast_result(r: BroadcastResult, stopped_by: str | None = None) -> views.BroadcastResultView:
+    """What a broadcast reached, and who stopped it (if anyone stopped it as a whole)."""
     return views.BroadcastResultView(
         broadcast=r.broadcast_id,
         total=r.total,
@@ -195,6 +195,7 @@ def broadcast_result(r: BroadcastResult) -> views.BroadcastResultView:
         complete=r.complete,
         counts=r.counts,
         reach_latency_s=r.reach_latency_s,
+        stopped_by=stopped_by,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,7 +23,6 @@ from speakerctl.controller.office import (
     office_report,
 )
 from speakerctl.controller.reports import (
-    PLAY_LOG_COLUMNS,
     PlayEntry,
     ZoneOutcome,
     export,
@@ -34,7 +34,7 @@ from speakerctl.dates import format_moment, parse_day_or_moment, zone_label
 from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Priority
-from speakerctl.protocol.lifecycle import FINISHED
+from speakerctl.protocol.lifecycle import FINISHED, STOPPED
 
 
 class ReportFormat(StrEnum):
@@ -47,8 +47,6 @@ class ReportFormat(StrEnum):
 
 
 FILE_FORMATS = (ReportFormat.CSV, ReportFormat.XLSX)
-TABLE_COLUMNS = PLAY_LOG_COLUMNS[1:]
-"""The play log's columns in a table on screen (the date is in the title)."""
 
 
 def parse_format(value: str, output: Path | None) -> ReportFormat:
@@ -95,6 +93,22 @@ class PlayLog:
     def views(self) -> list[views.PlayView]:
         """The plays as JSON records."""
         return [play(e, self.tz) for e in self.entries]
+
+    def screen(self) -> ScreenTable:
+        """The plays for a terminal: condensed columns that fit 100 characters (files have all)."""
+        columns = (_("Started"), _("Commune"), _("Cluster id"), _("Bulletin"), _("Broadcast"))
+        rows = [_play_cells(e, self.tz) for e in self.entries]
+        return ScreenTable(_("plays"), (*columns, _("Aired (s)"), _("Outcome")), rows, frozenset({2, 4}))
+
+
+def _play_cells(e: PlayEntry, tz: ZoneInfo) -> tuple[str, ...]:
+    r = e.record
+    aired = "" if e.aired_s is None else f"{e.aired_s:g}"
+    outcome = word(r.state if r.reason is None else f"{r.state}/{r.reason}")
+    if r.state == STOPPED and r.detail:
+        outcome += f" ({r.detail})"
+    head = (_short(r.playing_at, tz), e.commune, e.device_id, r.bulletin_title, r.broadcast_id)
+    return (*head, aired, outcome)
 
 
 def play(e: PlayEntry, tz: ZoneInfo) -> views.PlayView:
@@ -189,6 +203,20 @@ class OfficeSummary:
     def sheets(self) -> list[Sheet]:
         """Its tables for people: the per-commune summary, the clusters that did not air, the broadcasts."""
         return [_communes_sheet(self), _misses_sheet(self), _broadcasts_sheet(self)]
+
+    def screens(self) -> list[ScreenTable]:
+        """Its tables for a terminal: fewer, condensed columns that fit 100 characters (files have all)."""
+        return [_communes_screen(self), _misses_screen(self), _broadcasts_screen(self)]
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenTable:
+    """A table for a terminal: column titles, rows of text, and which columns hold ids (never cut)."""
+
+    name: str
+    columns: tuple[str, ...]
+    rows: Sequence[tuple[str, ...]]
+    ids: frozenset[int]
 
 
 def office(
@@ -307,3 +335,60 @@ def _broadcast_row(b: BroadcastLine, tz: ZoneInfo) -> tuple[Cell, ...]:
     head = (_local(i.created_at, tz), i.id, b.bulletin, views.priority_name(i.priority), ", ".join(i.targets))
     who = (i.state.value, i.started_by, b.approved_by, i.stopped_by, _local(i.completed_at, tz))
     return (*head, *who, b.clusters, b.aired, b.clusters - b.aired)
+
+
+def _short(at: datetime | None, tz: ZoneInfo) -> str:
+    """A local time as a terminal shows it: day, month, hour and minute."""
+    return at.astimezone(tz).strftime("%d/%m %H:%M") if at else ""
+
+
+def why_text(counts: dict[str, int], labels: dict[str, str]) -> str:
+    """Why clusters did not air, in one cell: "offline 2, stopped 1" (the report's order of reasons)."""
+    return ", ".join(f"{labels[w]} {counts[w]}" for w in WHY if counts.get(w))
+
+
+def _people(*names: str) -> str:
+    """Who started (and approved, and stopped) a broadcast, in one cell."""
+    return " / ".join(name or "–" for name in names).rstrip(" /–")
+
+
+def _communes_screen(summary: OfficeSummary) -> ScreenTable:
+    labels = why_labels()
+    columns = (_("Commune"), _("Broadcast"), _("Bulletin"), _("Targeted"), _("Aired"), _("Not aired"))
+    rows = [
+        (c.name, c.broadcast.info.id, c.broadcast.bulletin, str(c.targeted), str(c.aired),
+         why_text(dict(c.why), labels), _people(c.broadcast.info.started_by, c.broadcast.approved_by))
+        for c in summary.report.communes
+    ]  # fmt: skip
+    return ScreenTable(_("Communes"), (*columns, _("Started / approved by")), rows, frozenset({1}))
+
+
+def _misses_screen(summary: OfficeSummary) -> ScreenTable:
+    labels = why_labels()
+    columns = (_("Broadcast"), _("Commune"), _("Cluster id"), _("Cluster"), _("Why"), _("Detail"))
+    rows = [
+        (m.broadcast.info.id, m.commune, m.device_id, m.device_name, labels[m.why], m.delivery.detail,
+         _short(m.last_seen, summary.tz))
+        for m in summary.report.misses
+    ]  # fmt: skip
+    return ScreenTable(_("Not aired"), (*columns, _("Last heard")), rows, frozenset({0, 2}))
+
+
+def _broadcasts_screen(summary: OfficeSummary) -> ScreenTable:
+    columns = (_("Started"), _("Broadcast"), _("Bulletin"), _("Priority"), _("State"), _("Aired"))
+    rows = [_broadcast_cells(b, summary.tz) for b in summary.report.broadcasts]
+    return ScreenTable(
+        _("Broadcasts"), (*columns, _("Started / approved / stopped by")), rows, frozenset({1})
+    )
+
+
+def _broadcast_cells(b: BroadcastLine, tz: ZoneInfo) -> tuple[str, ...]:
+    i = b.info
+    head = (
+        _short(i.created_at, tz),
+        i.id,
+        b.bulletin,
+        word(views.priority_name(i.priority)),
+        word(i.state.value),
+    )
+    return (*head, f"{b.aired}/{b.clusters}", _people(i.started_by, b.approved_by, i.stopped_by))

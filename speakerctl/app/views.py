@@ -209,6 +209,8 @@ class BroadcastResultView(View):
     complete: bool
     counts: dict[str, int]
     reach_latency_s: float | None
+    stopped_by: str | None = None
+    """Who stopped the whole broadcast (None: nobody did)."""
 
 
 class ZoneOutcomeView(View):

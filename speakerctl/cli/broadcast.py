@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from speakerctl.app import broadcasts
@@ -25,6 +25,7 @@ from speakerctl.cli.confirm import ask, confirm, interactive
 from speakerctl.cli.text import safe
 from speakerctl.errors import NotFound
 from speakerctl.i18n import _
+from speakerctl.protocol.lifecycle import STOPPED
 
 T = TypeVar("T")
 
@@ -71,9 +72,8 @@ def broadcast(
 ) -> None:
     """Broadcast a bulletin; exits 3 if not every targeted cluster played it."""
     ctx, actor = state.context(), current_actor()
-    broadcasts.request(
-        ctx, bulletin_id, to, priority, emergency=emergency
-    )  # a bad priority: before connecting
+    # Held for approval (exit 11) or refused before any progress is shown: only what airs now shows one.
+    broadcasts.hold(ctx, bulletin_id, to, priority, actor=actor, emergency=emergency)
     asked = broadcasts.confirmation(ctx, bulletin_id, to, priority, actor=actor, emergency=emergency)
     confirmed = confirm(asked, yes)
     broadcast_id = broadcasts.new_id(ctx)
@@ -121,15 +121,23 @@ def interrupted(ctx: AppContext, broadcast_id: str, stop_on_interrupt: bool) -> 
 
 
 def with_progress(send: Callable[[OnProgress], Coroutine[Any, Any, T]]) -> T:
-    """Run a broadcast (or what airs one) with a live progress bar on stderr."""
-    with _progress() as bar:
-        task = bar.add_task(_("broadcast"), total=None)
+    """Run a broadcast (or what airs one) with a live progress bar on stderr, drawn from its first report:
+    what is held for approval, placed in a schedule or refused never shows an empty bar."""
+    bar = _progress()
+    task: TaskID | None = None
 
-        def update(counts: Counter[str], total: int) -> None:
-            text = " ".join(f"{state_name(s)}={n}" for s, n in sorted(counts.items()))
-            bar.update(task, total=total, completed=broadcasts.settled(counts), description=text)
+    def update(counts: Counter[str], total: int) -> None:
+        nonlocal task
+        if task is None:  # the controller follows it: it is on air
+            bar.start()
+            task = bar.add_task(_("broadcast"), total=None)
+        text = " ".join(f"{state_name(s)}={n}" for s, n in sorted(counts.items()))
+        bar.update(task, total=total, completed=broadcasts.settled(counts), description=text)
 
+    try:
         return run(send(update))
+    finally:
+        bar.stop()  # nothing if it never started
 
 
 def _progress() -> Progress:
@@ -151,7 +159,21 @@ def print_summary(result: BroadcastResultView) -> None:
         table.add_row(safe(state_name(name)), str(n))
     console.print(table)
     colour = "green" if result.complete else "red"
-    latency = result.reach_latency_s
-    reach = _(", all playing {s} s after the command").format(s=f"{latency:.2f}") if latency else ""
     played = _("{played}/{total} played").format(played=result.played, total=result.total)
-    console.print(f"[bold {colour}]{played}[/]{reach}")
+    console.print(f"[bold {colour}]{played}[/]{safe(outcome(result))}")
+
+
+def outcome(result: BroadcastResultView) -> str:
+    """What follows the count: how fast all played, or who stopped it, or how many did not play and where
+    to see why (a stop or a partial outcome never claims that all played)."""
+    stopped = result.counts.get(STOPPED.value, 0)
+    if result.complete:
+        latency = result.reach_latency_s
+        return _(", all playing {s} s after the command").format(s=f"{latency:.2f}") if latency else ""
+    why = _("; why: speakerctl report {id}").format(id=result.broadcast)
+    if result.stopped_by:
+        return _("; stopped by {who}").format(who=result.stopped_by) + why
+    if stopped:
+        return _("; stopped on {n} of {total} clusters").format(n=stopped, total=result.total) + why
+    missed = result.total - result.played
+    return _("; {n} of {total} clusters did not play").format(n=missed, total=result.total) + why

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from speakerctl.app import reports
 from speakerctl.app.context import AppContext
@@ -88,28 +87,27 @@ def _office(
         raise UsageError(
             _("the summary is a table, or a csv or xlsx file"), hint=_("use --format xlsx --output FILE")
         )
-    for sheet in found.sheets():
-        table = Table(
-            *map(safe, sheet.columns), title=f"{safe(found.title)}: {safe(sheet.name)}", title_justify="left"
-        )
-        for row in sheet.rows:
-            table.add_row(*(safe(_cell_text(v)) for v in row))
-        console.print(table)
+    for screen in found.screens():
+        console.print(_screen_table(screen, f"{safe(found.title)}: {safe(screen.name)}"))
 
 
-def _cell_text(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.strftime("%d/%m/%Y %H:%M")
-    return "" if value is None else str(value)
+def _screen_table(screen: reports.ScreenTable, title: str) -> Table:
+    """A report table that fits the terminal: ids whole, other cells folded rather than cut."""
+    columns = [
+        id_column(safe(name), (row[i] for row in screen.rows))
+        if i in screen.ids
+        else Column(safe(name), overflow="fold")
+        for i, name in enumerate(screen.columns)
+    ]
+    table = Table(*columns, title=title, title_justify="left")
+    for row in screen.rows:
+        table.add_row(*map(safe, row))
+    return table
 
 
 def _play_table(log: reports.PlayLog) -> None:
-    columns = reports.TABLE_COLUMNS
     plays = ngettext("{n} play", "{n} plays", len(log.entries)).format(n=len(log.entries))
-    table = Table(*columns, title=f"{safe(log.title)}: {plays}", title_justify="left")
-    for row in log.rows():
-        table.add_row(*(safe(row[c]) for c in columns))
-    console.print(table)
+    console.print(_screen_table(log.screen(), f"{safe(log.title)}: {plays}"))
 
 
 def _broadcast_report(ctx: AppContext, broadcast_id: str, as_json: bool, failures: bool) -> None:

@@ -167,7 +167,8 @@ class Actions:
     async def approve(self, request: web.Request) -> web.Response:
         """Approve an item: it airs (followed in the background), or its schedule is installed."""
         item_id, actor = int(request.match_info["id"]), signed_in(request)
-        task = asyncio.get_running_loop().create_task(approvals.approve(self.ctx, item_id, actor=actor))
+        approving = approvals.approve(self.ctx, item_id, actor=actor, controller=self.controller)
+        task = asyncio.get_running_loop().create_task(approving)
         done, _pending = await asyncio.wait({task}, timeout=APPROVE_ANSWER_S)
         if done:
             task.result()  # a refusal (not an approver here, decided already) is answered now

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import gettext
-from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,19 +56,10 @@ def language_values(lang: str) -> dict[str, Any]:
     return {"gettext": t.gettext, "ngettext": t.ngettext, "lang": lang}
 
 
-@contextlib.contextmanager
-def speaking(lang: str) -> Iterator[None]:
-    """`_()` in `lang` for one render (the labels the templates call), then the process's language again.
-
-    Rendering is synchronous on the event loop, so nothing else of the loop runs meanwhile; the CLI
-    that runs `serve` keeps its own language.
-    """
-    before = i18n.language()
-    i18n.set_language(lang)
-    try:
-        yield
-    finally:
-        i18n.set_language(before)
+def speaking(lang: str) -> contextlib.AbstractContextManager[None]:
+    """`_()` in `lang` for one render (the labels the templates call), in this task only: the CLI that
+    runs `serve` and other readers' requests keep their own language."""
+    return i18n.reading(lang)
 
 
 def respond(

@@ -145,13 +145,14 @@ class WebServer:
         if request.path.startswith(("/static/", "/api/", "/metrics")):
             return await handler(request)
         visit = request[VISIT] = await self.guard.visit(request)
-        if visit.actor is None and not public(request.path):
-            raise _to_login(request)
-        if request.method == "POST":
-            await self.guard.check_csrf(request, visit)
-        if visit.actor is not None and visit.actor.zone_id:
-            request[SCOPE_NAME] = (await self._snap()).tree.name(visit.actor.zone_id)
-        response = await handler(request)
+        with render.speaking(visit.lang):  # a refusal raised below is worded in the reader's language
+            if visit.actor is None and not public(request.path):
+                raise _to_login(request)
+            if request.method == "POST":
+                await self.guard.check_csrf(request, visit)
+            if visit.actor is not None and visit.actor.zone_id:
+                request[SCOPE_NAME] = (await self._snap()).tree.name(visit.actor.zone_id)
+            response = await handler(request)
         ensure_browser(request, response)
         return response
 
