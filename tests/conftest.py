@@ -25,6 +25,9 @@ from speakerctl.i18n import set_language
 # CLI to Vietnamese): set before any test module imports speakerctl.cli, which picks the language then.
 # A test that wants Vietnamese sets SPEAKERCTL_LANG=vi itself (CliRunner env, monkeypatch, subprocess env).
 os.environ["SPEAKERCTL_LANG"] = "en"
+# pytest-xdist gives its workers COLUMNS=80, which rich reads once, when the CLI's console is made, and
+# keeps for good; without it the console measures at every print, so a test's own COLUMNS holds.
+os.environ.pop("COLUMNS", None)
 
 REQUIRE_MOSQUITTO = "SPEAKERCTL_REQUIRE_MOSQUITTO"
 MOSQUITTO_FIXTURES = frozenset({"mosquitto_binary", "mosquitto", "mosquitto_auth"})

@@ -17,7 +17,10 @@ app = typer.Typer(help=_("Command-signing keys: clusters act only on commands si
 def init() -> None:
     """Create the signing key if there is none; print the file to provision clusters with."""
     key_id, trusted = keys.init(state.context(), actor=current_actor())
-    console.print(_("active key {key}; clusters trust {file}").format(key=key_id, file=trusted))
+    # soft_wrap: a path is never broken across lines, so it can be copied whole.
+    console.print(
+        _("active key {key}; clusters trust {file}").format(key=key_id, file=trusted), soft_wrap=True
+    )
 
 
 @app.command("list")
@@ -36,7 +39,7 @@ def rotate() -> None:
     """Sign with a new key from now on; the old one stays trusted until retired."""
     key_id, trusted = keys.rotate(state.context(), actor=current_actor())
     text = _("active key {key}; give every cluster the new {file}, then `speakerctl keys retire OLD_ID`")
-    console.print(text.format(key=key_id, file=trusted))
+    console.print(text.format(key=key_id, file=trusted), soft_wrap=True)
 
 
 @app.command("retire")
