@@ -172,7 +172,13 @@ def _speakerctl(
 
 
 async def _finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = await asyncio.to_thread(process.communicate, timeout=PROCESS_S)
+    try:
+        out, err = await asyncio.to_thread(process.communicate, timeout=PROCESS_S)
+    except subprocess.TimeoutExpired:
+        # Never leave it running: it would keep the module's clusters busy for the tests after this one.
+        process.kill()
+        out, err = await asyncio.to_thread(process.communicate)
+        pytest.fail(f"speakerctl did not exit within {PROCESS_S} s; its stderr: {err[-2000:]}")
     return process.returncode, out, err or ""
 
 
