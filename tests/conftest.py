@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +29,11 @@ os.environ["SPEAKERCTL_LANG"] = "en"
 # pytest-xdist gives its workers COLUMNS=80, which rich reads once, when the CLI's console is made, and
 # keeps for good; without it the console measures at every print, so a test's own COLUMNS holds.
 os.environ.pop("COLUMNS", None)
+# A suite started in the background of a non-interactive shell (`bash .ci/run &`) inherits SIGINT
+# ignored, and so would every speakerctl the tests start (an ignored signal stays ignored across exec),
+# which then could not be interrupted as an operator would. Restore what a terminal gives.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REQUIRE_MOSQUITTO = "SPEAKERCTL_REQUIRE_MOSQUITTO"
 MOSQUITTO_FIXTURES = frozenset({"mosquitto_binary", "mosquitto", "mosquitto_auth"})
