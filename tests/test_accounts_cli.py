@@ -36,6 +36,16 @@ class Cli:
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
         return result.exit_code, result.output
 
+    def add_user(self, name: str, role: str, zone: str = COMMUNE) -> str:
+        """Add a user with PASSWORD."""
+        return self.ok(
+            "user", "add", name, "--role", role, "--zone", zone, "--password-stdin", stdin=PASSWORD + "\n"
+        )
+
+    def login(self, name: str) -> str:
+        """Sign in as `name` with PASSWORD."""
+        return self.ok("login", name, "--password-stdin", stdin=PASSWORD + "\n")
+
     def ok(self, *args: str, stdin: str | None = None) -> str:
         code, out = self(*args, stdin=stdin)
         assert code == 0, out
@@ -51,19 +61,9 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
 
 
 def test_login_whoami_logout(cli: Cli) -> None:
-    cli.ok(
-        "user",
-        "add",
-        "lan",
-        "--role",
-        "operator",
-        "--zone",
-        COMMUNE,
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    cli.add_user("lan", "operator")
     assert json.loads(cli.ok("whoami", "--json"))["signed_in"] is False
-    assert "signed in as lan" in cli.ok("login", "lan", "--password-stdin", stdin=PASSWORD + "\n")
+    assert "signed in as lan" in cli.login("lan")
     session = cli.data / "session"
     assert stat.S_IMODE(session.stat().st_mode) == 0o600
     assert json.loads(cli.ok("whoami", "--json")) == {
@@ -86,18 +86,8 @@ def test_typed_passwords_must_match(cli: Cli) -> None:
 
 
 def test_an_expired_session_says_how_to_sign_in_again(cli: Cli) -> None:
-    cli.ok(
-        "user",
-        "add",
-        "lan",
-        "--role",
-        "operator",
-        "--zone",
-        COMMUNE,
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    cli.ok("login", "lan", "--password-stdin", stdin=PASSWORD + "\n")
+    cli.add_user("lan", "operator")
+    cli.login("lan")
     assert isinstance(common.state.clock, FixedClock)
     common.state.clock.advance(timedelta(hours=3))
     code, out = cli("whoami")
@@ -105,34 +95,14 @@ def test_an_expired_session_says_how_to_sign_in_again(cli: Cli) -> None:
 
 
 def test_a_commune_operator_may_not_manage_users(cli: Cli) -> None:
-    cli.ok(
-        "user",
-        "add",
-        "lan",
-        "--role",
-        "operator",
-        "--zone",
-        COMMUNE,
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    cli.ok(
-        "user",
-        "add",
-        "an",
-        "--role",
-        "administrator",
-        "--zone",
-        COMMUNE,
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    cli.ok("login", "lan", "--password-stdin", stdin=PASSWORD + "\n")
+    cli.add_user("lan", "operator")
+    cli.add_user("an", "administrator")
+    cli.login("lan")
     code, _ = cli(
         "user", "add", "x", "--role", "viewer", "--zone", COMMUNE, "--password-stdin", stdin=PASSWORD + "\n"
     )
     assert code == 9
-    cli.ok("login", "an", "--password-stdin", stdin=PASSWORD + "\n")
+    cli.login("an")
     code, out = cli(
         "user", "add", "y", "--role", "viewer", "--zone", OTHER, "--password-stdin", stdin=PASSWORD + "\n"
     )
@@ -189,19 +159,9 @@ def _audit(cli: Cli) -> list[AuditEntry]:
 
 
 def test_a_damaged_session_file_is_refused_then_logout_clears_it(cli: Cli) -> None:
-    cli.ok(
-        "user",
-        "add",
-        "lan",
-        "--role",
-        "operator",
-        "--zone",
-        COMMUNE,
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    cli.ok("login", "lan", "--password-stdin", stdin=PASSWORD + "\n")
-    cli.ok("login", "lan", "--password-stdin", stdin=PASSWORD + "\n")  # ends the first session
+    cli.add_user("lan", "operator")
+    cli.login("lan")
+    cli.login("lan")  # ends the first session
     outcomes = [(e.action, e.outcome) for e in _audit(cli) if e.actor == "lan"]
     assert outcomes.count(("sign_in", "ok")) == 2 and outcomes.count(("sign_out", "ok")) == 1
     (cli.data / "session").write_text("not json", encoding="utf-8")
