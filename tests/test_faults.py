@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, text
+from waiting import POLL_S, SAFETY_NET_S
 
 from simulator.faults import FaultProfile, FleetRunner
 from simulator.fleet import Fleet, FleetOptions
@@ -113,12 +114,22 @@ async def test_clusters_offline_during_a_broadcast_get_it_on_return_or_report_it
         await asyncio.sleep(0.5)  # the broadcast timed out after its 4 s lifetime
         for device_id in back_late:  # back after it expired: they say they missed it
             runner.start(fleet.rebuild(device_id).agent)
-        await asyncio.sleep(2.0)
-        await controller.ingestor.flush()
+        await _until_stored(controller, result.broadcast_id, back_late, "expired")
     states = {d.device_id: d.state for d in store.deliveries.of(result.broadcast_id)}
     assert all(states[d] == "finished" for d in ids if d not in back_late), states
     assert all(states[d] == "expired" for d in back_late), {d: states[d] for d in back_late}
     assert result.counts.get("finished") == len(ids) - len(back_late)
+
+
+async def _until_stored(controller: Controller, broadcast_id: str, ids: list[str], state: str) -> None:
+    """Flush what the clusters reported until each of `ids` is stored in `state` (a safety net, no sleep)."""
+    async with asyncio.timeout(SAFETY_NET_S):
+        while True:
+            await controller.ingestor.flush()
+            states = {d.device_id: d.state for d in controller.store.deliveries.of(broadcast_id)}
+            if all(states[d] == state for d in ids):
+                return
+            await asyncio.sleep(POLL_S)
 
 
 async def test_a_full_disk_is_a_clear_error_and_loses_or_corrupts_nothing(tmp_path: Path) -> None:

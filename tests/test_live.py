@@ -134,7 +134,9 @@ async def test_a_non_audio_file_fails_before_anything_is_sent(rig: LiveRig) -> N
 
 async def test_an_emergency_stream_preempts_a_bulletin_which_resumes_after_it(rig: LiveRig) -> None:
     controller, live_ids = rig.controller, [d for d in rig.fleet.devices if d != rig.legacy]
-    speech = generate_tone(4.0, path=rig.tmp / "tin-tuc.wav")
+    speech = generate_tone(
+        10.0, path=rig.tmp / "tin-tuc.wav"
+    )  # outlasts the stream's start on a busy machine
     clock = controller.clock
     bulletin, _ = import_bulletin(controller.store, controller.settings, clock, speech, "Tin tức")
     request = BroadcastRequest(bulletin.id, tuple(rig.fleet.devices), on_preempt=PreemptPolicy.RESUME)
