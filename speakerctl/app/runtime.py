@@ -23,6 +23,7 @@ from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import bulletins
 from speakerctl.app.access import local_administrator
 from speakerctl.app.context import AppContext
+from speakerctl.app.province import integrated
 from speakerctl.app.views import ImportedView
 from speakerctl.audio import generate_speechlike
 from speakerctl.broker.embedded import EmbeddedBroker
@@ -163,7 +164,8 @@ class ControllerBroadcasts:
 async def serving(
     ctx: AppContext, front_end: FrontEndFactory | None = None, announce: Announce | None = None
 ) -> AsyncIterator[Controller]:
-    """The long-running controller: broker link, ingestion, health rules, front end, schedule runner."""
+    """The long-running controller: broker link, ingestion, health rules, front end, schedule runner,
+    and the integrations (provinces, webhooks)."""
     settings = ctx.settings
     built = controller(ctx, session=serve_session(settings.data_dir, settings.client_id))
     if announce is not None:
@@ -173,6 +175,7 @@ async def serving(
         monitored(built, front_end, announce),
         resumed(built),
         scheduled(built, ScheduleBook(built.store)),  # one engine for the controller and its book
+        integrated(ctx, built.store),  # the provinces and webhook receivers of the settings
     ):
         yield built
 

@@ -28,6 +28,7 @@ from speakerctl.cli import (
 from speakerctl.cli import broker as broker_cli
 from speakerctl.cli import keys as keys_cli
 from speakerctl.cli import live as live_cli
+from speakerctl.cli import province as province_cli
 from speakerctl.cli import provision as provision_cli
 from speakerctl.cli import resume as resume_cli
 from speakerctl.cli import stop as stop_cli
@@ -77,6 +78,7 @@ broadcast.app.command("send")(broadcast.broadcast)
 broadcast.app.command("stop")(stop_cli.stop_broadcast)
 app.command("stop")(stop_cli.stop_zone)
 app.add_typer(live_cli.app, name="live")
+app.add_typer(province_cli.app, name="province")
 app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)

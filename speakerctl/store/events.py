@@ -150,7 +150,9 @@ class EventReader:
         """Alerts opened or closed since `since`, by id."""
         a = _ALERTS.c
         when = aware_utc(since, "since")
-        query = select(_ALERTS).where(or_(a.opened_at >= when, a.closed_at >= when)).order_by(a.id).limit(_BATCH)
+        query = (
+            select(_ALERTS).where(or_(a.opened_at >= when, a.closed_at >= when)).order_by(a.id).limit(_BATCH)
+        )
         with self._db.begin(write=False) as c:
             rows = c.execute(query).mappings().all()
         return [

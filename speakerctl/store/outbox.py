@@ -142,6 +142,15 @@ class OutboxRepository:
             c.execute(update(outbox).where(outbox.c.id == item_id).values(**values))
             return int(c.execute(select(outbox.c.attempts).where(outbox.c.id == item_id)).scalar_one())
 
+    def known(self, channel: str, keys: Sequence[str]) -> set[str]:
+        """Which of `keys` a channel already holds (delivered or not)."""
+        if not keys:
+            return set()
+        t = outbox.c
+        query = select(t.idempotency_key).where(t.channel == channel, t.idempotency_key.in_(list(keys)))
+        with self._db.begin(write=False) as c:
+            return set(c.execute(query).scalars())
+
     def latest_event(self, channel: str, kind: str) -> datetime | None:
         """The newest event time enqueued on a channel for a kind: where collecting events resumes."""
         query = select(func.max(outbox.c.event_at)).where(outbox.c.channel == channel, outbox.c.kind == kind)

@@ -1,0 +1,78 @@
+"""Delivering the outbox of one channel: each due item sent, then marked delivered or given its next try.
+
+The wait between tries is `retry.delay_after` (capped exponential backoff with jitter, the project's one
+retry policy) counted from the clock passed in, so tests move time instead of sleeping. While the far end
+is unreachable the whole channel waits (one probe per wait, not one per item); an item it refuses waits on
+its own and does not hold up the rest. Nothing is dropped: an item leaves only once delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from speakerctl.clock import Clock
+from speakerctl.errors import LoginRefused, RemoteError, RemoteUnavailable
+from speakerctl.retry import Backoff, delay_after
+from speakerctl.store import OutboxItem, Store
+
+log = logging.getLogger(__name__)
+Send = Callable[[OutboxItem], Awaitable[None]]
+"""Deliver one item; RemoteUnavailable or RemoteRefused if the far end did not take it."""
+BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """What one delivery pass did."""
+
+    delivered: int = 0
+    failed: int = 0
+    held_until: datetime | None = None
+    """Set while the far end is unreachable: the channel's next try."""
+
+
+class Dispatcher:
+    """Sends the due items of one channel through `send`; keeps the channel's outage wait in memory."""
+
+    def __init__(self, store: Store, channel: str, send: Send, clock: Clock, backoff: Backoff) -> None:
+        self.store, self.channel, self.send = store, channel, send
+        self.clock, self.backoff = clock, backoff
+        self.held_until: datetime | None = None
+        self._outages = 0
+
+    async def deliver_due(self) -> Pass:
+        """One pass: every due item in order until the far end proves unreachable."""
+        now = self.clock.now()
+        if self.held_until is not None and now < self.held_until:
+            return Pass(held_until=self.held_until)
+        delivered = failed = 0
+        for item in await asyncio.to_thread(self.store.outbox.due, self.channel, now, BATCH):
+            try:
+                await self.send(item)
+            except (RemoteUnavailable, LoginRefused) as exc:  # every other item would fail the same way
+                await self._failed(item, exc)
+                return Pass(delivered, failed + 1, self._hold(exc))
+            except RemoteError as exc:
+                await self._failed(item, exc)
+                failed += 1
+                continue
+            await asyncio.to_thread(self.store.outbox.delivered, item.id, self.clock.now())
+            delivered += 1
+        self.held_until, self._outages = None, 0
+        return Pass(delivered, failed)
+
+    async def _failed(self, item: OutboxItem, exc: RemoteError) -> None:
+        wait = timedelta(seconds=delay_after(item.attempts + 1, self.backoff))
+        await asyncio.to_thread(self.store.outbox.failed, item.id, self.clock.now() + wait, str(exc))
+        log.warning("%s: %s %s not delivered (attempt %d): %s", self.channel, item.kind, item.idempotency_key,
+                    item.attempts + 1, exc)  # fmt: skip
+
+    def _hold(self, exc: RemoteError) -> datetime:
+        self._outages += 1
+        self.held_until = self.clock.now() + timedelta(seconds=delay_after(self._outages, self.backoff))
+        log.warning("%s unreachable, next try at %s: %s", self.channel, self.held_until.isoformat(), exc)
+        return self.held_until
