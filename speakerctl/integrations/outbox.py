@@ -54,10 +54,12 @@ class Dispatcher:
             try:
                 await self.send(item)
             except (RemoteUnavailable, LoginRefused) as exc:  # every other item would fail the same way
-                await self._failed(item, exc)
-                return Pass(delivered, failed + 1, self._hold(exc))
+                held = self._hold(item, exc)
+                await self._failed(item, exc, held)
+                return Pass(delivered, failed + 1, held)
             except RemoteError as exc:
-                await self._failed(item, exc)
+                wait = timedelta(seconds=delay_after(item.attempts + 1, self.backoff))
+                await self._failed(item, exc, self.clock.now() + wait)
                 failed += 1
                 continue
             await asyncio.to_thread(self.store.outbox.delivered, item.id, self.clock.now())
@@ -65,14 +67,15 @@ class Dispatcher:
         self.held_until, self._outages = None, 0
         return Pass(delivered, failed)
 
-    async def _failed(self, item: OutboxItem, exc: RemoteError) -> None:
-        wait = timedelta(seconds=delay_after(item.attempts + 1, self.backoff))
-        await asyncio.to_thread(self.store.outbox.failed, item.id, self.clock.now() + wait, str(exc))
+    async def _failed(self, item: OutboxItem, exc: RemoteError, next_at: datetime) -> None:
+        await asyncio.to_thread(self.store.outbox.failed, item.id, next_at, str(exc))
         log.warning("%s: %s %s not delivered (attempt %d): %s", self.channel, item.kind, item.idempotency_key,
                     item.attempts + 1, exc)  # fmt: skip
 
-    def _hold(self, exc: RemoteError) -> datetime:
+    def _hold(self, item: OutboxItem, exc: RemoteError) -> datetime:
+        """The channel waits, as long as its longest outage so far or the item's own attempts say."""
         self._outages += 1
-        self.held_until = self.clock.now() + timedelta(seconds=delay_after(self._outages, self.backoff))
+        wait = delay_after(max(self._outages, item.attempts + 1), self.backoff)
+        self.held_until = self.clock.now() + timedelta(seconds=wait)
         log.warning("%s unreachable, next try at %s: %s", self.channel, self.held_until.isoformat(), exc)
         return self.held_until
