@@ -6,9 +6,7 @@ serialiser per record, field names pinned by tests/test_province.py like a publi
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from speakerctl.app.views import View
+from speakerctl.app.views import Timestamp, View
 
 
 class AiredItemView(View):
@@ -18,8 +16,8 @@ class AiredItemView(View):
     """The broadcast id: stable, and unique per airing."""
     title: str
     priority: str
-    started_at: datetime
-    ended_at: datetime | None
+    started_at: Timestamp
+    ended_at: Timestamp | None
     duration_s: float
     clusters: int
     """How many loudspeaker clusters of the zone played it."""
@@ -32,7 +30,7 @@ class AiredFeedView(View):
 
     zone: str
     name: str
-    updated_at: datetime
+    updated_at: Timestamp
     items: list[AiredItemView]
 
 
@@ -42,7 +40,7 @@ class OutboxChannelView(View):
     channel: str
     pending: int
     delivered: int
-    oldest_pending: datetime | None
+    oldest_pending: Timestamp | None
     last_error: str
 
 
@@ -55,5 +53,5 @@ class SyncView(View):
     pushed: int
     delivered: int
     failed: int
-    held_until: datetime | None
+    held_until: Timestamp | None
     outbox: OutboxChannelView
