@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from waiting import Observed
 
 from speakerctl.broker.ports import free_port
 
@@ -48,6 +49,8 @@ class ProvinceServer:
 
     def __init__(self) -> None:
         self.state = ProvinceState()
+        self.seen: Observed[str] = Observed()
+        """Every delivery's idempotency key as it arrives, for tests to wait on."""
         self.port = free_port()
         self._runner: web.AppRunner | None = None
 
@@ -103,6 +106,7 @@ class ProvinceServer:
         key = request.headers["Idempotency-Key"]
         self.state.deliveries[key] += 1
         self.state.received.setdefault(key, json.loads(await request.read()))
+        self.seen.add(key)
         if key in self.state.lose_answers:
             self.state.lose_answers.discard(key)
             return web.json_response({"message": "gateway lost it"}, status=502)
@@ -119,6 +123,7 @@ class ProvinceServer:
             return web.json_response({"message": "token expired"}, status=401)
         self.state.deliveries[request.headers["Idempotency-Key"]] += 1
         self.state.acks.setdefault(request.match_info["id"], await request.json())
+        self.seen.add(request.headers["Idempotency-Key"])
         return web.json_response({"code": 0})
 
     async def _file(self, request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from subprocess import PIPE
@@ -23,7 +24,7 @@ from speakerctl.app.access import local_administrator
 from speakerctl.app.context import AppContext, open_store
 from speakerctl.app.integration_views import AiredFeedView, AiredItemView, OutboxChannelView, SyncView
 from speakerctl.audio import generate_speechlike
-from speakerctl.clock import FixedClock
+from speakerctl.clock import FixedClock, SystemClock
 from speakerctl.config import Integrations, ProvinceSettings, Settings, load_settings
 from speakerctl.errors import ConfigError, LoginRefused
 from speakerctl.integrations.http import HttpClient
@@ -147,6 +148,21 @@ async def test_statuses_airings_and_a_pushed_schedule_round_trip_through_an_outa
     assert titles == {"Bản tin sáng", "Bản tin trưa"}  # nothing lost
     assert store.outbox.summary(connector.channel).pending == 0
     assert max(server.state.deliveries.values()) == 1
+
+
+async def test_serve_keeps_the_province_in_sync_in_the_background(
+    world: tuple[AppContext, Store], server: ProvinceServer
+) -> None:
+    ctx, store = world
+    fast = replace(ctx.settings.integrations, delivery_interval_s=0.05)
+    live = AppContext(ctx.settings.with_overrides(integrations=fast), SystemClock())  # the loop's own time
+    async with province.integrated(live, store):
+        await server.seen.wait_for(
+            lambda keys: {k.split(":")[0] for k in keys} >= {"status", "ack"},
+            "the statuses and the pushed schedule's acknowledgement",
+            timeout=120,
+        )
+    assert server.state.acks["p-7"]["status"] == "queued"
 
 
 async def test_a_lost_answer_is_sent_again_and_the_province_keeps_one(
