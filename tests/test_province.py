@@ -94,15 +94,18 @@ def _connector(ctx: AppContext, store: Store, http: HttpClient) -> ProvinceConne
 
 
 async def test_statuses_airings_and_a_pushed_schedule_round_trip_through_an_outage(
-    world: tuple[AppContext, Store], server: ProvinceServer
+    world: tuple[AppContext, Store], server: ProvinceServer, tmp_path: Path
 ) -> None:
     ctx, store = world
     clock = ctx.clock
     assert isinstance(clock, FixedClock)
+    audio = generate_speechlike(1.5, tmp_path / "ban-tin-tinh.wav")
+    server.push({"id": "p-8", "type": "FILE", "title": "Bản tin của tỉnh", "priority": 2}, audio)
+    server.push({"id": "p-9", "type": "FILE", "title": "Khẩn cấp", "priority": 3}, audio)
     async with HttpClient(5) as http:
         connector = _connector(ctx, store, http)
         first = await connector.sync_once()
-        assert (first.statuses, first.airings, first.pushed, first.held_until) == (2, 1, 1, None)
+        assert (first.statuses, first.airings, first.pushed, first.held_until) == (2, 1, 3, None)
         status = server.state.of_kind("status:")
         assert {s["deviceCode"] for s in status.values()} == {DEV, OTHER}
         mine = next(s for s in status.values() if s["deviceCode"] == DEV)
@@ -124,7 +127,17 @@ async def test_statuses_airings_and_a_pushed_schedule_round_trip_through_an_outa
         assert airing["duration"] == 60.0 and airing["startTime"].startswith("2026-11-29T05:28:01")
         ack = server.state.acks["p-7"]
         assert ack["status"] == "queued" and "schedule queued for approval" in ack["detail"]
-        (held,) = approvals.queue(ctx, actor=local_administrator())  # Circular 39: the commune decides
+        assert (
+            server.state.acks["p-8"]["status"] == "queued"
+            and server.state.acks["p-9"]["status"] == "rejected"
+        )
+        assert "CAP alert" in server.state.acks["p-9"]["detail"]
+        bulletin, held = approvals.queue(ctx, actor=local_administrator())  # Circular 39: the commune decides
+        assert (bulletin.kind, bulletin.priority, bulletin.submitted_by) == (
+            "broadcast",
+            "priority",
+            "province:soc-trang",
+        )
         assert (held.kind, held.targets, held.submitted_by) == ("schedule", [COMMUNE], "province:soc-trang")
         await approvals.approve(ctx, held.id, actor=local_administrator())
         (scheduled,) = [s for s in ctx.book().all() if s.name == "Lịch phát sáng"]
