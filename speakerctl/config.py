@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.errors import ConfigError
-from speakerctl.i18n import LANGUAGES, normalise
+from speakerctl.i18n import LANGUAGES, _, normalise
 
 ENV_PREFIX = "SPEAKERCTL_"
 
@@ -50,14 +50,18 @@ class ProvinceSettings:
 
     def __post_init__(self) -> None:
         _check_name("province", self.name)
-        _check_url(f"province {self.name}: base_url", self.base_url)
+        _check_url(_("province {name}: base_url").format(name=self.name), self.base_url)
         if not self.zone:
-            raise ConfigError(f"province {self.name}: zone is missing", hint='e.g. zone = "st-ke-sach"')
-        _check_positive(f"province {self.name}", self, _PROVINCE_POSITIVE)
+            raise ConfigError(
+                _("province {name}: zone is missing").format(name=self.name), hint='e.g. zone = "st-ke-sach"'
+            )
+        _check_positive(_("province {name}").format(name=self.name), self, _PROVINCE_POSITIVE)
 
     def login_password(self) -> str:
         """The password: the setting, else the first line of `password_file`."""
-        return self.password or _first_line(self.password_file, f"province {self.name}: password_file")
+        return self.password or _first_line(
+            self.password_file, _("province {name}: password_file").format(name=self.name)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,20 +80,30 @@ class WebhookSettings:
 
     def __post_init__(self) -> None:
         _check_name("webhook", self.name)
-        _check_url(f"webhook {self.name}: url", self.url)
+        _check_url(_("webhook {name}: url").format(name=self.name), self.url)
         unknown = set(self.events) - set(WEBHOOK_EVENTS)
         if unknown:
             raise ConfigError(
-                f"webhook {self.name}: unknown events {', '.join(sorted(unknown))}",
-                hint=f"use some of {', '.join(WEBHOOK_EVENTS)}",
+                _("webhook {name}: unknown events {events}").format(
+                    name=self.name, events=", ".join(sorted(unknown))
+                ),
+                hint=_("use some of {events}").format(events=", ".join(WEBHOOK_EVENTS)),
             )
         if not (self.secret or self.secret_file):
-            raise ConfigError(f"webhook {self.name}: secret is missing", hint="set secret or secret_file")
-        _check_positive(f"webhook {self.name}", self, ("timeout_s", "retry_first_s", "retry_max_s"))
+            raise ConfigError(
+                _("webhook {name}: secret is missing").format(name=self.name),
+                hint=_("set secret or secret_file"),
+            )
+        _check_positive(
+            _("webhook {name}").format(name=self.name), self, ("timeout_s", "retry_first_s", "retry_max_s")
+        )
 
     def signing_secret(self) -> bytes:
         """The shared secret the body is signed with."""
-        return (self.secret or _first_line(self.secret_file, f"webhook {self.name}: secret_file")).encode()
+        return (
+            self.secret
+            or _first_line(self.secret_file, _("webhook {name}: secret_file").format(name=self.name))
+        ).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +119,7 @@ class PublicFeedSettings:
 
     def __post_init__(self) -> None:
         if not 1 <= self.items <= 500 or not 0 <= self.max_age_s <= 86400:
-            raise ConfigError("public_feed: items must be 1..500 and max_age_s 0..86400")
+            raise ConfigError(_("public_feed: items must be 1..500 and max_age_s 0..86400"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +136,12 @@ class Integrations:
         """The province called `name` (or the only one); ConfigError if there is none such."""
         found = [p for p in self.provinces if name in (None, p.name)]
         if len(found) != 1:
-            names = ", ".join(p.name for p in self.provinces) or "none configured"
+            names = ", ".join(p.name for p in self.provinces) or _("none configured")
             raise ConfigError(
-                f"no single province {name or ''!r} in the settings ({names})",
-                hint="add a [[province]] table to the settings file, or name one with --province",
+                _("no single province {name!r} in the settings ({names})").format(
+                    name=name or "", names=names
+                ),
+                hint=_("add a [[province]] table to the settings file, or name one with --province"),
             )
         return found[0]
 
@@ -145,28 +161,38 @@ _INTEGRATION_KEYS = ("province", "webhook", "public_feed", "delivery_interval_s"
 def _check_name(what: str, name: str) -> None:
     if not name or len(name) > 40 or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(
-            f"{what} name {name!r} must be 1-40 letters, digits, - or _", hint='e.g. "soc-trang"'
+            _("{what} name {name!r} must be 1-40 letters, digits, - or _").format(what=what, name=name),
+            hint='e.g. "soc-trang"',
         )
 
 
 def _check_url(what: str, url: str) -> None:
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{what} {url!r} is not an http(s) URL", hint="e.g. https://nguon.soctrang.gov.vn")
+        raise ConfigError(
+            _("{what} {url!r} is not an http(s) URL").format(what=what, url=url),
+            hint="e.g. https://nguon.soctrang.gov.vn",
+        )
 
 
 def _check_positive(what: str, values: object, names: tuple[str, ...]) -> None:
     for name in names:
         if getattr(values, name) <= 0:
-            raise ConfigError(f"{what}: {name} must be positive, got {getattr(values, name)}")
+            raise ConfigError(
+                _("{what}: {name} must be positive, got {value}").format(
+                    what=what, name=name, value=getattr(values, name)
+                )
+            )
 
 
 def _first_line(path: str, what: str) -> str:
     try:
         lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc}") from exc
+        raise ConfigError(
+            _("cannot read {what} {path}: {error}").format(what=what, path=path, error=exc)
+        ) from exc
     if not lines or not lines[0]:
-        raise ConfigError(f"{what} {path} is empty")
+        raise ConfigError(_("{what} {path} is empty").format(what=what, path=path))
     return lines[0]
 
 
@@ -177,27 +203,31 @@ def parse_integrations(values: Mapping[str, Any]) -> Integrations:
         webhooks = tuple(_webhook(_table(t, "webhook")) for t in _tables(values, "webhook"))
         feed = PublicFeedSettings(**_table(values.get("public_feed", {}), "public_feed"))
         interval = float(values.get("delivery_interval_s", 5.0))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(
-            f"integration settings: {exc}", hint="see docs/operations.md, Integrations"
+            _("integration settings: {error}").format(error=exc),
+            hint=_("see docs/operations.md, Integrations"),
         ) from exc
     if len({p.name for p in provinces}) < len(provinces) or len({w.name for w in webhooks}) < len(webhooks):
-        raise ConfigError("two [[province]] or [[webhook]] tables share a name")
+        raise ConfigError(_("two [[province]] or [[webhook]] tables share a name"))
     if interval <= 0:
-        raise ConfigError(f"delivery_interval_s must be positive, got {interval}")
+        raise ConfigError(_("delivery_interval_s must be positive, got {value}").format(value=interval))
     return Integrations(provinces, webhooks, feed, interval)
 
 
 def _tables(values: Mapping[str, Any], key: str) -> list[Any]:
     found = values.get(key, [])
     if not isinstance(found, list):
-        raise ConfigError(f"{key} must be an array of tables", hint=f"write [[{key}]], not [{key}]")
+        raise ConfigError(
+            _("{key} must be an array of tables").format(key=key),
+            hint=_("write [[{key}]], not [{key}]").format(key=key),
+        )
     return found
 
 
 def _table(value: Any, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ConfigError(f"[{key}] must be a table")
+        raise ConfigError(_("[{key}] must be a table").format(key=key))
     return value
 
 

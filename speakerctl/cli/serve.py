@@ -19,8 +19,8 @@ def serve(
         str | None, typer.Option(help=_("Serve the operator page, JSON API and /metrics on HOST:PORT."))
     ] = None,
 ) -> None:
-    """Run the controller: keep the broker link, ingest status and events, run the schedules and the
-    integrations of the settings (provinces, webhooks)."""
+    """Run the controller: keep the broker link, ingest status and events, run the schedules."""
+    # …and the integrations of the settings (provinces, webhooks): docs/operations.md, Integrations.
     front_end = _front_end(http) if http else None
     run(until_signalled(runtime.serve(state.context(), front_end, announce, [province.integrated])))
     console_err.print(_("controller stopped"))

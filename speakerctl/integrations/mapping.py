@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from speakerctl.errors import ConfigError
+from speakerctl.i18n import _
 
 TABLES = ("endpoints", "login", "status", "airing", "inbox")
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -75,10 +76,13 @@ def load_profile(name: str) -> Profile:
         data = tomllib.loads(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            f"mapping profile {name!r} cannot be read: {exc}", hint="name a packaged profile or a TOML file"
+            _("mapping profile {name!r} cannot be read: {error}").format(name=name, error=exc),
+            hint=_("name a packaged profile or a TOML file"),
         ) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"mapping profile {name!r} is not valid TOML: {exc}") from exc
+        raise ConfigError(
+            _("mapping profile {name!r} is not valid TOML: {error}").format(name=name, error=exc)
+        ) from exc
     return _profile(name, data)
 
 
@@ -87,15 +91,21 @@ def _profile(name: str, data: Mapping[str, Any]) -> Profile:
     for table in TABLES:
         found = data.get(table, {})
         if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
-            raise ConfigError(f"mapping profile {name!r}: [{table}] must map field names to strings")
+            raise ConfigError(
+                _("mapping profile {name!r}: [{table}] must map field names to strings").format(
+                    name=name, table=table
+                )
+            )
         missing = [k for k in REQUIRED[table] if not found.get(k)]
         if missing:
             raise ConfigError(
-                f"mapping profile {name!r}: [{table}] lacks {', '.join(missing)}",
-                hint="see the default profile, speakerctl/integrations/profiles/default.toml",
+                _("mapping profile {name!r}: [{table}] lacks {fields}").format(
+                    name=name, table=table, fields=", ".join(missing)
+                ),
+                hint=_("see the default profile, speakerctl/integrations/profiles/default.toml"),
             )
         tables[table] = dict(found)
     values = data.get("values", {})
     if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
-        raise ConfigError(f"mapping profile {name!r}: [values.<field>] must be tables")
+        raise ConfigError(_("mapping profile {name!r}: [values.<field>] must be tables").format(name=name))
     return Profile(str(data.get("profile", {}).get("name", name)), tables, values)
