@@ -53,6 +53,13 @@ def test_items_are_kept_once_per_key_until_delivered(store: Store) -> None:
     assert again.attempts == 1 and again.next_attempt_at == NOW + timedelta(minutes=1)
     assert store.outbox.latest_event("province:st", "airing") == NOW
     assert store.outbox.latest_event("province:st", "status") is None
+    assert (
+        store.outbox.prune("province:st", NOW) == 0
+        and store.outbox.prune("province:st", NOW + timedelta(1)) == 1
+    )
+    assert store.outbox.known("province:st", ["a", "b"]) == {
+        "a"
+    }  # the delivered one forgotten, not the other
 
 
 def test_a_newer_status_replaces_the_one_not_yet_sent(store: Store) -> None:

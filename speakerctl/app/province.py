@@ -23,7 +23,7 @@ from speakerctl.errors import AwaitsApproval, UsageError
 from speakerctl.i18n import _
 from speakerctl.integrations.http import HttpClient
 from speakerctl.integrations.mapping import load_profile
-from speakerctl.integrations.province import Inbox, ProvinceConnector, PushedItem
+from speakerctl.integrations.province import PRUNE_EVERY_S, Inbox, ProvinceConnector, PushedItem
 from speakerctl.integrations.webhooks import WebhookSender
 from speakerctl.protocol import Priority
 from speakerctl.store import Store
@@ -174,10 +174,14 @@ async def integrated(ctx: AppContext, store: Store) -> AsyncIterator[None]:
 
 async def _webhooks(sender: WebhookSender, tick_s: float) -> None:
     """Collect and deliver one receiver's events until cancelled; failures logged, never fatal."""
+    rounds = 0
     while True:
         try:
             await sender.collect()
             await sender.deliver()
+            if rounds % max(1, round(PRUNE_EVERY_S / tick_s)) == 0:
+                await sender.dispatcher.prune()
         except Exception:
             log.exception("webhook %s: a delivery round failed", sender.settings.name)
+        rounds += 1
         await asyncio.sleep(tick_s)

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 Send = Callable[[OutboxItem], Awaitable[None]]
 """Deliver one item; RemoteUnavailable or RemoteRefused if the far end did not take it."""
 BATCH = 100
+KEEP_DELIVERED = timedelta(days=30)
+"""Delivered items are kept this long (as history, and so a re-read event is recognised), then pruned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,11 @@ class Dispatcher:
             delivered += 1
         self.held_until, self._outages = None, 0
         return Pass(delivered, failed)
+
+    async def prune(self) -> int:
+        """Forget what was delivered more than `KEEP_DELIVERED` ago."""
+        before = self.clock.now() - KEEP_DELIVERED
+        return await asyncio.to_thread(self.store.outbox.prune, self.channel, before)
 
     async def _failed(self, item: OutboxItem, exc: RemoteError, next_at: datetime) -> None:
         await asyncio.to_thread(self.store.outbox.failed, item.id, next_at, str(exc))

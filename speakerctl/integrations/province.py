@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REREAD = timedelta(hours=1)
 """Airings are read again this far behind the newest one sent: a cluster may report an end late."""
+PRUNE_EVERY_S = 3600.0
 KINDS = {"status": "status", "airing": "airing", "ack": "ack"}
 """Outbox kinds and the profile's endpoint each is posted to."""
 
@@ -258,6 +259,7 @@ class ProvinceConnector:
             (self.settings.airings_interval_s, self.collect_airings),
             (self.settings.inbox_interval_s, self.poll_inbox),
             (tick_s, self.deliver),
+            (PRUNE_EVERY_S, self.dispatcher.prune),
         ]
         due = [0.0] * len(duties)
         while True:

@@ -142,6 +142,13 @@ class OutboxRepository:
             c.execute(update(outbox).where(outbox.c.id == item_id).values(**values))
             return int(c.execute(select(outbox.c.attempts).where(outbox.c.id == item_id)).scalar_one())
 
+    def prune(self, channel: str, delivered_before: datetime) -> int:
+        """Forget items delivered before the given time (long behind any re-read); how many."""
+        t = outbox.c
+        old = (t.channel == channel) & (t.delivered_at < aware_utc(delivered_before, "delivered_before"))
+        with self._db.begin() as c:
+            return c.execute(delete(outbox).where(old)).rowcount or 0
+
     def known(self, channel: str, keys: Sequence[str]) -> set[str]:
         """Which of `keys` a channel already holds (delivered or not)."""
         if not keys:
