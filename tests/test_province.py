@@ -17,6 +17,7 @@ from pathlib import Path
 from subprocess import PIPE
 
 import pytest
+from aiohttp import web
 from province_server import PASSWORD, USER, ProvinceServer
 
 from speakerctl.app import approvals, province
@@ -24,6 +25,7 @@ from speakerctl.app.access import local_administrator
 from speakerctl.app.context import AppContext, open_store
 from speakerctl.app.integration_views import AiredFeedView, AiredItemView, OutboxChannelView, SyncView
 from speakerctl.audio import generate_speechlike
+from speakerctl.broker.ports import free_port
 from speakerctl.clock import FixedClock, SystemClock
 from speakerctl.config import Integrations, ProvinceSettings, Settings, load_settings
 from speakerctl.errors import ConfigError, LoginRefused
@@ -176,6 +178,34 @@ async def test_serve_keeps_the_province_in_sync_in_the_background(
             timeout=120,
         )
     assert server.state.acks["p-7"]["status"] == "queued"
+
+
+async def test_the_token_goes_to_the_province_only_not_to_a_file_host_it_names(
+    world: tuple[AppContext, Store], server: ProvinceServer, tmp_path: Path
+) -> None:
+    ctx, store = world
+    audio = generate_speechlike(1.0, tmp_path / "cdn.wav").read_bytes()
+    asked: list[str | None] = []
+
+    async def serve_file(request: web.Request) -> web.Response:
+        asked.append(request.headers.get("Authorization"))
+        return web.Response(body=audio, content_type="audio/wav")
+
+    cdn = web.Application()
+    cdn.router.add_get("/tin.wav", serve_file)
+    runner = web.AppRunner(cdn, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    server.state.inbox.append(
+        {"id": "p-10", "type": "FILE", "title": "Tin từ CDN", "fileUrl": f"http://127.0.0.1:{port}/tin.wav"}
+    )
+    try:
+        async with HttpClient(5) as http:
+            await _connector(ctx, store, http).sync_once()
+    finally:
+        await runner.cleanup()
+    assert asked == [None] and server.state.acks["p-10"]["status"] == "queued"
 
 
 async def test_a_lost_answer_is_sent_again_and_the_province_keeps_one(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from speakerctl.clock import Clock
 from speakerctl.config import ProvinceSettings
@@ -226,7 +226,7 @@ class ProvinceConnector:
         with tempfile.TemporaryDirectory(prefix="speakerctl-push-") as scratch:
             audio = Path(scratch) / "pushed-audio"
             try:
-                audio.write_bytes((await self.call("GET", item.content_url)).body)
+                audio.write_bytes(await self._download(item.content_url))
                 outcome = {"id": item.id, "status": "queued", "detail": await self.inbox.take(item, audio)}
             except RemoteError as exc:
                 if not isinstance(exc, RemoteRefused):
@@ -237,6 +237,13 @@ class ProvinceConnector:
         log.warning("province %s pushed %s %s: %s", self.settings.name, item.type, item.id, outcome["detail"])
         ack = NewOutboxItem(self.channel, "ack", f"ack:{item.id}", outcome, self.clock.now(), subject=item.id)
         await asyncio.to_thread(self.store.outbox.enqueue, [ack], self.clock.now())
+
+    async def _download(self, url: str) -> bytes:
+        """A pushed item's audio; the token goes only to the province's own address, never elsewhere."""
+        absolute = self.url(url)
+        if _origin(absolute) == _origin(self.url("/")):
+            return (await self.call("GET", absolute)).body
+        return checked(await self.http.request("GET", absolute), absolute).body
 
     async def deliver(self) -> Pass:
         """Send what is due in this province's outbox."""
@@ -276,6 +283,8 @@ class ProvinceConnector:
             log.error("%s", exc)
         except SpeakerctlError as exc:
             log.warning("province %s: %s", self.settings.name, exc)
+        except Exception:  # one province's surprise must not take `serve` down; its next round may work
+            log.exception("province %s: a round failed", self.settings.name)
 
 
 _JSON = {"Content-Type": "application/json"}
@@ -283,6 +292,11 @@ _JSON = {"Content-Type": "application/json"}
 
 def _json(body: object) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
 
 
 def _token(answer: Any, field: str, url: str) -> str:
