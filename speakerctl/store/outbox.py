@@ -36,6 +36,9 @@ from speakerctl.store.engine import Sessions
 from speakerctl.store.models import aware_utc
 from speakerctl.store.tables import UTCDateTime
 
+_CHUNK = 500
+"""Items per statement: under every database's limit on bound parameters."""
+
 outbox = Table(
     "outbox",
     SQLModel.metadata,
@@ -192,27 +195,51 @@ def enqueue_in(
     """Enqueue inside the caller's transaction (so an event and its outbox item commit together)."""
     now = aware_utc(now, "now")
     added = 0
-    for item in items:
-        if latest_only:
-            _drop_superseded(c, item)
-        added += c.execute(_insert_once(c, _row(item, now))).rowcount or 0
+    for channel in dict.fromkeys(i.channel for i in items):
+        batch = list({i.idempotency_key: i for i in items if i.channel == channel}.values())
+        for chunk in range(0, len(batch), _CHUNK):
+            added += _enqueue_chunk(c, channel, batch[chunk : chunk + _CHUNK], now, latest_only)
     return added
 
 
-def _drop_superseded(c: Connection, item: NewOutboxItem) -> None:
+def _enqueue_chunk(
+    c: Connection, channel: str, items: list[NewOutboxItem], now: datetime, latest_only: bool
+) -> int:
+    if latest_only:
+        _drop_superseded(c, channel, items)
     t = outbox.c
-    same = (t.channel == item.channel) & (t.kind == item.kind) & (t.subject == item.subject)
-    c.execute(delete(outbox).where(same, t.delivered_at.is_(None), t.idempotency_key != item.idempotency_key))
+    keys = [i.idempotency_key[:200] for i in items]
+    held = set(
+        c.execute(
+            select(t.idempotency_key).where(t.channel == channel, t.idempotency_key.in_(keys))
+        ).scalars()
+    )
+    rows = [_row(i, now) for i, key in zip(items, keys, strict=True) if key not in held]
+    if rows:  # ON CONFLICT too: another controller may enqueue the same key at the same moment
+        c.execute(_insert_once(c), rows)
+    return len(rows)
 
 
-def _insert_once(c: Connection, row: dict[str, Any]) -> Any:
+def _drop_superseded(c: Connection, channel: str, items: list[NewOutboxItem]) -> None:
+    """Undelivered items of the same kind and subject as a new one, but another key: replaced."""
+    t = outbox.c
+    for kind in dict.fromkeys(i.kind for i in items):
+        mine = [i for i in items if i.kind == kind]
+        c.execute(
+            delete(outbox).where(
+                t.channel == channel,
+                t.kind == kind,
+                t.subject.in_([i.subject for i in mine]),
+                t.delivered_at.is_(None),
+                t.idempotency_key.not_in([i.idempotency_key for i in mine]),
+            )
+        )
+
+
+def _insert_once(c: Connection) -> Any:
     """INSERT … ON CONFLICT DO NOTHING on the (channel, key) index, in the database's own dialect."""
     dialect = postgresql if c.dialect.name == "postgresql" else sqlite
-    return (
-        dialect.insert(outbox)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
-    )
+    return dialect.insert(outbox).on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
 
 
 def _row(item: NewOutboxItem, now: datetime) -> dict[str, Any]:
