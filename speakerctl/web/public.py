@@ -32,6 +32,7 @@ _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("speakerctl.web", "templates/public"),
     autoescape=True,
     trim_blocks=True,
+    lstrip_blocks=True,
 )
 
 
