@@ -12,13 +12,229 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.errors import ConfigError
-from speakerctl.i18n import LANGUAGES, normalise
+from speakerctl.i18n import LANGUAGES, _, normalise
 
 ENV_PREFIX = "SPEAKERCTL_"
 
 
 _MONITORING_POSITIVE = ("heartbeat_timeout_s", "offline_alert_min", "clock_drift_ms", "health_interval_s")
 _SESSION_POSITIVE = ("session_hours", "session_idle_minutes")
+
+
+WEBHOOK_EVENTS = ("broadcast.finished", "cluster.offline", "alert.opened", "alert.closed")
+"""What a webhook can be sent (docs/operations.md describes each body)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvinceSettings:
+    """One province's source information system, as a `[[province]]` table of the settings file."""
+
+    name: str
+    base_url: str
+    zone: str
+    """The zone (commune, or the province's root) whose clusters are reported and whose queue takes pushes."""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    password_file: str = ""
+    """A file holding the password (its first line), e.g. a systemd credential."""
+    profile: str = "default"
+    """The field-mapping profile: a name packaged with speakerctl, or the path of a TOML file."""
+    status_interval_s: float = 300.0
+    airings_interval_s: float = 60.0
+    inbox_interval_s: float = 60.0
+    timeout_s: float = 15.0
+    retry_first_s: float = 5.0
+    retry_max_s: float = 600.0
+    backfill_h: float = 24.0
+    """How far back the first run reports airings (later runs resume where the outbox stopped)."""
+
+    def __post_init__(self) -> None:
+        _check_name("province", self.name)
+        _check_url(_("province {name}: base_url").format(name=self.name), self.base_url)
+        if not self.zone:
+            raise ConfigError(
+                _("province {name}: zone is missing").format(name=self.name), hint='e.g. zone = "st-ke-sach"'
+            )
+        _check_positive(_("province {name}").format(name=self.name), self, _PROVINCE_POSITIVE)
+
+    def login_password(self) -> str:
+        """The password: the setting, else the first line of `password_file`."""
+        return self.password or _first_line(
+            self.password_file, _("province {name}: password_file").format(name=self.name)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """One receiver of webhooks, as a `[[webhook]]` table of the settings file."""
+
+    name: str
+    url: str
+    secret: str = field(default="", repr=False)
+    secret_file: str = ""
+    events: tuple[str, ...] = WEBHOOK_EVENTS
+    timeout_s: float = 10.0
+    retry_first_s: float = 5.0
+    retry_max_s: float = 600.0
+    backfill_h: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_name("webhook", self.name)
+        _check_url(_("webhook {name}: url").format(name=self.name), self.url)
+        unknown = set(self.events) - set(WEBHOOK_EVENTS)
+        if unknown:
+            raise ConfigError(
+                _("webhook {name}: unknown events {events}").format(
+                    name=self.name, events=", ".join(sorted(unknown))
+                ),
+                hint=_("use some of {events}").format(events=", ".join(WEBHOOK_EVENTS)),
+            )
+        if not (self.secret or self.secret_file):
+            raise ConfigError(
+                _("webhook {name}: secret is missing").format(name=self.name),
+                hint=_("set secret or secret_file"),
+            )
+        _check_positive(
+            _("webhook {name}").format(name=self.name), self, ("timeout_s", "retry_first_s", "retry_max_s")
+        )
+
+    def signing_secret(self) -> bytes:
+        """The shared secret the body is signed with."""
+        return (
+            self.secret
+            or _first_line(self.secret_file, _("webhook {name}: secret_file").format(name=self.name))
+        ).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class PublicFeedSettings:
+    """The read-only feed of what aired, `[public_feed]` of the settings file."""
+
+    enabled: bool = True
+    show_authors: bool = False
+    """Whether the feed names who made each bulletin (off: citizens see no operator names)."""
+    items: int = 50
+    max_age_s: int = 60
+    """How long citizens' apps and caches may keep an answer."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.items <= 500 or not 0 <= self.max_age_s <= 86400:
+            raise ConfigError(_("public_feed: items must be 1..500 and max_age_s 0..86400"))
+
+
+@dataclass(frozen=True, slots=True)
+class Integrations:
+    """The other systems speakerctl talks to: provinces, webhook receivers, the public feed."""
+
+    provinces: tuple[ProvinceSettings, ...] = ()
+    webhooks: tuple[WebhookSettings, ...] = ()
+    public_feed: PublicFeedSettings = PublicFeedSettings()
+    delivery_interval_s: float = 5.0
+    """How often `serve` sends what is due in the outbox."""
+
+    def province(self, name: str | None) -> ProvinceSettings:
+        """The province called `name` (or the only one); ConfigError if there is none such."""
+        found = [p for p in self.provinces if name in (None, p.name)]
+        if len(found) != 1:
+            names = ", ".join(p.name for p in self.provinces) or _("none configured")
+            raise ConfigError(
+                _("no single province {name!r} in the settings ({names})").format(
+                    name=name or "", names=names
+                ),
+                hint=_("add a [[province]] table to the settings file, or name one with --province"),
+            )
+        return found[0]
+
+
+_PROVINCE_POSITIVE = (
+    "status_interval_s",
+    "airings_interval_s",
+    "inbox_interval_s",
+    "timeout_s",
+    "retry_first_s",
+    "retry_max_s",
+    "backfill_h",
+)
+_INTEGRATION_KEYS = ("province", "webhook", "public_feed", "delivery_interval_s")
+
+
+def _check_name(what: str, name: str) -> None:
+    if not name or len(name) > 40 or not name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(
+            _("{what} name {name!r} must be 1-40 letters, digits, - or _").format(what=what, name=name),
+            hint='e.g. "soc-trang"',
+        )
+
+
+def _check_url(what: str, url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            _("{what} {url!r} is not an http(s) URL").format(what=what, url=url),
+            hint="e.g. https://nguon.soctrang.gov.vn",
+        )
+
+
+def _check_positive(what: str, values: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        if getattr(values, name) <= 0:
+            raise ConfigError(
+                _("{what}: {name} must be positive, got {value}").format(
+                    what=what, name=name, value=getattr(values, name)
+                )
+            )
+
+
+def _first_line(path: str, what: str) -> str:
+    try:
+        lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            _("cannot read {what} {path}: {error}").format(what=what, path=path, error=exc)
+        ) from exc
+    if not lines or not lines[0]:
+        raise ConfigError(_("{what} {path} is empty").format(what=what, path=path))
+    return lines[0]
+
+
+def parse_integrations(values: Mapping[str, Any]) -> Integrations:
+    """The integration tables of the settings file; ConfigError naming the bad table or key."""
+    try:
+        provinces = tuple(ProvinceSettings(**_table(t, "province")) for t in _tables(values, "province"))
+        webhooks = tuple(_webhook(_table(t, "webhook")) for t in _tables(values, "webhook"))
+        feed = PublicFeedSettings(**_table(values.get("public_feed", {}), "public_feed"))
+        interval = float(values.get("delivery_interval_s", 5.0))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            _("integration settings: {error}").format(error=exc),
+            hint=_("see docs/operations.md, Integrations"),
+        ) from exc
+    if len({p.name for p in provinces}) < len(provinces) or len({w.name for w in webhooks}) < len(webhooks):
+        raise ConfigError(_("two [[province]] or [[webhook]] tables share a name"))
+    if interval <= 0:
+        raise ConfigError(_("delivery_interval_s must be positive, got {value}").format(value=interval))
+    return Integrations(provinces, webhooks, feed, interval)
+
+
+def _tables(values: Mapping[str, Any], key: str) -> list[Any]:
+    found = values.get(key, [])
+    if not isinstance(found, list):
+        raise ConfigError(
+            _("{key} must be an array of tables").format(key=key),
+            hint=_("write [[{key}]], not [{key}]").format(key=key),
+        )
+    return found
+
+
+def _table(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(_("[{key}] must be a table").format(key=key))
+    return value
+
+
+def _webhook(table: dict[str, Any]) -> WebhookSettings:
+    if "events" in table:
+        table = table | {"events": tuple(table["events"])}
+    return WebhookSettings(**table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +289,8 @@ class Settings:
     """A sign-in session ends this long after sign-in, however busy (CLI and web console)."""
     session_idle_minutes: float = 120.0
     """…or once unused for this long."""
+    integrations: Integrations = Integrations()
+    """The provinces, webhook receivers and public feed of the settings file (not from the environment)."""
 
     def __post_init__(self) -> None:
         BrokerAddress.parse(self.broker)
@@ -169,15 +387,17 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     path = path or (Path(env[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in env else None)
     values: dict[str, Any] = _read_file(path) if path else {}
+    integrations = parse_integrations({k: values.pop(k) for k in _INTEGRATION_KEYS if k in values})
     defaults = Settings()
-    known = {f.name for f in fields(Settings)}
+    known = {f.name for f in fields(Settings)} - {"integrations"}
     for key in values:
         if key not in known:
             raise ConfigError(f"{path}: unknown setting {key!r}", hint=f"known: {', '.join(sorted(known))}")
     for name in known:
         if f"{ENV_PREFIX}{name.upper()}" in env:
             values[name] = env[f"{ENV_PREFIX}{name.upper()}"]
-    return Settings(**{k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()})
+    coerced = {k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()}
+    return Settings(**coerced, integrations=integrations)
 
 
 def _read_file(path: Path) -> dict[str, Any]:

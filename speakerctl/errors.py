@@ -10,6 +10,10 @@ SpeakerctlError
 │   ├── AuthError          wrong credentials or not authorised
 │   ├── AckTimeout         the broker did not acknowledge in time
 │   └── OutageTooLong      the broker stayed unreachable past a retry's deadline
+├── RemoteError            another system (the province, a webhook receiver) failed or refused a request
+│   ├── RemoteUnavailable  unreachable, timed out, or answered 5xx/408/429: the outbox tries again later
+│   └── RemoteRefused      answered another 4xx: sending the same request again will not help
+│       └── LoginRefused   the province refused our credentials
 ├── BrokerError            the embedded broker failed to start
 ├── AudioError             an audio file cannot be imported
 │   └── LiveSourceError    a live source cannot be read: unreachable, not audio, or stalled
@@ -76,6 +80,22 @@ class AckTimeout(LinkError):
 
 class OutageTooLong(LinkError):
     """The broker stayed unreachable past a retry's deadline (speakerctl.retry)."""
+
+
+class RemoteError(SpeakerctlError):
+    """Another system reached over HTTP (the province, a webhook receiver) failed or refused a request."""
+
+
+class RemoteUnavailable(RemoteError):
+    """The other system is unreachable, timed out, or answered 5xx, 408 or 429; later may work."""
+
+
+class RemoteRefused(RemoteError):
+    """The other system refused the request (another 4xx); the same request will be refused again."""
+
+
+class LoginRefused(RemoteRefused):
+    """The province's source system refused our credentials."""
 
 
 class BrokerError(SpeakerctlError):

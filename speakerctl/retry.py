@@ -83,6 +83,15 @@ async def through_outages(
     raise AssertionError("unreachable: tenacity either returns an attempt or raises")
 
 
+def delay_after(attempts: int, backoff: Backoff) -> float:
+    """Seconds to wait after `attempts` failed attempts: the same capped, jittered exponential wait, for
+    retries whose state is kept in a store (the outbox) rather than in a running loop."""
+    state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]  # the waits read attempt_number only
+    state.attempt_number = max(1, attempts)
+    exponential = wait_exponential(multiplier=backoff.first_s, max=backoff.max_s)(state)
+    return float(min(exponential, backoff.max_s) + wait_random(0, backoff.jitter_s)(state))
+
+
 def _is_outage(exc: BaseException) -> bool:
     """A link failure worth waiting out (not a retry that already gave up)."""
     return isinstance(exc, LinkError) and not isinstance(exc, OutageTooLong)

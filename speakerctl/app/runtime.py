@@ -14,6 +14,7 @@ import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -49,6 +50,9 @@ COUNTERS_EVERY_S = 30.0
 """How often `serve` logs what it ingested."""
 
 Announce = Callable[[str], None]
+Beside = Callable[[AppContext, Store], AbstractAsyncContextManager[None]]
+"""Something `serve` runs beside the controller on its store (the integrations, `app.province.integrated`,
+handed in by the CLI: they queue through services that themselves use this module)."""
 
 
 def context(settings: Settings, clock: Clock | None = None) -> AppContext:
@@ -161,9 +165,13 @@ class ControllerBroadcasts:
 
 @contextlib.asynccontextmanager
 async def serving(
-    ctx: AppContext, front_end: FrontEndFactory | None = None, announce: Announce | None = None
+    ctx: AppContext,
+    front_end: FrontEndFactory | None = None,
+    announce: Announce | None = None,
+    beside: Sequence[Beside] = (),
 ) -> AsyncIterator[Controller]:
-    """The long-running controller: broker link, ingestion, health rules, front end, schedule runner."""
+    """The long-running controller: broker link, ingestion, health rules, front end, schedule runner,
+    and the integrations (provinces, webhooks)."""
     settings = ctx.settings
     built = controller(ctx, session=serve_session(settings.data_dir, settings.client_id))
     if announce is not None:
@@ -173,7 +181,10 @@ async def serving(
         monitored(built, front_end, announce),
         resumed(built),
         scheduled(built, ScheduleBook(built.store)),  # one engine for the controller and its book
+        contextlib.AsyncExitStack() as extras,
     ):
+        for extra in beside:
+            await extras.enter_async_context(extra(ctx, built.store))
         yield built
 
 
@@ -203,9 +214,11 @@ async def _resume_logged(running: Controller, infos: list[BroadcastInfo]) -> Non
         log.exception("resuming the broadcasts left running failed")
 
 
-async def serve(ctx: AppContext, front_end: FrontEndFactory | None, announce: Announce) -> None:
+async def serve(
+    ctx: AppContext, front_end: FrontEndFactory | None, announce: Announce, beside: Sequence[Beside] = ()
+) -> None:
     """Serve until cancelled, logging the ingestion counters now and then."""
-    async with serving(ctx, front_end, announce) as running:
+    async with serving(ctx, front_end, announce, beside) as running:
         while True:
             await asyncio.sleep(COUNTERS_EVERY_S)
             c = running.ingestor.counters

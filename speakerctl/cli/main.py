@@ -28,6 +28,7 @@ from speakerctl.cli import (
 from speakerctl.cli import broker as broker_cli
 from speakerctl.cli import keys as keys_cli
 from speakerctl.cli import live as live_cli
+from speakerctl.cli import province as province_cli
 from speakerctl.cli import provision as provision_cli
 from speakerctl.cli import resume as resume_cli
 from speakerctl.cli import stop as stop_cli
@@ -41,9 +42,11 @@ from speakerctl.errors import (
     AwaitsApproval,
     ConfigError,
     LinkError,
+    LoginRefused,
     NeedsConfirmation,
     NotFound,
     NotSignedIn,
+    RemoteUnavailable,
     SpeakerctlError,
     UsageError,
 )
@@ -75,6 +78,7 @@ broadcast.app.command("send")(broadcast.broadcast)
 broadcast.app.command("stop")(stop_cli.stop_broadcast)
 app.command("stop")(stop_cli.stop_zone)
 app.add_typer(live_cli.app, name="live")
+app.add_typer(province_cli.app, name="province")
 app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
@@ -123,10 +127,12 @@ EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
     (NotFound, Exit.NOT_FOUND),
     (AuthError, Exit.AUTH),
     (NotSignedIn, Exit.AUTH),
+    (LoginRefused, Exit.AUTH),
     (AwaitsApproval, Exit.AWAITS_APPROVAL),
     (AccessError, Exit.FORBIDDEN),
     (NeedsConfirmation, Exit.UNCONFIRMED),
     (LinkError, Exit.LINK),
+    (RemoteUnavailable, Exit.LINK),
     (AudioError, Exit.INPUT),
     (SpeakerctlError, Exit.FAILURE),
 ]

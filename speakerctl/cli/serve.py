@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from speakerctl.app import runtime
+from speakerctl.app import province, runtime
 from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
 from speakerctl.cli.text import announce
@@ -20,8 +20,9 @@ def serve(
     ] = None,
 ) -> None:
     """Run the controller: keep the broker link, ingest status and events, run the schedules."""
+    # …and the integrations of the settings (provinces, webhooks): docs/operations.md, Integrations.
     front_end = _front_end(http) if http else None
-    run(until_signalled(runtime.serve(state.context(), front_end, announce)))
+    run(until_signalled(runtime.serve(state.context(), front_end, announce, [province.integrated])))
     console_err.print(_("controller stopped"))
 
 

@@ -7,6 +7,7 @@ from speakerctl.store.accounts import SessionInfo, UserInfo
 from speakerctl.store.approvals import Decision, ItemInfo, ItemKind, ItemState, NewItem
 from speakerctl.store.broadcasts import Airing
 from speakerctl.store.database import Store
+from speakerctl.store.events import AiredRecord, FinishedBroadcast
 from speakerctl.store.live import LiveClusterRecord, LiveRecord
 from speakerctl.store.migrate import SCHEMA_REVISION
 from speakerctl.store.models import (
@@ -25,12 +26,14 @@ from speakerctl.store.models import (
     utc_from_ms,
 )
 from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord, acknowledge_action
+from speakerctl.store.outbox import NewOutboxItem, OutboxItem, OutboxSummary
 from speakerctl.store.remap import RemapChange
 from speakerctl.store.schedules import JOBS_TABLE, RunRecord, ScheduleRecord
 
 __all__ = [
     "JOBS_TABLE",
     "SCHEMA_REVISION",
+    "AiredRecord",
     "Airing",
     "AlertFinding",
     "AlertInfo",
@@ -45,12 +48,16 @@ __all__ = [
     "DeviceInfo",
     "DeviceSpec",
     "DeviceSpecLike",
+    "FinishedBroadcast",
     "ItemInfo",
     "ItemKind",
     "ItemState",
     "LiveClusterRecord",
     "LiveRecord",
     "NewItem",
+    "NewOutboxItem",
+    "OutboxItem",
+    "OutboxSummary",
     "PlayRecord",
     "RemapChange",
     "RunRecord",

@@ -11,11 +11,13 @@ from speakerctl.store.accounts import SessionRepository, UserRepository
 from speakerctl.store.approvals import ApprovalRepository, PolicyRepository
 from speakerctl.store.broadcasts import BroadcastRepository, DeliveryRepository
 from speakerctl.store.engine import Sessions
+from speakerctl.store.events import EventReader
 from speakerctl.store.fleet import DeviceRepository, StatusRepository, ZoneRepository
 from speakerctl.store.library import BulletinRepository
 from speakerctl.store.live import LiveRepository
 from speakerctl.store.migrate import upgrade
 from speakerctl.store.monitoring import AlertRepository, AuditLog, PlayLog
+from speakerctl.store.outbox import OutboxRepository
 from speakerctl.store.remap import RemapRepository
 from speakerctl.store.schedules import ScheduleRepository
 
@@ -43,6 +45,8 @@ class Store:
         self.approvals = ApprovalRepository(self._sessions)
         self.policies = PolicyRepository(self._sessions)
         self.live = LiveRepository(self._sessions)
+        self.outbox = OutboxRepository(self._sessions)
+        self.events = EventReader(self._sessions)
 
     @classmethod
     def open(cls, url: str, *, history_limit: int = 100, prune_every: int = 10) -> Store:

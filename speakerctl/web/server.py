@@ -2,6 +2,7 @@
 
 The console (pages.py, actions.py, live.py) needs a signed-in user; `/api/*` and `/metrics` stay
 read-only and open, like before, for scripts and Prometheus: the Host check keeps other sites out.
+`/public/v1/...` (public.py) is the citizens' feed of what aired: open, public fields only.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from speakerctl.web.auth import SCOPE_NAME, VISIT, Guard, ensure_browser, public
 from speakerctl.web.errors import answer_error
 from speakerctl.web.live import REREAD_S, LiveHub
 from speakerctl.web.pages import Pages, Snap
+from speakerctl.web.public import PublicFeed
 
 log = logging.getLogger(__name__)
 SNAPSHOT_TTL_S = 1.0
@@ -115,6 +117,8 @@ class WebServer:
         app.router.add_get("/api/devices", self._devices)
         app.router.add_get("/api/alerts", self._alerts)
         app.router.add_get("/metrics", self._metrics)
+        c = self.controller
+        PublicFeed(c.store, c.settings.integrations.public_feed, c.clock).routes(app)
         app.on_response_prepare.append(_cache_static)
         return app
 
@@ -142,7 +146,7 @@ class WebServer:
     @web.middleware
     async def _visit(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Who is asking; the sign-in page for a stranger, 403 for a POST without its CSRF token."""
-        if request.path.startswith(("/static/", "/api/", "/metrics")):
+        if request.path.startswith(("/static/", "/api/", "/metrics", "/public/")):
             return await handler(request)
         visit = request[VISIT] = await self.guard.visit(request)
         with render.speaking(visit.lang):  # a refusal raised below is worded in the reader's language

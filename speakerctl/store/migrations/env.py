@@ -7,6 +7,7 @@ import speakerctl.store.accounts
 import speakerctl.store.approvals
 import speakerctl.store.live
 import speakerctl.store.monitoring
+import speakerctl.store.outbox
 import speakerctl.store.schedules
 import speakerctl.store.tables  # noqa: F401  (the imports register the tables)
 
