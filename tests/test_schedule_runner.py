@@ -113,14 +113,16 @@ async def test_push_sends_the_next_day_once_with_start_times_and_firing_marks_th
 async def test_apscheduler_job_survives_a_restart_and_fires(tmp_path: Path, db_url: str) -> None:
     """The job lives in the SQLAlchemy job store: a second runner on the same database fires it."""
     sent = Sent()
-    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    # Far enough ahead that the first runner starts and stops before the job fires, however slowly a busy
+    # machine starts it (3 s was not: it fired, or was missed, inside the first runner).
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)
     first = _runner(tmp_path, db_url, SystemClock(), sent, schedule_horizon_h=0, schedule_lead_s=1)
     first.book.add(Schedule("sch-a", 1, ("st-ke-sach",), Rule(Kind.AT, at=at), window_s=60))
     async with first.running():
         assert first.next_fire("sch-a") == at - timedelta(seconds=1)
     assert sent.requests == []
     second = _runner(tmp_path, db_url, SystemClock(), sent, schedule_horizon_h=0, schedule_lead_s=1)
-    async with second.running(), asyncio.timeout(30):
+    async with second.running(), asyncio.timeout(60):
         runs = await second.wait_for_runs("sch-a")
     assert [r.start_at for r in sent.requests] == [at]
     assert [r.state for r in runs] == [RunState.AIRED]
