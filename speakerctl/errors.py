@@ -11,6 +11,7 @@ SpeakerctlError
 │   ├── AckTimeout         the broker did not acknowledge in time
 │   └── OutageTooLong      the broker stayed unreachable past a retry's deadline
 ├── BrokerError            the embedded broker failed to start
+├── AlertRejected          a CAP alert is too large, malformed, hostile or invalid against CAP 1.2
 ├── AudioError             an audio file cannot be imported
 │   └── LiveSourceError    a live source cannot be read: unreachable, not audio, or stalled
 │       └── SourceStalled  a live source sent nothing for too long
@@ -80,6 +81,10 @@ class OutageTooLong(LinkError):
 
 class BrokerError(SpeakerctlError):
     """The embedded broker could not be started."""
+
+
+class AlertRejected(SpeakerctlError):
+    """A CAP alert is too large, not well-formed, hostile XML (a DTD, entities), or invalid against CAP 1.2."""
 
 
 class AudioError(SpeakerctlError):

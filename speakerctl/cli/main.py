@@ -36,6 +36,7 @@ from speakerctl.cli.text import safe
 from speakerctl.config import load_settings
 from speakerctl.errors import (
     AccessError,
+    AlertRejected,
     AudioError,
     AuthError,
     AwaitsApproval,
@@ -128,6 +129,7 @@ EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
     (NeedsConfirmation, Exit.UNCONFIRMED),
     (LinkError, Exit.LINK),
     (AudioError, Exit.INPUT),
+    (AlertRejected, Exit.INPUT),
     (SpeakerctlError, Exit.FAILURE),
 ]
 
