@@ -84,7 +84,7 @@ class BrokerError(SpeakerctlError):
 
 
 class AlertRejected(SpeakerctlError):
-    """A CAP alert is too large, not well-formed, hostile XML (a DTD, entities), or invalid against CAP 1.2."""
+    """A CAP alert is too large, not well-formed, hostile XML (a DTD, entities) or invalid against CAP 1.2."""
 
 
 class AudioError(SpeakerctlError):
