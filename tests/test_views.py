@@ -169,6 +169,11 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
     ),
     views.ApprovedView: ("item", "broadcast", "schedule", "forwarded"),
     views.PolicyView: ("zone", "approval_for", "set_on"),
+    views.CapAlertView: (
+        "id", "identifier", "sender", "sent", "status", "msg_type", "received_at", "source", "event",
+        "headline", "language", "priority", "risk_level", "targets", "expires", "state", "detail",
+        "bulletin", "next_air_at", "broadcasts", "duplicate",
+    ),
 }
 # fmt: on
 
