@@ -220,7 +220,7 @@ class Desk:
             approvals.submit, self.ctx, record.bulletin_id, record.targets, level, actor=SYSTEM
         )
         detail = _("waits for approval: items {ids}").format(ids=", ".join(str(i.id) for i in items))
-        return await self._stored(record, State.QUEUED, detail)
+        return await self._stored(replace(record, items=tuple(i.id for i in items)), State.QUEUED, detail)
 
     async def _stored(self, record: CapRecord, state: State, detail: str) -> CapRecord:
         stored = await asyncio.to_thread(
@@ -290,7 +290,7 @@ class Desk:
     def _reject_queued(self, record: CapRecord, why: str) -> None:
         now = self.ctx.clock.now()
         for item in self.store.approvals.all(states=[ItemState.PENDING]):
-            if item.bulletin_id == record.bulletin_id and item.submitted_by == SYSTEM.name:
+            if item.id in record.items:
                 self.store.approvals.decide(
                     item.id, Decision(ItemState.REJECTED, SYSTEM.name, now, reason=why)
                 )

@@ -89,6 +89,9 @@ class FrontEnd(Protocol):
 
 
 FrontEndFactory = Callable[[Controller, HealthPolicy], FrontEnd]
+Companion = Callable[[Controller], contextlib.AbstractAsyncContextManager[object]]
+"""Something run beside `serve`'s controller for its whole life (the CAP feed: app/cap_feed.watching),
+handed in by the caller because it sits beside this module, not under it."""
 
 
 @contextlib.asynccontextmanager
@@ -161,7 +164,10 @@ class ControllerBroadcasts:
 
 @contextlib.asynccontextmanager
 async def serving(
-    ctx: AppContext, front_end: FrontEndFactory | None = None, announce: Announce | None = None
+    ctx: AppContext,
+    front_end: FrontEndFactory | None = None,
+    announce: Announce | None = None,
+    companions: Sequence[Companion] = (),
 ) -> AsyncIterator[Controller]:
     """The long-running controller: broker link, ingestion, health rules, front end, schedule runner."""
     settings = ctx.settings
@@ -173,7 +179,10 @@ async def serving(
         monitored(built, front_end, announce),
         resumed(built),
         scheduled(built, ScheduleBook(built.store)),  # one engine for the controller and its book
+        contextlib.AsyncExitStack() as stack,
     ):
+        for companion in companions:
+            await stack.enter_async_context(companion(built))
         yield built
 
 
@@ -203,9 +212,14 @@ async def _resume_logged(running: Controller, infos: list[BroadcastInfo]) -> Non
         log.exception("resuming the broadcasts left running failed")
 
 
-async def serve(ctx: AppContext, front_end: FrontEndFactory | None, announce: Announce) -> None:
+async def serve(
+    ctx: AppContext,
+    front_end: FrontEndFactory | None,
+    announce: Announce,
+    companions: Sequence[Companion] = (),
+) -> None:
     """Serve until cancelled, logging the ingestion counters now and then."""
-    async with serving(ctx, front_end, announce) as running:
+    async with serving(ctx, front_end, announce, companions) as running:
         while True:
             await asyncio.sleep(COUNTERS_EVERY_S)
             c = running.ingestor.counters

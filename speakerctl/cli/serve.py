@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from speakerctl.app import runtime
+from speakerctl.app import cap_feed, runtime
 from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
 from speakerctl.cli.text import announce
@@ -19,9 +19,9 @@ def serve(
         str | None, typer.Option(help=_("Serve the operator page, JSON API and /metrics on HOST:PORT."))
     ] = None,
 ) -> None:
-    """Run the controller: keep the broker link, ingest status and events, run the schedules."""
+    """Run the controller: the broker link, status and events, the schedules, CAP alerts."""
     front_end = _front_end(http) if http else None
-    run(until_signalled(runtime.serve(state.context(), front_end, announce)))
+    run(until_signalled(runtime.serve(state.context(), front_end, announce, (cap_feed.watching,))))
     console_err.print(_("controller stopped"))
 
 

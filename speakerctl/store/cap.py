@@ -3,7 +3,7 @@ per broadcast that aired one, so the play log and reports can name the CAP ident
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import (
@@ -47,6 +47,7 @@ cap_alerts = Table(
     Column("detail", String(500), nullable=False, server_default=""),
     Column("bulletin_id", Integer, nullable=True),
     Column("next_air_at", UTCDateTime, nullable=True),
+    Column("items", String(500), nullable=False, server_default=""),
     UniqueConstraint("sender", "identifier", "sent", name="uq_cap_alerts_key"),
 )
 cap_airings = Table(
@@ -80,6 +81,8 @@ class CapRecord:
     detail: str = ""
     bulletin_id: int | None = None
     next_air_at: datetime | None = None
+    items: tuple[int, ...] = ()
+    """The approval items it waits in (queued)."""
     id: int = 0
 
 
@@ -172,14 +175,15 @@ class CapRepository:
 
 
 def _row(record: CapRecord) -> dict[str, object]:
-    return asdict(record) | {"targets": " ".join(record.targets)}
+    return asdict(record) | {"targets": " ".join(record.targets), "items": " ".join(map(str, record.items))}
 
 
 def _with_id(record: CapRecord, new_id: int) -> CapRecord:
-    return CapRecord(**(asdict(record) | {"id": new_id}))
+    return replace(record, id=new_id)
 
 
 def _record(row: RowMapping) -> CapRecord:
     values = dict(row)
     values["targets"] = tuple(values["targets"].split())
+    values["items"] = tuple(int(i) for i in values["items"].split())
     return CapRecord(**values)

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("detail", sa.String(length=500), nullable=False, server_default=""),
         sa.Column("bulletin_id", sa.Integer(), nullable=True),
         sa.Column("next_air_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("items", sa.String(length=500), nullable=False, server_default=""),
         sa.UniqueConstraint("sender", "identifier", "sent", name="uq_cap_alerts_key"),
     )
     op.create_table(
