@@ -30,12 +30,25 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 
 from speakerctl.app import approvals, audit, policy, stops, views
 from speakerctl.app.access import Action, Actor, Role, authorize
 from speakerctl.app.context import AppContext
+from speakerctl.app.runtime import running_controller
 from speakerctl.audio import Chime, Composition, Speech, Voice
-from speakerctl.cap import Alert, AlertKey, Info, MsgType, Point, RuleTable, Status, load_rules, parse_alert
+from speakerctl.cap import (
+    MAX_BYTES,
+    Alert,
+    AlertKey,
+    Info,
+    MsgType,
+    Point,
+    RuleTable,
+    Status,
+    load_rules,
+    parse_alert,
+)
 from speakerctl.cap.area import covered
 from speakerctl.controller import library
 from speakerctl.controller.service import BroadcastRequest, Controller, new_broadcast_id
@@ -180,7 +193,7 @@ class Desk:
             return await self._rehearse(record)
         if record.priority == Priority.EMERGENCY:
             return await self._emergency(record, actor)
-        return await self._queue(record)
+        return await self._queue(record, actor)
 
     def _compose(self, info: Info, key: AlertKey) -> int:
         """The alert read out: a chime, then headline, description and instruction in Vietnamese."""
@@ -213,11 +226,11 @@ class Desk:
         self._air(stored, (zone,), Priority.NORMAL, SYSTEM)
         return stored
 
-    async def _queue(self, record: CapRecord) -> CapRecord:
+    async def _queue(self, record: CapRecord, actor: Actor) -> CapRecord:
         assert record.bulletin_id is not None
         level = Priority(record.priority).wire
         items = await asyncio.to_thread(
-            approvals.submit, self.ctx, record.bulletin_id, record.targets, level, actor=SYSTEM
+            approvals.submit, self.ctx, record.bulletin_id, record.targets, level, actor=actor
         )
         detail = _("waits for approval: items {ids}").format(ids=", ".join(str(i.id) for i in items))
         return await self._stored(replace(record, items=tuple(i.id for i in items)), State.QUEUED, detail)
@@ -373,3 +386,31 @@ def list_alerts(ctx: AppContext, limit: int = 100) -> list[views.CapAlertView]:
     """The CAP messages received, newest first, each with the broadcasts that aired it."""
     store = ctx.store(sync_inventory=False)
     return [cap_view(r, airings=store.cap.airings(r.id)) for r in store.cap.latest(limit)]
+
+
+def read_document(path: Path) -> bytes:
+    """A CAP file's bytes; AlertRejected if it cannot be read or is larger than any CAP alert."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise AlertRejected(
+            _("cannot read {path}: {error}").format(path=path, error=exc.strerror or exc)
+        ) from exc
+    if len(data) > MAX_BYTES:
+        raise AlertRejected(
+            _("{path} is larger than {limit} bytes: not a CAP alert").format(path=path, limit=MAX_BYTES)
+        )
+    return data
+
+
+async def import_file(ctx: AppContext, path: Path, *, actor: Actor) -> views.CapAlertView:
+    """Act on a CAP file as if it had arrived from the feed, on `actor`'s authority; an emergency airs
+    once through a controller started for it and is followed to its end (`serve` repeats it)."""
+    data = read_document(path)
+    parse_alert(data)  # refused before any broker is reached
+    async with running_controller(ctx) as controller, Desk(ctx, controller).running() as desk:
+        view = await desk.receive(data, f"file:{path.name}", actor=actor)
+        await desk.idle()
+    store = ctx.store(sync_inventory=False)
+    return cap_view(store.cap.get(view.id), duplicate=view.duplicate, airings=store.cap.airings(view.id))

@@ -18,10 +18,12 @@ import aiohttp
 
 from speakerctl.app.cap import Desk
 from speakerctl.app.context import AppContext
+from speakerctl.app.runtime import running_controller
 from speakerctl.cap import MAX_BYTES, feed_links
 from speakerctl.cap.feed import MAX_INDEX_BYTES
 from speakerctl.controller.service import Controller
-from speakerctl.errors import AlertRejected, SpeakerctlError
+from speakerctl.errors import AlertRejected, ConfigError, SpeakerctlError
+from speakerctl.i18n import _
 from speakerctl.logs import Throttled
 
 log = logging.getLogger(__name__)
@@ -118,3 +120,19 @@ async def _loop(desk: Desk, poller: FeedPoller | None) -> None:
         wait = min(TICK_S, settings.cap_poll_s)
         await asyncio.sleep(wait)
         since_poll += wait
+
+
+async def poll_once(ctx: AppContext, url: str = "") -> Polled:
+    """One poll of the feed (`url`, else the cap_feed_url setting), airing what it brings, followed to
+    its end; ConfigError when no feed is named."""
+    feed = url or ctx.settings.cap_feed_url
+    if not feed:
+        raise ConfigError(_("no CAP feed to poll"), hint=_("set cap_feed_url, or give --url"))
+    async with (
+        running_controller(ctx) as controller,
+        Desk(ctx, controller).running() as desk,
+        aiohttp.ClientSession() as session,
+    ):
+        polled = await FeedPoller(desk, feed, session).poll()
+        await desk.idle()
+    return polled

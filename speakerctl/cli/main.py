@@ -14,6 +14,7 @@ from speakerctl.cli import (
     approvals,
     broadcast,
     bulletin,
+    cap,
     demo,
     devices,
     fleet,
@@ -64,6 +65,7 @@ app.command("resume")(resume_cli.resume)
 app.add_typer(zones.app, name="zones")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(cap.app, name="cap")
 app.add_typer(bulletin.app, name="bulletin")
 bulletin.app.command("submit")(approvals.submit)
 bulletin.app.command("queue")(approvals.queue)
