@@ -99,9 +99,13 @@ class Desk:
         try:
             yield self
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.close()
+
+    async def close(self) -> None:
+        """Cancel the airings still being followed (`serve` resumes their broadcasts on its next start)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def idle(self) -> None:
         """Wait until every airing started so far has ended."""
