@@ -15,7 +15,7 @@ from fleet_small import inventory
 from waiting import wait_until
 
 from simulator.fleet import Fleet, FleetOptions
-from speakerctl.app import cap
+from speakerctl.app import cap, reports
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.clock import SystemClock
@@ -110,6 +110,11 @@ async def test_an_emergency_airs_inside_its_polygon_repeats_until_expiry(rig: Ri
     assert await rig.desk.tick() == 0
     (stored,) = cap.list_alerts(rig.desk.ctx)
     assert stored.state == "expired" and len(stored.broadcasts) == 3
+    ctx = rig.desk.ctx
+    assert {reports.broadcast_report(ctx, b).view.cap for b in stored.broadcasts} == {"LQ-2026-001"}
+    since = (sent - timedelta(days=1)).date().isoformat()
+    plays = reports.play_log(ctx, since, None, None).views()
+    assert len(plays) == 12 and {p.cap for p in plays} == {"LQ-2026-001"}
     assert (await rig.desk.receive(doc, "again")).duplicate
 
 

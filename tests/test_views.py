@@ -97,6 +97,7 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
         "started_by",
         "approved_by",
         "stopped_by",
+        "cap",
     ),
     views.StopView: (
         "broadcast",
@@ -123,6 +124,7 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
         "ended_at",
         "aired_s",
         "outcome",
+        "cap",
     ),
     views.BulletinView: BULLETIN,
     views.ImportedView: (*BULLETIN, "created"),

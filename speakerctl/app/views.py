@@ -249,6 +249,8 @@ class BroadcastReportView(View):
     started_by: str
     approved_by: str
     stopped_by: str
+    cap: str = ""
+    """The identifier of the CAP alert it aired ("" if none)."""
 
 
 class StopView(View):
@@ -287,6 +289,8 @@ class PlayView(View):
     ended_at: Timestamp | None
     aired_s: float | None
     outcome: str
+    cap: str = ""
+    """The identifier of the CAP alert it aired ("" if none)."""
 
 
 class BulletinView(View):
