@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +18,8 @@ from cap_docs import (
     polygon_area,
     reference,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from speakerctl.cap import MsgType, Point, Status, default_rules, feed_links, parse_alert
 from speakerctl.cap.area import covered, distance_km
@@ -122,3 +126,26 @@ def test_feed_indexes_atom_and_rss() -> None:
     assert feed_links(rss, "http://h/feed") == ["http://h/cap/3.xml"]
     with pytest.raises(AlertRejected):
         feed_links(BILLION_LAUGHS, "http://h/")
+
+
+VALID = alert(
+    "F", NOW, expires=NOW + timedelta(hours=1), area=polygon_area() + "<circle>10.0,105.7 1</circle>"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=2000)
+    | st.builds(
+        lambda at, b: VALID[:at] + b + VALID[at + 1 :], st.integers(0, len(VALID)), st.binary(max_size=3)
+    )
+)
+def test_no_document_crashes_the_parser(document: bytes) -> None:
+    """Random bytes and valid alerts with bytes changed: an alert or AlertRejected, nothing else."""
+    with contextlib.suppress(AlertRejected):
+        parse_alert(document)
+
+
+def test_a_reference_without_its_offset_is_refused() -> None:
+    with pytest.raises(AlertRejected, match="references"):
+        parse_alert(alert("U", NOW, msg_type="Update", references=f"{SENDER},A,2026-11-30T08:00:00"))

@@ -72,8 +72,11 @@ def _texts(parent: Element, tag: str) -> list[str]:
 
 
 def _moment(value: str) -> datetime:
-    """A CAP dateTime (the schema pins the form to an explicit offset) in UTC."""
-    return datetime.fromisoformat(value).astimezone(UTC)
+    """A CAP dateTime in UTC; ValueError without its offset (CAP requires one: no local guessing)."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset")
+    return moment.astimezone(UTC)
 
 
 def _alert(root: Element) -> Alert:
