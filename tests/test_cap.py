@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -149,3 +148,15 @@ def test_no_document_crashes_the_parser(document: bytes) -> None:
 def test_a_reference_without_its_offset_is_refused() -> None:
     with pytest.raises(AlertRejected, match="references"):
         parse_alert(alert("U", NOW, msg_type="Update", references=f"{SENDER},A,2026-11-30T08:00:00"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_no_index_crashes_the_feed_reader(index: bytes) -> None:
+    with contextlib.suppress(AlertRejected):
+        feed_links(index, "http://h/")
+
+
+def test_an_unknown_declared_encoding_is_refused_not_a_crash() -> None:
+    with pytest.raises(AlertRejected, match="well-formed"):
+        parse_alert(b'<?xml version="1.0" encoding="T"?><alert/>')

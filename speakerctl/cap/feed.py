@@ -35,7 +35,7 @@ def _root(data: bytes) -> Element:
         raise AlertRejected(_("CAP feed index of {size} bytes is too large").format(size=len(data)))
     try:
         root: Element = safe_xml.fromstring(data, forbid_dtd=True)
-    except (defusedxml.DefusedXmlException, ParseError, ValueError) as exc:
+    except (defusedxml.DefusedXmlException, ParseError, ValueError, LookupError) as exc:
         raise AlertRejected(
             _("CAP feed index is not safe, well-formed XML: {error}").format(error=exc)
         ) from exc

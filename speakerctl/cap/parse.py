@@ -58,7 +58,7 @@ def _element(data: bytes, max_bytes: int) -> Element:
             _("CAP document refused: it declares a DTD or entities ({kind})").format(kind=type(exc).__name__),
             hint=_("CAP 1.2 needs no DTD; a document with one may be an entity-expansion attack"),
         ) from exc
-    except (ParseError, ValueError) as exc:
+    except (ParseError, ValueError, LookupError) as exc:  # LookupError: an unknown encoding declared
         raise AlertRejected(_("CAP document is not well-formed XML: {error}").format(error=exc)) from exc
 
 
