@@ -4,22 +4,25 @@ on exactly the clusters inside it, repeats until it expires, and its Cancel with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from cap_docs import alert, circle_area, polygon_area, reference
 from fleet_small import inventory
 from waiting import wait_until
 
 from simulator.fleet import Fleet, FleetOptions
-from speakerctl.app import cap, reports
+from speakerctl.app import cap, cap_feed, reports
 from speakerctl.app.context import AppContext
 from speakerctl.app.runtime import running_controller
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
+from speakerctl.controller.service import Controller
 from speakerctl.errors import NotFound
 from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.security.keys import load_or_create_signer, trusted_path
@@ -61,14 +64,52 @@ class Rig:
     fleet: Fleet
     desk: cap.Desk
     clock: SteppedClock
+    controller: Controller
+    feed: dict[str, bytes]
+    """What the feed server started for the test lists (name → CAP document), at `cap_feed_url`."""
 
     def played(self) -> dict[str, int]:
         return {k: len(d.output.played) for k, d in self.fleet.devices.items() if d.output.played}
 
 
+@contextlib.asynccontextmanager
+async def feed_server(documents: dict[str, bytes]) -> AsyncIterator[str]:
+    """An Atom index of `documents` (read at each request) and the documents, on a free loopback port."""
+
+    async def index(_: web.Request) -> web.Response:
+        entries = "".join(
+            f'<entry><link type="application/cap+xml" href="cap/{n}"/></entry>' for n in documents
+        )
+        body = f'<feed xmlns="http://www.w3.org/2005/Atom"><title>NCHMF</title>{entries}</feed>'
+        return web.Response(text=body, content_type="application/atom+xml")
+
+    async def document(request: web.Request) -> web.Response:
+        return web.Response(body=documents[request.match_info["name"]], content_type="application/cap+xml")
+
+    app = web.Application()
+    app.router.add_get("/feed.xml", index)
+    app.router.add_get("/cap/{name}", document)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/feed.xml"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def rig(mosquitto: object, tmp_path: Path) -> AsyncIterator[Rig]:
     path = inventory(tmp_path / "fleet.json")
+    documents: dict[str, bytes] = {}
+    async with feed_server(documents) as url:
+        async for built in _rig(mosquitto, tmp_path, path, url, documents):
+            yield built
+
+
+async def _rig(
+    mosquitto: object, tmp_path: Path, path: Path, url: str, documents: dict[str, bytes]
+) -> AsyncIterator[Rig]:
     settings = Settings(
         data_dir=tmp_path / "controller",
         broker=str(mosquitto.url),  # type: ignore[attr-defined]
@@ -76,6 +117,8 @@ async def rig(mosquitto: object, tmp_path: Path) -> AsyncIterator[Rig]:
         accept_window_s=1.0,
         broadcast_timeout_s=60,
         cap_repeat_min=15,
+        cap_feed_url=url,
+        cap_poll_s=0.2,
     )
     load_or_create_signer(settings.keys_dir)
     options = FleetOptions(root=tmp_path / "fleet", time_scale=4, trust_file=trusted_path(settings.keys_dir))
@@ -90,7 +133,7 @@ async def rig(mosquitto: object, tmp_path: Path) -> AsyncIterator[Rig]:
             running_controller(AppContext(settings, SystemClock())) as controller,
             cap.Desk(ctx, controller).running() as desk,
         ):
-            yield Rig(fleet, desk, clock)
+            yield Rig(fleet, desk, clock, controller, documents)
         task.cancel()
 
 
@@ -140,3 +183,36 @@ async def test_a_cancel_stops_what_is_on_air_and_ends_the_repeats(rig: Rig) -> N
     rig.clock.advance(timedelta(minutes=15))
     assert await rig.desk.tick() == 0
     assert all(len(d.output.played) == 0 for d in rig.fleet.devices.values())
+
+
+async def test_an_update_replaces_its_alert_on_air(rig: Rig) -> None:
+    sent = rig.clock.start
+    first = await rig.desk.receive(
+        alert("BAO-7", sent, expires=sent + timedelta(hours=1), area=polygon_area()), "test-feed"
+    )
+    await rig.desk.idle()
+    update = alert(
+        "BAO-7b",
+        sent + timedelta(minutes=1),
+        msg_type="Update",
+        references=reference("BAO-7", sent),
+        expires=sent + timedelta(hours=1),
+        area=circle_area(),
+    )
+    second = await rig.desk.receive(update, "test-feed")
+    await rig.desk.idle()
+    assert rig.desk.store.cap.get(first.id).state == "replaced"
+    assert (second.state, set(second.targets)) == ("airing", {"c3-01", "c3-02"})
+    rig.clock.advance(timedelta(minutes=15))
+    assert await rig.desk.tick() == 1  # the update only
+    await rig.desk.idle()
+    assert rig.played() == dict.fromkeys(INSIDE, 1) | {"c3-01": 2, "c3-02": 2}
+
+
+async def test_serve_polls_the_feed_and_airs_what_it_brings(rig: Rig) -> None:
+    sent = rig.clock.start
+    rig.feed["lq.xml"] = alert("LQ-FEED-1", sent, expires=sent + timedelta(hours=1), area=circle_area())
+    async with cap_feed.watching(rig.controller):
+        await wait_until(lambda: rig.played() == {"c3-01": 1, "c3-02": 1}, "the feed's alert aired in c3")
+    (stored,) = cap.list_alerts(rig.desk.ctx)
+    assert stored.identifier == "LQ-FEED-1" and stored.source.endswith("/cap/lq.xml")
