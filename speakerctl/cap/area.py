@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from shapely.geometry import Point as ShapelyPoint
 from shapely.geometry import Polygon
+from shapely.prepared import prep
 
 from speakerctl.cap.model import Area, Circle
 
@@ -44,7 +45,7 @@ def in_circle(circle: Circle, lat: float, lon: float) -> bool:
 
 def in_polygon(ring: tuple[tuple[float, float], ...], lat: float, lon: float) -> bool:
     """Whether the point is inside the CAP polygon or on its boundary (shapely works in lon, lat)."""
-    return bool(Polygon([(lo, la) for la, lo in ring]).covers(ShapelyPoint(lon, lat)))
+    return bool(_polygon(ring).covers(ShapelyPoint(lon, lat)))
 
 
 def inside(area: Area, lat: float, lon: float) -> bool:
@@ -55,6 +56,17 @@ def inside(area: Area, lat: float, lon: float) -> bool:
 
 
 def covered(areas: Iterable[Area], points: Iterable[Point]) -> set[str]:
-    """The ids of the points inside any of the areas' shapes."""
-    shaped = [a for a in areas if a.polygons or a.circles]
-    return {p.id for p in points if any(inside(a, p.lat, p.lon) for a in shaped)}
+    """The ids of the points inside any of the areas' shapes (each polygon built and prepared once)."""
+    areas = list(areas)
+    polygons = [prep(_polygon(r)) for a in areas for r in a.polygons]
+    circles = [c for a in areas for c in a.circles]
+    return {
+        p.id
+        for p in points
+        if any(poly.covers(ShapelyPoint(p.lon, p.lat)) for poly in polygons)
+        or any(in_circle(c, p.lat, p.lon) for c in circles)
+    }
+
+
+def _polygon(ring: tuple[tuple[float, float], ...]) -> Polygon:
+    return Polygon([(lo, la) for la, lo in ring])
