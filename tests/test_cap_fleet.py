@@ -25,6 +25,7 @@ from speakerctl.config import Settings
 from speakerctl.controller.service import Controller
 from speakerctl.errors import NotFound
 from speakerctl.fleet import load_inventory, provisioning_records
+from speakerctl.protocol import Priority
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import Store
 
@@ -119,6 +120,7 @@ async def _rig(
         cap_repeat_min=15,
         cap_feed_url=url,
         cap_poll_s=0.2,
+        cap_test_zone="c1",
     )
     load_or_create_signer(settings.keys_dir)
     options = FleetOptions(root=tmp_path / "fleet", time_scale=4, trust_file=trusted_path(settings.keys_dir))
@@ -216,3 +218,16 @@ async def test_serve_polls_the_feed_and_airs_what_it_brings(rig: Rig) -> None:
         await wait_until(lambda: rig.played() == {"c3-01": 1, "c3-02": 1}, "the feed's alert aired in c3")
     (stored,) = cap.list_alerts(rig.desk.ctx)
     assert stored.identifier == "LQ-FEED-1" and stored.source.endswith("/cap/lq.xml")
+
+
+async def test_a_test_alert_rehearses_once_in_the_test_zone_only(rig: Rig) -> None:
+    sent = rig.clock.start
+    doc = alert("THU-9", sent, status="Test", expires=sent + timedelta(hours=1), area=polygon_area())
+    view = await rig.desk.receive(doc, "test-feed")
+    assert (view.state, view.targets) == ("rehearsal", ["c1"])
+    await rig.desk.idle()
+    assert rig.played() == {"c1-01": 1, "c1-02": 1}
+    (broadcast,) = rig.desk.store.cap.airings(view.id)
+    assert rig.desk.store.broadcasts.get(broadcast).priority is Priority.NORMAL  # never the emergency volume
+    rig.clock.advance(timedelta(minutes=15))
+    assert await rig.desk.tick() == 0
