@@ -45,6 +45,7 @@ DOCUMENTS: dict[str, bytes] = {
     "geo.xml": alert("GEO-1", NOW, expires=NOW + timedelta(hours=1), area=geocode_area(), **MILD),  # type: ignore[arg-type]
     "bad.xml": MALFORMED,
     "lol.xml": BILLION_LAUGHS,
+    "huge.xml": b"<alert>" + b"x" * 600_000 + b"</alert>",
 }
 
 
@@ -65,7 +66,10 @@ async def feed() -> AsyncIterator[tuple[str, list[str]]]:
         return web.Response(body=atom(listed), content_type="application/atom+xml")
 
     async def document(request: web.Request) -> web.Response:
-        return web.Response(body=DOCUMENTS[request.match_info["name"]], content_type="application/cap+xml")
+        name = request.match_info["name"]
+        if name not in DOCUMENTS:
+            raise web.HTTPInternalServerError()
+        return web.Response(body=DOCUMENTS[name], content_type="application/cap+xml")
 
     app = web.Application()
     app.router.add_get("/feed.xml", index)
@@ -88,16 +92,17 @@ async def test_the_feed_follows_the_cap_rules(feed: tuple[str, list[str]], tmp_p
     rules = rules.__class__(rules.rules, rules.risk_parameters, {("VN-ADM", "31471"): "c2"})
     async with cap.Desk(ctx, controller(ctx), rules).running() as desk, aiohttp.ClientSession() as http:
         poller = FeedPoller(desk, url, http)
-        listed += ["1.xml", "old.xml", "test.xml", "geo.xml", "bad.xml", "lol.xml"]
+        listed += ["1.xml", "old.xml", "test.xml", "geo.xml", "bad.xml", "lol.xml", "huge.xml", "broken.xml"]
         polled = await poller.poll()
-        assert (polled.fetched, polled.new, polled.rejected) == (6, 4, 2)
+        assert (polled.fetched, polled.new, polled.rejected, polled.failed) == (7, 4, 3, 1)
         states = {a.identifier: a for a in cap.list_alerts(ctx)}
         assert states["MUA-1"].state == "queued" and states["MUA-1"].priority == "normal"
         assert set(states["MUA-1"].targets) == {"c1-01", "c1-02", "c2-01", "c2-02"}
         assert states["CU-1"].state == "expired"
         assert states["THU-1"].state == "rehearsal" and states["THU-1"].broadcasts == []
         assert states["GEO-1"].targets == ["c2"]
-        assert (await poller.poll()).fetched == 0  # nothing new listed: nothing fetched again
+        again = await poller.poll()  # nothing new: only the document that failed is tried again
+        assert (again.fetched, again.failed) == (0, 1)
 
         listed.append("2.xml")
         assert (await poller.poll()).new == 1

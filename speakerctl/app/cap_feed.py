@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 import aiohttp
@@ -65,14 +65,22 @@ class FeedPoller:
     async def _one(self, link: str) -> Polled:
         try:
             data = await self._get(link, MAX_BYTES)
-        except (aiohttp.ClientError, TimeoutError, AlertRejected) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             self._warn.log("document", link, "CAP document %s unreadable: %s", link, exc)
             return Polled(failed=1)  # not remembered: the next poll tries again
+        except AlertRejected as exc:
+            self.seen.add(link)  # too large: it will not shrink
+            log.warning("CAP alert from %s rejected: %s", link, exc)
+            return Polled(fetched=1, rejected=1)
         self.seen.add(link)
         try:
             view = await self.desk.receive(data, link)
         except AlertRejected:
             return Polled(fetched=1, rejected=1)  # the desk logged why
+        except SpeakerctlError as exc:  # the store busy, a race with a POST of the same alert…
+            self.seen.discard(link)  # …the next poll tries again; the store deduplicates
+            self._warn.log("act", link, "CAP document %s not acted on: %s", link, exc)
+            return Polled(fetched=1, failed=1)
         return Polled(fetched=1, new=0 if view.duplicate else 1)
 
     async def _get(self, url: str, limit: int) -> bytes:
@@ -82,7 +90,7 @@ class FeedPoller:
             response.raise_for_status()
             data = await response.content.read(limit + 1)
         if len(data) > limit:
-            raise AlertRejected(f"{url}: more than {limit} bytes")
+            raise AlertRejected(_("{url}: more than {limit} bytes").format(url=url, limit=limit))
         return data
 
 
@@ -109,17 +117,27 @@ async def _loop(desk: Desk, poller: FeedPoller | None) -> None:
     since_poll = settings.cap_poll_s  # poll at once
     while True:
         if poller is not None and since_poll >= settings.cap_poll_s:
-            polled = await poller.poll()
             since_poll = 0.0
-            if polled.new or polled.rejected:
-                log.warning("CAP feed: %d new, %d rejected", polled.new, polled.rejected)
-        try:
-            await desk.tick()
-        except SpeakerctlError as exc:  # the store busy or away: the next tick tries again
-            log.warning("CAP repeats not checked: %s", exc)
+            await _guarded(_poll(poller), "polling the CAP feed")
+        await _guarded(desk.tick(), "checking the CAP repeats")
         wait = min(TICK_S, settings.cap_poll_s)
         await asyncio.sleep(wait)
         since_poll += wait
+
+
+async def _poll(poller: FeedPoller) -> None:
+    polled = await poller.poll()
+    if polled.new or polled.rejected:
+        log.warning("CAP feed: %d new, %d rejected", polled.new, polled.rejected)
+
+
+async def _guarded(step: Awaitable[object], what: str) -> None:
+    """Run one step of the loop; a failure is logged and the next round tries again."""
+    try:
+        await step
+    except Exception:
+        # One bad round (the store away, a bug on one document) must not take `serve` down with it.
+        log.exception("%s failed", what)
 
 
 async def poll_once(ctx: AppContext, url: str = "") -> Polled:
