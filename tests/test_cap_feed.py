@@ -44,6 +44,13 @@ DOCUMENTS: dict[str, bytes] = {
     "test.xml": alert("THU-1", NOW, status="Test", expires=NOW + timedelta(hours=1), area=polygon_area()),
     "geo.xml": alert("GEO-1", NOW, expires=NOW + timedelta(hours=1), area=geocode_area(), **MILD),  # type: ignore[arg-type]
     "bad.xml": MALFORMED,
+    "thu-huy.xml": alert(
+        "THU-HUY",
+        NOW + timedelta(minutes=2),
+        status="Test",
+        msg_type="Cancel",
+        references=reference("GEO-1", NOW),
+    ),
     "lol.xml": BILLION_LAUGHS,
     "huge.xml": b"<alert>" + b"x" * 600_000 + b"</alert>",
 }
@@ -117,10 +124,11 @@ async def test_the_feed_follows_the_cap_rules(feed: tuple[str, list[str]], tmp_p
         pending = store.approvals.all(states=[ItemState.PENDING])
         assert {i.bulletin_id for i in pending} == {states["MUA-2"].bulletin, states["GEO-1"].bulletin}
 
-        listed.append("3.xml")
+        listed += ["3.xml", "thu-huy.xml"]  # a Test Cancel of an Actual alert withdraws nothing
         await poller.poll()
         states = {a.identifier: a for a in cap.list_alerts(ctx)}
         assert (states["MUA-2"].state, states["MUA-3"].state) == ("cancelled", "applied")
+        assert states["GEO-1"].state == "queued"
         assert {i.bulletin_id for i in store.approvals.all(states=[ItemState.PENDING])} == {
             states["GEO-1"].bulletin
         }

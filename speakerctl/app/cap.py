@@ -291,6 +291,11 @@ class Desk:
             if earlier is None:
                 log.warning("CAP %s references %s, which was never received", alert.key, ref)
                 continue
+            if earlier.status != alert.status.value:  # a Test Cancel never withdraws an Actual alert
+                log.warning(
+                    "CAP %s (%s) may not withdraw %s (%s)", alert.key, alert.status, ref, earlier.status
+                )
+                continue
             why = _("{kind} by {id}").format(kind=alert.msg_type.value, id=alert.key.identifier)
             await asyncio.to_thread(self.store.cap.settle, earlier.id, state.value, why)
             await self._stop_airings(earlier, actor)
