@@ -18,7 +18,7 @@ ENV_PREFIX = "SPEAKERCTL_"
 
 
 _MONITORING_POSITIVE = ("heartbeat_timeout_s", "offline_alert_min", "clock_drift_ms", "health_interval_s")
-_SESSION_POSITIVE = ("session_hours", "session_idle_minutes")
+_SESSION_POSITIVE = ("session_hours", "session_idle_minutes", "cap_poll_s", "cap_repeat_min")
 
 
 WEBHOOK_EVENTS = ("broadcast.finished", "cluster.offline", "alert.opened", "alert.closed")
@@ -291,6 +291,19 @@ class Settings:
     """…or once unused for this long."""
     integrations: Integrations = Integrations()
     """The provinces, webhook receivers and public feed of the settings file (not from the environment)."""
+    cap_feed_url: str = ""
+    """Atom or RSS index of CAP 1.2 alerts that `serve` polls (empty: alerts arrive only by POST/import)."""
+    cap_poll_s: float = 60.0
+    """How often `serve` polls the CAP feed."""
+    cap_repeat_min: float = 15.0
+    """An emergency CAP alert airs again this often until it expires."""
+    cap_rules: str = ""
+    """TOML rule table: CAP severity/urgency/certainty/risk level → priority, geocodes → zones
+    (empty: the packaged default, speakerctl/cap/rules.toml)."""
+    cap_test_zone: str = ""
+    """Zone where CAP Test/Exercise alerts air once at normal priority (empty: recorded as a rehearsal)."""
+    cap_voice: str = "vi"
+    """Voice CAP alerts are read in (vi, vi-vn-x-south, vi-vn-x-central)."""
 
     def __post_init__(self) -> None:
         BrokerAddress.parse(self.broker)

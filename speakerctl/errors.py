@@ -15,6 +15,7 @@ SpeakerctlError
 │   └── RemoteRefused      answered another 4xx: sending the same request again will not help
 │       └── LoginRefused   the province refused our credentials
 ├── BrokerError            the embedded broker failed to start
+├── AlertRejected          a CAP alert is too large, malformed, hostile or invalid against CAP 1.2
 ├── AudioError             an audio file cannot be imported
 │   └── LiveSourceError    a live source cannot be read: unreachable, not audio, or stalled
 │       └── SourceStalled  a live source sent nothing for too long
@@ -100,6 +101,10 @@ class LoginRefused(RemoteRefused):
 
 class BrokerError(SpeakerctlError):
     """The embedded broker could not be started."""
+
+
+class AlertRejected(SpeakerctlError):
+    """A CAP alert is too large, not well-formed, hostile XML (a DTD, entities) or invalid against CAP 1.2."""
 
 
 class AudioError(SpeakerctlError):

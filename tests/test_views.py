@@ -97,6 +97,7 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
         "started_by",
         "approved_by",
         "stopped_by",
+        "cap",
     ),
     views.StopView: (
         "broadcast",
@@ -123,6 +124,7 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
         "ended_at",
         "aired_s",
         "outcome",
+        "cap",
     ),
     views.BulletinView: BULLETIN,
     views.ImportedView: (*BULLETIN, "created"),
@@ -169,6 +171,11 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
     ),
     views.ApprovedView: ("item", "broadcast", "schedule", "forwarded"),
     views.PolicyView: ("zone", "approval_for", "set_on"),
+    views.CapAlertView: (
+        "id", "identifier", "sender", "sent", "status", "msg_type", "received_at", "source", "event",
+        "headline", "language", "priority", "risk_level", "targets", "expires", "state", "detail",
+        "bulletin", "next_air_at", "broadcasts", "duplicate",
+    ),
 }
 # fmt: on
 

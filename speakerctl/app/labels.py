@@ -50,6 +50,15 @@ _WORDS: Final = {
     "normal": N_("normal"),
     "priority": N_("priority"),
     "emergency": N_("emergency"),
+    # CAP alerts (speakerctl.app.cap.State; "cancelled" and "expired" above)
+    "airing": N_("airing until it expires"),
+    "ended": N_("aired (no expiry given)"),
+    "queued": N_("waiting for approval"),
+    "rehearsal": N_("rehearsal"),
+    "replaced": N_("replaced by an update"),
+    "applied": N_("applied"),
+    "no_target": N_("no cluster in the area"),
+    "ignored": N_("not for the public"),
 }
 
 

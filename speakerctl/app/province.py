@@ -19,6 +19,7 @@ from speakerctl.app.access import Actor, Role
 from speakerctl.app.context import AppContext
 from speakerctl.app.integration_views import OutboxChannelView, SyncView
 from speakerctl.config import ProvinceSettings
+from speakerctl.controller.service import Controller
 from speakerctl.errors import AwaitsApproval, UsageError
 from speakerctl.i18n import _
 from speakerctl.integrations.http import HttpClient
@@ -185,3 +186,10 @@ async def _webhooks(sender: WebhookSender, tick_s: float) -> None:
             log.exception("webhook %s: a delivery round failed", sender.settings.name)
         rounds += 1
         await asyncio.sleep(tick_s)
+
+
+@contextlib.asynccontextmanager
+async def alongside(controller: Controller) -> AsyncIterator[None]:
+    """`integrated` as one of `serve`'s companions: on the running controller's settings, clock and store."""
+    async with integrated(AppContext(controller.settings, controller.clock), controller.store):
+        yield

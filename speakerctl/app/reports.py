@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -85,14 +85,16 @@ class PlayLog:
     title: str
     entries: list[PlayEntry]
     tz: ZoneInfo
+    caps: Mapping[str, str] = field(default_factory=dict)
+    """The CAP identifier behind each broadcast that aired a CAP alert."""
 
     def rows(self) -> list[dict[str, object]]:
         """The rows for people (table, CSV, XLSX), local times."""
-        return [e.row(self.tz) for e in self.entries]
+        return [e.row(self.tz) | {"cap": self.caps.get(e.record.broadcast_id, "")} for e in self.entries]
 
     def views(self) -> list[views.PlayView]:
         """The plays as JSON records."""
-        return [play(e, self.tz) for e in self.entries]
+        return [play(e, self.tz, self.caps.get(e.record.broadcast_id, "")) for e in self.entries]
 
     def screen(self) -> ScreenTable:
         """The plays for a terminal: condensed columns that fit 100 characters (files have all)."""
@@ -111,8 +113,8 @@ def _play_cells(e: PlayEntry, tz: ZoneInfo) -> tuple[str, ...]:
     return (*head, aired, outcome)
 
 
-def play(e: PlayEntry, tz: ZoneInfo) -> views.PlayView:
-    """One play, timestamps in local time with their offset."""
+def play(e: PlayEntry, tz: ZoneInfo, cap: str = "") -> views.PlayView:
+    """One play, timestamps in local time with their offset; `cap`: the CAP identifier it aired."""
     r = e.record
     return views.PlayView(
         date=r.playing_at.astimezone(tz).date().isoformat(),
@@ -127,6 +129,7 @@ def play(e: PlayEntry, tz: ZoneInfo) -> views.PlayView:
         ended_at=r.ended_at.astimezone(tz) if r.ended_at else None,
         aired_s=e.aired_s,
         outcome=e.outcome,
+        cap=cap,
     )
 
 
@@ -142,7 +145,9 @@ def play_log(ctx: AppContext, since: str, until: str | None, zone: str | None) -
     )
     if zone:
         title += _(", zone {zone}").format(zone=zone)
-    return PlayLog(title, play_entries(store, when.since, when.until, zone), when.tz)
+    entries = play_entries(store, when.since, when.until, zone)
+    caps = store.cap.identifiers(sorted({e.record.broadcast_id for e in entries}))
+    return PlayLog(title, entries, when.tz, caps)
 
 
 def export_play_log(log: PlayLog, path: Path, fmt: ReportFormat) -> None:
@@ -181,6 +186,7 @@ def broadcast_report(ctx: AppContext, broadcast_id: str) -> BroadcastReport:
         started_by=info.started_by,
         approved_by=approved_by(info),
         stopped_by=info.stopped_by,
+        cap=store.cap.identifiers([broadcast_id]).get(broadcast_id, ""),
     )
     return BroadcastReport(view, outcomes)
 

@@ -14,7 +14,6 @@ import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -50,9 +49,6 @@ COUNTERS_EVERY_S = 30.0
 """How often `serve` logs what it ingested."""
 
 Announce = Callable[[str], None]
-Beside = Callable[[AppContext, Store], AbstractAsyncContextManager[None]]
-"""Something `serve` runs beside the controller on its store (the integrations, `app.province.integrated`,
-handed in by the CLI: they queue through services that themselves use this module)."""
 
 
 def context(settings: Settings, clock: Clock | None = None) -> AppContext:
@@ -93,6 +89,10 @@ class FrontEnd(Protocol):
 
 
 FrontEndFactory = Callable[[Controller, HealthPolicy], FrontEnd]
+Companion = Callable[[Controller], contextlib.AbstractAsyncContextManager[object]]
+"""Something run beside `serve`'s controller for its whole life (the CAP feed, `app.cap_feed.watching`;
+the provinces and webhooks, `app.province.alongside`), handed in by the CLI because they act through
+services that themselves use this module."""
 
 
 @contextlib.asynccontextmanager
@@ -168,7 +168,7 @@ async def serving(
     ctx: AppContext,
     front_end: FrontEndFactory | None = None,
     announce: Announce | None = None,
-    beside: Sequence[Beside] = (),
+    companions: Sequence[Companion] = (),
 ) -> AsyncIterator[Controller]:
     """The long-running controller: broker link, ingestion, health rules, front end, schedule runner,
     and the integrations (provinces, webhooks)."""
@@ -181,10 +181,10 @@ async def serving(
         monitored(built, front_end, announce),
         resumed(built),
         scheduled(built, ScheduleBook(built.store)),  # one engine for the controller and its book
-        contextlib.AsyncExitStack() as extras,
+        contextlib.AsyncExitStack() as stack,
     ):
-        for extra in beside:
-            await extras.enter_async_context(extra(ctx, built.store))
+        for companion in companions:
+            await stack.enter_async_context(companion(built))
         yield built
 
 
@@ -215,10 +215,13 @@ async def _resume_logged(running: Controller, infos: list[BroadcastInfo]) -> Non
 
 
 async def serve(
-    ctx: AppContext, front_end: FrontEndFactory | None, announce: Announce, beside: Sequence[Beside] = ()
+    ctx: AppContext,
+    front_end: FrontEndFactory | None,
+    announce: Announce,
+    companions: Sequence[Companion] = (),
 ) -> None:
     """Serve until cancelled, logging the ingestion counters now and then."""
-    async with serving(ctx, front_end, announce, beside) as running:
+    async with serving(ctx, front_end, announce, companions) as running:
         while True:
             await asyncio.sleep(COUNTERS_EVERY_S)
             c = running.ingestor.counters

@@ -249,6 +249,8 @@ class BroadcastReportView(View):
     started_by: str
     approved_by: str
     stopped_by: str
+    cap: str = ""
+    """The identifier of the CAP alert it aired ("" if none)."""
 
 
 class StopView(View):
@@ -287,6 +289,8 @@ class PlayView(View):
     ended_at: Timestamp | None
     aired_s: float | None
     outcome: str
+    cap: str = ""
+    """The identifier of the CAP alert it aired ("" if none)."""
 
 
 class BulletinView(View):
@@ -577,3 +581,29 @@ class PolicyView(View):
     approval_for: list[str]
     set_on: str | None
     """None: nobody set one above it; the default holds (operators wait)."""
+
+
+class CapAlertView(View):
+    """A CAP 1.2 message received and what became of it (`state`, see app/cap.py)."""
+
+    id: int
+    identifier: str
+    sender: str
+    sent: datetime
+    status: str
+    msg_type: str
+    received_at: datetime
+    source: str
+    event: str
+    headline: str
+    language: str
+    priority: str
+    risk_level: int | None
+    targets: list[str]
+    expires: datetime | None
+    state: str
+    detail: str
+    bulletin: int | None
+    next_air_at: datetime | None
+    broadcasts: list[str]
+    duplicate: bool

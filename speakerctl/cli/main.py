@@ -14,6 +14,7 @@ from speakerctl.cli import (
     approvals,
     broadcast,
     bulletin,
+    cap,
     demo,
     devices,
     fleet,
@@ -37,6 +38,7 @@ from speakerctl.cli.text import safe
 from speakerctl.config import load_settings
 from speakerctl.errors import (
     AccessError,
+    AlertRejected,
     AudioError,
     AuthError,
     AwaitsApproval,
@@ -66,6 +68,7 @@ app.command("resume")(resume_cli.resume)
 app.add_typer(zones.app, name="zones")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(cap.app, name="cap")
 app.add_typer(bulletin.app, name="bulletin")
 bulletin.app.command("submit")(approvals.submit)
 bulletin.app.command("queue")(approvals.queue)
@@ -134,6 +137,7 @@ EXIT_CODES: list[tuple[type[SpeakerctlError], int]] = [
     (LinkError, Exit.LINK),
     (RemoteUnavailable, Exit.LINK),
     (AudioError, Exit.INPUT),
+    (AlertRejected, Exit.INPUT),
     (SpeakerctlError, Exit.FAILURE),
 ]
 

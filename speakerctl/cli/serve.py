@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from speakerctl.app import province, runtime
+from speakerctl.app import cap_feed, province, runtime
 from speakerctl.cli.aio import until_signalled
 from speakerctl.cli.common import console_err, run, state
 from speakerctl.cli.text import announce
@@ -19,10 +19,11 @@ def serve(
         str | None, typer.Option(help=_("Serve the operator page, JSON API and /metrics on HOST:PORT."))
     ] = None,
 ) -> None:
-    """Run the controller: keep the broker link, ingest status and events, run the schedules."""
+    """Run the controller: the broker link, status and events, the schedules, CAP alerts."""
     # …and the integrations of the settings (provinces, webhooks): docs/operations.md, Integrations.
     front_end = _front_end(http) if http else None
-    run(until_signalled(runtime.serve(state.context(), front_end, announce, [province.integrated])))
+    companions = (cap_feed.watching, province.alongside)
+    run(until_signalled(runtime.serve(state.context(), front_end, announce, companions)))
     console_err.print(_("controller stopped"))
 
 

@@ -76,6 +76,7 @@ PLAY_LOG_COLUMNS = (
     "ended",
     "aired_s",
     "outcome",
+    "cap",
 )
 
 
@@ -121,6 +122,7 @@ class PlayEntry:
             "ended": ended.strftime("%Y-%m-%d %H:%M:%S") if ended else "",
             "aired_s": self.aired_s,
             "outcome": self.outcome,
+            "cap": "",  # the CAP identifier, filled in by whoever knows the alerts (app/reports.py)
         }
 
 

@@ -6,6 +6,7 @@ Plain dataclasses in and out; `Store` holds one engine and a repository per kind
 from speakerctl.store.accounts import SessionInfo, UserInfo
 from speakerctl.store.approvals import Decision, ItemInfo, ItemKind, ItemState, NewItem
 from speakerctl.store.broadcasts import Airing
+from speakerctl.store.cap import CapRecord
 from speakerctl.store.database import Store
 from speakerctl.store.events import AiredRecord, FinishedBroadcast
 from speakerctl.store.live import LiveClusterRecord, LiveRecord
@@ -41,6 +42,7 @@ __all__ = [
     "BroadcastInfo",
     "BroadcastState",
     "BulletinInfo",
+    "CapRecord",
     "Decision",
     "DeliveryInfo",
     "DeliveryStatus",

@@ -10,6 +10,7 @@ from speakerctl.errors import StoreError
 from speakerctl.store.accounts import SessionRepository, UserRepository
 from speakerctl.store.approvals import ApprovalRepository, PolicyRepository
 from speakerctl.store.broadcasts import BroadcastRepository, DeliveryRepository
+from speakerctl.store.cap import CapRepository
 from speakerctl.store.engine import Sessions
 from speakerctl.store.events import EventReader
 from speakerctl.store.fleet import DeviceRepository, StatusRepository, ZoneRepository
@@ -47,6 +48,7 @@ class Store:
         self.live = LiveRepository(self._sessions)
         self.outbox = OutboxRepository(self._sessions)
         self.events = EventReader(self._sessions)
+        self.cap = CapRepository(self._sessions)
 
     @classmethod
     def open(cls, url: str, *, history_limit: int = 100, prune_every: int = 10) -> Store:

@@ -13,10 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from speakerctl.app import alerts, approvals, broadcasts, remote, stops
+from speakerctl.app import alerts, approvals, broadcasts, cap, remote, stops
 from speakerctl.app.context import AppContext
+from speakerctl.cap import MAX_BYTES as CAP_MAX_BYTES
 from speakerctl.controller.service import Controller
-from speakerctl.errors import NeedsConfirmation, NotSignedIn, UsageError
+from speakerctl.errors import AlertRejected, NeedsConfirmation, NotSignedIn, UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Ping, Reboot, SetVolume
 from speakerctl.web.auth import (
@@ -55,6 +56,7 @@ class Actions:
     def __init__(self, controller: Controller, hub: LiveHub, guard: Guard) -> None:
         self.controller, self.hub, self.guard = controller, hub, guard
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.cap_desk = cap.Desk(AppContext(controller.settings, controller.clock), controller)
 
     def routes(self, app: web.Application) -> None:
         """Register the actions."""
@@ -68,6 +70,7 @@ class Actions:
         app.router.add_post("/approvals/{id:\\d+}/reject", self.reject, name="reject")
         app.router.add_post("/alerts/{id:\\d+}/acknowledge", self.acknowledge, name="acknowledge")
         app.router.add_post("/devices/{id}/{action:volume|ping|reboot}", self.remote, name="remote")
+        app.router.add_post("/cap/alerts", self.cap_alert, name="cap-post")
 
     async def login_form(self, request: web.Request) -> web.Response:
         """The sign-in form (already signed in: the overview)."""
@@ -208,8 +211,20 @@ class Actions:
             return remote.volume_action(number((await request.post()).get("volume"), "volume"))
         return Reboot() if action == "reboot" else Ping()
 
+    async def cap_alert(self, request: web.Request) -> web.Response:
+        """Take a CAP 1.2 alert (the request's body) on the signed-in user's authority: 201 with what
+        became of it, 200 for a duplicate, 422 with the reason if it is refused."""
+        data = await request.content.read(CAP_MAX_BYTES + 1)
+        if len(data) > CAP_MAX_BYTES:
+            raise AlertRejected(_("a CAP alert is at most {limit} bytes").format(limit=CAP_MAX_BYTES))
+        actor = signed_in(request)
+        view = await self.cap_desk.receive(data, f"post:{actor.name}", actor=actor)
+        self.hub.poke()
+        return web.json_response(view.dump(), status=200 if view.duplicate else 201)
+
     async def stop(self) -> None:
         """Cancel the broadcasts still being followed (the controller resumes them on its next start)."""
+        await self.cap_desk.close()
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

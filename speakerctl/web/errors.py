@@ -13,6 +13,7 @@ from aiohttp import web
 from speakerctl.errors import (
     AccessError,
     AckTimeout,
+    AlertRejected,
     AwaitsApproval,
     NeedsConfirmation,
     NotFound,
@@ -32,6 +33,7 @@ STATUS: tuple[tuple[type[SpeakerctlError], int, str], ...] = (
     (NotFound, 404, N_("Not found")),
     (UsageError, 400, N_("Cannot do that")),
     (NeedsConfirmation, 409, N_("Please confirm")),
+    (AlertRejected, 422, N_("Not a valid CAP alert")),
     (AckTimeout, 504, N_("No answer")),
 )
 
