@@ -169,6 +169,8 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
     ),
     views.ApprovedView: ("item", "broadcast", "schedule", "forwarded"),
     views.PolicyView: ("zone", "approval_for", "set_on"),
+    views.TokenView: ("id", "user", "label", "prefix", "created_at", "last_used_at"),
+    views.NewTokenView: ("id", "user", "label", "prefix", "created_at", "last_used_at", "token"),
 }
 # fmt: on
 

@@ -577,3 +577,21 @@ class PolicyView(View):
     approval_for: list[str]
     set_on: str | None
     """None: nobody set one above it; the default holds (operators wait)."""
+
+
+class TokenView(View):
+    """An API token of a user (never the token itself: only its first characters)."""
+
+    id: int
+    user: str
+    label: str
+    prefix: str
+    """The token's first characters, to tell tokens apart."""
+    created_at: Timestamp
+    last_used_at: Timestamp | None
+
+
+class NewTokenView(TokenView):
+    """A token just created: `token` is shown this once and never stored."""
+
+    token: str

@@ -27,6 +27,7 @@ from speakerctl.store.models import (
 from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, PlayRecord, acknowledge_action
 from speakerctl.store.remap import RemapChange
 from speakerctl.store.schedules import JOBS_TABLE, RunRecord, ScheduleRecord
+from speakerctl.store.tokens import TokenInfo
 
 __all__ = [
     "JOBS_TABLE",
@@ -59,6 +60,7 @@ __all__ = [
     "StatusRecord",
     "StopOrder",
     "Store",
+    "TokenInfo",
     "UserInfo",
     "VariantInfo",
     "acknowledge_action",

@@ -18,6 +18,7 @@ from speakerctl.store.migrate import upgrade
 from speakerctl.store.monitoring import AlertRepository, AuditLog, PlayLog
 from speakerctl.store.remap import RemapRepository
 from speakerctl.store.schedules import ScheduleRepository
+from speakerctl.store.tokens import TokenRepository
 
 
 class Store:
@@ -43,6 +44,7 @@ class Store:
         self.approvals = ApprovalRepository(self._sessions)
         self.policies = PolicyRepository(self._sessions)
         self.live = LiveRepository(self._sessions)
+        self.tokens = TokenRepository(self._sessions)
 
     @classmethod
     def open(cls, url: str, *, history_limit: int = 100, prune_every: int = 10) -> Store:
