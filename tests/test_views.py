@@ -169,6 +169,7 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
     ),
     views.ApprovedView: ("item", "broadcast", "schedule", "forwarded"),
     views.PolicyView: ("zone", "approval_for", "set_on"),
+    views.AcceptedView: ("broadcast", "items", "message"),
     views.TokenView: ("id", "user", "label", "prefix", "created_at", "last_used_at"),
     views.NewTokenView: ("id", "user", "label", "prefix", "created_at", "last_used_at", "token"),
 }
