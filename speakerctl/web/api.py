@@ -37,6 +37,7 @@ from speakerctl.app.context import AppContext
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
 from speakerctl.errors import AwaitsApproval, SpeakerctlError
+from speakerctl.i18n import _
 from speakerctl.web import apimodels as m
 from speakerctl.web.errors import status_of
 from speakerctl.web.openapi import document, dumps
@@ -47,7 +48,6 @@ STOP_WAIT_S = 5.0
 """How long a stop waits for the clusters to confirm before it answers."""
 APPROVE_ANSWER_S = 1.0
 """An approval that airs answers 202 once this long has passed; the airing goes on in the background."""
-AUTH_HINT = "send Authorization: Bearer <token>; create one with `speakerctl user token create USER`"
 
 
 class Api:
@@ -78,7 +78,7 @@ class Api:
             try:
                 reply = await op.handler(self, await self._call(request, op))
             except ValidationError as exc:
-                return error(400, _first_error(exc), "see /api/v1/openapi.json for the accepted values")
+                return error(400, _first_error(exc), _("see /api/v1/openapi.json for the accepted values"))
             except SpeakerctlError as exc:
                 return error(status_of(exc)[0], str(exc), exc.hint)
             return _reply(reply)
@@ -93,10 +93,10 @@ class Api:
         return Call(request, actor, path, query, body)
 
     async def _actor(self, request: web.Request) -> Actor:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise web.HTTPUnauthorized(
-                text=json.dumps({"error": "no API token", "hint": AUTH_HINT}),
+                text=_dumps({"error": _("no API token"), "hint": auth_hint()}),
                 content_type="application/json",
                 headers={"WWW-Authenticate": "Bearer"},
             )
@@ -183,7 +183,8 @@ class Api:
         except AwaitsApproval as held:
             return Reply(202, v.AcceptedView(broadcast=None, items=list(held.items), message=str(held)))
         self._background(broadcasts.follow(self.controller, req), f"broadcast {req.broadcast_id}")
-        started = v.AcceptedView(broadcast=req.broadcast_id, items=[], message="on air")
+        message = _("broadcast {id} on air").format(id=req.broadcast_id)
+        started = v.AcceptedView(broadcast=req.broadcast_id, items=[], message=message)
         return Reply(202, started)
 
     async def stop_broadcast(self, call: Call) -> Reply:
@@ -280,6 +281,15 @@ class Api:
         return Reply(200, await self._run(approvals.reject, *args, actor=call.actor))
 
 
+def auth_hint() -> str:
+    """How to authenticate."""
+    return _("send Authorization: Bearer <token>; create one with `speakerctl user token create USER`")
+
+
+def _dumps(data: object) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
 def error(status: int, message: str, hint: str = "") -> web.Response:
     """A refusal as JSON."""
     return web.json_response(
@@ -307,7 +317,12 @@ async def _json(request: web.Request) -> Any:
         return await request.json()
     except ValueError as exc:
         raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"the body is not JSON: {exc}", "hint": "send a JSON object"}),
+            text=_dumps(
+                {
+                    "error": _("the body is not JSON: {error}").format(error=exc),
+                    "hint": _("send a JSON object"),
+                }
+            ),
             content_type="application/json",
         ) from exc
 
