@@ -16,11 +16,12 @@ from speakerctl.app.context import AppContext
 from speakerctl.app.fleet import parse_reachability
 from speakerctl.app.policy import zone_tree
 from speakerctl.app.schedules import list_all, show
-from speakerctl.controller.fleetview import FleetSnapshot, device_health, fleet_snapshot
+from speakerctl.controller.fleetview import BroadcastReach, FleetSnapshot, device_health, fleet_snapshot
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.errors import NotFound
 from speakerctl.fleet import ZoneTree
 from speakerctl.i18n import _
+from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.store import Store
 
 
@@ -89,6 +90,10 @@ def broadcasts(
     store: Store, actor: Actor, now: datetime, policy: HealthPolicy, limit: int
 ) -> list[views.BroadcastReachView]:
     """The latest broadcasts that reached into the actor's zones, newest first."""
+    if actor.zone_id is None:  # every zone: no need to place each cluster
+        console.scope(actor, zone_tree(store))
+        found = store.broadcasts.latest(limit=limit)
+        return [records.reach(BroadcastReach(b, store.deliveries.counts(b.id))) for b in found]
     snap = fleet_snapshot(store, now, policy, recent=limit)
     return [records.reach(b) for b in cut(snap, ZoneTree(store.zones.active()), actor).broadcasts]
 
@@ -111,7 +116,7 @@ def schedules(ctx: AppContext, store: Store, actor: Actor) -> list[views.Schedul
     mine = console.scope(actor, tree)
     in_scope = {d.id for d in store.devices.all() if d.zone_id in mine}
     places = console.places(actor, tree, in_scope)
-    return [v for s, v in list_all(ctx) if not actor.zone_id or set(s.targets) & places]
+    return [v for s, v in list_all(ctx, ScheduleBook(store)) if not actor.zone_id or set(s.targets) & places]
 
 
 def plays(
@@ -138,4 +143,4 @@ def schedule(ctx: AppContext, store: Store, actor: Actor, schedule_id: str) -> v
     """One schedule with its next air times and recent runs, if it airs in the actor's zones."""
     if not any(v.id == schedule_id for v in schedules(ctx, store, actor)):
         raise NotFound(_("no schedule {id!r} in your zones").format(id=schedule_id))
-    return show(ctx, schedule_id)[1]
+    return show(ctx, schedule_id, ScheduleBook(store))[1]

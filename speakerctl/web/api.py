@@ -229,7 +229,8 @@ class Api:
 
     async def _paused(self, call: Call, paused: bool) -> Reply:
         await self._run(schedules.set_paused, self.ctx, call.path.id, paused, actor=call.actor)
-        return Reply(200, (await self._run(schedules.show, self.ctx, call.path.id))[1])
+        args = (self.ctx, self.controller.store, call.actor, call.path.id)
+        return Reply(200, await self._run(scoped.schedule, *args))
 
     async def remove_schedule(self, call: Call) -> Reply:
         """Delete a schedule (its history stays)."""
@@ -260,7 +261,14 @@ class Api:
         zone = None
         if q.zone:
             zone = (await self._run(scoped.within, self.controller.store, call.actor, q.zone))[1]
-        found = await self._run(approvals.queue, self.ctx, actor=call.actor, zone_id=zone, decided=q.decided)
+        found = await self._run(
+            approvals.queue,
+            self.ctx,
+            actor=call.actor,
+            zone_id=zone,
+            decided=q.decided,
+            store=self.controller.store,
+        )
         return Reply(200, found)
 
     async def approve(self, call: Call) -> Reply:
