@@ -16,7 +16,7 @@ from speakerctl.app.context import AppContext
 from speakerctl.app.fleet import parse_reachability
 from speakerctl.app.policy import zone_tree
 from speakerctl.app.schedules import list_all, show
-from speakerctl.controller.fleetview import BroadcastReach, FleetSnapshot, device_health, fleet_snapshot
+from speakerctl.controller.fleetview import BroadcastReach, FleetSnapshot, fleet_snapshot
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.errors import NotFound
 from speakerctl.fleet import ZoneTree
@@ -50,9 +50,8 @@ def cut(snap: FleetSnapshot, tree: ZoneTree, actor: Actor) -> FleetSnapshot:
     return FleetSnapshot(snap.at, seen.zones, seen.devices, alerts, seen.broadcasts)
 
 
-def fleet(store: Store, actor: Actor, now: datetime, policy: HealthPolicy) -> views.FleetView:
-    """`/api/v1/fleet`: the fleet at a glance, within the actor's zones."""
-    snap = fleet_snapshot(store, now, policy)
+def fleet(store: Store, snap: FleetSnapshot, actor: Actor) -> views.FleetView:
+    """`/api/v1/fleet`: the fleet at a glance (a snapshot the server read), within the actor's zones."""
     return records.fleet(cut(snap, ZoneTree(store.zones.active()), actor))
 
 
@@ -66,15 +65,19 @@ def zones(store: Store, actor: Actor) -> list[views.ZoneView]:
 
 
 def devices(
-    store: Store, actor: Actor, now: datetime, policy: HealthPolicy, query: DeviceQuery
+    store: Store, snap: FleetSnapshot, actor: Actor, query: DeviceQuery
 ) -> list[views.DeviceHealthView]:
-    """Clusters in a zone (default: the actor's) and below, filtered by reachability and fault."""
+    """Clusters of a snapshot in a zone (default: the actor's) and below, by reachability and fault."""
     wanted = parse_reachability(query.state)
-    _tree, top = within(store, actor, query.zone)
-    found = store.devices.all(zone_ids=[top] if top else None)
-    health = device_health(found, store.alerts.all(open_only=True), now, policy)
-    chosen = [h for h in health if wanted is None or h.online == (wanted.value == "online")]
-    return [records.device_health(h) for h in chosen if h.fault or not query.fault]
+    tree, top = within(store, actor, query.zone)
+    under = tree.subtree([top]) if top else None
+    return [
+        records.device_health(h)
+        for h in snap.devices
+        if (under is None or h.device.zone_id in under)
+        and (wanted is None or h.online == (wanted.value == "online"))
+        and (h.fault or not query.fault)
+    ]
 
 
 def alerts(

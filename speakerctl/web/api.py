@@ -34,6 +34,7 @@ from speakerctl.app import (
 from speakerctl.app import views as v
 from speakerctl.app.access import Actor
 from speakerctl.app.context import AppContext
+from speakerctl.controller.fleetview import FleetSnapshot
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
 from speakerctl.errors import AwaitsApproval, SpeakerctlError
@@ -44,6 +45,8 @@ from speakerctl.web.openapi import document, dumps
 from speakerctl.web.operations import PREFIX, Call, Operation, Reply
 
 log = logging.getLogger(__name__)
+SnapshotReader = Callable[[], Awaitable[FleetSnapshot]]
+"""The server's fleet snapshot, read at most once a second and shared with the console."""
 STOP_WAIT_S = 5.0
 """How long a stop waits for the clusters to confirm before it answers."""
 APPROVE_ANSWER_S = 1.0
@@ -53,8 +56,8 @@ APPROVE_ANSWER_S = 1.0
 class Api:
     """The handlers of /api/v1, on the running controller."""
 
-    def __init__(self, controller: Controller, policy: HealthPolicy) -> None:
-        self.controller, self.policy = controller, policy
+    def __init__(self, controller: Controller, policy: HealthPolicy, snapshot: SnapshotReader) -> None:
+        self.controller, self.policy, self.snapshot = controller, policy, snapshot
         self.tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -130,8 +133,8 @@ class Api:
 
     async def fleet(self, call: Call) -> Reply:
         """The fleet at a glance, within the user's zones (the object `fleet status --json` prints)."""
-        now = self.controller.clock.now()
-        return Reply(200, await self._run(scoped.fleet, self.controller.store, call.actor, now, self.policy))
+        snap = await self.snapshot()
+        return Reply(200, await self._run(scoped.fleet, self.controller.store, snap, call.actor))
 
     async def zones(self, call: Call) -> Reply:
         """The zones in use within the user's zones, each with the clusters directly in it."""
@@ -141,8 +144,8 @@ class Api:
         """Clusters with their effective state, in a zone (default: the user's) and below."""
         q: m.DevicesQuery = call.query
         wanted = scoped.DeviceQuery(q.zone, q.state, q.fault)
-        now, store = self.controller.clock.now(), self.controller.store
-        return Reply(200, await self._run(scoped.devices, store, call.actor, now, self.policy, wanted))
+        snap = await self.snapshot()
+        return Reply(200, await self._run(scoped.devices, self.controller.store, snap, call.actor, wanted))
 
     async def device(self, call: Call) -> Reply:
         """One cluster: its record, recent statuses, alerts and remote actions."""

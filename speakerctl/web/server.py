@@ -25,6 +25,7 @@ from speakerctl.app import alerts, console, fleet
 from speakerctl.app.accounts import SessionLimits
 from speakerctl.app.context import AppContext
 from speakerctl.app.views import FleetView, dump_all
+from speakerctl.controller.fleetview import FleetSnapshot
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
 from speakerctl.errors import LinkError, SpeakerctlError, UsageError
@@ -100,7 +101,7 @@ class WebServer:
         self.guard = Guard(controller.store, controller.clock, SessionLimits.of(controller.settings))
         self.pages = Pages(controller, self.hub, self.guard, self._snap)
         self.actions = Actions(controller, self.hub, self.guard)
-        self.api = Api(controller, policy)
+        self.api = Api(controller, policy, self._fleet_snapshot)
         self._hub_task: asyncio.Task[None] | None = None
 
     @property
@@ -209,6 +210,10 @@ class WebServer:
         async with self._lock:
             self._cached = await asyncio.to_thread(self._read_store)
             return self._cached.snap
+
+    async def _fleet_snapshot(self) -> FleetSnapshot:
+        """The fleet as last read (at most a second ago), for the API."""
+        return (await self._read()).overview.snapshot
 
     async def _snap(self) -> Snap:
         """The store as the console sees it, read at most once a second."""
