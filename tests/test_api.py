@@ -47,8 +47,11 @@ class Api:
     admin: str
     operator: str
 
-    async def call(self, method: str, path: str, token: str | None, body: Any = None) -> tuple[int, Any]:
+    async def call(
+        self, method: str, path: str, token: str | None, body: Any = None, lang: str = ""
+    ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers |= {"Accept-Language": lang} if lang else {}
         async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
             text = await r.text()
             return r.status, json.loads(text) if text else None
@@ -109,6 +112,8 @@ async def test_refusals_are_json_with_the_console_s_statuses(api: Api) -> None:
     body = {"bulletin": 1, "targets": [OTHER]}
     status, answer = await api.call("POST", "api/v1/broadcasts", api.operator, body)
     assert status == 403 and answer["hint"]
+    _, vietnamese = await api.call("POST", "api/v1/broadcasts", api.operator, body, lang="vi-VN,vi;q=0.9")
+    assert vietnamese["error"] != answer["error"] and "c1" in vietnamese["error"]
     status, answer = await api.call(
         "POST", "api/v1/broadcasts", api.admin, {"bulletin": 99, "targets": [OTHER]}
     )

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from speakerctl import i18n
 from speakerctl.app import (
     accounts,
     alerts,
@@ -43,6 +44,7 @@ from speakerctl.web import apimodels as m
 from speakerctl.web.errors import status_of
 from speakerctl.web.openapi import document, dumps
 from speakerctl.web.operations import PREFIX, Call, Operation, Reply
+from speakerctl.web.render import LANGUAGES, speaking
 
 log = logging.getLogger(__name__)
 SnapshotReader = Callable[[], Awaitable[FleetSnapshot]]
@@ -78,12 +80,14 @@ class Api:
 
     def _endpoint(self, op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
-            try:
-                reply = await op.handler(self, await self._call(request, op))
-            except ValidationError as exc:
-                return error(400, _first_error(exc), _("see /api/v1/openapi.json for the accepted values"))
-            except SpeakerctlError as exc:
-                return error(status_of(exc)[0], str(exc), exc.hint)
+            with speaking(_language(request)):  # refusals in the language the client asked for
+                try:
+                    reply = await op.handler(self, await self._call(request, op))
+                except ValidationError as exc:
+                    hint = _("see /api/v1/openapi.json for the accepted values")
+                    return error(400, _first_error(exc), hint)
+                except SpeakerctlError as exc:
+                    return error(status_of(exc)[0], str(exc), exc.hint)
             return _reply(reply)
 
         return endpoint
@@ -317,6 +321,15 @@ def _reply(reply: Reply) -> web.Response:
     elif isinstance(data, list):
         data = v.dump_all(data)
     return web.json_response(data, status=reply.status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def _language(request: web.Request) -> str:
+    """The first language of Accept-Language that speakerctl speaks; else the server's own."""
+    for part in request.headers.get("Accept-Language", "").split(","):
+        tag = part.split(";")[0].strip().lower()[:2]
+        if tag in LANGUAGES:
+            return tag
+    return i18n.language()
 
 
 def _parsed(model: type[BaseModel] | None, data: Any) -> Any:
