@@ -102,7 +102,7 @@ async def test_a_token_acts_as_its_user_within_their_zone(api: Api) -> None:
 
 async def test_the_unversioned_paths_still_answer_and_name_their_successor(api: Api) -> None:
     async with api.http.get(api.url + "api/devices") as r:
-        assert r.status == 200 and r.headers["Deprecation"] == "true"
+        assert r.status == 200 and r.headers["Deprecation"] == "@1796169600"
         assert r.headers["Link"] == '</api/v1/devices>; rel="successor-version"'
         legacy = await r.json()
     assert legacy == (await api.call("GET", "api/v1/devices", api.admin))[1]

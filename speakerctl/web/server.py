@@ -43,6 +43,8 @@ from speakerctl.web.pages import Pages, Snap
 log = logging.getLogger(__name__)
 SNAPSHOT_TTL_S = 1.0
 """Requests within this long share one read of the store."""
+DEPRECATED_AT = "@1796169600"
+"""When the unversioned /api/fleet|devices|alerts were deprecated (2026-12-02, /api/v1), RFC 9745 form."""
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
@@ -268,6 +270,6 @@ def _to_login(request: web.Request) -> web.HTTPException:
 
 def _json(data: dict[str, Any] | list[dict[str, Any]], successor: str) -> web.Response:
     """A JSON response of the unversioned API, UTF-8 kept as is, pointing to its /api/v1 successor."""
-    # RFC 8594 / draft-ietf-httpapi-deprecation-header: scripts see where to move before it goes.
-    headers = {"Deprecation": "true", "Link": f'<{PREFIX}/{successor}>; rel="successor-version"'}
+    # RFC 9745 (Deprecation, a date) and RFC 8288 links: scripts see where to move before it goes.
+    headers = {"Deprecation": DEPRECATED_AT, "Link": f'<{PREFIX}/{successor}>; rel="successor-version"'}
     return web.json_response(data, dumps=lambda d: json.dumps(d, ensure_ascii=False), headers=headers)
