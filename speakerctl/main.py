@@ -13,4 +13,5 @@ from speakerctl.cli.common import state
 def main() -> None:
     """Run `speakerctl` with the operator web page available to `serve --http`."""
     state.web = web.front_end
+    state.openapi = web.openapi_text
     cli.main()

@@ -176,6 +176,9 @@ PUBLIC_FIELDS: dict[type[views.View], tuple[str, ...]] = {
         "headline", "language", "priority", "risk_level", "targets", "expires", "state", "detail",
         "bulletin", "next_air_at", "broadcasts", "duplicate",
     ),
+    views.AcceptedView: ("broadcast", "items", "message"),
+    views.TokenView: ("id", "user", "label", "prefix", "created_at", "last_used_at"),
+    views.NewTokenView: ("id", "user", "label", "prefix", "created_at", "last_used_at", "token"),
 }
 # fmt: on
 

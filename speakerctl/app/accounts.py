@@ -161,7 +161,7 @@ def parse_role(value: str) -> Role:
         ) from None
 
 
-def _authorize_for(store: Store, actor: Actor, zone_id: str | None) -> None:
+def authorize_manage(store: Store, actor: Actor, zone_id: str | None) -> None:
     """MANAGE_USERS on a user's zone; a user of every zone needs an actor of every zone."""
     tree = zone_tree(store)
     if zone_id is not None and tree.unknown([zone_id]):
@@ -184,7 +184,7 @@ def create_user(ctx: AppContext, new: NewUser, *, actor: Actor) -> views.UserVie
     """Add a user (the password hashed with argon2id); audited."""
     store = ctx.store()
     name, role = _check_name(new.name), parse_role(new.role)
-    _authorize_for(store, actor, new.zone_id)
+    authorize_manage(store, actor, new.zone_id)
     password_hash = HASHER.hash(check_password(new.password))
     now = ctx.clock.now()
     user = store.users.add(name, role.value, new.zone_id, password_hash, now, new.display_name)
@@ -206,7 +206,7 @@ def list_users(ctx: AppContext, *, actor: Actor) -> list[views.UserView]:
 def _managed(ctx: AppContext, name: str, actor: Actor) -> tuple[Store, UserInfo]:
     store = ctx.store()
     user = store.users.get(name)
-    _authorize_for(store, actor, user.zone_id)
+    authorize_manage(store, actor, user.zone_id)
     return store, user
 
 

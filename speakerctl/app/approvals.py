@@ -65,9 +65,12 @@ def queue(
     actor: Actor,
     zone_id: str | None = None,
     decided: bool = False,
+    store: Store | None = None,
 ) -> list[views.ItemView]:
-    """Pending items (`decided`: every item) of the actor's zones, or of `zone_id` and below, in order."""
-    store = ctx.store()
+    """Pending items (`decided`: every item) of the actor's zones, or of `zone_id` and below, in order.
+
+    `store`: an open one (a running server's), else the context's."""
+    store = store or ctx.store()
     tree = policy.zone_tree(store)
     top = zone_id or actor.zone_id
     if top is not None and tree.unknown([top]):

@@ -255,16 +255,18 @@ def added_view(added: Added) -> views.AddedScheduleView:
     )
 
 
-def list_all(ctx: AppContext) -> list[tuple[Schedule, views.ScheduleView]]:
-    """Every schedule with its next air time (none while paused)."""
+def list_all(ctx: AppContext, book: ScheduleBook | None = None) -> list[tuple[Schedule, views.ScheduleView]]:
+    """Every schedule with its next air time (none while paused); `book`: one on an open store."""
     now = ctx.clock.now()
-    found = [(s, None if s.paused else s.rule.next_after(now)) for s in ctx.book().all()]
+    found = [(s, None if s.paused else s.rule.next_after(now)) for s in (book or ctx.book()).all()]
     return [(s, records.schedule(s, at)) for s, at in found]
 
 
-def show(ctx: AppContext, schedule_id: str) -> tuple[Schedule, views.ScheduleDetailView]:
+def show(
+    ctx: AppContext, schedule_id: str, book: ScheduleBook | None = None
+) -> tuple[Schedule, views.ScheduleDetailView]:
     """One schedule: its next air times and what became of its recent runs."""
-    book, now = ctx.book(), ctx.clock.now()
+    book, now = book or ctx.book(), ctx.clock.now()
     s = book.get(schedule_id)
     upcoming = s.rule.occurrences(now, now + timedelta(days=400))[:UPCOMING]
     fields = records.schedule_fields(s, upcoming[0] if upcoming else None) | {

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
 from speakerctl.protocol import Priority
 
@@ -23,14 +23,18 @@ def _iso(at: datetime) -> str:
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
 
 
-Timestamp = Annotated[datetime, PlainSerializer(_iso, return_type=str)]
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(_iso, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 """A moment, written as ISO 8601 with its offset ("2026-11-29T06:00:00+07:00")."""
 
 
 class View(BaseModel):
     """A frozen, JSON-ready record."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     def dump(self) -> dict[str, Any]:
         """The JSON-ready dict."""
@@ -607,3 +611,31 @@ class CapAlertView(View):
     next_air_at: datetime | None
     broadcasts: list[str]
     duplicate: bool
+
+
+class TokenView(View):
+    """An API token of a user (never the token itself: only its first characters)."""
+
+    id: int
+    user: str
+    label: str
+    prefix: str
+    """The token's first characters, to tell tokens apart."""
+    created_at: Timestamp
+    last_used_at: Timestamp | None
+
+
+class NewTokenView(TokenView):
+    """A token just created: `token` is shown this once and never stored."""
+
+    token: str
+
+
+class AcceptedView(View):
+    """A broadcast request the API accepted: on air now (`broadcast`), or waiting for approval (`items`)."""
+
+    broadcast: str | None
+    """The broadcast started (followed in the background; see its report); None if it waits."""
+    items: list[int]
+    """The approval items it waits in ([] when it airs now)."""
+    message: str

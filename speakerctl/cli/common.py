@@ -48,6 +48,8 @@ class _State:
     """None: the composition root's system clock; tests pin one."""
     web: Callable[[str], runtime.FrontEndFactory] | None = None
     """The web front end for `serve --http HOST:PORT`, handed in by speakerctl.main."""
+    openapi: Callable[[], str] | None = None
+    """The HTTP API's OpenAPI document as text, handed in by speakerctl.main (cli does not import web)."""
 
     def context(self) -> AppContext:
         """The application context for this command."""

@@ -26,6 +26,7 @@ from speakerctl.cli import (
     user,
     zones,
 )
+from speakerctl.cli import api as api_cli
 from speakerctl.cli import broker as broker_cli
 from speakerctl.cli import keys as keys_cli
 from speakerctl.cli import live as live_cli
@@ -90,6 +91,7 @@ app.add_typer(user.app, name="user")
 app.command("login")(user.login)
 app.command("logout")(user.logout)
 app.command("whoami")(user.whoami)
+app.add_typer(api_cli.app, name="api")
 helptext.translate(app)
 
 

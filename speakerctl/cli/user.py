@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from speakerctl.app import accounts
+from speakerctl.app import accounts, tokens
 from speakerctl.cli.common import console, current_actor, print_json, state
 from speakerctl.cli.text import id_column, safe
+from speakerctl.dates import format_moment, time_zone
 from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 
@@ -90,6 +91,58 @@ def disable(name: Annotated[str, typer.Argument(help=_("User name."))]) -> None:
     """Disable a user: their sessions end and they can no longer sign in."""
     accounts.disable_user(state.context(), name, actor=current_actor())
     console.print(_("user {name} disabled").format(name=safe(name)))
+
+
+tokens_app = typer.Typer(
+    help=_("API tokens: bearer tokens for the HTTP API (/api/v1), each acting as its user."),
+    no_args_is_help=True,
+)
+app.add_typer(tokens_app, name="token")
+JsonOption = Annotated[bool, typer.Option("--json", help=_("Print JSON."))]
+
+
+@tokens_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help=_("The user the token acts as."))],
+    label: Annotated[str, typer.Option("--label", help=_("What the token is for, e.g. the script."))] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API token; it is printed this once (only its sha256 is stored)."""
+    made = tokens.create(state.context(), name, label, actor=current_actor())
+    if as_json:
+        print_json(made)
+        return
+    text = _("API token {id} for {name} (shown once, keep it secret):")
+    console.print(text.format(id=made.id, name=safe(name)))
+    sys.stdout.write(made.token + "\n")
+
+
+@tokens_app.command("list")
+def token_list(
+    name: Annotated[str | None, typer.Argument(help=_("User (default: every user you manage)."))] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """API tokens: id, user, label, first characters, created, last used."""
+    found = tokens.list_tokens(state.context(), name, actor=current_actor())
+    if as_json:
+        print_json(found)
+        return
+    table = Table(_("id"), _("user"), _("label"), _("token"), _("created"), _("last used"))
+    tz = time_zone(state.settings.timezone)
+    for t in found:
+        used = format_moment(t.last_used_at, tz) if t.last_used_at else "-"
+        created = format_moment(t.created_at, tz)
+        table.add_row(str(t.id), safe(t.user), safe(t.label), t.prefix + "…", created, used)
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help=_("Token id (see `user token list`)."))],
+) -> None:
+    """Revoke an API token at once."""
+    gone = tokens.revoke(state.context(), token_id, actor=current_actor())
+    console.print(_("API token {id} of {name} revoked").format(id=gone.id, name=safe(gone.user)))
 
 
 def login(

@@ -12,7 +12,9 @@ from speakerctl.protocol.topics import check_id
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Enum)
-_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+TOKEN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+"""Message ids, broadcast ids, codecs, features (at most MAX_ID_LENGTH characters)."""
+_TOKEN = re.compile(TOKEN_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """C0 and C1 control characters (Unicode category Cc), NUL included: never in wire text."""
 

@@ -9,8 +9,11 @@ from enum import StrEnum
 from speakerctl.errors import ProtocolError
 from speakerctl.protocol.limits import MAX_ID_LENGTH, TOPIC_ROOT
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+"""A device, zone or stream id (at most MAX_ID_LENGTH characters)."""
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+_ID = re.compile(ID_PATTERN)
+_SHA256 = re.compile(SHA256_PATTERN)
 
 
 def check_id(value: str, what: str = "id") -> str:

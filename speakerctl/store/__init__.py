@@ -30,6 +30,7 @@ from speakerctl.store.monitoring import AlertFinding, AlertInfo, AuditEntry, Pla
 from speakerctl.store.outbox import NewOutboxItem, OutboxItem, OutboxSummary
 from speakerctl.store.remap import RemapChange
 from speakerctl.store.schedules import JOBS_TABLE, RunRecord, ScheduleRecord
+from speakerctl.store.tokens import TokenInfo
 
 __all__ = [
     "JOBS_TABLE",
@@ -68,6 +69,7 @@ __all__ = [
     "StatusRecord",
     "StopOrder",
     "Store",
+    "TokenInfo",
     "UserInfo",
     "VariantInfo",
     "acknowledge_action",

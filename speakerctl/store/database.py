@@ -21,6 +21,7 @@ from speakerctl.store.monitoring import AlertRepository, AuditLog, PlayLog
 from speakerctl.store.outbox import OutboxRepository
 from speakerctl.store.remap import RemapRepository
 from speakerctl.store.schedules import ScheduleRepository
+from speakerctl.store.tokens import TokenRepository
 
 
 class Store:
@@ -49,6 +50,7 @@ class Store:
         self.outbox = OutboxRepository(self._sessions)
         self.events = EventReader(self._sessions)
         self.cap = CapRepository(self._sessions)
+        self.tokens = TokenRepository(self._sessions)
 
     @classmethod
     def open(cls, url: str, *, history_limit: int = 100, prune_every: int = 10) -> Store:

@@ -3,9 +3,10 @@
 from speakerctl.app.runtime import FrontEndFactory
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
+from speakerctl.web.api import openapi_text
 from speakerctl.web.server import WebServer, parse_bind
 
-__all__ = ["WebServer", "front_end", "parse_bind"]
+__all__ = ["WebServer", "front_end", "openapi_text", "parse_bind"]
 
 
 def front_end(bind: str) -> FrontEndFactory:

@@ -1,7 +1,9 @@
 """The operator web server, run in the controller's loop: the console, its JSON API and /metrics.
 
-The console (pages.py, actions.py, live.py) needs a signed-in user; `/api/*` and `/metrics` stay
-read-only and open, like before, for scripts and Prometheus: the Host check keeps other sites out.
+The console (pages.py, actions.py, live.py) needs a signed-in user; the versioned API `/api/v1/` (api.py)
+an API token; the unversioned `/api/fleet|devices|alerts` (deprecated: they point to their /api/v1
+successors) and `/metrics` stay read-only and open, like before, for scripts and Prometheus: the Host
+check keeps other sites out.
 `/public/v1/...` (public.py) is the citizens' feed of what aired: open, public fields only.
 """
 
@@ -24,6 +26,7 @@ from speakerctl.app import alerts, console, fleet
 from speakerctl.app.accounts import SessionLimits
 from speakerctl.app.context import AppContext
 from speakerctl.app.views import FleetView, dump_all
+from speakerctl.controller.fleetview import FleetSnapshot
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
 from speakerctl.errors import LinkError, SpeakerctlError, UsageError
@@ -31,15 +34,19 @@ from speakerctl.fleet import ZoneTree
 from speakerctl.logs import Throttled
 from speakerctl.web import metrics, render
 from speakerctl.web.actions import Actions
+from speakerctl.web.api import Api
 from speakerctl.web.auth import SCOPE_NAME, VISIT, Guard, ensure_browser, public
 from speakerctl.web.errors import answer_error
 from speakerctl.web.live import REREAD_S, LiveHub
+from speakerctl.web.operations import PREFIX
 from speakerctl.web.pages import Pages, Snap
 from speakerctl.web.public import PublicFeed
 
 log = logging.getLogger(__name__)
 SNAPSHOT_TTL_S = 1.0
 """Requests within this long share one read of the store."""
+DEPRECATED_AT = "@1796169600"
+"""When the unversioned /api/fleet|devices|alerts were deprecated (2026-12-02, /api/v1), RFC 9745 form."""
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
@@ -98,6 +105,7 @@ class WebServer:
         self.guard = Guard(controller.store, controller.clock, SessionLimits.of(controller.settings))
         self.pages = Pages(controller, self.hub, self.guard, self._snap)
         self.actions = Actions(controller, self.hub, self.guard)
+        self.api = Api(controller, policy, self._fleet_snapshot)
         self._hub_task: asyncio.Task[None] | None = None
 
     @property
@@ -112,6 +120,7 @@ class WebServer:
         render.setup(app, self.controller.settings.timezone, self.controller.clock)
         self.pages.routes(app)
         self.actions.routes(app)
+        self.api.routes(app)
         app.router.add_static("/static/", STATIC, name="static", append_version=False)
         app.router.add_get("/api/fleet", self._fleet)
         app.router.add_get("/api/devices", self._devices)
@@ -178,6 +187,7 @@ class WebServer:
         """End the event streams and the followed broadcasts, close the listener and every connection."""
         self.hub.close()
         await self.actions.stop()
+        await self.api.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -207,6 +217,10 @@ class WebServer:
             self._cached = await asyncio.to_thread(self._read_store)
             return self._cached.snap
 
+    async def _fleet_snapshot(self) -> FleetSnapshot:
+        """The fleet as last read (at most a second ago), for the API."""
+        return (await self._read()).overview.snapshot
+
     async def _snap(self) -> Snap:
         """The store as the console sees it, read at most once a second."""
         return (await self._read()).snap
@@ -219,13 +233,13 @@ class WebServer:
         return counters.statuses, counters.events, counters.flushes, periodic
 
     async def _fleet(self, _: web.Request) -> web.Response:
-        return _json((await self._read()).view.dump())
+        return _json((await self._read()).view.dump(), "fleet")
 
     async def _devices(self, _: web.Request) -> web.Response:
-        return _json(dump_all((await self._read()).view.devices))
+        return _json(dump_all((await self._read()).view.devices), "devices")
 
     async def _alerts(self, _: web.Request) -> web.Response:
-        return _json(dump_all((await self._read()).view.alerts))
+        return _json(dump_all((await self._read()).view.alerts), "alerts")
 
     async def _metrics(self, _: web.Request) -> web.Response:
         await self._read()  # the collector reports this snapshot
@@ -258,6 +272,8 @@ def _to_login(request: web.Request) -> web.HTTPException:
     return web.HTTPSeeOther(target)
 
 
-def _json(data: dict[str, Any] | list[dict[str, Any]]) -> web.Response:
-    """A JSON response, UTF-8 kept as is."""
-    return web.json_response(data, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+def _json(data: dict[str, Any] | list[dict[str, Any]], successor: str) -> web.Response:
+    """A JSON response of the unversioned API, UTF-8 kept as is, pointing to its /api/v1 successor."""
+    # RFC 9745 (Deprecation, a date) and RFC 8288 links: scripts see where to move before it goes.
+    headers = {"Deprecation": DEPRECATED_AT, "Link": f'<{PREFIX}/{successor}>; rel="successor-version"'}
+    return web.json_response(data, dumps=lambda d: json.dumps(d, ensure_ascii=False), headers=headers)

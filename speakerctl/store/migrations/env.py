@@ -9,7 +9,8 @@ import speakerctl.store.live
 import speakerctl.store.monitoring
 import speakerctl.store.outbox
 import speakerctl.store.schedules
-import speakerctl.store.tables  # noqa: F401  (the imports register the tables)
+import speakerctl.store.tables
+import speakerctl.store.tokens  # noqa: F401  (the imports register the tables)
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True)

@@ -1,0 +1,70 @@
+"""One operation of the HTTP API: its method, path, handler, inputs and answers — the route table's row.
+
+The server registers each row (`api.Api.routes`) and the OpenAPI document is built from the same rows
+(`openapi.document`), so what is served and what is described are one list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from speakerctl.app.access import Actor
+from speakerctl.app.views import View
+
+API_VERSION = "1.0.0"
+"""The document's version: the major is the path's /api/v1; minor adds fields or operations."""
+PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A request as a handler sees it: who asks, and its validated path, query and body."""
+
+    request: web.Request
+    signed: Actor | None
+    """None only for a public operation."""
+    path: Any = None
+    query: Any = None
+    body: Any = None
+
+    @property
+    def actor(self) -> Actor:
+        """The token's user (every operation but the public ones has one)."""
+        assert self.signed is not None
+        return self.signed
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A handler's answer: a status and a view, a list of views, or nothing (204)."""
+
+    status: int
+    data: View | list[Any] | dict[str, Any] | None = None
+
+
+Handler = Callable[[Any, Call], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """A row of the route table."""
+
+    method: str
+    path: str
+    """OpenAPI style, e.g. /api/v1/devices/{id} (aiohttp reads the same syntax)."""
+    name: str
+    tag: str
+    handler: Handler
+    """The Api method; its docstring is the summary (first line) and description."""
+    answers: Mapping[int, Any]
+    """Status → what it carries: a model, list[model], or None."""
+    answer_text: Mapping[int, str] = field(default_factory=dict)
+    path_model: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    public: bool = False
