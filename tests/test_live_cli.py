@@ -130,3 +130,16 @@ def test_live_outside_the_users_zone_is_refused_before_anything_is_captured(tmp_
     refused = runner.invoke(app, [*args, "--to", CITY])
     assert isinstance(refused.exception, NotAllowed), (refused.output, refused.exception)
     assert "lan acts on st-ke-sach-ke-an only" in str(refused.exception)
+
+
+def test_a_live_emergency_asks_for_confirmation_like_an_emergency_bulletin(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    tone = generate_tone(1.0, path=tmp_path / "alarm.wav")
+    # No broker runs at this address: the question must come before anything is captured or sent.
+    args = [*data, "--broker", "mqtt://127.0.0.1:9", "live", "file", str(tone), "--to", CITY]
+    asked = _speakerctl(*args, "--priority", "emergency")
+    assert asked.returncode == 10, asked.stderr
+    assert "not confirmed: Go live as an emergency to 30 clusters in 10 communes?" in asked.stderr
+    assert "--yes" in asked.stderr
+    confirmed = _speakerctl(*args, "--priority", "emergency", "--yes")
+    assert confirmed.returncode != 10 and "not confirmed" not in confirmed.stderr, confirmed.stderr

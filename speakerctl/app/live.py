@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 
+from speakerctl.app import confirmation as confirming
 from speakerctl.app import names, policy
 from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.context import AppContext
 from speakerctl.app.live_views import LiveStreamDetailView, LiveStreamView, stream_detail, stream_view
 from speakerctl.app.runtime import running_controller
-from speakerctl.audio.live import LiveEncoding, is_url, microphone, resilient_packets
+from speakerctl.audio.live import (
+    LiveEncoding,
+    browser,
+    browser_packets,
+    is_url,
+    microphone,
+    resilient_packets,
+)
 from speakerctl.clock import from_ms
 from speakerctl.controller.live import ClusterLive, LiveOptions, LiveReport, LiveSession, Progress, send_stop
 from speakerctl.controller.planning import resolve_targets
@@ -110,12 +118,15 @@ async def stream_live(
     request: LiveRequest,
     progress: Progress | None = None,
     stop: asyncio.Event | None = None,
+    packets: AsyncGenerator[bytes] | None = None,
 ) -> LiveReport:
-    """Send a live source to the request's zones through a running controller, until it ends or `stop`."""
+    """Send a live source to the request's zones through a running controller, until it ends or `stop`;
+    the source's packets are opened from `request.source` unless given (a browser's recording)."""
     cmd_topics, devices = await asyncio.to_thread(resolve_targets, controller.store, request.targets)
     encoding = LiveEncoding(stall_s=request.stall_s, fallback_s=request.fallback_s)
     outages = Outages(request.source)
-    packets = resilient_packets(request.source, encoding=encoding, on_outage=outages.note)
+    if packets is None:
+        packets = resilient_packets(request.source, encoding=encoding, on_outage=outages.note)
     try:
         ready = await first_then_rest(packets)
         options = request.options()
@@ -208,22 +219,65 @@ async def live(
     stop: asyncio.Event | None = None,
     *,
     actor: Actor,
+    confirmed: bool = False,
 ) -> LiveReport:
-    """Run a live stream on a controller of its own (the CLI's `live relay` / `live file`).
+    """Run a live stream on a controller of its own (the CLI's `live relay` / `live file` / `live mic`).
 
-    NotAllowed before anything is captured or sent unless the request's actor may broadcast to its zones.
+    NotAllowed before anything is captured or sent unless the request's actor may broadcast to its zones;
+    NeedsConfirmation unless an emergency or a whole province was `confirmed`.
     """
-    request = authorized(ctx, request, actor)
+    request = authorized(ctx, request, actor, confirmed=confirmed)
     async with running_controller(ctx) as controller:
         return await stream_live(controller, request, progress, stop)
 
 
-def authorized(ctx: AppContext, request: LiveRequest, actor: Actor) -> LiveRequest:
+async def from_browser(
+    controller: Controller,
+    request: LiveRequest,
+    recording: AsyncIterator[bytes],
+    stop: asyncio.Event,
+    progress: Progress | None = None,
+) -> LiveReport:
+    """Send a browser's recording (MediaRecorder chunks, decoded by ffmpeg) through a running controller,
+    the same path as `live mic`; it ends when the recording does or at `stop`. Authorize first."""
+    encoding = LiveEncoding(stall_s=request.stall_s)
+    packets = browser_packets(request.source, recording, encoding=encoding)
+    return await stream_live(controller, request, progress, stop, packets=packets)
+
+
+def authorized(
+    ctx: AppContext, request: LiveRequest, actor: Actor, *, confirmed: bool = False
+) -> LiveRequest:
     """The request with its targets resolved (names too), if `actor` may broadcast there; else NotAllowed."""
-    store = ctx.store()
+    return authorized_on(ctx.store(), request, actor, confirmed=confirmed)
+
+
+def authorized_on(
+    store: Store, request: LiveRequest, actor: Actor, *, confirmed: bool = False
+) -> LiveRequest:
+    """`authorized` on an open store (the console's controller): NotAllowed outside the actor's zones,
+    NeedsConfirmation for an unconfirmed emergency or whole province, as for bulletins."""
+    resolved = _allowed(store, request, actor)
+    confirming.require(confirmation_on(store, resolved), confirmed)
+    return resolved
+
+
+def _allowed(store: Store, request: LiveRequest, actor: Actor) -> LiveRequest:
     targets = tuple(names.target_ids(store, request.targets))
     authorize(actor, Action.BROADCAST, policy.zones_of(store, targets), policy.zone_tree(store))
     return replace(request, targets=targets, actor=actor.name)
+
+
+def confirmation(ctx: AppContext, request: LiveRequest, actor: Actor) -> confirming.Confirmation | None:
+    """The question to ask before a live stream airs (an emergency, a whole province), or None;
+    NotAllowed first if `actor` may not broadcast there."""
+    store = ctx.store()
+    return confirmation_on(store, _allowed(store, request, actor))
+
+
+def confirmation_on(store: Store, request: LiveRequest) -> confirming.Confirmation | None:
+    """`confirmation` for a request whose targets are resolved."""
+    return confirming.needed(store, request.targets, request.priority, confirming.Kind.LIVE)
 
 
 def with_priority(request: LiveRequest, level: str) -> LiveRequest:
@@ -238,6 +292,10 @@ def with_priority(request: LiveRequest, level: str) -> LiveRequest:
 
 __all__ = [
     "LiveRequest",
+    "authorized_on",
+    "browser",
+    "confirmation",
+    "from_browser",
     "live",
     "microphone",
     "parse_duration",

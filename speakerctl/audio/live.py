@@ -56,6 +56,10 @@ class LiveEncoding:
     """A relay whose source fails after it started sends silence and retries for this long; 0: it ends."""
 
 
+BROWSER_PREFIX = "browser:"
+"""A source `browser:USER` is a console user's browser microphone (what the store records)."""
+BROWSER_FORMATS = "matroska,webm,ogg"
+"""What a browser's MediaRecorder sends (WebM in Chromium, Ogg in Firefox); nothing else is demuxed."""
 MIC_PREFIX = "mic:"
 """A source `mic:NAME` is the PulseAudio capture device NAME (`mic:default`: the default microphone)."""
 
@@ -63,6 +67,11 @@ MIC_PREFIX = "mic:"
 def microphone(device: str = "default") -> str:
     """The source text of a microphone (what `opus_packets` takes and the store records)."""
     return f"{MIC_PREFIX}{device}"
+
+
+def browser(user: str) -> str:
+    """The source text of a console user's browser microphone."""
+    return f"{BROWSER_PREFIX}{user}"
 
 
 def is_url(source: str) -> bool:
@@ -81,6 +90,12 @@ def _input(source: str) -> list[str]:
     return input_args(path)
 
 
+def _piped_input() -> list[str]:
+    # A small probe: the recording's header arrives in its first chunk, and speech must not wait for more.
+    return ["-format_whitelist", BROWSER_FORMATS, "-fflags", "nobuffer", "-probesize", "4096",
+            "-analyzeduration", "0", "-i", "pipe:0"]  # fmt: skip
+
+
 def _filters(processing: Processing) -> str:
     return ",".join(
         [
@@ -92,14 +107,17 @@ def _filters(processing: Processing) -> str:
     )
 
 
-def ffmpeg_command(source: str, processing: Processing, encoding: LiveEncoding) -> list[str]:
-    """The ffmpeg command line that turns `source` into levelled Ogg/Opus on stdout."""
+def ffmpeg_command(
+    source: str, processing: Processing, encoding: LiveEncoding, piped: bool = False
+) -> list[str]:
+    """The ffmpeg command line that turns `source` (or, `piped`, a browser's recording on stdin) into
+    levelled Ogg/Opus on stdout."""
     return [
         ffmpeg_exe(),
         *QUIET,
         "-loglevel",
         "error",
-        *_input(source),
+        *(_piped_input() if piped else _input(source)),
         *("-map", "0:a:0", "-vn", "-ac", "1", "-ar", "48000", "-af", _filters(processing)),
         *("-c:a", "libopus", "-b:a", str(encoding.bitrate), "-application", "audio"),
         *("-frame_duration", str(encoding.packet_ms), "-page_duration", str(encoding.packet_ms * 1000)),
@@ -126,6 +144,47 @@ async def opus_packets(
         await _end(process)
 
 
+async def browser_packets(
+    source: str,
+    recording: AsyncIterator[bytes],
+    processing: Processing | None = None,
+    encoding: LiveEncoding | None = None,
+) -> AsyncGenerator[bytes]:
+    """Opus packets of a browser's recording (WebM or Ogg chunks from MediaRecorder), levelled like a
+    microphone's; they end when `recording` does. LiveSourceError if it is not audio or stalls."""
+    encoding = encoding or LiveEncoding()
+    command = ffmpeg_command(source, processing or Processing(), encoding, piped=True)
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    writer = asyncio.get_running_loop().create_task(_write(process, recording))
+    try:
+        async for packet in _read(process, source, encoding.stall_s):
+            yield packet
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        await _end(process)
+
+
+async def _write(process: asyncio.subprocess.Process, recording: AsyncIterator[bytes]) -> None:
+    """Feed the recording to ffmpeg; its end closes ffmpeg's input, which then finishes the stream."""
+    assert process.stdin is not None
+    try:
+        async for chunk in recording:
+            process.stdin.write(chunk)
+            await process.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        return  # ffmpeg gave up on the input: its error is read from stderr
+    finally:
+        if not process.stdin.is_closing():
+            process.stdin.close()
+
+
 async def _read(process: asyncio.subprocess.Process, source: str, stall_s: float) -> AsyncIterator[bytes]:
     assert process.stdout is not None and process.stderr is not None
     reader, produced = OggReader(), 0
@@ -149,6 +208,11 @@ async def _read(process: asyncio.subprocess.Process, source: str, stall_s: float
 
 def _failure(source: str, stderr: str) -> LiveSourceError:
     reason = failure_reason(stderr)
+    if source.startswith(BROWSER_PREFIX):
+        return LiveSourceError(
+            f"the browser sent no audio that can be played ({reason})",
+            hint="record with Opus in WebM or Ogg (a current Chrome, Firefox or Safari)",
+        )
     if source.startswith(MIC_PREFIX):
         return LiveSourceError(
             f"no microphone: cannot open {source.removeprefix(MIC_PREFIX)!r} ({reason})",

@@ -16,6 +16,7 @@ from rich.table import Table
 from speakerctl.app import live as live_app
 from speakerctl.app.live import LiveRequest
 from speakerctl.cli.common import Exit, console, console_err, current_actor, print_json, run, state
+from speakerctl.cli.confirm import confirm
 from speakerctl.cli.text import safe
 from speakerctl.controller.live import LiveReport
 from speakerctl.i18n import _
@@ -29,6 +30,7 @@ For = Annotated[str | None, typer.Option("--for", help="Stop after this long: 90
 PriorityOpt = Annotated[str, typer.Option(help="normal, priority or emergency.")]
 Delay = Annotated[int, typer.Option(help="Play-out delay, ms (capture to loudspeaker).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the outcome as JSON, no status line.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Confirm an emergency or a whole province.")]
 
 
 @app.command("relay")
@@ -42,9 +44,10 @@ def relay(
         str, typer.Option(help="If the station stalls: silence and retries this long (0: stop at once).")
     ] = "60s",
     as_json: AsJson = False,
+    yes: Yes = False,
 ) -> None:
     """Relay a station (tiếp sóng) to zones until it ends, --for is up, or Ctrl-C."""
-    _stream(url, to, for_, priority, delay, as_json, live_app.parse_duration(fallback))
+    _stream(url, to, for_, priority, delay, as_json, yes, live_app.parse_duration(fallback))
 
 
 @app.command("file")
@@ -55,9 +58,10 @@ def file(
     priority: PriorityOpt = "normal",
     delay: Delay = 1500,
     as_json: AsJson = False,
+    yes: Yes = False,
 ) -> None:
     """Play a local file as if it were live (rehearsals, tests)."""
-    _stream(str(path), to, for_, priority, delay, as_json)
+    _stream(str(path), to, for_, priority, delay, as_json, yes)
 
 
 @app.command("mic")
@@ -70,9 +74,10 @@ def mic(
     priority: PriorityOpt = "normal",
     delay: Delay = 1500,
     as_json: AsJson = False,
+    yes: Yes = False,
 ) -> None:
     """Speak live from this machine's microphone, levelled for loudspeakers, until --for or Ctrl-C."""
-    _stream(live_app.microphone(device), to, for_, priority, delay, as_json)
+    _stream(live_app.microphone(device), to, for_, priority, delay, as_json, yes)
 
 
 @app.command("list")
@@ -125,6 +130,7 @@ def _stream(
     priority: str,
     delay: int,
     as_json: bool,
+    yes: bool,
     fallback_s: float = 0.0,
 ) -> None:
     duration = live_app.parse_duration(for_) if for_ else None
@@ -133,7 +139,9 @@ def _stream(
         source, tuple(to), actor, duration_s=duration, delay_ms=delay, fallback_s=fallback_s
     )
     request = live_app.with_priority(request, priority)  # usage errors before connecting
-    report = run(_until_interrupted(request, quiet=as_json))
+    # An emergency or a whole province is confirmed as for bulletins, before anything is captured.
+    confirmed = confirm(live_app.confirmation(state.context(), request, current_actor()), yes)
+    report = run(_until_interrupted(request, quiet=as_json, confirmed=confirmed))
     if as_json:
         sys.stdout.write(json.dumps(_outcome(report), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -142,20 +150,24 @@ def _stream(
         raise typer.Exit(Exit.INCOMPLETE)
 
 
-async def _until_interrupted(request: LiveRequest, *, quiet: bool) -> LiveReport:
+async def _until_interrupted(request: LiveRequest, *, quiet: bool, confirmed: bool) -> LiveReport:
     """Run the stream; Ctrl-C (or SIGTERM) ends it cleanly: live_stop to every cluster, then the report."""
     stop, loop = asyncio.Event(), asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         if quiet:
-            return await live_app.live(state.context(), request, None, stop, actor=current_actor())
+            return await live_app.live(
+                state.context(), request, None, stop, actor=current_actor(), confirmed=confirmed
+            )
         with Live(console=console_err, transient=True) as status:
 
             def show(report: LiveReport, elapsed_s: float) -> None:
                 status.update(_status_line(report, elapsed_s))
 
-            return await live_app.live(state.context(), request, show, stop, actor=current_actor())
+            return await live_app.live(
+                state.context(), request, show, stop, actor=current_actor(), confirmed=confirmed
+            )
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
