@@ -34,6 +34,7 @@ from speakerctl.web.auth import SCOPE_NAME, VISIT, Guard, ensure_browser, public
 from speakerctl.web.errors import answer_error
 from speakerctl.web.live import REREAD_S, LiveHub
 from speakerctl.web.pages import Pages, Snap
+from speakerctl.web.speak import Speak
 
 log = logging.getLogger(__name__)
 SNAPSHOT_TTL_S = 1.0
@@ -96,6 +97,7 @@ class WebServer:
         self.guard = Guard(controller.store, controller.clock, SessionLimits.of(controller.settings))
         self.pages = Pages(controller, self.hub, self.guard, self._snap)
         self.actions = Actions(controller, self.hub, self.guard)
+        self.speak = Speak(controller, self.hub)
         self._hub_task: asyncio.Task[None] | None = None
 
     @property
@@ -110,6 +112,7 @@ class WebServer:
         render.setup(app, self.controller.settings.timezone, self.controller.clock)
         self.pages.routes(app)
         self.actions.routes(app)
+        self.speak.routes(app)
         app.router.add_static("/static/", STATIC, name="static", append_version=False)
         app.router.add_get("/api/fleet", self._fleet)
         app.router.add_get("/api/devices", self._devices)
