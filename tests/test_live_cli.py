@@ -106,6 +106,9 @@ def test_bad_sources_are_one_line_errors_with_an_exit_code(tmp_path: Path) -> No
     assert nothing.returncode == 0 and "no live stream is running" in nothing.stdout
     bad_for = _speakerctl(*data, "live", "file", str(junk), "--to", CITY, "--for", "soon")
     assert bad_for.returncode == 2 and "soon" in bad_for.stderr
+    relay = [*data, "live", "relay", "http://127.0.0.1:9/vov1", "--to", CITY]
+    no_filler = _speakerctl(*relay, "--filler", str(tmp_path / "khong-co.mp3"))
+    assert no_filler.returncode == 2 and "no such filler file" in no_filler.stderr, no_filler.stderr
 
 
 def test_live_outside_the_users_zone_is_refused_before_anything_is_captured(tmp_path: Path) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
+from speakerctl.app import bulletins, names, policy
 from speakerctl.app import confirmation as confirming
-from speakerctl.app import names, policy
 from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.context import AppContext
 from speakerctl.app.live_views import LiveStreamDetailView, LiveStreamView, stream_detail, stream_view
@@ -118,6 +119,18 @@ def confirmation_on(store: Store, request: LiveRequest) -> confirming.Confirmati
     return confirming.needed(store, request.targets, request.priority, confirming.Kind.LIVE)
 
 
+def filler(ctx: AppContext, text: str) -> str:
+    """The audio file of `--filler`: a bulletin id (its cached file) or a path (UsageError if missing)."""
+    if text.isdigit():
+        with ctx.store(sync_inventory=False) as store:
+            return str(bulletins.audio_file(store, ctx.settings, int(text))[0])
+    if not Path(text).is_file():
+        raise UsageError(
+            _("no such filler file: {path}").format(path=text), hint=_("give a bulletin id or an audio file")
+        )
+    return text
+
+
 def with_priority(request: LiveRequest, level: str) -> LiveRequest:
     """The request at a priority named on the command line."""
     try:
@@ -133,6 +146,7 @@ __all__ = [
     "authorized_on",
     "browser",
     "confirmation",
+    "filler",
     "from_browser",
     "live",
     "microphone",

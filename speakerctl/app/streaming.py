@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from speakerctl.audio.live import LiveEncoding, browser_packets, is_url, resilient_packets
-from speakerctl.clock import from_ms
+from speakerctl.app import alerts
+from speakerctl.audio.live import LiveEncoding, browser_packets, filler_packets, is_url, resilient_packets
+from speakerctl.clock import Clock, from_ms
 from speakerctl.controller.live import ClusterLive, LiveOptions, LiveReport, LiveSession, Progress
 from speakerctl.controller.planning import resolve_targets
 from speakerctl.controller.service import Controller
@@ -43,7 +44,10 @@ class LiveRequest:
     """400 ms frames keep the signature and topic overhead under 10 % (bench/live.py)."""
     stall_s: float = 10.0
     fallback_s: float = 0.0
-    """A relay whose station stalls or drops sends silence and retries for this long before it ends."""
+    """A relay whose station stalls (no audio for `stall_s`) or drops sends filler and retries for this
+    long before it ends."""
+    filler: str = ""
+    """An audio file (a cached bulletin's) looped while the station is away; silence if none."""
 
     def __post_init__(self) -> None:
         if self.duration_s is not None and not 0 < self.duration_s <= MAX_DURATION_S:
@@ -66,18 +70,43 @@ class LiveRequest:
 
 @dataclass(slots=True)
 class Outages:
-    """A relay's source outages: counted for the report, logged as they come and go."""
+    """A relay's source outages: counted for the report, logged, and an alert on each cluster while the
+    source is away (opened when it goes, closed when it is back or the stream ends)."""
 
     source: str
+    store: Store
+    clock: Clock
     count: int = 0
+    devices: tuple[str, ...] = ()
+    """The clusters the stream was sent to (set once it airs)."""
+    away: bool = False
+    writes: list[asyncio.Task[None]] = field(default_factory=list)
 
     def note(self, error: LiveSourceError | None) -> None:
         """The source went away (with why), or came back (None)."""
+        self.away = error is not None
         if error is None:
             log.warning("live source %s is back", self.source)
-            return
-        self.count += 1
-        log.warning("live source %s is away (%s): sending silence while it is reopened", self.source, error)
+        else:
+            self.count += 1
+            log.warning(
+                "live source %s is away (%s): sending filler while it is reopened", self.source, error
+            )
+        detail = "" if error is None else f"{self.source}: {error}"[:500]
+        self._alert(detail)
+
+    def _alert(self, detail: str) -> None:
+        write = asyncio.to_thread(
+            alerts.relay_source_alerts, self.store, self.devices, detail, self.clock.now()
+        )
+        self.writes.append(asyncio.get_running_loop().create_task(write))
+
+    async def settle(self) -> None:
+        """Close the stream's alerts if it ended while its source was away; wait for every write."""
+        if self.away:
+            self.away = False
+            self._alert("")
+        await asyncio.gather(*self.writes, return_exceptions=True)
 
 
 async def first_then_rest(packets: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -105,9 +134,10 @@ async def stream_live(
     the source's packets are opened from `request.source` unless given (a browser's recording)."""
     cmd_topics, devices = await asyncio.to_thread(resolve_targets, controller.store, request.targets)
     encoding = LiveEncoding(stall_s=request.stall_s, fallback_s=request.fallback_s)
-    outages = Outages(request.source)
+    outages = Outages(request.source, controller.store, controller.clock)
     if packets is None:
-        packets = resilient_packets(request.source, encoding=encoding, on_outage=outages.note)
+        filler = await filler_packets(request.filler, encoding) if request.filler else []
+        packets = resilient_packets(request.source, encoding=encoding, on_outage=outages.note, filler=filler)
     try:
         ready = await first_then_rest(packets)
         options = request.options()
@@ -122,11 +152,13 @@ async def stream_live(
         )
         if stop is not None:
             session.stop_requested = stop
+        outages.devices = tuple(d for d, c in session.report.clusters.items() if not c.skipped)
         await asyncio.to_thread(_record_start, controller.store, request, session)
         try:
             report = await session.run(ready, progress)
         finally:
             session.report.source_outages = outages.count
+            await asyncio.shield(outages.settle())
             await asyncio.shield(asyncio.to_thread(_record_end, controller.store, controller, session))
         return report
     finally:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ SILENCE_PACKET = b"\xf8\xff\xfe"
 SILENCE_MS = 20
 RETRY_S = 2.0
 """While a relay's source is away, how much silence goes out between two attempts to reopen it."""
+MAX_FILLER_S = 600
+"""The longest filler kept in memory (it loops): 10 minutes is 30,000 packets, about 3.6 MB at 48 kbit/s."""
 OutageListener = Callable[[LiveSourceError | None], None]
 """Told when a relay's source goes away (with why) and when it is back (None)."""
 URL_PROTOCOLS = "http,https,tcp,tls,crypto,hls,httpproxy"
@@ -234,18 +237,45 @@ async def _end(process: asyncio.subprocess.Process) -> None:
         await process.communicate()
 
 
+async def filler_packets(path: str, encoding: LiveEncoding | None = None) -> list[bytes]:
+    """A file's Opus packets, levelled like a live source, read at once (not paced) and kept to loop
+    while a relay's station is away; LiveSourceError if it cannot be read."""
+    encoding = encoding or LiveEncoding()
+    if encoding.packet_ms != SILENCE_MS:
+        raise LiveSourceError(f"a filler needs {SILENCE_MS} ms packets")
+    limit = MAX_FILLER_S * 1000 // SILENCE_MS
+    packets: list[bytes] = []
+    reading = opus_packets(path, encoding=encoding)
+    try:
+        async for packet in reading:
+            packets.append(packet)
+            if len(packets) >= limit:
+                break
+    finally:
+        await reading.aclose()
+    return packets
+
+
+def _gap(filler: Sequence[bytes]) -> Iterator[bytes]:
+    """What airs while the source is away: the filler, looped, or silence."""
+    return itertools.cycle(filler) if filler else itertools.repeat(SILENCE_PACKET)
+
+
 async def resilient_packets(
     source: str,
     processing: Processing | None = None,
     encoding: LiveEncoding | None = None,
     on_outage: OutageListener | None = None,
+    filler: Sequence[bytes] = (),
 ) -> AsyncGenerator[bytes]:
-    """`opus_packets`, but a source that fails once it has started is replaced by silence and reopened
-    every RETRY_S until it comes back or `fallback_s` has passed (then its error is raised)."""
+    """`opus_packets`, but a source that fails once it has started (no audio for `stall_s`, or gone) is
+    replaced by `filler` (looped; silence if none) and reopened every RETRY_S until it comes back or
+    `fallback_s` has passed (then its error is raised)."""
     encoding = encoding or LiveEncoding()
     if encoding.fallback_s > 0 and encoding.packet_ms != SILENCE_MS:
         raise LiveSourceError(f"a relay with a fallback needs {SILENCE_MS} ms packets")
     loop, away_since, started = asyncio.get_running_loop(), None, False
+    gap = _gap(filler)
     while True:
         try:
             async for packet in _attempt(source, processing, encoding):
@@ -267,7 +297,7 @@ async def resilient_packets(
             if first_failure and on_outage is not None:
                 on_outage(exc)
         for _ in range(int(RETRY_S * 1000) // SILENCE_MS):
-            yield SILENCE_PACKET
+            yield next(gap)
 
 
 async def _attempt(

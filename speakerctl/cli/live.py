@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,15 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the outcome as JSON,
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Confirm an emergency or a whole province.")]
 
 
+@dataclass(frozen=True, slots=True)
+class Relaying:
+    """How a relay rides out its station's stalls."""
+
+    fallback_s: float
+    stall_s: float
+    filler: str
+
+
 @app.command("relay")
 def relay(
     url: Annotated[str, typer.Argument(help="http(s):// URL of the station's stream.")],
@@ -41,13 +51,28 @@ def relay(
     priority: PriorityOpt = "normal",
     delay: Delay = 1500,
     fallback: Annotated[
-        str, typer.Option(help="If the station stalls: silence and retries this long (0: stop at once).")
+        str, typer.Option(help="If the station stalls: filler and retries this long (0: stop at once).")
     ] = "60s",
+    stall: Annotated[
+        str, typer.Option(help="No audio from the station this long is a stall: the filler airs.")
+    ] = "10s",
+    filler: Annotated[
+        str | None,
+        typer.Option(
+            help="What airs while the station is away: a bulletin id or an audio file (else silence)."
+        ),
+    ] = None,
     as_json: AsJson = False,
     yes: Yes = False,
 ) -> None:
     """Relay a station (tiếp sóng) to zones until it ends, --for is up, or Ctrl-C."""
-    _stream(url, to, for_, priority, delay, as_json, yes, live_app.parse_duration(fallback))
+    ctx = state.context()
+    relay = Relaying(
+        live_app.parse_duration(fallback),
+        live_app.parse_duration(stall),
+        live_app.filler(ctx, filler) if filler else "",
+    )
+    _stream(url, to, for_, priority, delay, as_json, yes, relay)
 
 
 @app.command("file")
@@ -131,13 +156,13 @@ def _stream(
     delay: int,
     as_json: bool,
     yes: bool,
-    fallback_s: float = 0.0,
+    relay: Relaying | None = None,
 ) -> None:
     duration = live_app.parse_duration(for_) if for_ else None
     actor = current_actor().name
-    request = LiveRequest(
-        source, tuple(to), actor, duration_s=duration, delay_ms=delay, fallback_s=fallback_s
-    )
+    request = LiveRequest(source, tuple(to), actor, duration_s=duration, delay_ms=delay)
+    if relay is not None:
+        request = replace(request, fallback_s=relay.fallback_s, stall_s=relay.stall_s, filler=relay.filler)
     request = live_app.with_priority(request, priority)  # usage errors before connecting
     # An emergency or a whole province is confirmed as for bulletins, before anything is captured.
     confirmed = confirm(live_app.confirmation(state.context(), request, current_actor()), yes)
