@@ -86,7 +86,10 @@ def _input(source: str) -> list[str]:
     if source.startswith(MIC_PREFIX):
         return ["-f", "pulse", "-name", "speakerctl", "-i", source.removeprefix(MIC_PREFIX) or "default"]
     if is_url(source):
-        return ["-protocol_whitelist", URL_PROTOCOLS, "-rw_timeout", "10000000", "-i", source]
+        # A short probe: a station's stream is read in real time, so each second of probing would be a
+        # second of latency for the whole relay (the backlog is then paced out, never caught up).
+        return ["-protocol_whitelist", URL_PROTOCOLS, "-rw_timeout", "10000000", "-fflags", "nobuffer",
+                "-probesize", "32768", "-analyzeduration", "0", "-i", source]  # fmt: skip
     path = Path(source)
     if not path.is_file():
         raise LiveSourceError(f"no such audio file: {source}", hint="give a file path or an http(s):// URL")
