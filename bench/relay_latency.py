@@ -21,7 +21,9 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from simulator.fleet import Fleet
+from simulator.hardware import PlayedFrame
 from speakerctl.audio.ffmpeg import ffmpeg_exe
+from speakerctl.audio.live import SILENCE_PACKET
 from speakerctl.audio.ogg import ogg_opus
 from speakerctl.broker.ports import free_port
 
@@ -158,26 +160,34 @@ def onsets_ms(pcm: bytes) -> list[float]:
 
 
 def latencies(fleet: Fleet, tap: Tap, root: Path, sample: int = 8) -> list[float]:
-    """Relay latency of every tone heard, on a sample of the clusters that played every frame."""
+    """Relay latency of every tone heard, on a sample of the clusters that played most of the stream."""
     start = tap.first_position_ms()
-    complete = [
-        d for d in fleet.devices.values()
-        if d.output.live_frames and [f.seq for f in d.output.live_frames] == list(
-            range(d.output.live_frames[0].seq, d.output.live_frames[0].seq + len(d.output.live_frames))
-        ) and d.output.live_frames[0].seq == 0
-    ][:sample]  # fmt: skip
+    players = sorted(fleet.devices.values(), key=lambda d: -len(d.output.live_frames))
     found: list[float] = []
-    for n, device in enumerate(complete):
-        frames = device.output.live_frames
-        pcm = _pcm([p for f in frames for p in f.packets], root, f"relay-{n}")
-        frame_ms = len(frames[0].packets) * 20
-        for onset in onsets_ms(pcm):
-            index = int(onset // frame_ms)
-            if index >= len(frames):
-                continue
-            heard_at = frames[index].host_ms + onset - index * frame_ms
-            position = round((start + onset) / CLICK_MS) * CLICK_MS  # the station's tone it came from
-            arrived = tap.arrival_ms(position)
-            if arrived is not None:
-                found.append(heard_at - arrived)
+    for n, device in enumerate(p for p in players[:sample] if p.output.live_frames):
+        found += _heard(device.output.live_frames, start, tap, root, f"relay-{n}")
     return found
+
+
+def _heard(frames: list[PlayedFrame], start: float, tap: Tap, root: Path, name: str) -> list[float]:
+    """Each tone a cluster played: its output time − its stream position's arrival at the relay's input.
+    Frames it did not play are filled with silence, so the decoded audio keeps the stream's timeline."""
+    by_seq = {f.seq: f for f in frames}
+    per_frame = len(frames[0].packets)
+    packets = [p for seq in range(max(by_seq) + 1) for p in _packets_of(by_seq.get(seq), per_frame)]
+    frame_ms = per_frame * 20
+    found = []
+    for onset in onsets_ms(_pcm(packets, root, name)):
+        played = by_seq.get(int(onset // frame_ms))
+        if played is None:
+            continue  # concealed on the cluster: no output time
+        heard_at = played.host_ms + onset - played.seq * frame_ms
+        position = round((start + onset) / CLICK_MS) * CLICK_MS  # the station's tone it came from
+        arrived = tap.arrival_ms(position)
+        if arrived is not None:
+            found.append(heard_at - arrived)
+    return found
+
+
+def _packets_of(frame: PlayedFrame | None, count: int) -> tuple[bytes, ...]:
+    return frame.packets if frame is not None else (SILENCE_PACKET,) * count
