@@ -45,6 +45,8 @@ def test_schedule_add_relay_keeps_the_station_and_its_length(tmp_path: Path) -> 
     assert (view["relay"], view["bulletin"], view["targets"]) == (STATION, 0, [ZONE])
     listed = runner.invoke(app, [*opts, "schedule", "list"], env={"COLUMNS": "200"})
     assert f"relay {STATION}" in listed.output
+    shown = runner.invoke(app, [*opts, "schedule", "show", view["id"]], env={"COLUMNS": "200"})
+    assert f"relay {STATION} → {ZONE}" in shown.output, shown.output
     book = ScheduleBook.open(Settings(data_dir=tmp_path).db_url)
     try:
         (schedule,) = book.all()

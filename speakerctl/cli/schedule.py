@@ -126,9 +126,11 @@ def show(
     if as_json:
         print_json(v)
         return
-    head = _("bulletin {bulletin} → {targets}").format(
-        bulletin=v.bulletin, targets=safe(", ".join(v.targets))
-    )
+    targets = safe(", ".join(v.targets))
+    if v.relay:
+        head = _("relay {url} → {targets}").format(url=safe(v.relay), targets=targets)
+    else:
+        head = _("bulletin {bulletin} → {targets}").format(bulletin=v.bulletin, targets=targets)
     console.print(f"[bold]{v.id}[/] {safe(v.name)}  {head}")
     rule = _("{rule}, {priority}, on preempt: {policy}, window {window} s")
     console.print(
