@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import fleet_small
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -197,3 +199,27 @@ async def test_a_browser_that_refuses_the_microphone_says_so_and_nothing_plays(
     assert text.strip() and "\n" not in text.strip()
     assert desk.controller.store.live.latest() == []
     assert all(_frames(desk, d) == 0 for d in desk.fleet.devices)
+
+
+async def test_the_socket_refuses_a_stale_csrf_token_and_a_zone_outside_the_users(desk: Desk) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(desk.url + "login") as r:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "name": "xa1", "password": PASSWORD, "next": "/speak"}
+        async with http.post(desk.url + "login", data=form) as r:
+            page = await r.text()
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token is not None
+        asked = [
+            {"csrf": "stale", "to": fleet_small.COMMUNE, "priority": "normal"},
+            {"csrf": token.group(1), "to": fleet_small.OTHER, "priority": "normal"},
+        ]
+        answers = []
+        for request in asked:
+            async with http.ws_connect(desk.url + "speak/socket") as ws:
+                await ws.send_json(request)
+                answers.append(await ws.receive_json())
+    assert "CSRF" in answers[0]["error"]
+    assert fleet_small.OTHER in answers[1]["error"]
+    assert desk.controller.store.live.latest() == []
