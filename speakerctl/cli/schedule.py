@@ -69,7 +69,7 @@ def add(
         bool, typer.Option("--yes", "-y", help=_("Confirm an emergency or province-wide schedule (scripts)."))
     ] = False,
 ) -> None:
-    """Add a schedule (a bulletin, or --relay URL --for 30m); says what it overlaps and which one wins."""
+    """Add a schedule; says which existing schedules it overlaps and which one wins."""
     ctx = state.context()
     zone = tz or ctx.settings.timezone
     rule = schedules.build_rule(zone, at, daily, weekly, cron, days, repeat, gap, valid_from, until)
