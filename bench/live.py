@@ -8,7 +8,11 @@ Prints `name: value` lines:
   live_egress_ratio_200ms    the same with 200 ms frames (twice the per-frame signature overhead)
   live_loss_ratio_2pct       audible frame loss with 2 % TCP packet loss on every cluster link
   live_loss_ratio_2pct_drop  the same with 2 % of frames dropped outright (a path that never retransmits)
-  live_controller_cpu_pct    CPU of the controller process and its ffmpeg per stream, % of one core
+  live_controller_cpu_pct    CPU of the controller process and its ffmpeg for one stream, % of one core
+  live_controller_cpu_pct_per_stream  the same per stream with STREAMS streams at once (no cluster online)
+  relay_latency_p50_ms/_p95  a station on a real Icecast: stream position at the relay's input → the
+                             simulated cluster's output (bench/relay_latency.py); skipped without icecast2
+  relay_over_live_p95_ratio  relay_latency_p95_ms / live_latency_p95_ms of this run (the cost of the relay)
   live_verify_us / live_sign_us  Ed25519 cost per 200 ms frame (cluster / controller)
 
 Usage: .venv/bin/python bench/live.py [--clusters 50] [--seconds 10] [--delay-ms 1000]
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import random
 import resource
+import shutil
 import statistics
 import struct
 import tempfile
@@ -28,6 +33,7 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+import relay_latency
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from simulator.faults import FaultProfile, FaultyDownlink
@@ -89,11 +95,35 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-async def controller_cpu(controller: Controller, request: LiveRequest) -> float:
-    """% of one core the controller and its ffmpeg use for one stream (no cluster online: fleet excluded)."""
+STREAMS = 3
+
+
+async def controller_cpu(controller: Controller, request: LiveRequest, streams: int = 1) -> float:
+    """% of one core the controller and its ffmpeg use per stream, `streams` at once (no cluster online:
+    the fleet is excluded)."""
     wall, cpu = time.perf_counter(), _cpu_s()
-    await stream_live(controller, request)
-    return 100 * (_cpu_s() - cpu) / (time.perf_counter() - wall)
+    await asyncio.gather(*(stream_live(controller, request) for _ in range(streams)))
+    return 100 * (_cpu_s() - cpu) / (time.perf_counter() - wall) / streams
+
+
+async def relay_figures(
+    controller: Controller, fleet: Fleet, request: LiveRequest, root: Path
+) -> dict[str, float]:
+    """Relay latency from a real Icecast station through the tap (nothing without icecast2)."""
+    if shutil.which("icecast2") is None:
+        print("relay_latency: skipped (icecast2 is not installed)")
+        return {}
+    for device in fleet.devices.values():
+        device.output.live_frames.clear()
+    with relay_latency.running_icecast() as icecast, relay_latency.station(icecast, root, 60):
+        tap = relay_latency.Tap(icecast.port)
+        async with tap.running():
+            relayed = replace(request, source=tap.url, duration_s=request.duration_s or 20.0)
+            await stream_live(controller, relayed)
+    found = await asyncio.to_thread(relay_latency.latencies, fleet, tap, root)
+    if not found:
+        return {}
+    return {"relay_latency_p50_ms": statistics.median(found), "relay_latency_p95_ms": _pct(found, 0.95)}
 
 
 def latency_and_sync(fleet: Fleet, zones: dict[str, str], observer: Observer) -> dict[str, float]:
@@ -165,6 +195,8 @@ async def bench(clusters: int, seconds: float, delay_ms: int, root: Path) -> dic
             tasks = [tg.create_task(observer.link.run())]
             async with controller.running():
                 results["live_controller_cpu_pct"] = await controller_cpu(controller, request)
+                per_stream = await controller_cpu(controller, request, STREAMS)
+                results["live_controller_cpu_pct_per_stream"] = per_stream
                 tasks.append(tg.create_task(fleet.run()))
                 await fleet.wait_online(300)
                 await controller._settle_retained()
@@ -174,6 +206,11 @@ async def bench(clusters: int, seconds: float, delay_ms: int, root: Path) -> dic
                 results |= latency_and_sync(fleet, zones, observer)
                 results["live_egress_ratio"] = report.egress_bytes / _opus_bytes(fleet)
                 results["live_clusters_played"] = sum(c.played > 0 for c in report.clusters.values())
+                timed = replace(request, duration_s=max(seconds, 12.0))
+                results |= await relay_figures(controller, fleet, timed, root)
+                if "relay_latency_p95_ms" in results:
+                    ratio = results["relay_latency_p95_ms"] / results["live_latency_p95_ms"]
+                    results["relay_over_live_p95_ratio"] = ratio
                 links = faulty_links(fleet)
                 _set_faults(fleet, links, FaultProfile())
                 report = await stream_live(controller, replace(request, frame_ms=200))

@@ -16,11 +16,13 @@ from waiting import connected, wait_until
 
 from devices.player import Job
 from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app.alerts import RELAY_SOURCE_AWAY
 from speakerctl.app.bulletins import import_bulletin
 from speakerctl.app.context import open_store
 from speakerctl.app.live import LiveRequest, stream_live
 from speakerctl.audio import generate_tone
 from speakerctl.audio.ffmpeg import Measurement, measure
+from speakerctl.audio.live import filler_packets
 from speakerctl.audio.ogg import ogg_opus
 from speakerctl.broker.link import Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoProcess
@@ -303,3 +305,40 @@ async def test_a_cluster_that_comes_online_mid_stream_joins_at_the_live_point_in
     assert [f.seq for f in played] == list(range(played[0].seq, report.frames))
     at = {f.seq: f.host_ms for f in first.live_frames}
     assert max(abs(f.host_ms - at[f.seq]) for f in played) < 50  # in step with its neighbours
+
+
+async def test_a_stalled_station_is_replaced_by_the_filler_with_an_alert_until_it_returns(
+    rig: LiveRig, icecast: Icecast
+) -> None:
+    live_ids = [d for d in rig.fleet.devices if d != rig.legacy]
+    outputs = [rig.fleet.devices[d].output for d in live_ids]
+    store = rig.controller.store
+    filler_file = generate_tone(3.0, path=rig.tmp / "nhac-hieu.wav", freq_hz=660.0)  # the station's jingle
+    filler = set(await filler_packets(str(filler_file)))
+
+    def hearing_filler() -> bool:
+        return all(o.live_frames and set(o.live_frames[-1].packets) <= filler for o in outputs)
+
+    def alerted() -> set[str]:
+        return {a.device_id for a in store.alerts.all(open_only=True) if a.kind == RELAY_SOURCE_AWAY}
+
+    stop = asyncio.Event()
+    with icecast.feed("vov1.ogg") as feeder:
+        url = icecast.mount_url("vov1.ogg")
+        request = _request(url, stall_s=1.5, fallback_s=30.0, filler=str(filler_file))
+        task = asyncio.create_task(stream_live(rig.controller, request, stop=stop))
+        await wait_until(lambda: all(o.live_frames for o in outputs), "the relay on air")
+        assert not hearing_filler() and alerted() == set()
+        feeder.send_signal(signal.SIGSTOP)  # the station's encoder hangs: after 1.5 s, the filler airs
+        await wait_until(hearing_filler, "the filler on every cluster")
+        await wait_until(lambda: alerted() == set(live_ids), "an alert on every cluster of the relay")
+        assert url in store.alerts.all(open_only=True)[0].detail
+        feeder.send_signal(signal.SIGCONT)  # the station is back: so is its audio, and the alerts close
+        await wait_until(lambda: all(not set(o.live_frames[-1].packets) & filler for o in outputs), "VOV1")
+        await wait_until(lambda: alerted() == set(), "the alerts closed")
+        stop.set()
+        report = await task
+    assert report.end_reason == "stopped" and report.source_outages == 1
+    # What one cluster heard decodes to audio all along: station, jingle, station.
+    heard = _decoded(rig, live_ids[0], "with-filler.opus")
+    assert not heard.loudness.silent and heard.loudness.integrated_lufs > -30

@@ -106,6 +106,9 @@ def test_bad_sources_are_one_line_errors_with_an_exit_code(tmp_path: Path) -> No
     assert nothing.returncode == 0 and "no live stream is running" in nothing.stdout
     bad_for = _speakerctl(*data, "live", "file", str(junk), "--to", CITY, "--for", "soon")
     assert bad_for.returncode == 2 and "soon" in bad_for.stderr
+    relay = [*data, "live", "relay", "http://127.0.0.1:9/vov1", "--to", CITY]
+    no_filler = _speakerctl(*relay, "--filler", str(tmp_path / "khong-co.mp3"))
+    assert no_filler.returncode == 2 and "no such filler file" in no_filler.stderr, no_filler.stderr
 
 
 def test_live_outside_the_users_zone_is_refused_before_anything_is_captured(tmp_path: Path) -> None:
@@ -130,3 +133,16 @@ def test_live_outside_the_users_zone_is_refused_before_anything_is_captured(tmp_
     refused = runner.invoke(app, [*args, "--to", CITY])
     assert isinstance(refused.exception, NotAllowed), (refused.output, refused.exception)
     assert "lan acts on st-ke-sach-ke-an only" in str(refused.exception)
+
+
+def test_a_live_emergency_asks_for_confirmation_like_an_emergency_bulletin(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    tone = generate_tone(1.0, path=tmp_path / "alarm.wav")
+    # No broker runs at this address: the question must come before anything is captured or sent.
+    args = [*data, "--broker", "mqtt://127.0.0.1:9", "live", "file", str(tone), "--to", CITY]
+    asked = _speakerctl(*args, "--priority", "emergency")
+    assert asked.returncode == 10, asked.stderr
+    assert "not confirmed: Go live as an emergency to 30 clusters in 10 communes?" in asked.stderr
+    assert "--yes" in asked.stderr
+    confirmed = _speakerctl(*args, "--priority", "emergency", "--yes")
+    assert confirmed.returncode != 10 and "not confirmed" not in confirmed.stderr, confirmed.stderr

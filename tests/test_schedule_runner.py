@@ -10,8 +10,8 @@ from speakerctl.clock import FixedClock, SystemClock
 from speakerctl.config import Settings
 from speakerctl.protocol import Priority
 from speakerctl.scheduler.book import ScheduleBook
-from speakerctl.scheduler.broadcasts import ScheduledBroadcast
-from speakerctl.scheduler.model import Run, RunState, Schedule
+from speakerctl.scheduler.broadcasts import ScheduledBroadcast, ScheduledRelay
+from speakerctl.scheduler.model import Relay, Run, RunState, Schedule
 from speakerctl.scheduler.rules import Kind, Rule
 from speakerctl.scheduler.runner import ScheduleRunner
 
@@ -21,12 +21,16 @@ class Sent:
 
     def __init__(self) -> None:
         self.requests: list[ScheduledBroadcast] = []
+        self.relays: list[ScheduledRelay] = []
         self.stops: list[str] = []
         self.stopped: dict[str, str] = {}
         """Broadcasts an operator stopped, and by whom."""
 
     async def broadcast(self, request: ScheduledBroadcast) -> None:
         self.requests.append(request)
+
+    async def relay(self, request: ScheduledRelay) -> None:
+        self.relays.append(request)
 
     async def stop(self, broadcast_id: str) -> None:
         self.stops.append(broadcast_id)
@@ -140,3 +144,16 @@ async def test_pause_and_remove_cancel_broadcasts_already_pushed(tmp_path: Path,
         assert runner.next_fire("sch-a") is None
     assert sent.stops == [sent.requests[0].broadcast_id]
     assert [r.state for r in runner.book.runs("sch-a")] == [RunState.CANCELLED]
+
+
+async def test_a_late_relay_starts_now_and_still_ends_with_its_programme(tmp_path: Path, db_url: str) -> None:
+    sent, clock = Sent(), FixedClock(FIVE_AM + timedelta(minutes=10))
+    runner = _runner(tmp_path, db_url, clock, sent, schedule_horizon_h=24)
+    relay = Relay("http://127.0.0.1:9/vov1.ogg", 1800)
+    runner.book.add(Schedule("sch-r", 0, ("st-ke-sach",), DAILY_5AM, window_s=900, relay=relay))
+    assert await runner.push() == []  # live: nothing is sent ahead
+    run = await runner.fire("sch-r")
+    assert run is not None and run.state is RunState.LATE and sent.requests == []
+    (request,) = sent.relays
+    assert (request.url, request.start_at, request.duration_s) == (relay.url, clock.now(), 1200.0)
+    assert runner.book.get("sch-r").relay == relay

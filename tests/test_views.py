@@ -39,7 +39,8 @@ BULLETIN = (
     "loudness_lufs", "true_peak_dbtp", "profile",
 )  # fmt: skip
 SCHEDULE = (
-    "id", "name", "bulletin", "targets", "rule", "priority", "on_preempt", "window_s", "paused", "next_at",
+    "id", "name", "bulletin", "relay", "targets", "rule", "priority", "on_preempt", "window_s", "paused",
+    "next_at",
 )  # fmt: skip
 
 # fmt: off

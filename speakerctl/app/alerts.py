@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.errors import NotFound
 from speakerctl.fleet import ZoneTree
 from speakerctl.i18n import _
-from speakerctl.store import AlertInfo, AuditEntry, Store, acknowledge_action
+from speakerctl.store import AlertFinding, AlertInfo, AuditEntry, Store, acknowledge_action
+
+RELAY_SOURCE_AWAY = "relay_source_away"
+"""A relayed station stopped sending: its clusters hear the filler (or silence) until it is back."""
 
 
 def open_alert(store: Store, alert_id: int) -> AlertInfo:
@@ -37,3 +41,13 @@ def acknowledge(store: Store, actor: Actor, alert_id: int, now: datetime) -> Aud
 def acknowledged(store: Store, alerts: list[AlertInfo]) -> dict[int, str]:
     """Who acknowledged each of these alerts."""
     return store.audit.acknowledged([a.id for a in alerts])
+
+
+def relay_source_alerts(store: Store, devices: Collection[str], detail: str, now: datetime) -> None:
+    """Open a RELAY_SOURCE_AWAY alert on each of `devices` (with `detail`), or close theirs (`detail`
+    empty); other streams' open alerts of the kind stay as they are."""
+    mine = set(devices)
+    current = [a for a in store.alerts.all(open_only=True) if a.kind == RELAY_SOURCE_AWAY]
+    kept = [AlertFinding(a.kind, a.device_id, a.detail) for a in current if a.device_id not in mine]
+    opened = [AlertFinding(RELAY_SOURCE_AWAY, d, detail) for d in sorted(mine)] if detail else []
+    store.alerts.sync([*kept, *opened], {RELAY_SOURCE_AWAY}, now)

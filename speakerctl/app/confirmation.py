@@ -1,6 +1,6 @@
 """What needs an explicit confirmation before it is sent (the one owner of the rule; CLI and web ask it).
 
-Every emergency broadcast or schedule, and every broadcast or schedule aimed at a whole province (a
+Every emergency broadcast, schedule or live stream, and every one aimed at a whole province (a
 root zone of the tree), is confirmed by the user, who is shown how many clusters and communes it reaches.
 """
 
@@ -23,6 +23,7 @@ class Kind(StrEnum):
 
     BROADCAST = "broadcast"
     SCHEDULE = "schedule"
+    LIVE = "live"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,10 @@ _QUESTIONS = {
     ),
     (Kind.SCHEDULE, False): lambda: _(
         "Schedule for the whole province: {clusters} clusters in {communes} communes?"
+    ),
+    (Kind.LIVE, True): lambda: _("Go live as an emergency to {clusters} clusters in {communes} communes?"),
+    (Kind.LIVE, False): lambda: _(
+        "Go live to the whole province: {clusters} clusters in {communes} communes?"
     ),
 }
 

@@ -46,6 +46,7 @@ _WORDS: Final = {
     "failed_to_sound": N_("failed to sound"),
     "clock_drift": N_("clock drift"),
     "outdated_firmware": N_("outdated firmware"),
+    "relay_source_away": N_("relayed station away"),
     # priorities (speakerctl.protocol.Priority)
     "normal": N_("normal"),
     "priority": N_("priority"),

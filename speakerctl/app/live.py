@@ -3,64 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from pathlib import Path
 
-from speakerctl.app import names, policy
+from speakerctl.app import bulletins, names, policy
+from speakerctl.app import confirmation as confirming
 from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.context import AppContext
 from speakerctl.app.live_views import LiveStreamDetailView, LiveStreamView, stream_detail, stream_view
 from speakerctl.app.runtime import running_controller
-from speakerctl.audio.live import LiveEncoding, is_url, microphone, resilient_packets
-from speakerctl.clock import from_ms
-from speakerctl.controller.live import ClusterLive, LiveOptions, LiveReport, LiveSession, Progress, send_stop
+from speakerctl.app.streaming import LiveRequest, from_browser, stream_live
+from speakerctl.audio.live import browser, microphone
+from speakerctl.controller.live import LiveReport, Progress, send_stop
 from speakerctl.controller.planning import resolve_targets
-from speakerctl.controller.service import Controller
-from speakerctl.errors import LiveSourceError, UsageError
+from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Priority
-from speakerctl.protocol.limits import MAX_LIVE_STALL_MS
-from speakerctl.store import LiveClusterRecord, LiveRecord, Store
-
-MAX_DURATION_S = 24 * 3600
-CLUSTER_STALL_MARGIN_MS = 10_000
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class LiveRequest:
-    """What an operator asks for: a source, the zones, and how."""
-
-    source: str
-    targets: tuple[str, ...]
-    actor: str
-    priority: Priority = Priority.NORMAL
-    duration_s: float | None = None
-    delay_ms: int = 1500
-    frame_ms: int = 400
-    """400 ms frames keep the signature and topic overhead under 10 % (bench/live.py)."""
-    stall_s: float = 10.0
-    fallback_s: float = 0.0
-    """A relay whose station stalls or drops sends silence and retries for this long before it ends."""
-
-    def __post_init__(self) -> None:
-        if self.duration_s is not None and not 0 < self.duration_s <= MAX_DURATION_S:
-            raise UsageError(_("--for must be between 1 s and 24 h"), hint=_("e.g. --for 30m"))
-
-    def options(self) -> LiveOptions:
-        """The session's options for this request."""
-        title = _("Relay") if is_url(self.source) else _("Live")
-        return LiveOptions(
-            priority=self.priority,
-            frame_ms=self.frame_ms,
-            delay_ms=self.delay_ms,
-            # Clusters wait longer than the source's own stall timeout, so a relay can fall back first.
-            stall_ms=min(MAX_LIVE_STALL_MS, int(self.stall_s * 1000) + CLUSTER_STALL_MARGIN_MS),
-            duration_s=self.duration_s,
-            title=title,
-            source=self.source[:200],
-        )
+from speakerctl.store import Store
 
 
 def parse_duration(text: str) -> float:
@@ -73,101 +32,6 @@ def parse_duration(text: str) -> float:
         raise UsageError(
             _("cannot read the duration {text!r}").format(text=text), hint=_("e.g. 30m")
         ) from None
-
-
-@dataclass(slots=True)
-class Outages:
-    """A relay's source outages: counted for the report, logged as they come and go."""
-
-    source: str
-    count: int = 0
-
-    def note(self, error: LiveSourceError | None) -> None:
-        """The source went away (with why), or came back (None)."""
-        if error is None:
-            log.warning("live source %s is back", self.source)
-            return
-        self.count += 1
-        log.warning("live source %s is away (%s): sending silence while it is reopened", self.source, error)
-
-
-async def first_then_rest(packets: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The source's packets, the first one read before returning: a bad source fails before anything airs."""
-    first = await anext(packets, None)
-    if first is None:
-        raise LiveSourceError(_("the live source ended before any audio"))
-
-    async def chained() -> AsyncIterator[bytes]:
-        yield first
-        async for packet in packets:
-            yield packet
-
-    return chained()
-
-
-async def stream_live(
-    controller: Controller,
-    request: LiveRequest,
-    progress: Progress | None = None,
-    stop: asyncio.Event | None = None,
-) -> LiveReport:
-    """Send a live source to the request's zones through a running controller, until it ends or `stop`."""
-    cmd_topics, devices = await asyncio.to_thread(resolve_targets, controller.store, request.targets)
-    encoding = LiveEncoding(stall_s=request.stall_s, fallback_s=request.fallback_s)
-    outages = Outages(request.source)
-    packets = resilient_packets(request.source, encoding=encoding, on_outage=outages.note)
-    try:
-        ready = await first_then_rest(packets)
-        options = request.options()
-        session = LiveSession(
-            controller.link,
-            controller.signer,
-            controller.ingestor,
-            controller.clock,
-            cmd_topics,
-            devices,
-            options,
-        )
-        if stop is not None:
-            session.stop_requested = stop
-        await asyncio.to_thread(_record_start, controller.store, request, session)
-        try:
-            report = await session.run(ready, progress)
-        finally:
-            session.report.source_outages = outages.count
-            await asyncio.shield(asyncio.to_thread(_record_end, controller.store, controller, session))
-        return report
-    finally:
-        await packets.aclose()
-
-
-def _record_start(store: Store, request: LiveRequest, session: LiveSession) -> None:
-    record = LiveRecord(
-        session.stream_id,
-        request.source[:200],
-        request.actor,
-        request.targets,
-        int(request.priority),
-        session.clock.now(),
-    )
-    store.live.begin(record, [_cluster(c) for c in session.report.clusters.values()])
-
-
-def _record_end(store: Store, controller: Controller, session: LiveSession) -> None:
-    report = session.report
-    for cluster in report.clusters.values():
-        if not cluster.skipped:
-            store.live.update_cluster(report.stream_id, _cluster(cluster))
-    reason = report.end_reason or "stopped"
-    store.live.end(report.stream_id, controller.clock.now(), reason, report.frames)
-
-
-def _cluster(c: ClusterLive) -> LiveClusterRecord:
-    started = from_ms(c.started_ms) if c.started_ms is not None else None
-    ended = from_ms(c.ended_ms) if c.ended_ms is not None else None
-    return LiveClusterRecord(
-        c.device_id, c.skipped, started, ended, c.reason, c.played, c.lost, c.underruns, c.forged
-    )
 
 
 def recent(ctx: AppContext, limit: int = 20) -> list[LiveStreamView]:
@@ -208,22 +72,63 @@ async def live(
     stop: asyncio.Event | None = None,
     *,
     actor: Actor,
+    confirmed: bool = False,
 ) -> LiveReport:
-    """Run a live stream on a controller of its own (the CLI's `live relay` / `live file`).
+    """Run a live stream on a controller of its own (the CLI's `live relay` / `live file` / `live mic`).
 
-    NotAllowed before anything is captured or sent unless the request's actor may broadcast to its zones.
+    NotAllowed before anything is captured or sent unless the request's actor may broadcast to its zones;
+    NeedsConfirmation unless an emergency or a whole province was `confirmed`.
     """
-    request = authorized(ctx, request, actor)
+    request = authorized(ctx, request, actor, confirmed=confirmed)
     async with running_controller(ctx) as controller:
         return await stream_live(controller, request, progress, stop)
 
 
-def authorized(ctx: AppContext, request: LiveRequest, actor: Actor) -> LiveRequest:
+def authorized(
+    ctx: AppContext, request: LiveRequest, actor: Actor, *, confirmed: bool = False
+) -> LiveRequest:
     """The request with its targets resolved (names too), if `actor` may broadcast there; else NotAllowed."""
-    store = ctx.store()
+    return authorized_on(ctx.store(), request, actor, confirmed=confirmed)
+
+
+def authorized_on(
+    store: Store, request: LiveRequest, actor: Actor, *, confirmed: bool = False
+) -> LiveRequest:
+    """`authorized` on an open store (the console's controller): NotAllowed outside the actor's zones,
+    NeedsConfirmation for an unconfirmed emergency or whole province, as for bulletins."""
+    resolved = _allowed(store, request, actor)
+    confirming.require(confirmation_on(store, resolved), confirmed)
+    return resolved
+
+
+def _allowed(store: Store, request: LiveRequest, actor: Actor) -> LiveRequest:
     targets = tuple(names.target_ids(store, request.targets))
     authorize(actor, Action.BROADCAST, policy.zones_of(store, targets), policy.zone_tree(store))
     return replace(request, targets=targets, actor=actor.name)
+
+
+def confirmation(ctx: AppContext, request: LiveRequest, actor: Actor) -> confirming.Confirmation | None:
+    """The question to ask before a live stream airs (an emergency, a whole province), or None;
+    NotAllowed first if `actor` may not broadcast there."""
+    store = ctx.store()
+    return confirmation_on(store, _allowed(store, request, actor))
+
+
+def confirmation_on(store: Store, request: LiveRequest) -> confirming.Confirmation | None:
+    """`confirmation` for a request whose targets are resolved."""
+    return confirming.needed(store, request.targets, request.priority, confirming.Kind.LIVE)
+
+
+def filler(ctx: AppContext, text: str) -> str:
+    """The audio file of `--filler`: a bulletin id (its cached file) or a path (UsageError if missing)."""
+    if text.isdigit():
+        with ctx.store(sync_inventory=False) as store:
+            return str(bulletins.audio_file(store, ctx.settings, int(text))[0])
+    if not Path(text).is_file():
+        raise UsageError(
+            _("no such filler file: {path}").format(path=text), hint=_("give a bulletin id or an audio file")
+        )
+    return text
 
 
 def with_priority(request: LiveRequest, level: str) -> LiveRequest:
@@ -238,6 +143,11 @@ def with_priority(request: LiveRequest, level: str) -> LiveRequest:
 
 __all__ = [
     "LiveRequest",
+    "authorized_on",
+    "browser",
+    "confirmation",
+    "filler",
+    "from_browser",
     "live",
     "microphone",
     "parse_duration",

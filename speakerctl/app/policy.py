@@ -76,6 +76,8 @@ class Routing:
         return not self.held
 
 
+RELAY_URL = "relay_url"
+"""Set in a schedule's spec when it relays a station (its bulletin_id is 0)."""
 FORWARD = "forward"
 """Set in an item's spec when, once approved in its author's zone, it goes on to the zones below."""
 
@@ -92,7 +94,8 @@ def route(store: Store, actor: Actor, request: Request, now: datetime, *, submit
     tree = zone_tree(store)
     action = Action.SCHEDULE if request.kind is ItemKind.SCHEDULE else Action.BROADCAST
     authorize(actor, action, zones_of(store, request.targets), tree)
-    store.bulletins.get(request.bulletin_id)
+    if not request.spec.get(RELAY_URL):  # a relay schedule airs a station, not a bulletin
+        store.bulletins.get(request.bulletin_id)
     own, below = split(store, tree, actor.zone_id, request.targets)
     if request.priority is Priority.EMERGENCY:
         notes = (_item(request, actor.name, z, t, now, ItemState.AIRED) for z, t in below.items())

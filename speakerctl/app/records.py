@@ -278,6 +278,7 @@ def schedule_fields(s: Schedule, next_at: datetime | None) -> dict[str, object]:
         "id": s.id,
         "name": s.name,
         "bulletin": s.bulletin_id,
+        "relay": s.relay.url if s.relay else None,
         "targets": list(s.targets),
         "rule": s.rule.describe(),
         "priority": s.priority.wire,

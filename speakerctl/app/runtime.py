@@ -23,6 +23,7 @@ from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import bulletins
 from speakerctl.app.access import local_administrator
 from speakerctl.app.context import AppContext
+from speakerctl.app.streaming import LiveRequest, stream_live
 from speakerctl.app.views import ImportedView
 from speakerctl.audio import generate_speechlike
 from speakerctl.broker.embedded import EmbeddedBroker
@@ -37,7 +38,7 @@ from speakerctl.errors import LinkError, NotFound
 from speakerctl.fleet import provisioning_records, scaled_inventory
 from speakerctl.protocol.provisioning import Provisioning
 from speakerctl.scheduler.book import ScheduleBook
-from speakerctl.scheduler.broadcasts import ScheduledBroadcast
+from speakerctl.scheduler.broadcasts import ScheduledBroadcast, ScheduledRelay
 from speakerctl.scheduler.runner import ScheduleRunner
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BroadcastInfo, BroadcastState, Store
@@ -148,6 +149,19 @@ class ControllerBroadcasts:
                 approved_by=request.approved_by,
             )
         )
+
+    async def relay(self, request: ScheduledRelay) -> None:
+        """Relay the station live through the controller for the occurrence's time; a station that
+        drops out is waited for (silence, retries) until the programme's end."""
+        live = LiveRequest(
+            request.url,
+            request.targets,
+            request.approved_by or "scheduler",
+            request.priority,
+            duration_s=request.duration_s,
+            fallback_s=request.duration_s,
+        )
+        await stream_live(self.controller, live)
 
     async def stop(self, broadcast_id: str) -> None:
         """Stop a broadcast sent ahead, signed by the controller, at the targets it went to."""

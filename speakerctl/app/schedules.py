@@ -17,7 +17,7 @@ from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.book import ScheduleBook
-from speakerctl.scheduler.model import DEFAULT_WINDOW_S, Schedule, new_schedule_id
+from speakerctl.scheduler.model import DEFAULT_WINDOW_S, Relay, Schedule, new_schedule_id
 from speakerctl.scheduler.plan import Overlap, Segment, occurrences_on, overlaps, resolve
 from speakerctl.scheduler.rules import ALL_DAYS, Kind, Rule, parse_times, parse_weekdays, zone_info
 from speakerctl.store import ItemKind, Store
@@ -107,6 +107,21 @@ class ScheduleSpec:
     on_preempt: str = "resume"
     window_s: int = DEFAULT_WINDOW_S
     name: str = ""
+    relay_url: str = ""
+    """A relay schedule (`--relay URL`): this station live instead of a bulletin (bulletin_id 0)."""
+    relay_for_s: float | None = None
+
+    def relay(self) -> Relay | None:
+        """The relay asked for, validated (UsageError without --for, or with a bulletin too)."""
+        if not self.relay_url:
+            if self.relay_for_s is not None:
+                raise UsageError(_("--for goes with --relay"), hint=_("a bulletin airs for its own length"))
+            return None
+        if self.bulletin_id:
+            raise UsageError(_("give a bulletin or --relay, not both"))
+        if self.relay_for_s is None:
+            raise UsageError(_("a relay needs --for"), hint=_("e.g. --relay URL --daily 06:00 --for 30m"))
+        return Relay(self.relay_url, round(self.relay_for_s))
 
 
 def durations(store: Store) -> dict[int, int]:
@@ -141,7 +156,8 @@ def check_schedule(store: Store, schedule: Schedule, now: datetime) -> DeviceSet
                 "check the date: is it in the past, or one the calendar does not have (e.g. 30 February)?"
             ),
         )
-    store.bulletins.get(schedule.bulletin_id)
+    if schedule.relay is None:
+        store.bulletins.get(schedule.bulletin_id)
     sets = DeviceSets(store)
     sets.of(schedule.targets)
     return sets
@@ -160,7 +176,9 @@ def confirmation(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor) -> confir
     approval); NotAllowed first if the actor may not schedule there at all."""
     level, store = parse_priority(spec.priority), ctx.store()
     targets = tuple(names.target_ids(store, spec.targets))
-    asked = policy.Request(ItemKind.SCHEDULE, spec.bulletin_id, targets, level)
+    relay = spec.relay()
+    relayed = {policy.RELAY_URL: relay.url} if relay else {}
+    asked = policy.Request(ItemKind.SCHEDULE, spec.bulletin_id, targets, level, spec=relayed)
     if not policy.route(store, actor, asked, ctx.clock.now()).direct:
         return None
     return confirming.needed(store, targets, level, confirming.Kind.SCHEDULE)
@@ -184,6 +202,7 @@ def add(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor, confirmed: bool = 
         name=spec.name,
         created_at=now,
         approved_by=actor.name,
+        relay=spec.relay(),
     )
     check_schedule(store, schedule, now)
     asked = policy.Request(ItemKind.SCHEDULE, schedule.bulletin_id, schedule.targets, schedule.priority)
@@ -201,7 +220,8 @@ def add(ctx: AppContext, spec: ScheduleSpec, *, actor: Actor, confirmed: bool = 
 
 def audited(store: Store, actor: Actor, action: str, schedule: Schedule, now: datetime) -> None:
     """An audit entry for a schedule."""
-    detail = f"bulletin {schedule.bulletin_id} to {', '.join(schedule.targets)}: {schedule.rule.describe()}"
+    what = f"relay {schedule.relay.url}" if schedule.relay else f"bulletin {schedule.bulletin_id}"
+    detail = f"{what} to {', '.join(schedule.targets)}: {schedule.rule.describe()}"
     audit.record(store, actor, action, now, subject=f"schedule {schedule.id}", detail=detail)
 
 
@@ -212,7 +232,11 @@ def item_spec(schedule: Schedule) -> dict[str, object]:
         "on_preempt": schedule.on_preempt.value,
         "window_s": schedule.window_s,
         "name": schedule.name,
-    }
+    } | _relay_spec(schedule.relay)
+
+
+def _relay_spec(relay: Relay | None) -> dict[str, object]:
+    return {policy.RELAY_URL: relay.url, "relay_for_s": relay.duration_s} if relay else {}
 
 
 def from_item_spec(
@@ -226,6 +250,8 @@ def from_item_spec(
     """The schedule an approved item describes, approved by `approved_by`."""
     rule = spec["rule"]
     assert isinstance(rule, dict)
+    url = str(spec.get(policy.RELAY_URL, ""))
+    relay = Relay(url, int(str(spec.get("relay_for_s", 0)))) if url else None
     return Schedule(
         new_schedule_id(),
         bulletin_id,
@@ -237,6 +263,7 @@ def from_item_spec(
         name=str(spec["name"]),
         created_at=now,
         approved_by=approved_by,
+        relay=relay,
     )
 
 

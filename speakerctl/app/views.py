@@ -379,6 +379,8 @@ class ScheduleView(View):
     id: str
     name: str
     bulletin: int
+    relay: str | None
+    """A relay schedule's station URL (its bulletin is 0)."""
     targets: list[str]
     rule: str
     priority: str

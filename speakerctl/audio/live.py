@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ SILENCE_PACKET = b"\xf8\xff\xfe"
 SILENCE_MS = 20
 RETRY_S = 2.0
 """While a relay's source is away, how much silence goes out between two attempts to reopen it."""
+MAX_FILLER_S = 600
+"""The longest filler kept in memory (it loops): 10 minutes is 30,000 packets, about 3.6 MB at 48 kbit/s."""
 OutageListener = Callable[[LiveSourceError | None], None]
 """Told when a relay's source goes away (with why) and when it is back (None)."""
 URL_PROTOCOLS = "http,https,tcp,tls,crypto,hls,httpproxy"
@@ -56,6 +59,10 @@ class LiveEncoding:
     """A relay whose source fails after it started sends silence and retries for this long; 0: it ends."""
 
 
+BROWSER_PREFIX = "browser:"
+"""A source `browser:USER` is a console user's browser microphone (what the store records)."""
+BROWSER_FORMATS = "matroska,webm,ogg"
+"""What a browser's MediaRecorder sends (WebM in Chromium, Ogg in Firefox); nothing else is demuxed."""
 MIC_PREFIX = "mic:"
 """A source `mic:NAME` is the PulseAudio capture device NAME (`mic:default`: the default microphone)."""
 
@@ -63,6 +70,11 @@ MIC_PREFIX = "mic:"
 def microphone(device: str = "default") -> str:
     """The source text of a microphone (what `opus_packets` takes and the store records)."""
     return f"{MIC_PREFIX}{device}"
+
+
+def browser(user: str) -> str:
+    """The source text of a console user's browser microphone."""
+    return f"{BROWSER_PREFIX}{user}"
 
 
 def is_url(source: str) -> bool:
@@ -74,11 +86,20 @@ def _input(source: str) -> list[str]:
     if source.startswith(MIC_PREFIX):
         return ["-f", "pulse", "-name", "speakerctl", "-i", source.removeprefix(MIC_PREFIX) or "default"]
     if is_url(source):
-        return ["-protocol_whitelist", URL_PROTOCOLS, "-rw_timeout", "10000000", "-i", source]
+        # A short probe: a station's stream is read in real time, so each second of probing would be a
+        # second of latency for the whole relay (the backlog is then paced out, never caught up).
+        return ["-protocol_whitelist", URL_PROTOCOLS, "-rw_timeout", "10000000", "-fflags", "nobuffer",
+                "-probesize", "32768", "-analyzeduration", "0", "-i", source]  # fmt: skip
     path = Path(source)
     if not path.is_file():
         raise LiveSourceError(f"no such audio file: {source}", hint="give a file path or an http(s):// URL")
     return input_args(path)
+
+
+def _piped_input() -> list[str]:
+    # A small probe: the recording's header arrives in its first chunk, and speech must not wait for more.
+    return ["-format_whitelist", BROWSER_FORMATS, "-fflags", "nobuffer", "-probesize", "4096",
+            "-analyzeduration", "0", "-i", "pipe:0"]  # fmt: skip
 
 
 def _filters(processing: Processing) -> str:
@@ -92,14 +113,17 @@ def _filters(processing: Processing) -> str:
     )
 
 
-def ffmpeg_command(source: str, processing: Processing, encoding: LiveEncoding) -> list[str]:
-    """The ffmpeg command line that turns `source` into levelled Ogg/Opus on stdout."""
+def ffmpeg_command(
+    source: str, processing: Processing, encoding: LiveEncoding, piped: bool = False
+) -> list[str]:
+    """The ffmpeg command line that turns `source` (or, `piped`, a browser's recording on stdin) into
+    levelled Ogg/Opus on stdout."""
     return [
         ffmpeg_exe(),
         *QUIET,
         "-loglevel",
         "error",
-        *_input(source),
+        *(_piped_input() if piped else _input(source)),
         *("-map", "0:a:0", "-vn", "-ac", "1", "-ar", "48000", "-af", _filters(processing)),
         *("-c:a", "libopus", "-b:a", str(encoding.bitrate), "-application", "audio"),
         *("-frame_duration", str(encoding.packet_ms), "-page_duration", str(encoding.packet_ms * 1000)),
@@ -126,6 +150,47 @@ async def opus_packets(
         await _end(process)
 
 
+async def browser_packets(
+    source: str,
+    recording: AsyncIterator[bytes],
+    processing: Processing | None = None,
+    encoding: LiveEncoding | None = None,
+) -> AsyncGenerator[bytes]:
+    """Opus packets of a browser's recording (WebM or Ogg chunks from MediaRecorder), levelled like a
+    microphone's; they end when `recording` does. LiveSourceError if it is not audio or stalls."""
+    encoding = encoding or LiveEncoding()
+    command = ffmpeg_command(source, processing or Processing(), encoding, piped=True)
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    writer = asyncio.get_running_loop().create_task(_write(process, recording))
+    try:
+        async for packet in _read(process, source, encoding.stall_s):
+            yield packet
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        await _end(process)
+
+
+async def _write(process: asyncio.subprocess.Process, recording: AsyncIterator[bytes]) -> None:
+    """Feed the recording to ffmpeg; its end closes ffmpeg's input, which then finishes the stream."""
+    assert process.stdin is not None
+    try:
+        async for chunk in recording:
+            process.stdin.write(chunk)
+            await process.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        return  # ffmpeg gave up on the input: its error is read from stderr
+    finally:
+        if not process.stdin.is_closing():
+            process.stdin.close()
+
+
 async def _read(process: asyncio.subprocess.Process, source: str, stall_s: float) -> AsyncIterator[bytes]:
     assert process.stdout is not None and process.stderr is not None
     reader, produced = OggReader(), 0
@@ -149,6 +214,11 @@ async def _read(process: asyncio.subprocess.Process, source: str, stall_s: float
 
 def _failure(source: str, stderr: str) -> LiveSourceError:
     reason = failure_reason(stderr)
+    if source.startswith(BROWSER_PREFIX):
+        return LiveSourceError(
+            f"the browser sent no audio that can be played ({reason})",
+            hint="record with Opus in WebM or Ogg (a current Chrome, Firefox or Safari)",
+        )
     if source.startswith(MIC_PREFIX):
         return LiveSourceError(
             f"no microphone: cannot open {source.removeprefix(MIC_PREFIX)!r} ({reason})",
@@ -170,18 +240,45 @@ async def _end(process: asyncio.subprocess.Process) -> None:
         await process.communicate()
 
 
+async def filler_packets(path: str, encoding: LiveEncoding | None = None) -> list[bytes]:
+    """A file's Opus packets, levelled like a live source, read at once (not paced) and kept to loop
+    while a relay's station is away; LiveSourceError if it cannot be read."""
+    encoding = encoding or LiveEncoding()
+    if encoding.packet_ms != SILENCE_MS:
+        raise LiveSourceError(f"a filler needs {SILENCE_MS} ms packets")
+    limit = MAX_FILLER_S * 1000 // SILENCE_MS
+    packets: list[bytes] = []
+    reading = opus_packets(path, encoding=encoding)
+    try:
+        async for packet in reading:
+            packets.append(packet)
+            if len(packets) >= limit:
+                break
+    finally:
+        await reading.aclose()
+    return packets
+
+
+def _gap(filler: Sequence[bytes]) -> Iterator[bytes]:
+    """What airs while the source is away: the filler, looped, or silence."""
+    return itertools.cycle(filler) if filler else itertools.repeat(SILENCE_PACKET)
+
+
 async def resilient_packets(
     source: str,
     processing: Processing | None = None,
     encoding: LiveEncoding | None = None,
     on_outage: OutageListener | None = None,
+    filler: Sequence[bytes] = (),
 ) -> AsyncGenerator[bytes]:
-    """`opus_packets`, but a source that fails once it has started is replaced by silence and reopened
-    every RETRY_S until it comes back or `fallback_s` has passed (then its error is raised)."""
+    """`opus_packets`, but a source that fails once it has started (no audio for `stall_s`, or gone) is
+    replaced by `filler` (looped; silence if none) and reopened every RETRY_S until it comes back or
+    `fallback_s` has passed (then its error is raised)."""
     encoding = encoding or LiveEncoding()
     if encoding.fallback_s > 0 and encoding.packet_ms != SILENCE_MS:
         raise LiveSourceError(f"a relay with a fallback needs {SILENCE_MS} ms packets")
     loop, away_since, started = asyncio.get_running_loop(), None, False
+    gap = _gap(filler)
     while True:
         try:
             async for packet in _attempt(source, processing, encoding):
@@ -203,7 +300,7 @@ async def resilient_packets(
             if first_failure and on_outage is not None:
                 on_outage(exc)
         for _ in range(int(RETRY_S * 1000) // SILENCE_MS):
-            yield SILENCE_PACKET
+            yield next(gap)
 
 
 async def _attempt(

@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from rich.table import Table
 from speakerctl.app import live as live_app
 from speakerctl.app.live import LiveRequest
 from speakerctl.cli.common import Exit, console, console_err, current_actor, print_json, run, state
+from speakerctl.cli.confirm import confirm
 from speakerctl.cli.text import safe
 from speakerctl.controller.live import LiveReport
 from speakerctl.i18n import _
@@ -29,6 +31,16 @@ For = Annotated[str | None, typer.Option("--for", help="Stop after this long: 90
 PriorityOpt = Annotated[str, typer.Option(help="normal, priority or emergency.")]
 Delay = Annotated[int, typer.Option(help="Play-out delay, ms (capture to loudspeaker).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the outcome as JSON, no status line.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Confirm an emergency or a whole province.")]
+
+
+@dataclass(frozen=True, slots=True)
+class Relaying:
+    """How a relay rides out its station's stalls."""
+
+    fallback_s: float
+    stall_s: float
+    filler: str
 
 
 @app.command("relay")
@@ -39,12 +51,28 @@ def relay(
     priority: PriorityOpt = "normal",
     delay: Delay = 1500,
     fallback: Annotated[
-        str, typer.Option(help="If the station stalls: silence and retries this long (0: stop at once).")
+        str, typer.Option(help="If the station stalls: filler and retries this long (0: stop at once).")
     ] = "60s",
+    stall: Annotated[
+        str, typer.Option(help="No audio from the station this long is a stall: the filler airs.")
+    ] = "10s",
+    filler: Annotated[
+        str | None,
+        typer.Option(
+            help="What airs while the station is away: a bulletin id or an audio file (else silence)."
+        ),
+    ] = None,
     as_json: AsJson = False,
+    yes: Yes = False,
 ) -> None:
     """Relay a station (tiếp sóng) to zones until it ends, --for is up, or Ctrl-C."""
-    _stream(url, to, for_, priority, delay, as_json, live_app.parse_duration(fallback))
+    ctx = state.context()
+    relay = Relaying(
+        live_app.parse_duration(fallback),
+        live_app.parse_duration(stall),
+        live_app.filler(ctx, filler) if filler else "",
+    )
+    _stream(url, to, for_, priority, delay, as_json, yes, relay)
 
 
 @app.command("file")
@@ -55,9 +83,10 @@ def file(
     priority: PriorityOpt = "normal",
     delay: Delay = 1500,
     as_json: AsJson = False,
+    yes: Yes = False,
 ) -> None:
     """Play a local file as if it were live (rehearsals, tests)."""
-    _stream(str(path), to, for_, priority, delay, as_json)
+    _stream(str(path), to, for_, priority, delay, as_json, yes)
 
 
 @app.command("mic")
@@ -70,9 +99,10 @@ def mic(
     priority: PriorityOpt = "normal",
     delay: Delay = 1500,
     as_json: AsJson = False,
+    yes: Yes = False,
 ) -> None:
     """Speak live from this machine's microphone, levelled for loudspeakers, until --for or Ctrl-C."""
-    _stream(live_app.microphone(device), to, for_, priority, delay, as_json)
+    _stream(live_app.microphone(device), to, for_, priority, delay, as_json, yes)
 
 
 @app.command("list")
@@ -125,15 +155,18 @@ def _stream(
     priority: str,
     delay: int,
     as_json: bool,
-    fallback_s: float = 0.0,
+    yes: bool,
+    relay: Relaying | None = None,
 ) -> None:
     duration = live_app.parse_duration(for_) if for_ else None
     actor = current_actor().name
-    request = LiveRequest(
-        source, tuple(to), actor, duration_s=duration, delay_ms=delay, fallback_s=fallback_s
-    )
+    request = LiveRequest(source, tuple(to), actor, duration_s=duration, delay_ms=delay)
+    if relay is not None:
+        request = replace(request, fallback_s=relay.fallback_s, stall_s=relay.stall_s, filler=relay.filler)
     request = live_app.with_priority(request, priority)  # usage errors before connecting
-    report = run(_until_interrupted(request, quiet=as_json))
+    # An emergency or a whole province is confirmed as for bulletins, before anything is captured.
+    confirmed = confirm(live_app.confirmation(state.context(), request, current_actor()), yes)
+    report = run(_until_interrupted(request, quiet=as_json, confirmed=confirmed))
     if as_json:
         sys.stdout.write(json.dumps(_outcome(report), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -142,20 +175,24 @@ def _stream(
         raise typer.Exit(Exit.INCOMPLETE)
 
 
-async def _until_interrupted(request: LiveRequest, *, quiet: bool) -> LiveReport:
+async def _until_interrupted(request: LiveRequest, *, quiet: bool, confirmed: bool) -> LiveReport:
     """Run the stream; Ctrl-C (or SIGTERM) ends it cleanly: live_stop to every cluster, then the report."""
     stop, loop = asyncio.Event(), asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         if quiet:
-            return await live_app.live(state.context(), request, None, stop, actor=current_actor())
+            return await live_app.live(
+                state.context(), request, None, stop, actor=current_actor(), confirmed=confirmed
+            )
         with Live(console=console_err, transient=True) as status:
 
             def show(report: LiveReport, elapsed_s: float) -> None:
                 status.update(_status_line(report, elapsed_s))
 
-            return await live_app.live(state.context(), request, show, stop, actor=current_actor())
+            return await live_app.live(
+                state.context(), request, show, stop, actor=current_actor(), confirmed=confirmed
+            )
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from speakerctl.app import schedules
+from speakerctl.app import live, schedules
 from speakerctl.app.context import AppContext
 from speakerctl.app.labels import word
 from speakerctl.cli.common import console, current_actor, print_json, state
 from speakerctl.cli.confirm import confirm
 from speakerctl.cli.text import id_column, safe
 from speakerctl.dates import format_day, format_moment, time_zone, zone_label
+from speakerctl.errors import UsageError
 from speakerctl.i18n import _
 
 app = typer.Typer(help=_("Schedules: when bulletins air, where, at which priority."), no_args_is_help=True)
@@ -32,11 +33,13 @@ def _zone(ctx: AppContext) -> str:
 
 @app.command("add")
 def add(
-    bulletin_id: Annotated[int, typer.Argument(help=_("Bulletin id (see `bulletin list`)."))],
     to: Annotated[
         list[str],
         typer.Option("--to", help=_("Zone or cluster: id or name, diacritics optional; repeat for more.")),
     ],
+    bulletin_id: Annotated[
+        int | None, typer.Argument(help=_("Bulletin id (see `bulletin list`); none with --relay."))
+    ] = None,
     at: Annotated[
         str | None, typer.Option(help=_("Once, at 'dd/mm/yyyy HH:MM' local time (ISO also accepted)."))
     ] = None,
@@ -55,6 +58,12 @@ def add(
     window: Annotated[int, typer.Option(help=_("Seconds it may still air late."))] = schedules.WINDOW_S,
     name: Annotated[str, typer.Option(help=_("A name for people."))] = "",
     tz: Annotated[str | None, typer.Option(help=_("Time zone (default: the setting)."))] = None,
+    relay: Annotated[
+        str | None, typer.Option(help=_("Relay this station's stream URL live (tiếp sóng) instead."))
+    ] = None,
+    for_: Annotated[
+        str | None, typer.Option("--for", help=_("How long a relay lasts: 90s, 30m, 2h."))
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help=_("Print JSON."))] = False,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help=_("Confirm an emergency or province-wide schedule (scripts)."))
@@ -64,7 +73,12 @@ def add(
     ctx = state.context()
     zone = tz or ctx.settings.timezone
     rule = schedules.build_rule(zone, at, daily, weekly, cron, days, repeat, gap, valid_from, until)
-    spec = schedules.ScheduleSpec(bulletin_id, to, rule, priority, on_preempt, window, name)
+    if bulletin_id is None and relay is None:
+        raise UsageError(_("give a bulletin id or --relay URL"), hint=_("see `speakerctl bulletin list`"))
+    length = live.parse_duration(for_) if for_ is not None else None
+    spec = schedules.ScheduleSpec(
+        bulletin_id or 0, to, rule, priority, on_preempt, window, name, relay or "", length
+    )
     actor = current_actor()
     confirmed = confirm(schedules.confirmation(ctx, spec, actor=actor), yes)
     added = schedules.add(ctx, spec, actor=actor, confirmed=confirmed)
@@ -96,7 +110,8 @@ def list_schedules(as_json: Annotated[bool, typer.Option("--json", help=_("Print
     table = Table(ids, *headers)
     for v in found:
         nxt = _("paused") if v.paused else _local(v.next_at, label=False)
-        cells = (str(v.bulletin), safe(", ".join(v.targets)), safe(v.rule), word(v.priority), nxt)
+        what = _("relay {url}").format(url=v.relay) if v.relay else str(v.bulletin)
+        cells = (safe(what), safe(", ".join(v.targets)), safe(v.rule), word(v.priority), nxt)
         table.add_row(v.id, *cells)
     console.print(table)
 
@@ -111,9 +126,11 @@ def show(
     if as_json:
         print_json(v)
         return
-    head = _("bulletin {bulletin} → {targets}").format(
-        bulletin=v.bulletin, targets=safe(", ".join(v.targets))
-    )
+    targets = safe(", ".join(v.targets))
+    if v.relay:
+        head = _("relay {url} → {targets}").format(url=safe(v.relay), targets=targets)
+    else:
+        head = _("bulletin {bulletin} → {targets}").format(bulletin=v.bulletin, targets=targets)
     console.print(f"[bold]{v.id}[/] {safe(v.name)}  {head}")
     rule = _("{rule}, {priority}, on preempt: {policy}, window {window} s")
     console.print(

@@ -11,7 +11,7 @@ from datetime import datetime
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
 from speakerctl.protocol import PreemptPolicy, Priority
-from speakerctl.scheduler.model import Run, RunState, Schedule
+from speakerctl.scheduler.model import Relay, Run, RunState, Schedule
 from speakerctl.scheduler.rules import Rule
 from speakerctl.store import JOBS_TABLE, RunRecord, ScheduleRecord, Store
 
@@ -98,6 +98,8 @@ def _record(s: Schedule) -> ScheduleRecord:
         revision=s.revision,
         created_at=s.created_at,
         approved_by=s.approved_by,
+        relay_url=s.relay.url if s.relay else "",
+        relay_for_s=s.relay.duration_s if s.relay else 0,
     )
 
 
@@ -115,6 +117,7 @@ def _schedule(r: ScheduleRecord) -> Schedule:
         revision=r.revision,
         created_at=r.created_at,
         approved_by=r.approved_by,
+        relay=Relay(r.relay_url, r.relay_for_s) if r.relay_url else None,
     )
 
 

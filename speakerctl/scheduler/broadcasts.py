@@ -29,11 +29,28 @@ class ScheduledBroadcast:
     """Who let the schedule air, recorded with each of its broadcasts."""
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduledRelay:
+    """One occurrence of a relay schedule: a station relayed live to the targets from `start_at`."""
+
+    url: str
+    targets: tuple[str, ...]
+    priority: Priority
+    start_at: datetime
+    duration_s: float
+    """What is left of the occurrence at `start_at` (a late start ends at the programme's end)."""
+    approved_by: str = ""
+
+
 class Broadcasts(Protocol):
     """Sends scheduled broadcasts and stops the ones sent ahead that must not air any more."""
 
     async def broadcast(self, request: ScheduledBroadcast) -> None:
         """Send the broadcast and follow it to its end."""
+        ...
+
+    async def relay(self, request: ScheduledRelay) -> None:
+        """Relay the station live from its start time for its duration."""
         ...
 
     async def stop(self, broadcast_id: str) -> None:

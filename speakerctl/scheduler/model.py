@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -26,9 +27,32 @@ class RunState(StrEnum):
     CANCELLED = "cancelled"
 
 
+MAX_RELAY_S = 24 * 3600
+"""The longest scheduled relay."""
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """A station relayed live (tiếp sóng) instead of a bulletin: its stream URL, for how long."""
+
+    url: str
+    duration_s: int
+
+    def __post_init__(self) -> None:
+        if not self.url.lower().startswith(("http://", "https://")):
+            raise UsageError(
+                f"a relay needs an http(s):// stream URL, not {self.url[:80]!r}",
+                hint="e.g. --relay https://stream.vov.vn/vov1.ogg",
+            )
+        if len(self.url) > 500:
+            raise UsageError("the relay URL is longer than 500 characters")
+        if not 0 < self.duration_s <= MAX_RELAY_S:
+            raise UsageError("a relay lasts 1 s .. 24 h", hint="e.g. --for 30m")
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """A bulletin, where it goes, and when."""
+    """A bulletin (or a relay), where it goes, and when."""
 
     id: str
     bulletin_id: int
@@ -44,12 +68,18 @@ class Schedule:
     """Occurrences before this never count as missed."""
     approved_by: str = ""
     """The user who let it air (its approver, or its author when no approval was needed)."""
+    relay: Relay | None = None
+    """A relay schedule airs this station live for its duration; its bulletin_id is 0."""
 
     def __post_init__(self) -> None:
         if not self.targets:
             raise UsageError("a schedule needs a target", hint="pass --to ZONE")
         if not 0 < self.window_s <= 86_400:
             raise UsageError(f"the window must be 1 s .. 24 h, got {self.window_s} s")
+
+    def length_ms(self, durations: Mapping[int, int]) -> int:
+        """How long one occurrence airs: the relay's duration, else its bulletin's length."""
+        return self.relay.duration_s * 1000 if self.relay else durations.get(self.bulletin_id, 0)
 
     @property
     def job_id(self) -> str:

@@ -60,7 +60,7 @@ def occurrences_on(
     for s in schedules:
         if s.paused:
             continue
-        length = timedelta(milliseconds=durations.get(s.bulletin_id, 0))
+        length = timedelta(milliseconds=s.length_ms(durations))
         for at in s.rule.occurrences(start - timedelta(microseconds=1), start + timedelta(days=1)):
             if at < start + timedelta(days=1):
                 items += [Item(s.id, t, at, length, s.priority, s.on_preempt) for t in s.targets]
@@ -160,7 +160,7 @@ def overlaps(
 
 
 def _length(s: Schedule, durations: Mapping[int, int]) -> timedelta:
-    return timedelta(milliseconds=max(durations.get(s.bulletin_id, 0), 1000))
+    return timedelta(milliseconds=max(s.length_ms(durations), 1000))
 
 
 def _verdict(new: Schedule, new_at: datetime, old: Schedule, old_at: datetime) -> Overlap:

@@ -28,7 +28,7 @@ from speakerctl.clock import Clock
 from speakerctl.config import Settings
 from speakerctl.errors import NotFound, SpeakerctlError
 from speakerctl.scheduler.book import ScheduleBook
-from speakerctl.scheduler.broadcasts import Broadcasts, ScheduledBroadcast
+from speakerctl.scheduler.broadcasts import Broadcasts, ScheduledBroadcast, ScheduledRelay
 from speakerctl.scheduler.model import Run, RunState, Schedule
 from speakerctl.scheduler.rules import zone_info
 from speakerctl.scheduler.trigger import RuleTrigger
@@ -262,12 +262,41 @@ class ScheduleRunner:
             return Run(
                 s.id, fire_at, RunState.MISSED, "", f"{late:.0f} s late, past its {s.window_s} s window", now
             )
+        if s.relay is not None:
+            return await self._relay_now(s, fire_at, now)
         request = self._request(s, fire_at, start, window_end)
         await self._spawn(request, s.id)
         if start - fire_at <= ON_TIME:
             return Run(s.id, fire_at, RunState.AIRED, request.broadcast_id, "sent before air time", now)
         late = (start - fire_at).total_seconds()
         return Run(s.id, fire_at, RunState.LATE, request.broadcast_id, f"aired {late:.0f} s late", now)
+
+    async def _relay_now(self, s: Schedule, fire_at: datetime, now: datetime) -> Run:
+        # Live: nothing can be sent ahead. It starts at the air time, or now if late, and ends on time.
+        assert s.relay is not None
+        start = max(fire_at, now)
+        left_s = s.relay.duration_s - (start - fire_at).total_seconds()
+        if left_s <= 0:
+            return Run(s.id, fire_at, RunState.MISSED, "", "the relay's time was over", now)
+        request = ScheduledRelay(s.relay.url, s.targets, s.priority, start, left_s, s.approved_by)
+        coro = self._follow_relay(request)
+        if self._tg is not None:
+            self._track(self._tg.create_task(coro, name=f"schedule:relay:{s.id}"))
+        else:
+            await coro
+        detail = f"relay {s.relay.url} for {left_s:.0f} s"[:200]
+        late = (start - fire_at).total_seconds()
+        state = RunState.AIRED if late <= ON_TIME.total_seconds() else RunState.LATE
+        return Run(s.id, fire_at, state, "", detail, now)
+
+    async def _follow_relay(self, request: ScheduledRelay) -> None:
+        wait_s = (request.start_at - self.clock.now()).total_seconds()
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        try:
+            await self.broadcasts.relay(request)
+        except SpeakerctlError as exc:
+            log.warning("scheduled relay of %s failed: %s", request.url, exc)
 
     def _request(
         self, s: Schedule, fire_at: datetime, start: datetime, expires: datetime
@@ -310,7 +339,7 @@ class ScheduleRunner:
         now = self.clock.now()
         pushed: list[Run] = []
         for s in await asyncio.to_thread(self.book.all):
-            if s.paused:
+            if s.paused or s.relay is not None:  # a relay is live: its job starts it at air time
                 continue
             for at in s.rule.occurrences(now + self.lead, now + self.horizon):
                 if await asyncio.to_thread(self.book.run, s.id, at) is None:

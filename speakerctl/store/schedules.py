@@ -53,6 +53,8 @@ schedules = Table(
     Column("revision", Integer, nullable=False),
     Column("created_at", String(32), nullable=True),
     Column("approved_by", String(64), nullable=False, server_default=""),
+    Column("relay_url", String(500), nullable=False, server_default=""),
+    Column("relay_for_s", Integer, nullable=False, server_default="0"),
 )
 runs = Table(
     "speakerctl_schedule_runs",
@@ -89,6 +91,9 @@ class ScheduleRecord:
     revision: int
     created_at: datetime | None
     approved_by: str = ""
+    relay_url: str = ""
+    """A relay schedule's station (empty: a bulletin schedule)."""
+    relay_for_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +214,8 @@ def _row(s: ScheduleRecord) -> dict[str, Any]:
         "revision": s.revision,
         "created_at": _ts(s.created_at) if s.created_at else None,
         "approved_by": s.approved_by,
+        "relay_url": s.relay_url,
+        "relay_for_s": s.relay_for_s,
     }
 
 
@@ -226,6 +233,8 @@ def _schedule(r: RowMapping) -> ScheduleRecord:
         revision=r["revision"],
         created_at=_parse_ts(r["created_at"]) if r["created_at"] else None,
         approved_by=r["approved_by"],
+        relay_url=r["relay_url"],
+        relay_for_s=r["relay_for_s"],
     )
 
 

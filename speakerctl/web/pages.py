@@ -133,6 +133,7 @@ class Pages:
         app.router.add_get("/bulletins", self.bulletins, name="bulletins")
         app.router.add_get("/bulletins/{id:\\d+}/audio", self.audio, name="bulletin-audio")
         app.router.add_get("/broadcast", self.broadcast_form, name="broadcast")
+        app.router.add_get("/speak", self.speak, name="speak")
         app.router.add_get("/devices/{id}", self.device, name="device")
         app.router.add_get("/events", self.events, name="events")
 
@@ -226,6 +227,11 @@ class Pages:
         return await self.page(
             request, "broadcast.html", "broadcast", bulletins=found, targets=c.zones, chosen=chosen
         )
+
+    async def speak(self, request: web.Request) -> web.Response:
+        """Speak live from this browser's microphone to a zone in your scope (`speak.py` takes the audio)."""
+        c = (await self._read()).console(signed_in(request))
+        return await self.page(request, "speak.html", "speak", targets=c.zones)
 
     async def device(self, request: web.Request) -> web.Response:
         """One cluster: its state (live), facts, and volume, ping and reboot."""

@@ -41,6 +41,7 @@ from speakerctl.web.live import REREAD_S, LiveHub
 from speakerctl.web.operations import PREFIX
 from speakerctl.web.pages import Pages, Snap
 from speakerctl.web.public import PublicFeed
+from speakerctl.web.speak import Speak
 
 log = logging.getLogger(__name__)
 SNAPSHOT_TTL_S = 1.0
@@ -106,6 +107,7 @@ class WebServer:
         self.pages = Pages(controller, self.hub, self.guard, self._snap)
         self.actions = Actions(controller, self.hub, self.guard)
         self.api = Api(controller, policy, self._fleet_snapshot)
+        self.speak = Speak(controller, self.hub)
         self._hub_task: asyncio.Task[None] | None = None
 
     @property
@@ -121,6 +123,7 @@ class WebServer:
         self.pages.routes(app)
         self.actions.routes(app)
         self.api.routes(app)
+        self.speak.routes(app)
         app.router.add_static("/static/", STATIC, name="static", append_version=False)
         app.router.add_get("/api/fleet", self._fleet)
         app.router.add_get("/api/devices", self._devices)
