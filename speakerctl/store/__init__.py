@@ -6,6 +6,7 @@ Plain dataclasses in and out; `Store` holds one engine and a repository per kind
 from speakerctl.store.accounts import SessionInfo, UserInfo
 from speakerctl.store.approvals import Decision, ItemInfo, ItemKind, ItemState, NewItem
 from speakerctl.store.broadcasts import Airing
+from speakerctl.store.coordination import LEADER, Claim, Fence, member_lease
 from speakerctl.store.database import Store
 from speakerctl.store.live import LiveClusterRecord, LiveRecord
 from speakerctl.store.migrate import SCHEMA_REVISION
@@ -30,6 +31,7 @@ from speakerctl.store.schedules import JOBS_TABLE, RunRecord, ScheduleRecord
 
 __all__ = [
     "JOBS_TABLE",
+    "LEADER",
     "SCHEMA_REVISION",
     "Airing",
     "AlertFinding",
@@ -38,6 +40,7 @@ __all__ = [
     "BroadcastInfo",
     "BroadcastState",
     "BulletinInfo",
+    "Claim",
     "Decision",
     "DeliveryInfo",
     "DeliveryStatus",
@@ -45,6 +48,7 @@ __all__ = [
     "DeviceInfo",
     "DeviceSpec",
     "DeviceSpecLike",
+    "Fence",
     "ItemInfo",
     "ItemKind",
     "ItemState",
@@ -62,5 +66,6 @@ __all__ = [
     "UserInfo",
     "VariantInfo",
     "acknowledge_action",
+    "member_lease",
     "utc_from_ms",
 ]
