@@ -33,7 +33,7 @@ from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
 from speakerctl.errors import NotFound
 from speakerctl.fleet import load_inventory, provisioning_records
-from speakerctl.protocol.lifecycle import FINISHED
+from speakerctl.protocol.lifecycle import FINISHED, PLAYING
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.model import RunState, Schedule, new_schedule_id
 from speakerctl.scheduler.rules import Kind, Rule
@@ -243,3 +243,58 @@ async def test_the_leader_killed_before_an_occurrence_another_airs_it_once(world
     assert world.store.broadcasts.get(broadcast_id).owner == successor
     _assert_final_once(world, broadcast_id, sha)
     await _restart(world, leader)
+
+
+def _sounding(world: World, schedule_id: str) -> str | None:
+    """The schedule's broadcast once some cluster is recorded playing it."""
+    runs = ScheduleBook(world.store).runs(schedule_id)
+    if not runs or not runs[0].broadcast_id:
+        return None
+    try:
+        counts = world.store.deliveries.counts(runs[0].broadcast_id)
+    except NotFound:
+        return None
+    return runs[0].broadcast_id if counts.get(PLAYING) else None
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_owner_killed_mid_broadcast_another_takes_it_over_and_nothing_plays_twice(
+    world: World,
+) -> None:
+    leader = await _leader(world)
+    bulletin, sha = _bulletin(world, duration_ms=200_000)  # 10 s of sound at the fleet's pace
+    schedule_id = _schedule(world, bulletin, in_s=8)
+    await wait_until(lambda: _sounding(world, schedule_id) is not None, "clusters playing", 60)
+    broadcast_id = _sounding(world, schedule_id)
+    assert broadcast_id is not None
+    owner = world.store.broadcasts.get(broadcast_id).owner
+    assert owner == leader
+    world.controllers.kill(owner)
+    await wait_until(lambda: _aired(world, schedule_id) is not None, "the broadcast closed", 90)
+    assert world.store.broadcasts.get(broadcast_id).owner not in ("", owner)
+    assert "takes over broadcast " + broadcast_id in "".join(
+        world.controllers.log(n) for n in NAMES if n != owner
+    )
+    _assert_final_once(world, broadcast_id, sha)
+    await _restart(world, owner)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_leader_frozen_past_its_lease_comes_back_fenced_out_and_steps_down(world: World) -> None:
+    leader = await _leader(world)
+    frozen = world.controllers.processes[leader]
+    frozen.send_signal(signal.SIGSTOP)
+    try:
+        successor = await _leader(world, other_than=leader)
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    await wait_until(
+        lambda: (
+            "stops leading the schedule" in world.controllers.log(leader)
+            or "is fenced out" in world.controllers.log(leader)
+        ),
+        f"{leader} stepping down",
+    )
+    current = world.store.leases.current(LEADER)
+    assert current is not None and current[0] == successor
+    await wait_until(lambda: _alive(world, leader), f"{leader} renewing its own lease again", START_S)
