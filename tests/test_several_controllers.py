@@ -269,7 +269,11 @@ async def test_the_owner_killed_mid_broadcast_another_takes_it_over_and_nothing_
     assert broadcast_id is not None
     owner = world.store.broadcasts.get(broadcast_id).owner
     assert owner == leader
+    killed_at = time.monotonic()
     world.controllers.kill(owner)
+    taken = lambda: world.store.broadcasts.get(broadcast_id).owner != owner  # noqa: E731
+    await wait_until(taken, "another controller owning the broadcast", 60)
+    print(f"broadcast_takeover_s: {time.monotonic() - killed_at:.2f}")
     await wait_until(lambda: _aired(world, schedule_id) is not None, "the broadcast closed", 90)
     assert world.store.broadcasts.get(broadcast_id).owner not in ("", owner)
     assert "takes over broadcast " + broadcast_id in "".join(
