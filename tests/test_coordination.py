@@ -4,6 +4,8 @@ and status ingestion split between controllers by an MQTT shared subscription (r
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from fleet_small import NOW, context
 from waiting import wait_until
 
+from speakerctl.app.coordination import Coordinator
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Link
 from speakerctl.broker.mosquitto import MosquittoProcess
@@ -159,3 +162,61 @@ async def test_a_shared_subscription_splits_status_ingestion_between_controllers
     assert min(counts()) > 0, counts()  # each controller took a share
     seen = {d.id: d.status_ts for d in controllers[0].store.devices.all()}
     assert all(ts is not None for ts in seen.values()), seen
+
+
+class Runs:
+    """A stand-in for the schedule runner: records when a coordinator starts and stops leading."""
+
+    def __init__(self) -> None:
+        self.entered: list[int] = []
+        self.exited: list[int] = []
+        self.following: set[str] = set()
+
+    @asynccontextmanager
+    async def scheduled(self, fence: Fence) -> AsyncIterator[Runs]:
+        self.entered.append(fence.token)
+        try:
+            yield self
+        finally:
+            self.exited.append(fence.token)
+
+
+def _coordinator(tmp_path: Path, postgres_url: str, name: str) -> tuple[Coordinator, Runs]:
+    (tmp_path / name).mkdir()
+    ctx = context(tmp_path / name, postgres_url, lease_ttl_s=60.0, lease_renew_s=30.0)
+    controller = Controller(ctx.settings, ctx.store(), session=Session(name, persistent=True))
+    runs = Runs()
+    return Coordinator(controller, runs.scheduled), runs  # type: ignore[arg-type]
+
+
+async def test_a_leader_whose_lease_was_taken_is_fenced_out_of_a_takeover_and_steps_down(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    a, a_runs = _coordinator(tmp_path, postgres_url, "ctl-a")
+    b, b_runs = _coordinator(tmp_path, postgres_url, "ctl-b")
+    store = a.running.store
+    async with asyncio.TaskGroup() as tg:
+        await a.renew(tg)
+        await b.renew(tg)
+        await wait_until(lambda: a_runs.entered == [1], "ctl-a leading")
+        assert a.leader is not None and b.leader is None
+        # ctl-a stalls past its lease; ctl-b leads under the next token.
+        store.leases.release(LEADER, "ctl-a")
+        await b.renew(tg)
+        await wait_until(lambda: b_runs.entered == [2], "ctl-b leading")
+        # A broadcast of a dead controller: ctl-a, still believing it leads, may not take it.
+        assert store.leases.acquire(member_lease("ctl-z"), "ctl-z", TTL_S) is not None
+        _create(store, "bc-z", Fence(member_lease("ctl-z"), "ctl-z", 1))
+        store.leases.release(member_lease("ctl-z"), "ctl-z")
+        with pytest.raises(FencedOut):
+            await a.take_over(a.leader, tg)
+        assert store.broadcasts.get("bc-z").owner == "ctl-z"
+        await a.renew(tg)  # its next round finds the lease another's: it steps down
+        assert a.leader is None and a_runs.exited == [1]
+        assert b.leader is not None
+        assert await b.take_over(b.leader, tg) == ["bc-z"]
+        for task in list(b.tasks):
+            task.cancel()
+        await b._step_down("the test ends")
+    assert b_runs.exited == [2]
+    assert store.broadcasts.get("bc-z").owner == "ctl-b"

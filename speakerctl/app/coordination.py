@@ -18,11 +18,12 @@ from contextlib import AbstractAsyncContextManager
 
 from speakerctl.controller.resume import resume_all
 from speakerctl.controller.service import Controller
-from speakerctl.errors import FencedOut, StoreError
-from speakerctl.store import LEADER, Fence, member_lease
+from speakerctl.errors import FencedOut, SpeakerctlError, StoreError
+from speakerctl.scheduler.runner import ScheduleRunner
+from speakerctl.store import LEADER, BroadcastState, Fence, member_lease
 
 log = logging.getLogger(__name__)
-Scheduled = Callable[[Fence], AbstractAsyncContextManager[object]]
+Scheduled = Callable[[Fence], AbstractAsyncContextManager[ScheduleRunner]]
 """Builds the schedule runner that runs under a scheduler lease (the composition root knows how)."""
 
 
@@ -37,6 +38,7 @@ class Coordinator:
         self.leader: Fence | None = None
         self._lead_task: asyncio.Task[None] | None = None
         self._taken: set[str] = set()
+        self._stopping = False
         self.tasks: set[asyncio.Task[None]] = set()
         """Broadcasts taken over and being resumed, cancelled when the coordinator stops."""
 
@@ -47,40 +49,72 @@ class Coordinator:
                 await self.renew(tg)
                 await asyncio.sleep(self.renew_s)
         finally:
+            self._stopping = True
             await self._step_down("shutting down")
             await asyncio.shield(asyncio.to_thread(self._release))
 
     async def renew(self, tg: asyncio.TaskGroup) -> None:
         """One round: own lease, scheduler lease; start or stop leading as the tokens say."""
         try:
-            member = await asyncio.to_thread(self.leases.acquire, member_lease(self.me), self.me, self.ttl_s)
-            token = await asyncio.to_thread(self.leases.acquire, LEADER, self.me, self.ttl_s)
+            token = await asyncio.to_thread(self._acquire)
         except StoreError as exc:
+            # The fence is kept: the database refuses it by itself once the lease has lapsed.
             log.warning("cannot renew the leases (%s): not leading until the database answers", exc)
-            self.running.fence = None
             await self._step_down("the database did not answer")
             return
-        self.running.fence = Fence(member_lease(self.me), self.me, member) if member else None
         if self.leader is not None and (token != self.leader.token or self._lead_finished()):
             await self._step_down(f"the scheduler lease is {'lost' if token is None else 'renewed'}")
         if token is not None and self.leader is None:
             self.leader = Fence(LEADER, self.me, token)
             self._lead_task = tg.create_task(self._lead(self.leader, tg), name="coordination:lead")
 
+    def _acquire(self) -> int | None:
+        """Renew this controller's own lease, then try the scheduler's: its token, or None."""
+        own = member_lease(self.me)
+        member = self.leases.acquire(own, self.me, self.ttl_s)
+        if member is None:
+            log.error("another live process holds controller id %s: give each controller its own", self.me)
+            return None
+        self.running.fence = Fence(own, self.me, member)
+        return self.leases.acquire(LEADER, self.me, self.ttl_s)
+
     def _lead_finished(self) -> bool:
         return self._lead_task is not None and self._lead_task.done()
 
     async def _lead(self, fence: Fence, tg: asyncio.TaskGroup) -> None:
         log.warning("%s leads the schedule (lease token %d)", self.me, fence.token)
+        cut_short: set[str] = set()
         try:
-            async with self.scheduled(fence):
+            async with self.scheduled(fence) as runner:
+                cut_short = runner.following
                 await self._take_over_loop(fence, tg)
         except* FencedOut as group:
             log.warning("%s is fenced out, stepping down: %s", self.me, group.exceptions[0])
+        except* SpeakerctlError as group:  # the next round may lead again
+            log.warning("%s stops leading after an error: %s", self.me, group.exceptions[0])
+        finally:
+            if not self._stopping:
+                self._follow_again(set(cut_short), tg)
+
+    def _follow_again(self, broadcast_ids: set[str], tg: asyncio.TaskGroup) -> None:
+        # Broadcasts the runner sent are still ours (our own lease lives on): nobody else takes them
+        # over, so we follow them to their end, as `serve` does at start-up with what it left running.
+        for broadcast_id in broadcast_ids - self._taken:
+            self._taken.add(broadcast_id)
+            self._track(tg.create_task(self._resume(broadcast_id), name=f"follow:{broadcast_id}"))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _take_over_loop(self, fence: Fence, tg: asyncio.TaskGroup) -> None:
         while True:
-            await self.take_over(fence, tg)
+            try:
+                await self.take_over(fence, tg)
+            except FencedOut:
+                raise
+            except StoreError as exc:
+                log.warning("looking for broadcasts to take over failed, will retry: %s", exc)
             await asyncio.sleep(self.renew_s)
 
     async def take_over(self, fence: Fence, tg: asyncio.TaskGroup) -> list[str]:
@@ -96,15 +130,15 @@ class Coordinator:
                 log.warning("%s takes over broadcast %s from %s", self.me, info.id, info.owner)
                 self._taken.add(info.id)
                 taken.append(info.id)
-                task = tg.create_task(self._resume(info.id), name=f"coordination:resume:{info.id}")
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+                self._track(tg.create_task(self._resume(info.id), name=f"resume:{info.id}"))
         return taken
 
     async def _resume(self, broadcast_id: str) -> None:
         # Followed as this controller's own from now on, whoever leads: not cancelled on stepping down.
-        info = await asyncio.to_thread(self.running.store.broadcasts.get, broadcast_id)
         try:
+            info = await asyncio.to_thread(self.running.store.broadcasts.get, broadcast_id)
+            if info.state is not BroadcastState.RUNNING or info.owner != self.me:
+                return
             await resume_all(self.running, [info])
         except Exception:
             log.exception("resuming broadcast %s taken over failed", broadcast_id)

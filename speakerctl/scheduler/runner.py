@@ -81,6 +81,9 @@ class ScheduleRunner:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         """Sync, push and fire one at a time: two of them must never send the same occurrence."""
+        self.following: set[str] = set()
+        """Broadcasts this runner sent and follows; those still here after it stops were cut short
+        (a leader stepping down hands them to whoever follows its own broadcasts)."""
         self.fired = 0
         self.recorded = asyncio.Event()
         """Set each time a run is recorded; `wait_for_runs` waits on it."""
@@ -314,12 +317,15 @@ class ScheduleRunner:
             await self._follow(request)
 
     async def _follow(self, request: ScheduledBroadcast) -> None:
+        self.following.add(request.broadcast_id)
         try:
             await self.broadcasts.broadcast(request)
         except FencedOut:
+            self.following.discard(request.broadcast_id)  # refused: it was never recorded
             raise
         except SpeakerctlError as exc:
             log.warning("scheduled broadcast %s failed: %s", request.broadcast_id, exc)
+        self.following.discard(request.broadcast_id)  # not when cancelled: it is still on air
 
     # -- pushing ahead ---------------------------------------------------------------------
 
