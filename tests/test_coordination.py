@@ -17,6 +17,7 @@ from speakerctl.app.coordination import Coordinator
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Link
 from speakerctl.broker.mosquitto import MosquittoProcess
+from speakerctl.controller.resume import unfinished
 from speakerctl.controller.service import Controller
 from speakerctl.controller.session import Session
 from speakerctl.errors import AlreadyClaimed, FencedOut, NotFound
@@ -220,3 +221,17 @@ async def test_a_leader_whose_lease_was_taken_is_fenced_out_of_a_takeover_and_st
         await b._step_down("the test ends")
     assert b_runs.exited == [2]
     assert store.broadcasts.get("bc-z").owner == "ctl-b"
+
+
+async def test_resume_leaves_alone_the_broadcasts_a_live_controller_follows(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    a, _ = _coordinator(tmp_path, postgres_url, "ctl-a")
+    store = a.running.store
+    for holder in ("ctl-a", "ctl-z"):
+        token = store.leases.acquire(member_lease(holder), holder, TTL_S)
+        assert token is not None
+        _create(store, f"bc-{holder}", Fence(member_lease(holder), holder, token))
+    store.leases.release(member_lease("ctl-z"), "ctl-z")
+    assert [b.id for b in await unfinished(a.running, ahead=True)] == ["bc-ctl-z"]
+    assert [b.id for b in await unfinished(a.running, owner="ctl-a", ahead=True)] == ["bc-ctl-a"]

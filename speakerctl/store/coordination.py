@@ -122,6 +122,13 @@ class LeaseRepository:
             rows = c.execute(_LAPSED, {"prefix": f"{MEMBER_PREFIX}%"}).all()
         return {str(r[0]) for r in rows}
 
+    def live_members(self) -> set[str]:
+        """Client ids of the controllers whose own lease is still valid."""
+        query = text("SELECT holder FROM leases WHERE name LIKE :prefix AND expires_at > now()")
+        with self._db.begin(write=False) as c:
+            rows = c.execute(query, {"prefix": f"{MEMBER_PREFIX}%"}).all()
+        return {str(r[0]) for r in rows}
+
     def current(self, name: str) -> tuple[str, int] | None:
         """(holder, token) of a lease still valid, else None."""
         query = text("SELECT holder, token FROM leases WHERE name = :name AND expires_at > now()")
