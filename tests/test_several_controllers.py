@@ -286,19 +286,28 @@ async def test_the_owner_killed_mid_broadcast_another_takes_it_over_and_nothing_
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_leader_frozen_past_its_lease_comes_back_fenced_out_and_steps_down(world: World) -> None:
     leader = await _leader(world)
+    bulletin, sha = _bulletin(world, duration_ms=300_000)  # 15 s of sound at the fleet's pace
+    schedule_id = _schedule(world, bulletin, in_s=8)
+    await wait_until(lambda: _sounding(world, schedule_id) is not None, "clusters playing", 60)
+    broadcast_id = _sounding(world, schedule_id)
+    assert broadcast_id is not None and world.store.broadcasts.get(broadcast_id).owner == leader
     frozen = world.controllers.processes[leader]
     frozen.send_signal(signal.SIGSTOP)
     try:
         successor = await _leader(world, other_than=leader)
+        taken = lambda: world.store.broadcasts.get(broadcast_id).owner == successor  # noqa: E731
+        await wait_until(taken, f"{successor} owning the broadcast")
     finally:
         frozen.send_signal(signal.SIGCONT)
+    log = lambda: world.controllers.log(leader)  # noqa: E731
     await wait_until(
-        lambda: (
-            "stops leading the schedule" in world.controllers.log(leader)
-            or "is fenced out" in world.controllers.log(leader)
-        ),
-        f"{leader} stepping down",
+        lambda: "stops leading the schedule" in log() or "is fenced out" in log(), f"{leader} stepping down"
     )
+    await wait_until(lambda: _aired(world, schedule_id) is not None, "the broadcast closed", 90)
+    # Back, the frozen controller stops following it (or, if it followed it to the end, does not close it).
+    yielded = f"{broadcast_id} was taken over by {successor}: leaving it to them"
+    await wait_until(lambda: yielded in log(), "the old owner yielding")
     current = world.store.leases.current(LEADER)
     assert current is not None and current[0] == successor
+    _assert_final_once(world, broadcast_id, sha)
     await wait_until(lambda: _alive(world, leader), f"{leader} renewing its own lease again", START_S)

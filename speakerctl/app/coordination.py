@@ -137,7 +137,10 @@ class Coordinator:
         # Followed as this controller's own from now on, whoever leads: not cancelled on stepping down.
         try:
             info = await asyncio.to_thread(self.running.store.broadcasts.get, broadcast_id)
-            if info.state is not BroadcastState.RUNNING or info.owner != self.me:
+            if info.state is not BroadcastState.RUNNING:
+                return
+            if info.owner != self.me:
+                log.warning("broadcast %s was taken over by %s: leaving it to them", broadcast_id, info.owner)
                 return
             await resume_all(self.running, [info])
         except Exception:

@@ -296,6 +296,8 @@ class Controller:
 
     async def _close(self, plan: Plan, tracker: Tracker) -> None:
         await self.ingestor.flush()
+        if await self._taken_from_us(plan.broadcast_id):
+            return
         # Reports the tracker missed (recorded by another controller, or before it was tracked)
         # are in the store: never call a cluster unreached whose report exists.
         tracker.replay(await asyncio.to_thread(self.store.deliveries.of, plan.broadcast_id))
@@ -304,6 +306,16 @@ class Controller:
         state = BroadcastState.COMPLETE if played == len(plan.device_ids) else BroadcastState.INCOMPLETE
         await asyncio.to_thread(self.store.deliveries.mark_unreached, plan.broadcast_id)
         await asyncio.to_thread(self.store.broadcasts.finish, plan.broadcast_id, state, self.clock.now())
+
+    async def _taken_from_us(self, broadcast_id: str) -> bool:
+        """Whether another controller took the broadcast over while our lease had lapsed: it closes it."""
+        if self.fence is None:  # one controller, or a one-shot command: what it follows, it closes
+            return False
+        owner = (await asyncio.to_thread(self.store.broadcasts.get, broadcast_id)).owner
+        if owner in ("", self.session.client_id):
+            return False
+        log.warning("broadcast %s was taken over by %s: leaving it to them", broadcast_id, owner)
+        return True
 
 
 async def _follow(
