@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     delete,
+    func,
     select,
     text,
     update,
@@ -153,8 +154,12 @@ def check_fence(conn: Connection, fence: Fence | None) -> None:
 
 def lapsed(conn: Connection, client_id: str) -> bool:
     """Whether a controller's own lease exists and has lapsed, read in the caller's transaction."""
-    query = text("SELECT 1 FROM leases WHERE name = :name AND expires_at < now() FOR UPDATE")
-    return conn.execute(query, {"name": member_lease(client_id)}).first() is not None
+    query = (
+        select(leases.c.name)
+        .where((leases.c.name == member_lease(client_id)) & (leases.c.expires_at < func.now()))
+        .with_for_update()
+    )
+    return conn.execute(query).first() is not None
 
 
 def insert_claim(conn: Connection, claim: Claim, broadcast_id: str, fence: Fence | None) -> bool:
