@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -11,10 +12,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from speakerctl.broker.address import BrokerAddress
-from speakerctl.errors import ConfigError
+from speakerctl.errors import ConfigError, ProtocolError
 from speakerctl.i18n import LANGUAGES, _, normalise
+from speakerctl.protocol.topics import ALL_STATUS, shared
 
 ENV_PREFIX = "SPEAKERCTL_"
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 _MONITORING_POSITIVE = ("heartbeat_timeout_s", "offline_alert_min", "clock_drift_ms", "health_interval_s")
@@ -304,6 +307,18 @@ class Settings:
     """Zone where CAP Test/Exercise alerts air once at normal priority (empty: recorded as a rehearsal)."""
     cap_voice: str = "vi"
     """Voice CAP alerts are read in (vi, vi-vn-x-south, vi-vn-x-central)."""
+    controller_id: str = ""
+    """This `serve` process's own name among several controllers on one database: its broker client id
+    (a persistent session of its own) and its lease (empty: `<installation>-serve`)."""
+    lease_ttl_s: float = 5.0
+    """Several controllers: a lease not renewed for this long lapses (another takes over)."""
+    lease_renew_s: float = 1.5
+    """…and each controller renews its leases this often (at most half the TTL)."""
+    shared_group: str = ""
+    """MQTT shared-subscription group for status ingestion (e.g. "speakerctl"; empty: not shared)."""
+    content_root: str = ""
+    """Where encoded bulletins are kept (empty: data_dir/content); one shared directory for several
+    controllers."""
 
     def __post_init__(self) -> None:
         BrokerAddress.parse(self.broker)
@@ -325,6 +340,7 @@ class Settings:
         if self.schedule_horizon_h < 0 or self.schedule_lead_s < 0:
             raise ConfigError("schedule_horizon_h and schedule_lead_s must not be negative")
         _check_audio_settings(self)
+        _check_cluster_settings(self)
         if self.language and normalise(self.language) is None:
             raise ConfigError(
                 f"unknown language {self.language!r}", hint=f"use one of {', '.join(LANGUAGES)}"
@@ -338,7 +354,7 @@ class Settings:
     @property
     def content_dir(self) -> Path:
         """Where encoded bulletins are kept."""
-        return self.data_dir / "content"
+        return Path(self.content_root).expanduser() if self.content_root else self.data_dir / "content"
 
     @property
     def keys_dir(self) -> Path:
@@ -380,6 +396,25 @@ def _check_audio_settings(settings: Settings) -> None:
     for name, value, lo, hi in checks:
         if not lo <= value <= hi:
             raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {value}")
+
+
+def _check_cluster_settings(settings: Settings) -> None:
+    """ConfigError unless the settings of several controllers are usable."""
+    if settings.controller_id and not _CLIENT_ID.fullmatch(settings.controller_id):
+        raise ConfigError(
+            f"controller_id {settings.controller_id!r} is not a usable id",
+            hint="1-64 letters, digits, '.', '-' or '_', unique per controller, e.g. ctl-hanoi-1",
+        )
+    if not 0 < settings.lease_renew_s * 2 <= settings.lease_ttl_s:
+        raise ConfigError(
+            f"lease_renew_s ({settings.lease_renew_s:g}) must be positive and at most half of "
+            f"lease_ttl_s ({settings.lease_ttl_s:g})",
+            hint="e.g. lease_ttl_s = 5, lease_renew_s = 1.5",
+        )
+    try:
+        shared(ALL_STATUS, settings.shared_group)
+    except ProtocolError as exc:
+        raise ConfigError(f"shared_group: {exc}", hint='e.g. shared_group = "speakerctl"') from exc
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

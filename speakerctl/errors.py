@@ -22,7 +22,9 @@ SpeakerctlError
 ├── StoreError             the database cannot be read or written
 │   ├── StoreUnavailable   the database is unreachable or busy: try again later, the data is fine
 │   ├── NotFound           an id names nothing (device, zone, bulletin, broadcast)
-│   └── InUse              a bulletin cannot be removed while it is on air or scheduled
+│   ├── InUse              a bulletin cannot be removed while it is on air or scheduled
+│   ├── FencedOut          a controller's lease was lost: its write was refused and it steps down
+│   └── AlreadyClaimed     a schedule's occurrence was claimed already (by another controller)
 ├── AccessError            the acting user may not do this
 │   ├── NotSignedIn        no user is signed in, the password is wrong, or the session expired
 │   └── NotAllowed         the user's role or zone does not allow the action
@@ -133,6 +135,17 @@ class NotFound(StoreError):
 
 class InUse(StoreError):
     """Something still needs what was to be removed (a running broadcast, a schedule)."""
+
+
+class FencedOut(StoreError):
+    """A write carried a lease token that is no longer current: another controller holds the lease.
+
+    Refused in the write's own transaction, so nothing of it is stored; the controller steps down.
+    """
+
+
+class AlreadyClaimed(StoreError):
+    """An occurrence of a schedule was claimed already: it airs once, by its claimant."""
 
 
 class AccessError(SpeakerctlError):

@@ -142,6 +142,18 @@ def _postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """URL of a throw-away PostgreSQL database (tests of several controllers need PostgreSQL)."""
+    yield from _postgres_database()
+
+
+@pytest.fixture(scope="module")
+def postgres_module_url() -> Iterator[str]:
+    """A throw-away PostgreSQL database shared by a module's tests."""
+    yield from _postgres_database()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """URL of an empty database of each backend: a SQLite file, and a throw-away PostgreSQL database."""

@@ -23,6 +23,7 @@ from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import bulletins
 from speakerctl.app.access import local_administrator
 from speakerctl.app.context import AppContext
+from speakerctl.app.coordination import Coordinator, coordinated
 from speakerctl.app.streaming import LiveRequest, stream_live
 from speakerctl.app.views import ImportedView
 from speakerctl.audio import generate_speechlike
@@ -41,7 +42,7 @@ from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.broadcasts import ScheduledBroadcast, ScheduledRelay
 from speakerctl.scheduler.runner import ScheduleRunner
 from speakerctl.security.keys import load_or_create_signer, trusted_path
-from speakerctl.store import BroadcastInfo, BroadcastState, Store
+from speakerctl.store import BroadcastInfo, BroadcastState, Fence, Store
 
 log = logging.getLogger(__name__)
 READY = "ready:"
@@ -119,11 +120,14 @@ async def monitored(
 
 @contextlib.asynccontextmanager
 async def scheduled(
-    running: Controller, book: ScheduleBook, **options: float
+    running: Controller, book: ScheduleBook, fence: Fence | None = None, **options: float
 ) -> AsyncIterator[ScheduleRunner]:
-    """The schedule runner, turning the book's occurrences into broadcasts through a running controller."""
+    """The schedule runner, turning the book's occurrences into broadcasts through a running controller.
+
+    `fence`: the scheduler lease it runs under when several controllers share the database.
+    """
     broadcasts = ControllerBroadcasts(running)
-    runner = ScheduleRunner(book, running.settings, running.clock, broadcasts, **options)
+    runner = ScheduleRunner(book, running.settings, running.clock, broadcasts, fence=fence, **options)
     async with runner.running():
         yield runner
 
@@ -147,6 +151,8 @@ class ControllerBroadcasts:
                 on_preempt=request.on_preempt,
                 broadcast_id=request.broadcast_id,
                 approved_by=request.approved_by,
+                fence=request.fence,
+                claim=request.claim,
             )
         )
 
@@ -187,19 +193,27 @@ async def serving(
     """The long-running controller: broker link, ingestion, health rules, front end, schedule runner,
     and the integrations (provinces, webhooks)."""
     settings = ctx.settings
-    built = controller(ctx, session=serve_session(settings.data_dir, settings.client_id))
+    session = serve_session(settings.data_dir, settings.client_id, settings.controller_id)
+    built = controller(ctx, session=session)
     if announce is not None:
         announce(f"controller on {settings.broker_address.url}, store {built.store.where}")
     async with (
         built.running(fail_fast=False),
         monitored(built, front_end, announce),
         resumed(built),
-        scheduled(built, ScheduleBook(built.store)),  # one engine for the controller and its book
+        leading(built, ScheduleBook(built.store)),  # one engine for the controller and its book
         contextlib.AsyncExitStack() as stack,
     ):
         for companion in companions:
             await stack.enter_async_context(companion(built))
         yield built
+
+
+def leading(running: Controller, book: ScheduleBook) -> contextlib.AbstractAsyncContextManager[object]:
+    """The schedule runner: at once on SQLite (one controller); on PostgreSQL while this one leads."""
+    if not running.store.shared:
+        return scheduled(running, book)
+    return coordinated(Coordinator(running, lambda fence: scheduled(running, book, fence)))
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ from speakerctl.i18n import _
 from speakerctl.protocol import ContentRef, PreemptPolicy, Priority, topics
 from speakerctl.protocol.fields import wire_text
 from speakerctl.protocol.limits import MAX_TARGETS
-from speakerctl.store import Store
+from speakerctl.store import Claim, Fence, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,10 @@ class PlayOptions:
     """The user who asked for it."""
     approved_by: str = ""
     """The user who let it air (recorded with the broadcast for reports)."""
+    fence: Fence | None = None
+    """The lease it is sent under (several controllers): refused once that lease is lost."""
+    claim: Claim | None = None
+    """The schedule occurrence it airs, claimed with it in one transaction (once, by one controller)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,8 @@ def plan_broadcast(
         owner=play.owner,
         started_by=play.started_by,
         approved_by=play.approved_by,
+        fence=play.fence,
+        claim=play.claim,
     )
     return Plan(
         broadcast_id,

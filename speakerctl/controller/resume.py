@@ -43,14 +43,20 @@ async def resume_broadcasts(
 async def unfinished(
     controller: Controller, *, owner: str | None = None, ahead: bool = False
 ) -> list[BroadcastInfo]:
-    """Broadcasts left running (only `owner`'s if given; airings yet to start only if `ahead`)."""
-    infos = await asyncio.to_thread(controller.store.broadcasts.latest, 1000)
+    """Broadcasts left running (only `owner`'s if given; airings yet to start only if `ahead`).
+
+    With several controllers, never one that a live controller other than `owner` follows.
+    """
+    store = controller.store
+    infos = await asyncio.to_thread(store.broadcasts.latest, 1000)
+    live = await asyncio.to_thread(store.leases.live_members) if store.shared else set()
     now = controller.clock.now()
     return [
         b
         for b in infos
         if b.state is BroadcastState.RUNNING
         and owner in (None, b.owner)
+        and (b.owner == owner or b.owner not in live)
         and (ahead or b.start_at is None or b.start_at <= now)
     ]
 

@@ -38,7 +38,7 @@ from speakerctl.protocol import (
 )
 from speakerctl.protocol.lifecycle import FINISHED
 from speakerctl.security.keys import load_or_create_signer
-from speakerctl.store import BroadcastState, Store
+from speakerctl.store import BroadcastState, Claim, Fence, Store
 
 log = logging.getLogger(__name__)
 STOP_CATCH_UP_S = 1.0
@@ -76,6 +76,10 @@ class BroadcastRequest:
     """The user who asks for it, recorded with the broadcast."""
     approved_by: str = ""
     """The user who let it air: the approver, or the sender whose zone's policy needs no approval."""
+    fence: Fence | None = None
+    """The lease it is sent under (the scheduler's, for an occurrence); else the controller's own."""
+    claim: Claim | None = None
+    """The schedule occurrence it airs (claimed once, whoever sends it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,8 @@ class Controller:
         self.last_result: BroadcastResult | None = None
         """The last broadcast this controller ran (for /metrics)."""
         self.session = session or command_session(settings.data_dir, settings.client_id)
+        self.fence: Fence | None = None
+        """This controller's own lease while several share the database (set by the coordinator)."""
         self.link = Link(
             settings.broker_address,
             self.ingestor.handle,
@@ -123,7 +129,10 @@ class Controller:
         )
 
     async def _on_connect(self) -> None:
-        await self.link.subscribe([topics.ALL_STATUS, topics.ALL_EVENTS])
+        # Statuses (the bulk) split between controllers in a shared subscription; events reach every
+        # one of them: acks, content requests and reports belong to whoever follows that broadcast.
+        await self.link.subscribe([topics.shared(topics.ALL_STATUS, self.settings.shared_group)])
+        await self.link.subscribe([topics.ALL_EVENTS])
 
     @asynccontextmanager
     async def running(self, *, fail_fast: bool = True) -> AsyncIterator[Controller]:
@@ -133,6 +142,8 @@ class Controller:
             tasks = [tg.create_task(self.link.run(fail_fast=fail_fast)), tg.create_task(self.ingestor.run())]
             try:
                 await self.link.wait_connected(15)
+                if self.settings.shared_group:  # a persistent session may hold the unshared filter
+                    await self.link.unsubscribe([topics.ALL_STATUS])
                 await self._settle_retained()
                 yield self
             finally:
@@ -169,6 +180,8 @@ class Controller:
                 self.session.client_id,
                 request.started_by,
                 request.approved_by,
+                request.fence or self.fence,
+                request.claim,
             ),
         )
         command = _command(plan, request, to_ms(now))
@@ -283,6 +296,8 @@ class Controller:
 
     async def _close(self, plan: Plan, tracker: Tracker) -> None:
         await self.ingestor.flush()
+        if await self._taken_from_us(plan.broadcast_id):
+            return
         # Reports the tracker missed (recorded by another controller, or before it was tracked)
         # are in the store: never call a cluster unreached whose report exists.
         tracker.replay(await asyncio.to_thread(self.store.deliveries.of, plan.broadcast_id))
@@ -291,6 +306,16 @@ class Controller:
         state = BroadcastState.COMPLETE if played == len(plan.device_ids) else BroadcastState.INCOMPLETE
         await asyncio.to_thread(self.store.deliveries.mark_unreached, plan.broadcast_id)
         await asyncio.to_thread(self.store.broadcasts.finish, plan.broadcast_id, state, self.clock.now())
+
+    async def _taken_from_us(self, broadcast_id: str) -> bool:
+        """Whether another controller took the broadcast over while our lease had lapsed: it closes it."""
+        if self.fence is None:  # one controller, or a one-shot command: what it follows, it closes
+            return False
+        owner = (await asyncio.to_thread(self.store.broadcasts.get, broadcast_id)).owner
+        if owner in ("", self.session.client_id):
+            return False
+        log.warning("broadcast %s was taken over by %s: leaving it to them", broadcast_id, owner)
+        return True
 
 
 async def _follow(

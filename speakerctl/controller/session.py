@@ -43,9 +43,10 @@ def installation_id(data_dir: Path) -> str:
         ) from exc
 
 
-def serve_session(data_dir: Path, client_id: str = "") -> Session:
-    """The long-running controller's session: persistent, under a configured id or the installation's."""
-    return Session(client_id or f"{installation_id(data_dir)}-serve", persistent=True)
+def serve_session(data_dir: Path, client_id: str = "", controller_id: str = "") -> Session:
+    """The long-running controller's session: persistent, under its controller id (several controllers
+    on one database: one each), else a configured client id, else the installation's."""
+    return Session(controller_id or client_id or f"{installation_id(data_dir)}-serve", persistent=True)
 
 
 def command_session(data_dir: Path, client_id: str = "", pid: int | None = None) -> Session:

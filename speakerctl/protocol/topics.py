@@ -59,6 +59,19 @@ def content(sha256: str) -> str:
 
 ALL_STATUS = f"{TOPIC_ROOT}/dev/+/status"
 ALL_EVENTS = f"{TOPIC_ROOT}/dev/+/evt"
+SHARE_PREFIX = "$share"
+
+
+def shared(topic_filter: str, group: str) -> str:
+    """`topic_filter` in the shared subscription `group` (MQTT 5, §4.8.2); as is if `group` is empty.
+
+    The broker hands each message to one member of the group: N controllers split the ingestion.
+    """
+    if not group:
+        return topic_filter
+    if any(c in group for c in "/+#") or not group.isprintable():
+        raise ProtocolError(f"shared subscription group {group!r} may not hold '/', '+', '#'")
+    return f"{SHARE_PREFIX}/{group}/{topic_filter}"
 
 
 class Channel(StrEnum):

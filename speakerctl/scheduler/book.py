@@ -13,7 +13,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.scheduler.model import Relay, Run, RunState, Schedule
 from speakerctl.scheduler.rules import Rule
-from speakerctl.store import JOBS_TABLE, RunRecord, ScheduleRecord, Store
+from speakerctl.store import JOBS_TABLE, Claim, Fence, RunRecord, ScheduleRecord, Store
 
 
 class ScheduleBook:
@@ -69,6 +69,14 @@ class ScheduleBook:
                 run.schedule_id, run.fire_at, run.state.value, run.broadcast_id, run.detail, recorded_at
             )
         )
+
+    def claim(self, schedule_id: str, fire_at: datetime, broadcast_id: str, fence: Fence | None) -> str:
+        """Claim an occurrence for `broadcast_id`; the broadcast that holds the claim (maybe another)."""
+        return self.store.broadcasts.claim(Claim(schedule_id, fire_at), broadcast_id, fence)
+
+    def release(self, schedule_id: str, fire_at: datetime, fence: Fence | None) -> None:
+        """Give up the claim of an occurrence cancelled before it aired (it may be sent again)."""
+        self.store.broadcasts.release(Claim(schedule_id, fire_at), fence)
 
     def runs(self, schedule_id: str | None = None) -> list[Run]:
         """Recorded occurrences, oldest first."""

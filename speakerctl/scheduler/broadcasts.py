@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from speakerctl.protocol import PreemptPolicy, Priority
+from speakerctl.store import Claim, Fence
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,10 @@ class ScheduledBroadcast:
     on_preempt: PreemptPolicy
     approved_by: str = ""
     """Who let the schedule air, recorded with each of its broadcasts."""
+    claim: Claim | None = None
+    """The occurrence it airs: its broadcast is recorded only if this broadcast holds the claim."""
+    fence: Fence | None = None
+    """The scheduler's lease it is sent under (several controllers): refused once that lease is lost."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,13 +26,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from speakerctl.clock import Clock
 from speakerctl.config import Settings
-from speakerctl.errors import NotFound, SpeakerctlError
+from speakerctl.errors import FencedOut, NotFound, SpeakerctlError
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.broadcasts import Broadcasts, ScheduledBroadcast, ScheduledRelay
 from speakerctl.scheduler.model import Run, RunState, Schedule
 from speakerctl.scheduler.rules import zone_info
 from speakerctl.scheduler.trigger import RuleTrigger
 from speakerctl.scheduler.volume import VolumePlan, parse_quiet_hours
+from speakerctl.store import Claim, Fence
 
 log = logging.getLogger(__name__)
 FIRE_FUNC = "speakerctl.scheduler.runner:fire_job"
@@ -61,11 +62,14 @@ class ScheduleRunner:
         *,
         sync_every_s: float = 5.0,
         push_every_s: float = 300.0,
+        fence: Fence | None = None,
     ) -> None:
         self.book = book
         self.settings = settings
         self.clock = clock
         self.broadcasts = broadcasts
+        self.fence = fence
+        """The scheduler lease this runner leads under (several controllers); None: the only one."""
         self.sync_every_s, self.push_every_s = sync_every_s, push_every_s
         self.lead = timedelta(seconds=settings.schedule_lead_s)
         self.horizon = timedelta(hours=settings.schedule_horizon_h)
@@ -77,6 +81,9 @@ class ScheduleRunner:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         """Sync, push and fire one at a time: two of them must never send the same occurrence."""
+        self.following: set[str] = set()
+        """Broadcasts this runner sent and follows; those still here after it stops were cut short
+        (a leader stepping down hands them to whoever follows its own broadcasts)."""
         self.fired = 0
         self.recorded = asyncio.Event()
         """Set each time a run is recorded; `wait_for_runs` waits on it."""
@@ -115,6 +122,8 @@ class ScheduleRunner:
                 if loop.time() - last_push >= self.push_every_s:
                     last_push = loop.time()
                     await self.push()
+            except FencedOut:
+                raise  # another controller leads now: the runner stops
             except SpeakerctlError as exc:
                 log.warning("schedule upkeep failed, will retry: %s", exc)
             await asyncio.sleep(self.sync_every_s)
@@ -169,6 +178,7 @@ class ScheduleRunner:
             if run.state is RunState.PUSHED and run.fire_at > now:
                 await self.broadcasts.stop(run.broadcast_id)
                 await self._record(_with(run, RunState.CANCELLED, why, now))
+                await asyncio.to_thread(self.book.release, schedule_id, run.fire_at, self.fence)
 
     async def _record(self, run: Run) -> None:
         await asyncio.to_thread(self.book.record, run)
@@ -195,6 +205,8 @@ class ScheduleRunner:
     async def _fire_logged(self, schedule_id: str) -> None:
         try:
             await self.fire(schedule_id)
+        except FencedOut:
+            raise
         except SpeakerctlError as exc:  # a store hiccup must not take the runner down
             log.warning("firing schedule %s failed: %s", schedule_id, exc)
 
@@ -265,6 +277,9 @@ class ScheduleRunner:
         if s.relay is not None:
             return await self._relay_now(s, fire_at, now)
         request = self._request(s, fire_at, start, window_end)
+        holder = await self._claim(request)
+        if holder != request.broadcast_id:
+            return Run(s.id, fire_at, RunState.AIRED, holder, "sent by another controller", now)
         await self._spawn(request, s.id)
         if start - fire_at <= ON_TIME:
             return Run(s.id, fire_at, RunState.AIRED, request.broadcast_id, "sent before air time", now)
@@ -311,6 +326,16 @@ class ScheduleRunner:
             volume=self.volumes.volume(s.targets, start, s.priority),
             on_preempt=s.on_preempt,
             approved_by=s.approved_by,
+            claim=Claim(s.id, fire_at),
+            fence=self.fence,
+        )
+
+    async def _claim(self, request: ScheduledBroadcast) -> str:
+        """The broadcast that holds the occurrence's claim: this one, unless another was sent for it."""
+        assert request.claim is not None
+        claim = request.claim
+        return await asyncio.to_thread(
+            self.book.claim, claim.schedule_id, claim.occurrence_at, request.broadcast_id, self.fence
         )
 
     async def _spawn(self, request: ScheduledBroadcast, schedule_id: str) -> None:
@@ -321,10 +346,15 @@ class ScheduleRunner:
             await self._follow(request)
 
     async def _follow(self, request: ScheduledBroadcast) -> None:
+        self.following.add(request.broadcast_id)
         try:
             await self.broadcasts.broadcast(request)
+        except FencedOut:
+            self.following.discard(request.broadcast_id)  # refused: it was never recorded
+            raise
         except SpeakerctlError as exc:
             log.warning("scheduled broadcast %s failed: %s", request.broadcast_id, exc)
+        self.following.discard(request.broadcast_id)  # not when cancelled: it is still on air
 
     # -- pushing ahead ---------------------------------------------------------------------
 
@@ -348,9 +378,11 @@ class ScheduleRunner:
 
     async def _push_one(self, s: Schedule, at: datetime, now: datetime) -> Run:
         request = self._request(s, at, at, at + timedelta(seconds=s.window_s))
-        run = Run(s.id, at, RunState.PUSHED, request.broadcast_id, f"to {','.join(s.targets)}", now)
+        holder = await self._claim(request)
+        run = Run(s.id, at, RunState.PUSHED, holder, f"to {','.join(s.targets)}", now)
         await self._record(run)
-        await self._spawn(request, s.id)
+        if holder == request.broadcast_id:
+            await self._spawn(request, s.id)
         return run
 
 

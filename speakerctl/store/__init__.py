@@ -7,6 +7,7 @@ from speakerctl.store.accounts import SessionInfo, UserInfo
 from speakerctl.store.approvals import Decision, ItemInfo, ItemKind, ItemState, NewItem
 from speakerctl.store.broadcasts import Airing
 from speakerctl.store.cap import CapRecord
+from speakerctl.store.coordination import LEADER, Claim, Fence, member_lease
 from speakerctl.store.database import Store
 from speakerctl.store.events import AiredRecord, FinishedBroadcast
 from speakerctl.store.live import LiveClusterRecord, LiveRecord
@@ -34,6 +35,7 @@ from speakerctl.store.tokens import TokenInfo
 
 __all__ = [
     "JOBS_TABLE",
+    "LEADER",
     "SCHEMA_REVISION",
     "AiredRecord",
     "Airing",
@@ -44,6 +46,7 @@ __all__ = [
     "BroadcastState",
     "BulletinInfo",
     "CapRecord",
+    "Claim",
     "Decision",
     "DeliveryInfo",
     "DeliveryStatus",
@@ -51,6 +54,7 @@ __all__ = [
     "DeviceInfo",
     "DeviceSpec",
     "DeviceSpecLike",
+    "Fence",
     "FinishedBroadcast",
     "ItemInfo",
     "ItemKind",
@@ -73,5 +77,6 @@ __all__ = [
     "UserInfo",
     "VariantInfo",
     "acknowledge_action",
+    "member_lease",
     "utc_from_ms",
 ]

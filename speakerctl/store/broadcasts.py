@@ -13,9 +13,21 @@ from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, insert, select, update
 
-from speakerctl.errors import NotFound, StoreError
+from speakerctl.errors import AlreadyClaimed, NotFound, StoreError
+from speakerctl.i18n import _
 from speakerctl.protocol import PreemptPolicy, Priority
 from speakerctl.protocol.lifecycle import FINAL, STOPPED_REASON, supersedes
+from speakerctl.store.coordination import (
+    Claim,
+    Fence,
+    check_fence,
+    claimed_by,
+    drop_claim,
+    held_claim,
+    insert_claim,
+    lapsed,
+    retake_claim,
+)
 from speakerctl.store.engine import Sessions
 from speakerctl.store.library import live_bulletin
 from speakerctl.store.models import (
@@ -67,11 +79,15 @@ class BroadcastRepository:
         owner: str = "",
         started_by: str = "",
         approved_by: str = "",
+        fence: Fence | None = None,
+        claim: Claim | None = None,
     ) -> BroadcastInfo:
         """Record a running broadcast and a pending delivery per device, in one transaction.
 
         `start_at`, `volume` and `on_preempt` are the play command's, kept so a resumed play repeats them;
-        `owner` is the client id of the controller that sends it.
+        `owner` is the client id of the controller that sends it. With several controllers, `fence` is
+        the lease it is sent under (FencedOut once lost) and `claim` the schedule occurrence it airs
+        (AlreadyClaimed if another broadcast has it): refused in the same transaction, nothing stored.
         """
         row = BroadcastRow(
             id=broadcast_id,
@@ -91,6 +107,13 @@ class BroadcastRepository:
         devices = list(dict.fromkeys(device_ids))
         with self._db.session(write=True) as s:
             _check_new_broadcast(s, row, devices)
+            check_fence(s.connection(), fence)
+            if claim is not None and claimed_by(s.connection(), claim) != broadcast_id:
+                raise AlreadyClaimed(
+                    _("occurrence {at} of schedule {id} was claimed already").format(
+                        at=claim.occurrence_at.isoformat(), id=claim.schedule_id
+                    )
+                )
             s.add(row)
             s.flush()
             pending = {"state": DeliveryStatus.PENDING.value, "updated_at": row.created_at}
@@ -128,6 +151,48 @@ class BroadcastRepository:
             if stop.whole:
                 row.state, row.completed_at, row.stopped_by = BroadcastState.STOPPED.value, at, stop.by
             return row.info()
+
+    def take_over(self, broadcast_id: str, old_owner: str, new_owner: str, fence: Fence | None) -> bool:
+        """Make `new_owner` the owner of a running broadcast whose owner's lease lapsed, under `fence`.
+
+        False if it ended, changed hands, or its owner came back meanwhile; FencedOut if `fence` is lost.
+        """
+        with self._db.session(write=True) as s:
+            conn = s.connection()
+            check_fence(conn, fence)
+            if not lapsed(conn, old_owner):
+                return False
+            moved = s.exec(
+                update(BroadcastRow)
+                .where(col(BroadcastRow.id) == broadcast_id)
+                .where(col(BroadcastRow.owner) == old_owner)
+                .where(col(BroadcastRow.state) == BroadcastState.RUNNING.value)
+                .values(owner=new_owner)
+            )
+            return bool(moved.rowcount == 1)
+
+    def claim(self, claim: Claim, broadcast_id: str, fence: Fence | None) -> str:
+        """Claim an occurrence for `broadcast_id` under `fence`; the broadcast holding the claim after.
+
+        A claim whose broadcast was never recorded, made under another token, is taken: its claimant
+        lost the lease before sending, and its fence now refuses that broadcast.
+        """
+        with self._db.session(write=True) as s:
+            conn = s.connection()
+            check_fence(conn, fence)
+            if insert_claim(conn, claim, broadcast_id, fence):
+                return broadcast_id
+            holder, token = held_claim(conn, claim)
+            if fence is not None and token != fence.token and s.get(BroadcastRow, holder) is None:
+                retake_claim(conn, claim, broadcast_id, fence)
+                return broadcast_id
+            return holder
+
+    def release(self, claim: Claim, fence: Fence | None) -> None:
+        """Drop an occurrence's claim (it was cancelled before it aired)."""
+        with self._db.session(write=True) as s:
+            check_fence(s.connection(), fence)
+            drop_claim(s.connection(), claim)
 
     def running(self) -> list[BroadcastInfo]:
         """Every broadcast still running, oldest first."""

@@ -11,6 +11,7 @@ from speakerctl.store.accounts import SessionRepository, UserRepository
 from speakerctl.store.approvals import ApprovalRepository, PolicyRepository
 from speakerctl.store.broadcasts import BroadcastRepository, DeliveryRepository
 from speakerctl.store.cap import CapRepository
+from speakerctl.store.coordination import LeaseRepository
 from speakerctl.store.engine import Sessions
 from speakerctl.store.events import EventReader
 from speakerctl.store.fleet import DeviceRepository, StatusRepository, ZoneRepository
@@ -51,6 +52,7 @@ class Store:
         self.events = EventReader(self._sessions)
         self.cap = CapRepository(self._sessions)
         self.tokens = TokenRepository(self._sessions)
+        self.leases = LeaseRepository(self._sessions)
 
     @classmethod
     def open(cls, url: str, *, history_limit: int = 100, prune_every: int = 10) -> Store:
@@ -67,6 +69,11 @@ class Store:
     def engine(self) -> Engine:
         """The engine, for APScheduler's SQLAlchemyJobStore (table `JOBS_TABLE`) in the same schema."""
         return self._sessions.engine
+
+    @property
+    def shared(self) -> bool:
+        """Whether several controllers may share this database (PostgreSQL); SQLite serves one."""
+        return self._sessions.engine.dialect.name == "postgresql"
 
     @property
     def where(self) -> str:

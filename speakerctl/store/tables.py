@@ -112,10 +112,13 @@ class DeviceRow(SQLModel, table=True):
     def take_status(self, status: Status, received_at: datetime) -> bool:
         """Apply `status` unless older than the one applied; whether it was taken."""
         if not status.online and status.ts_ms == 0:
-            self.online = False  # a Last Will carries no time stamp: it always means offline
-            return True
+            # A Last Will carries no time stamp: it always means offline (once: a redelivery is a no-op).
+            taken, self.online = self.online, False
+            return taken
         if self.status_ts_ms is not None and status.ts_ms < self.status_ts_ms:
             return False  # a stale retained message must not overwrite newer state
+        if status.ts_ms == self.status_ts_ms and status.online == self.online:
+            return False  # redelivered (QoS 1, or to another controller of a shared group): no new row
         self.online, self.last_seen, self.status_ts_ms = status.online, received_at, status.ts_ms
         self.firmware, self.volume, self.playing = status.firmware, status.volume, status.playing
         self.amplifier, self.uptime_s = status.amplifier, status.uptime_s
