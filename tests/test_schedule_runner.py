@@ -82,6 +82,27 @@ async def test_late_within_the_window_airs_late_and_misses_are_coalesced(tmp_pat
     assert "2 missed" in runner.book.runs("sch-a")[1].detail
 
 
+async def test_occurrences_pushed_ahead_that_passed_while_down_are_aired_not_missed(
+    tmp_path: Path, db_url: str
+) -> None:
+    """They played from the clusters' caches: a restart must not overwrite their runs as missed."""
+    sent, clock = Sent(), FixedClock(FIVE_AM + timedelta(minutes=5))
+    runner = _runner(tmp_path, db_url, clock, sent)
+    created = FIVE_AM - timedelta(days=10)
+    runner.book.add(Schedule("sch-a", 1, ("st-ke-sach",), DAILY_5AM, window_s=900, created_at=created))
+    runner.book.record(Run("sch-a", FIVE_AM - timedelta(days=3), RunState.AIRED, "bc-x", "", created))
+    for days, bid in ((2, "bc-2"), (1, "bc-1")):
+        runner.book.record(Run("sch-a", FIVE_AM - timedelta(days=days), RunState.PUSHED, bid, "", created))
+    sent.stopped["bc-2"] = "lan.ke-sach"
+    await runner.fire("sch-a")
+    runs = {r.fire_at: r for r in runner.book.runs("sch-a")}
+    assert runs[FIVE_AM - timedelta(days=2)].state is RunState.CANCELLED
+    yesterday = runs[FIVE_AM - timedelta(days=1)]
+    assert (yesterday.state, yesterday.broadcast_id) == (RunState.AIRED, "bc-1")
+    assert runs[FIVE_AM].state is RunState.LATE
+    assert [r.state for r in runs.values()].count(RunState.MISSED) == 0
+
+
 async def test_outside_the_window_it_is_missed_and_never_airs_hours_late(tmp_path: Path, db_url: str) -> None:
     sent, clock = Sent(), FixedClock(FIVE_AM + timedelta(hours=3))
     runner = _runner(tmp_path, db_url, clock, sent)

@@ -233,8 +233,21 @@ class ScheduleRunner:
             return None
         fire_at = due[-1]
         if len(due) > 1:
-            await self._record_missed(s, due[:-1], now)
+            await self._settle_passed(s, due[:-1], now)
         return await self._air(s, fire_at, now)
+
+    async def _settle_passed(self, s: Schedule, passed: list[datetime], now: datetime) -> None:
+        # Occurrences that came and went while no runner was up. One pushed ahead aired from the clusters'
+        # caches all the same: recording it missed would overwrite its run, and lose its broadcast id.
+        missed = []
+        for at in passed:
+            existing = await asyncio.to_thread(self.book.run, s.id, at)
+            if existing is not None and existing.state is RunState.PUSHED:
+                await self._record(await self._pushed_run(existing, now))
+            elif existing is None:
+                missed.append(at)
+        if missed:
+            await self._record_missed(s, missed, now)
 
     async def _due(self, s: Schedule, now: datetime) -> list[datetime]:
         last = await asyncio.to_thread(self.book.last_handled, s.id, now + self.lead)
