@@ -65,14 +65,20 @@ class SimDevice:
 class Fleet:
     """A simulated fleet: one agent per provisioned cluster, all in this process's event loop.
 
-    A cluster given as a bare record connects to `address` with the keys of `options.trust_file`; one
-    given with its bundle (`Installed`) connects as its bundle says: its own account, brokers and keys.
+    A cluster given as a bare record connects to `address` (then `fallbacks`, in turn) with the keys of
+    `options.trust_file`; one given with its bundle (`Installed`) connects as its bundle says: its own
+    account, brokers and keys.
     """
 
     def __init__(
-        self, clusters: Sequence[Provisioning | Installed], address: BrokerAddress, options: FleetOptions
+        self,
+        clusters: Sequence[Provisioning | Installed],
+        address: BrokerAddress,
+        options: FleetOptions,
+        fallbacks: Sequence[BrokerAddress] = (),
     ) -> None:
         self.address = address
+        self.fallbacks = tuple(fallbacks)
         self.options = options
         rng = random.Random(options.seed)
         self._rng = rng
@@ -83,7 +89,7 @@ class Fleet:
     def _installed(self, cluster: Provisioning | Installed) -> Installed:
         if isinstance(cluster, Installed):
             return cluster
-        return Installed(cluster, (self.address,), self.trusted)
+        return Installed(cluster, (self.address, *self.fallbacks), self.trusted)
 
     def _build(self, installed: Installed, rng: random.Random) -> SimDevice:
         identity = installed.identity

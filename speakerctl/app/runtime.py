@@ -167,7 +167,8 @@ async def serving(
     settings = ctx.settings
     built = controller(ctx, session=serve_session(settings.data_dir, settings.client_id))
     if announce is not None:
-        announce(f"controller on {settings.broker_address.url}, store {built.store.where}")
+        urls = ", ".join(a.url for a in settings.broker_addresses)
+        announce(f"controller on {urls}, store {built.store.where}")
     async with (
         built.running(fail_fast=False),
         monitored(built, front_end, announce),
@@ -258,7 +259,7 @@ async def simulate(
     ready: Callable[[int], None],
 ) -> None:
     """Run simulated clusters until cancelled; `ready(n)` once all n are online."""
-    fleet = Fleet(provisioned, ctx.settings.broker_address, options)
+    fleet = Fleet(provisioned, ctx.settings.broker_address, options, ctx.settings.broker_fallbacks)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(fleet.run())
         await fleet.wait_online(timeout=120)

@@ -53,7 +53,7 @@ def simulate(
         conditions=(battery_share, fault_share, old_firmware_share),
         trust=trust or _default_trust(ctx.settings),
     )
-    url = ctx.settings.broker_address.url
+    url = ", ".join(a.url for a in ctx.settings.broker_addresses)
     provisioned = runtime.clusters(ctx, count, provisioning)
     console_err.print(_("starting {n} simulated clusters on {url}").format(n=len(provisioned), url=url))
     run(until_signalled(runtime.simulate(ctx, provisioned, options, _ready)))

@@ -120,6 +120,7 @@ class Controller:
             self.ingestor.handle,
             client_id=self.session.client_id,
             persistent=self.session.persistent,
+            fallbacks=settings.broker_fallbacks,
         )
 
     async def _on_connect(self) -> None:
