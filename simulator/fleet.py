@@ -18,6 +18,7 @@ from simulator.faults import FaultProfile, FaultyDownlink
 from simulator.hardware import SimAmplifier, SimClock, SimOutput, SimTelemetry
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.errors import LinkError
+from speakerctl.protocol.limits import COMPACT_MINOR, PROTOCOL_MINOR
 from speakerctl.protocol.provisioning import Provisioning
 from speakerctl.protocol.signing import TrustedKeys
 
@@ -43,6 +44,8 @@ class FleetOptions:
     repair_after_s: float = 2.0
     legacy: frozenset[str] = frozenset()
     """Clusters that run v1.1 firmware: no live streams, no `live` feature (protocol §18.1)."""
+    full_replies: frozenset[str] = frozenset()
+    """Clusters that run v1.2 firmware: every delivery state reported, no `compact` feature (§14)."""
 
 
 @dataclass(slots=True)
@@ -109,6 +112,9 @@ class Fleet:
             trusted_keys=installed.trusted_keys,
             repair_after_s=self.options.repair_after_s,
             live=identity.device_id not in self.options.legacy,
+            protocol_minor=COMPACT_MINOR - 1
+            if identity.device_id in self.options.full_replies
+            else PROTOCOL_MINOR,
         )
         hardware = Hardware(output, amplifier, telemetry, clock, identity.codecs, live=output)
         first, *fallbacks = installed.brokers

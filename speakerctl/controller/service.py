@@ -192,6 +192,7 @@ class Controller:
             for ref, blob in zip(plan.variants, blobs, strict=True)
         ]
         egress_before = self.link.bytes_out
+        tracker.quiet = self.ingestor.quiet(tracker.online, (ref.sha256 for ref in plan.variants))
         self.ingestor.track(tracker, uploads)
         await self._catch_up(tracker)
         closing = True

@@ -52,6 +52,8 @@ class Tracker:
         self.clock = clock
         self.devices = {d: DeviceProgress() for d in device_ids}
         self.online = online & set(device_ids)
+        self.quiet: set[str] = set()
+        """Devices that answer with `playing` alone (v1.3, content cached): the accept window skips them."""
         self.done = asyncio.Event()
         self.changed = asyncio.Event()
         self._open = len(device_ids)
@@ -72,7 +74,7 @@ class Tracker:
             self._count_sounded()
         progress.state = state
         progress.reason = event.reason.value if event.reason else None
-        if event.state is ACCEPTED:
+        if event.sha256 is not None:  # `accepted`, or a compact `playing` (v1.3)
             progress.variant, progress.cached = event.sha256, event.cached
         self._settle(progress, was_final)
         return True
@@ -96,7 +98,7 @@ class Tracker:
 
     def awaiting_accept(self) -> int:
         """Online devices that have not yet accepted."""
-        return sum(self.devices[d].state == PENDING for d in self.online)
+        return sum(self.devices[d].state == PENDING for d in self.online - self.quiet)
 
     def needs(self, sha256: str) -> bool:
         """Whether any device accepted this variant (or one not known) without having it cached."""
