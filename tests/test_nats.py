@@ -8,13 +8,13 @@ broadcast still ends with every delivery in a final state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from waiting import wait_until
+from waiting import Observed, wait_until
 
 from devices.identity import Installed
 from devices.trust import read_trusted_keys
@@ -22,11 +22,15 @@ from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app.bulletins import import_bulletin
 from speakerctl.app.context import open_store
 from speakerctl.audio import generate_tone
+from speakerctl.broker.address import BrokerAddress
+from speakerctl.broker.link import Incoming, Link
 from speakerctl.broker.nats import NatsCluster, find_nats_server
+from speakerctl.broker.natsingest import SharedIngest, subject_of, topic_of
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.fleet import load_inventory, provisioning_records
+from speakerctl.protocol import topics
 from speakerctl.protocol.lifecycle import FINAL, FINISHED
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BulletinInfo
@@ -119,3 +123,49 @@ async def test_a_node_killed_mid_broadcast_leaves_every_delivery_final(rig: Rig)
     assert len(states) == CLUSTERS and set(states.values()) <= FINAL, states
     assert rig.controller.link.address.port != first.port
     assert all(d.agent.link.address.port != first.port for d in rig.fleet.devices.values())
+
+
+def test_topics_map_to_subjects_and_back() -> None:
+    assert subject_of(topics.ALL_STATUS) == "pa.v1.dev.*.status"
+    assert subject_of("pa/v1/#") == "pa.v1.>"
+    assert topic_of("pa.v1.dev.st-01.evt") == "pa/v1/dev/st-01/evt"
+
+
+async def test_two_controllers_share_ingestion_through_a_jetstream_work_queue(nats: NatsCluster) -> None:
+    for node in nats.nodes:
+        node.start().wait_serving()
+    await nats.wait_ready()
+    got: Observed[tuple[int, Incoming]] = Observed()
+    servers = [node.nats_url for node in nats.nodes]
+    wanted = [topics.ALL_STATUS, topics.ALL_EVENTS]
+    members = [SharedIngest(servers[i:] + servers[:i], _into(got, i), wanted, batch=8) for i in (0, 1)]
+    node = nats.nodes[1]
+    publisher = Link(BrokerAddress(node.host, node.port), _nothing, client_id="publisher")
+    sent = [f"payload-{n}".encode() for n in range(200)]
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(m.run()) for m in members] + [tg.create_task(publisher.run())]
+        for member in members:
+            await asyncio.wait_for(member.ready.wait(), 30)
+        await publisher.wait_connected(30)
+        # One burst, as a fleet's heartbeats come: both members have a fetch waiting for it.
+        await asyncio.gather(
+            *(publisher.publish(topics.device_status(f"d{n % 7}"), p) for n, p in enumerate(sent))
+        )
+        await got.wait_for(lambda items: len(items) >= len(sent), "every status ingested")
+        for task in tasks:
+            task.cancel()
+    assert sorted(m.payload for _, m in got.items) == sorted(sent)  # each to exactly one controller
+    assert {i for i, _ in got.items} == {0, 1}  # and both took a share
+    assert all(m.topic.startswith("pa/v1/dev/d") for _, m in got.items)
+
+
+def _into(got: Observed[tuple[int, Incoming]], member: int) -> Callable[[Incoming], Awaitable[None]]:
+    async def handle(message: Incoming) -> None:
+        got.add((member, message))
+        await asyncio.sleep(0)  # the other member fetches meanwhile
+
+    return handle
+
+
+async def _nothing(_: Incoming) -> None:
+    return None
