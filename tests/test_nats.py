@@ -162,7 +162,9 @@ async def test_two_controllers_share_ingestion_through_a_jetstream_work_queue(na
 def _into(got: Observed[tuple[int, Incoming]], member: int) -> Callable[[Incoming], Awaitable[None]]:
     async def handle(message: Incoming) -> None:
         got.add((member, message))
-        await asyncio.sleep(0)  # the other member fetches meanwhile
+        # A member stays busy until the other has had a message: meanwhile JetStream hands the rest
+        # to the other, as it would while one controller is slow or gone.
+        await got.wait_for(lambda items: {i for i, _ in items} == {0, 1}, "both members served")
 
     return handle
 
