@@ -40,7 +40,14 @@ from speakerctl.protocol import (
     codec,
     topics,
 )
-from speakerctl.protocol.limits import CONFIGURE_MINOR, MAX_CACHED_LISTED, MAX_MISSING_RANGES, PROTOCOL_MINOR
+from speakerctl.protocol.limits import (
+    COMPACT_FEATURE,
+    COMPACT_MINOR,
+    CONFIGURE_MINOR,
+    MAX_CACHED_LISTED,
+    MAX_MISSING_RANGES,
+    PROTOCOL_MINOR,
+)
 from speakerctl.protocol.live import LIVE_FEATURE, LiveEvent, LiveStart, LiveStop, live_topic
 from speakerctl.protocol.messages import check_command_topic
 from speakerctl.protocol.signing import TrustedKeys
@@ -71,7 +78,8 @@ class AgentConfig:
     require_targets: bool = True
     """Refuse untargeted (v1.0) commands; False only while a v1.0 controller is being replaced."""
     protocol_minor: int = PROTOCOL_MINOR
-    """The minor revision announced in status; below CONFIGURE_MINOR the agent acts as older firmware."""
+    """The minor revision announced in status; below CONFIGURE_MINOR (no `configure`) or COMPACT_MINOR
+    (every delivery state reported) the agent acts as older firmware."""
     live: bool = True
     """Play live streams (v1.2) if the hardware has a live output; False: behave as a v1.1 cluster."""
 
@@ -191,6 +199,11 @@ class DeviceAgent:
         return stored
 
     @property
+    def compact(self) -> bool:
+        """Whether this firmware answers a cached play with `playing` alone (protocol v1.3)."""
+        return self.config.protocol_minor >= COMPACT_MINOR
+
+    @property
     def supports_configure(self) -> bool:
         """Whether this firmware speaks protocol v1.2's `configure`."""
         return self.config.protocol_minor >= CONFIGURE_MINOR
@@ -224,8 +237,12 @@ class DeviceAgent:
             cached=tuple(hashes[:MAX_CACHED_LISTED]),
             cached_count=len(hashes),
             rejected_commands=self.counters.rejected,
-            features=(LIVE_FEATURE,) if self.live is not None else (),
+            features=self._features(),
         )
+
+    def _features(self) -> tuple[str, ...]:
+        live = (LIVE_FEATURE,) if self.live is not None else ()
+        return live + ((COMPACT_FEATURE,) if self.compact else ())
 
     # -- incoming ------------------------------------------------------------------------
 
@@ -366,6 +383,12 @@ class DeviceAgent:
             detail = f"{self.config.model} plays {', '.join(self.hw.codecs)}, not {codecs}"
             self._emit(play.broadcast_id, DeliveryState.FAILED, Reason.UNSUPPORTED_CODEC, detail)
             return
+        if self.cache.has(ref.sha256) and self.compact:
+            # v1.3: nothing to fetch, so nothing to say until it plays (`playing` names the variant).
+            # Remembered all the same, so that a reboot before then is reported (`rebooted`).
+            self._emit(play.broadcast_id, DeliveryState.ACCEPTED, None, "", ref, cached=True, send=False)
+            self._queue(Job(command, play, ref, self.cache.path(ref.sha256), compact=True))
+            return
         if self.cache.has(ref.sha256):
             self._emit(play.broadcast_id, DeliveryState.ACCEPTED, None, "", ref, cached=True)
             self._ready(command, play, ref, self.cache.path(ref.sha256))
@@ -406,7 +429,11 @@ class DeviceAgent:
 
     def _ready(self, command: Command, play: Play, ref: ContentRef, path: Path) -> None:
         self._emit(play.broadcast_id, DeliveryState.CONTENT_READY, None, "")
-        self.player.submit(Job(command, play, ref, path, start_ms=self.offset.to_device(play.start_at_ms)))
+        self._queue(Job(command, play, ref, path))
+
+    def _queue(self, job: Job) -> None:
+        job.start_ms = self.offset.to_device(job.play.start_at_ms)
+        self.player.submit(job)
 
     def _on_chunk(self, sha256: str, frame: bytes) -> None:
         fetch = self._fetches.get(sha256)
@@ -509,6 +536,10 @@ class DeviceAgent:
     # -- outgoing ------------------------------------------------------------------------
 
     def _emit_job(self, job: Job, state: DeliveryState, reason: Reason | None, detail: str) -> None:
+        if job.compact and state is DeliveryState.PLAYING:
+            # The one reply of a compact play (v1.3); the status waits for the end of it.
+            self._emit(job.play.broadcast_id, state, reason, detail, job.ref, cached=True)
+            return
         self._emit(job.play.broadcast_id, state, reason, detail)
         if state in (DeliveryState.PLAYING, DeliveryState.FINISHED, DeliveryState.FAILED):
             self._enqueue_status()
@@ -522,6 +553,7 @@ class DeviceAgent:
         ref: ContentRef | None = None,
         *,
         cached: bool = False,
+        send: bool = True,
     ) -> None:
         event = DeliveryEvent(
             _msg_id(),
@@ -536,7 +568,8 @@ class DeviceAgent:
         )
         payload = codec.encode(event)
         self._latest.put(broadcast_id, payload)
-        self._enqueue(topics.device_events(self.config.device_id), payload)
+        if send:
+            self._enqueue(topics.device_events(self.config.device_id), payload)
 
     def _enqueue_status(self) -> None:
         # Debounced: a burst of changes (playing, then finished) becomes one status message.

@@ -31,6 +31,8 @@ class Job:
     """When to start by this device's clock (start_at corrected for the clock offset); None: start_at."""
     position_ms: int = 0
     """Where playback starts in the content: past 0 once a preempted job resumes."""
+    compact: bool = False
+    """Taken without `accepted`/`content_ready` (v1.3, content cached): `playing` names the variant."""
 
     @property
     def rank(self) -> tuple[int, int]:

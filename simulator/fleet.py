@@ -18,6 +18,7 @@ from simulator.faults import FaultProfile, FaultyDownlink
 from simulator.hardware import SimAmplifier, SimClock, SimOutput, SimTelemetry
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.errors import LinkError
+from speakerctl.protocol.limits import COMPACT_MINOR, PROTOCOL_MINOR
 from speakerctl.protocol.provisioning import Provisioning
 from speakerctl.protocol.signing import TrustedKeys
 
@@ -43,6 +44,8 @@ class FleetOptions:
     repair_after_s: float = 2.0
     legacy: frozenset[str] = frozenset()
     """Clusters that run v1.1 firmware: no live streams, no `live` feature (protocol §18.1)."""
+    full_replies: frozenset[str] = frozenset()
+    """Clusters that run v1.2 firmware: every delivery state reported, no `compact` feature (§14)."""
 
 
 @dataclass(slots=True)
@@ -65,14 +68,20 @@ class SimDevice:
 class Fleet:
     """A simulated fleet: one agent per provisioned cluster, all in this process's event loop.
 
-    A cluster given as a bare record connects to `address` with the keys of `options.trust_file`; one
-    given with its bundle (`Installed`) connects as its bundle says: its own account, brokers and keys.
+    A cluster given as a bare record connects to `address` (then `fallbacks`, in turn) with the keys of
+    `options.trust_file`; one given with its bundle (`Installed`) connects as its bundle says: its own
+    account, brokers and keys.
     """
 
     def __init__(
-        self, clusters: Sequence[Provisioning | Installed], address: BrokerAddress, options: FleetOptions
+        self,
+        clusters: Sequence[Provisioning | Installed],
+        address: BrokerAddress,
+        options: FleetOptions,
+        fallbacks: Sequence[BrokerAddress] = (),
     ) -> None:
         self.address = address
+        self.fallbacks = tuple(fallbacks)
         self.options = options
         rng = random.Random(options.seed)
         self._rng = rng
@@ -83,7 +92,7 @@ class Fleet:
     def _installed(self, cluster: Provisioning | Installed) -> Installed:
         if isinstance(cluster, Installed):
             return cluster
-        return Installed(cluster, (self.address,), self.trusted)
+        return Installed(cluster, (self.address, *self.fallbacks), self.trusted)
 
     def _build(self, installed: Installed, rng: random.Random) -> SimDevice:
         identity = installed.identity
@@ -103,6 +112,9 @@ class Fleet:
             trusted_keys=installed.trusted_keys,
             repair_after_s=self.options.repair_after_s,
             live=identity.device_id not in self.options.legacy,
+            protocol_minor=COMPACT_MINOR - 1
+            if identity.device_id in self.options.full_replies
+            else PROTOCOL_MINOR,
         )
         hardware = Hardware(output, amplifier, telemetry, clock, identity.codecs, live=output)
         first, *fallbacks = installed.brokers

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from speakerctl.broker.address import BrokerAddress
+from speakerctl.broker.address import BrokerAddress, parse_addresses
 from speakerctl.errors import ConfigError, ProtocolError
 from speakerctl.i18n import LANGUAGES, _, normalise
 from speakerctl.protocol.topics import ALL_STATUS, shared
@@ -247,6 +247,7 @@ class Settings:
     data_dir: Path = Path.home() / ".local" / "share" / "speakerctl"
     database_url: str = ""
     broker: str = "mqtt://127.0.0.1:1883"
+    """Broker URL, or several comma-separated (a broker cluster's nodes): tried in turn on a loss."""
     inventory: str = "soc_trang"
     timezone: str = "Asia/Ho_Chi_Minh"
     command_ttl_s: int = 3600
@@ -321,7 +322,7 @@ class Settings:
     controllers."""
 
     def __post_init__(self) -> None:
-        BrokerAddress.parse(self.broker)
+        parse_addresses(self.broker)
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -377,9 +378,21 @@ class Settings:
 
     @property
     def broker_address(self) -> BrokerAddress:
-        """The parsed broker URL, with the CA setting for TLS."""
-        address = BrokerAddress.parse(self.broker)
-        return replace(address, ca_file=self.broker_ca) if self.broker_ca else address
+        """The first (preferred) broker, with the CA setting for TLS."""
+        return self.broker_addresses[0]
+
+    @property
+    def broker_addresses(self) -> tuple[BrokerAddress, ...]:
+        """Every broker given, in order of preference, each with the CA setting for TLS."""
+        addresses = parse_addresses(self.broker)
+        if not self.broker_ca:
+            return addresses
+        return tuple(replace(a, ca_file=self.broker_ca) for a in addresses)
+
+    @property
+    def broker_fallbacks(self) -> tuple[BrokerAddress, ...]:
+        """The brokers after the first: where a link goes when the one before fails."""
+        return self.broker_addresses[1:]
 
     def with_overrides(self, **values: Any) -> Settings:
         """A copy with the given non-None values replaced (CLI options)."""
@@ -425,6 +438,8 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
             return str(raw).lower() in ("1", "true", "yes", "on")
         if isinstance(default, int | float):
             return type(default)(raw)
+        if isinstance(raw, list):  # a TOML list, e.g. broker = ["mqtt://a:1883", "mqtt://b:1883"]
+            return ",".join(str(item) for item in raw)
         return str(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name} = {raw!r} is not a valid {type(default).__name__}") from exc

@@ -115,7 +115,7 @@ class BundleRequest:
     zone: str | None = None
     every: bool = False
     brokers: tuple[str, ...] = ()
-    """Broker URLs in order of preference; none: the controller's broker, without its login."""
+    """Broker URLs in order of preference; none: the controller's brokers, without its login."""
     cafile: Path | None = None
     """The CA certificate clusters check the broker with; None: the `broker_ca` setting, if any."""
 
@@ -124,7 +124,7 @@ def bundles(ctx: AppContext, request: BundleRequest, *, actor: Actor) -> views.B
     """Write one provisioning bundle per cluster, each with a new broker secret (replacing the old)."""
     chosen = _chosen(ctx, list(request.device_ids), request.zone, request.every)
     _may_provision(ctx, actor, chosen)
-    brokers = list(request.brokers) or [_plain_url(ctx.settings.broker_address)]
+    brokers = list(request.brokers) or [_plain_url(a) for a in ctx.settings.broker_addresses]
     try:
         for url in brokers:
             check_broker_url(url)

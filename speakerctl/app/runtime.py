@@ -35,8 +35,9 @@ from speakerctl.controller.monitor import health_loop
 from speakerctl.controller.resume import resume_all, unfinished
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.controller.session import Session, serve_session
-from speakerctl.errors import LinkError, NotFound
+from speakerctl.errors import LinkError, NotFound, UsageError
 from speakerctl.fleet import provisioning_records, scaled_inventory
+from speakerctl.i18n import _
 from speakerctl.protocol.provisioning import Provisioning
 from speakerctl.scheduler.book import ScheduleBook
 from speakerctl.scheduler.broadcasts import ScheduledBroadcast, ScheduledRelay
@@ -196,7 +197,8 @@ async def serving(
     session = serve_session(settings.data_dir, settings.client_id, settings.controller_id)
     built = controller(ctx, session=session)
     if announce is not None:
-        announce(f"controller on {settings.broker_address.url}, store {built.store.where}")
+        urls = ", ".join(a.url for a in settings.broker_addresses)
+        announce(f"controller on {urls}, store {built.store.where}")
     async with (
         built.running(fail_fast=False),
         monitored(built, front_end, announce),
@@ -302,7 +304,7 @@ async def simulate(
     ready: Callable[[int], None],
 ) -> None:
     """Run simulated clusters until cancelled; `ready(n)` once all n are online."""
-    fleet = Fleet(provisioned, ctx.settings.broker_address, options)
+    fleet = Fleet(provisioned, ctx.settings.broker_address, options, ctx.settings.broker_fallbacks)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(fleet.run())
         await fleet.wait_online(timeout=120)
@@ -328,6 +330,52 @@ def fleet_process(args: Sequence[str]) -> Iterator[str]:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def part_of(provisioned: Provisioned, part: str | None) -> Provisioned:
+    """The share `I/N` of a fleet one of N simulator processes runs (every N-th cluster from the I-th)."""
+    if part is None:
+        return provisioned
+    try:
+        index, count = (int(x) for x in part.split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise UsageError(_("--part {part} is not I/N with 0 <= I < N").format(part=part), hint="--part 0/4")
+    return provisioned[index::count]
+
+
+async def spread(commands: Sequence[Sequence[str]], ready: Callable[[int], None]) -> None:
+    """Run one `speakerctl` simulator process per command until cancelled; `ready(n)` once all are.
+
+    A large fleet in one event loop measures that loop, not the controller: spread over processes, each
+    cluster answers as promptly as one on its own hardware would (bench/scale.py, `simulate --processes`).
+    """
+    procs = _launch(commands)
+    try:
+        lines = [await asyncio.to_thread(_wait_ready, proc) for proc in procs]
+        ready(sum(int(line.split()[1]) for line in lines))
+        await asyncio.gather(*(asyncio.to_thread(proc.wait) for proc in procs))
+        raise LinkError(_("a simulator process exited"))
+    finally:
+        _end(procs)
+
+
+def _launch(commands: Sequence[Sequence[str]]) -> list[subprocess.Popen[str]]:
+    cmd = [sys.executable, "-m", "speakerctl"]
+    return [subprocess.Popen([*cmd, *c], stdout=subprocess.PIPE, text=True) for c in commands]
+
+
+def _end(procs: Sequence[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _wait_ready(proc: subprocess.Popen[str]) -> str:

@@ -1,4 +1,8 @@
-"""Broker addresses: `mqtt[s]://[user[:password]@]host[:port][?ca=FILE]`, parsed and validated once."""
+"""Broker addresses: `mqtt[s]://[user[:password]@]host[:port][?ca=FILE]`, parsed and validated once.
+
+Several addresses, comma-separated, are one broker cluster (or a primary and its standby) tried in
+turn: the link moves to the next when a connection fails or is lost.
+"""
 
 from __future__ import annotations
 
@@ -49,3 +53,11 @@ class BrokerAddress:
         """The URL without the password, fit for logs and messages."""
         user = f"{self.username}@" if self.username else ""
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+def parse_addresses(text: str) -> tuple[BrokerAddress, ...]:
+    """Comma-separated broker URLs, in order of preference; ConfigError if none or one is wrong."""
+    urls = [part.strip() for part in text.split(",") if part.strip()]
+    if not urls:
+        raise ConfigError("no broker URL given", hint="e.g. mqtt://127.0.0.1:1883,mqtt://127.0.0.1:1884")
+    return tuple(BrokerAddress.parse(url) for url in urls)

@@ -137,15 +137,19 @@ class Link:
                         f"broker {self.address.url} refused the login: {exc}",
                         hint="check the username and password (or the broker's ACL)",
                     ) from exc
-                if fail_fast and self.connects == 0:
+                # With several brokers, a first connect fails fast only once each has refused.
+                if fail_fast and self.connects == 0 and attempt + 1 >= len(self._addresses):
                     raise LinkError(
-                        f"cannot reach the MQTT broker at {self.address.url}: {exc}",
+                        f"cannot reach the MQTT broker at {self._tried()}: {exc}",
                         hint="start the broker or pass --broker mqtt://HOST:PORT",
                     ) from exc
                 attempt += 1
                 log.warning("link to %s lost (%s); retry %d", self.address.url, exc, attempt)
                 self._next_address()
             await asyncio.sleep(self._backoff.delay(max(attempt, 1)))
+
+    def _tried(self) -> str:
+        return ", ".join(a.url for a in self._addresses)
 
     def _next_address(self) -> None:
         """After a failed or lost connection, try the next of the brokers given (in turn, round)."""

@@ -98,7 +98,12 @@ helptext.translate(app)
 @app.callback()
 def _root(
     config: Annotated[typer.FileText | None, typer.Option(help=_("TOML settings file."))] = None,
-    broker: Annotated[str | None, typer.Option(help=_("Broker URL, mqtt://[user:pass@]host:port."))] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            help=_("Broker URL, mqtt://[user:pass@]host:port; several, comma-separated, for failover.")
+        ),
+    ] = None,
     database: Annotated[str | None, typer.Option(help=_("SQLAlchemy URL of the store."))] = None,
     data_dir: Annotated[str | None, typer.Option(help=_("Where the store and content live."))] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=_("Log more."))] = False,

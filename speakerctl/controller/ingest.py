@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -17,7 +17,7 @@ from speakerctl.controller.uploader import Upload
 from speakerctl.errors import ProtocolError, StoreError, StoreUnavailable
 from speakerctl.logs import Throttled
 from speakerctl.protocol import Ack, ContentRequest, Event, Status, chunks, codec, topics
-from speakerctl.protocol.limits import FUTURE_TOLERANCE_MS
+from speakerctl.protocol.limits import COMPACT_FEATURE, FUTURE_TOLERANCE_MS
 from speakerctl.protocol.live import LiveEvent
 from speakerctl.store import DeliveryUpdate, Store
 
@@ -80,6 +80,8 @@ class Ingestor:
         """Per device, the refused-command count of its latest live status."""
         self.features: dict[str, frozenset[str]] = {}
         """Per device seen online, the protocol features of its latest status (v1.2 `live`)."""
+        self.holds: dict[str, frozenset[str]] = {}
+        """Per compact (v1.3) device seen online, the content hashes its latest status lists as cached."""
         self._live: dict[str, Callable[[LiveEvent], None]] = {}
 
     def track(self, tracker: Tracker, uploads: list[Upload]) -> None:
@@ -134,8 +136,16 @@ class Ingestor:
     def _note_features(self, status: Status) -> None:
         if status.online:
             self.features[status.device_id] = frozenset(status.features)
+            if COMPACT_FEATURE in status.features:
+                self.holds[status.device_id] = frozenset(status.cached)
         else:
             self.features.pop(status.device_id, None)
+            self.holds.pop(status.device_id, None)
+
+    def quiet(self, device_ids: Iterable[str], hashes: Iterable[str]) -> set[str]:
+        """Devices that answer with `playing` alone (v1.3, one of `hashes` cached): no accept to await."""
+        wanted = frozenset(hashes)
+        return {d for d in device_ids if self.holds.get(d, frozenset()) & wanted}
 
     def _judged(self, status: Status) -> Status:
         """`status` with a time stamp from the future taken as our "now", so it never freezes the device."""

@@ -126,6 +126,7 @@ class Controller:
             self.ingestor.handle,
             client_id=self.session.client_id,
             persistent=self.session.persistent,
+            fallbacks=settings.broker_fallbacks,
         )
 
     async def _on_connect(self) -> None:
@@ -204,6 +205,7 @@ class Controller:
             for ref, blob in zip(plan.variants, blobs, strict=True)
         ]
         egress_before = self.link.bytes_out
+        tracker.quiet = self.ingestor.quiet(tracker.online, (ref.sha256 for ref in plan.variants))
         self.ingestor.track(tracker, uploads)
         await self._catch_up(tracker)
         closing = True

@@ -38,10 +38,17 @@ class DeviceProgress:
     cached: bool = False
 
 
-def _wants(progress: DeviceProgress, sha256: str) -> bool:
-    # A state replayed from the store names no variant: such a device may wait for any of them.
-    unknown = progress.variant is None and progress.state is ACCEPTED
-    return (unknown or progress.variant == sha256) and not progress.cached
+_ANY = "*"
+"""Wanted by a device whose state was replayed from the store, naming no variant: it may wait for any."""
+
+
+def _wanted(progress: DeviceProgress) -> str | None:
+    """The variant this device waits to be uploaded (`_ANY`: one not known), or None."""
+    if progress.cached:
+        return None
+    if progress.variant is not None:
+        return progress.variant
+    return _ANY if progress.state is ACCEPTED else None
 
 
 class Tracker:
@@ -52,9 +59,13 @@ class Tracker:
         self.clock = clock
         self.devices = {d: DeviceProgress() for d in device_ids}
         self.online = online & set(device_ids)
+        self.quiet: set[str] = set()
+        """Devices that answer with `playing` alone (v1.3, content cached): the accept window skips them."""
         self.done = asyncio.Event()
         self.changed = asyncio.Event()
         self._open = len(device_ids)
+        self._wanting: Counter[str] = Counter()
+        """Devices waiting for each variant's upload, kept as events arrive: the uploader asks every 20 ms."""
         self._sounded = 0
         self.started_at = clock.monotonic()
         self.all_playing_at: float | None = None
@@ -67,15 +78,24 @@ class Tracker:
         state = recorded(event.state, event.reason)
         if progress is None or not supersedes(state, progress.state):
             return False
-        was_final = progress.state in FINAL
+        was_final, wanted = progress.state in FINAL, _wanted(progress)
         if progress.state not in SOUNDED and state in SOUNDED:
             self._count_sounded()
         progress.state = state
         progress.reason = event.reason.value if event.reason else None
-        if event.state is ACCEPTED:
+        if event.sha256 is not None:  # `accepted`, or a compact `playing` (v1.3)
             progress.variant, progress.cached = event.sha256, event.cached
+        self._rewant(wanted, _wanted(progress))
         self._settle(progress, was_final)
         return True
+
+    def _rewant(self, before: str | None, after: str | None) -> None:
+        if before == after:
+            return
+        if before is not None:
+            self._wanting[before] -= 1
+        if after is not None:
+            self._wanting[after] += 1
 
     def _count_sounded(self) -> None:
         self._sounded += 1
@@ -96,11 +116,11 @@ class Tracker:
 
     def awaiting_accept(self) -> int:
         """Online devices that have not yet accepted."""
-        return sum(self.devices[d].state == PENDING for d in self.online)
+        return sum(self.devices[d].state == PENDING for d in self.online - self.quiet)
 
     def needs(self, sha256: str) -> bool:
         """Whether any device accepted this variant (or one not known) without having it cached."""
-        return any(_wants(p, sha256) for p in self.devices.values())
+        return self._wanting[sha256] > 0 or self._wanting[_ANY] > 0
 
     def counts(self) -> Counter[str]:
         """How many devices are in each state."""
@@ -125,7 +145,9 @@ class Tracker:
         """Close every device that never reported a final state."""
         for device_id in self.open_devices():
             progress = self.devices[device_id]
+            wanted = _wanted(progress)
             progress.state, progress.reason = UNREACHED, "timeout"
+            self._rewant(wanted, _wanted(progress))
             self._settle(progress)
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Final
 
 PROTOCOL_VERSION: Final = 1
-PROTOCOL_MINOR: Final = 2
-"""The minor revision of v1 this side speaks: 1.1 added the signed `to`, 1.2 the `configure` command."""
+PROTOCOL_MINOR: Final = 3
+"""The minor revision of v1 this side speaks: 1.1 added the signed `to`, 1.2 the `configure` command,
+1.3 compact replies (a cached bulletin answered by `playing` alone)."""
 CONFIGURE_MINOR: Final = 2
 """A cluster must announce at least this minor revision in its status to be sent `configure`."""
+COMPACT_MINOR: Final = 3
+"""From this minor revision a cluster answers a play command whose content it holds with `playing` alone."""
+COMPACT_FEATURE: Final = "compact"
+"""The token a v1.3 cluster lists in its status `features` when it sends compact replies."""
 MAX_ZONE_CHAIN: Final = 16
 """Most zones in a cluster's zone chain (root first), in provisioning and in `configure`."""
 TOPIC_ROOT: Final = "pa/v1"

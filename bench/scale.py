@@ -1,0 +1,207 @@
+"""Scale benchmark: fan-out against the broker's floor, the simulator's memory, ingestion, clocks.
+
+One run, `name: value` lines (ratios against baselines measured in the same run):
+  floor_N_s, e2e_N_s, fanout_ratio_N  per fleet size N (--sizes; 279,1000 by default, add 10000):
+      floor: one QoS 1 publish to N bare MQTT clients until every one answered (bench/fanout.py);
+      e2e: a cached bulletin, command until every cluster plays, the fleet spread over --processes
+      simulator processes (`speakerctl simulate --processes`), the controller in this process.
+  sim_kb_per_cluster   resident memory of the simulator processes / clusters (largest N)
+  start_skew_p99_ms    p99 over clusters of |start as the cluster reports it − start_at| (largest N;
+                       start_at twice the slowest e2e ahead; simulated clocks without offset, so the
+                       cluster's time stamp is the host's)
+  offset_error_p99_ms  p99 over 279 in-process clusters with clock offsets of ±2 s of
+                       |true offset − the agent's estimate| after one ping each
+  ingest_ratio_sqlite, ingest_ratio_postgres  bench/ingest.py's ratios (statuses through the
+                       controller / plain batched inserts), with --ingest-clusters clusters
+
+Usage: .venv/bin/python bench/scale.py [--sizes 279,1000] [--processes 2] [--ingest-clusters 2000]
+       [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from fanout import _bulletin, broker_floor
+
+from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app import runtime
+from speakerctl.app.context import load_fleet
+from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess
+from speakerctl.broker.ports import free_port
+from speakerctl.clock import SystemClock
+from speakerctl.config import Settings
+from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.fleet import load_inventory, provisioning_records, scaled_inventory
+from speakerctl.protocol import Ping
+from speakerctl.security.keys import trusted_path
+from speakerctl.store import Store
+
+HERE = Path(__file__).parent
+
+
+def p99(values: list[float]) -> float:
+    """The 99th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+@contextmanager
+def simulators(url: str, n: int, processes: int, root: Path, trust: Path) -> Iterator[list[int]]:
+    """`speakerctl simulate --processes` for N clusters; yields the PIDs of every simulator process."""
+    cmd = [sys.executable, "-m", "speakerctl", "--broker", url, "--data-dir", str(root / "sim-data"),
+           "simulate", "--count", str(n), "--processes", str(processes), "--time-scale", "50",
+           "--cache-dir", str(root / f"sim-{n}"), "--trust", str(trust), "--heartbeat", "600"]  # fmt: skip
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith(runtime.READY):
+                    break
+            else:
+                raise RuntimeError(f"simulate exited with {proc.wait()}")
+            yield [proc.pid, *_children(proc.pid)]
+        finally:
+            proc.terminate()
+            proc.wait(60)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def rss_kb(pids: list[int]) -> int:
+    """Resident memory of these processes, in KB."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+async def fanout(url: str, n: int, processes: int, root: Path) -> dict[str, float]:
+    """e2e, start skew and simulator memory for N clusters in `processes` simulator processes."""
+    inventory = scaled_inventory(load_inventory(), n)
+    settings = Settings(data_dir=root / f"ctl-{n}", broker=url, broadcast_timeout_s=120)
+    store = Store.open(settings.db_url)
+    load_fleet(store, inventory)
+    controller = runtime.controller(runtime.context(settings), store)
+    with simulators(url, n, processes, root, trusted_path(settings.keys_dir)) as pids:
+        memory = rss_kb(pids) / n
+        async with controller.running():
+            small = _bulletin(store, settings.content_dir, {"opus": 20_000, "mp3": 20_000}, 1000)
+            root_zone = (inventory.root.id,)
+            warm = await controller.broadcast(BroadcastRequest(small, root_zone))  # fills the caches
+            times = []
+            for _ in range(3):
+                result = await controller.broadcast(BroadcastRequest(small, root_zone))
+                assert result.reach_latency_s is not None, result.counts
+                times.append(result.reach_latency_s)
+            skew = await start_skew(controller, small, root_zone, lead_s=max(3.0, 2 * max(times)))
+    store.close()
+    return {"e2e": statistics.median(times), "sim_kb": memory, "skew": skew, "warm_played": warm.played}
+
+
+async def start_skew(controller: Controller, bulletin: int, targets: tuple[str, ...], lead_s: float) -> float:
+    """p99 of |reported start − start_at| in ms, for a broadcast timed `lead_s` ahead (long enough for
+    every cluster to hold the command, so what is measured is how well they keep the time)."""
+    start_at = SystemClock().now() + timedelta(seconds=lead_s)
+    result = await controller.broadcast(BroadcastRequest(bulletin, targets, start_at=start_at))
+    deliveries = controller.store.deliveries.of(result.broadcast_id)
+    gaps = [abs((d.playing_at - start_at).total_seconds()) * 1000 for d in deliveries if d.playing_at]
+    return p99(gaps)
+
+
+async def offset_error(url: str, root: Path, n: int = 279) -> float:
+    """p99 |true − estimated clock offset| in ms over N in-process clusters after one ping each."""
+    inventory = scaled_inventory(load_inventory(), n)
+    settings = Settings(data_dir=root / "ctl-offset", broker=url)
+    store = Store.open(settings.db_url)
+    load_fleet(store, inventory)
+    controller = runtime.controller(runtime.context(settings), store)
+    options = FleetOptions(
+        root=root / "fleet-offset", max_clock_offset_ms=2000, trust_file=trusted_path(settings.keys_dir)
+    )
+    fleet = Fleet(provisioning_records(inventory), settings.broker_address, options)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(fleet.run())
+        await fleet.wait_online(300)
+        async with controller.running():
+            for device_id in fleet.devices:
+                await controller.manage(device_id, Ping(), timeout=30)
+        task.cancel()
+    store.close()
+    errors = [abs(d.clock.offset_ms - d.agent.offset.offset_ms) for d in fleet.devices.values()]
+    return p99([float(e) for e in errors])
+
+
+def ingest_ratios(clusters: int, postgres: bool) -> dict[str, float]:
+    """bench/ingest.py in its own process; its `<db>_ratio` lines."""
+    cmd = [sys.executable, str(HERE / "ingest.py"), "--clusters", str(clusters)]
+    out = subprocess.run(
+        [*cmd, *([] if postgres else ["--no-postgres"])], capture_output=True, text=True, check=True
+    ).stdout
+    found = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    return {
+        f"ingest_ratio_{db}": float(found[f"{db}_ratio"])
+        for db in ("sqlite", "postgres")
+        if f"{db}_ratio" in found
+    }
+
+
+async def run(args: argparse.Namespace, root: Path) -> list[tuple[str, float]]:
+    lines: list[tuple[str, float]] = []
+    config = MosquittoConfig(port=free_port())
+    with MosquittoProcess(config, root / "mosquitto") as broker:
+        last: dict[str, float] = {}
+        for n in [int(s) for s in args.sizes.split(",")]:
+            floor = await broker_floor(broker.port, n)
+            last = await fanout(broker.url, n, args.processes, root)
+            lines += [
+                (f"floor_{n}_s", floor),
+                (f"e2e_{n}_s", last["e2e"]),
+                (f"fanout_ratio_{n}", last["e2e"] / floor),
+            ]
+        lines += [("sim_kb_per_cluster", last["sim_kb"]), ("start_skew_p99_ms", last["skew"])]
+        lines.append(("offset_error_p99_ms", await offset_error(broker.url, root)))
+    lines += sorted(ingest_ratios(args.ingest_clusters, not args.no_postgres).items())
+    return lines
+
+
+def main() -> None:
+    """Run the benchmark and print `name: value` lines."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="279,1000")
+    parser.add_argument("--processes", type=int, default=max(2, os.cpu_count() or 2))
+    parser.add_argument("--ingest-clusters", type=int, default=2000)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="speakerctl-scale-") as tmp:
+        for name, value in asyncio.run(run(args, Path(tmp))):
+            print(f"{name}: {value:.4g}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
