@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from cap_docs import MALFORMED, alert, circle_area, polygon_area
 from fleet_small import COMMUNE, NOW, OTHER, PROVINCE, context
 from typer.testing import CliRunner
 
@@ -46,6 +48,7 @@ class Api:
     http: aiohttp.ClientSession
     admin: str
     operator: str
+    viewer: str
 
     async def call(
         self, method: str, path: str, token: str | None, body: Any = None, lang: str = ""
@@ -56,14 +59,22 @@ class Api:
             text = await r.text()
             return r.status, json.loads(text) if text else None
 
+    async def post_xml(
+        self, path: str, token: str, body: bytes, kind: str = "application/cap+xml"
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": kind}
+        async with self.http.post(self.url + path, data=body, headers=headers) as r:
+            return r.status, await r.json()
+
 
 @pytest.fixture
 async def api(tmp_path: Path, db_url: str) -> AsyncIterator[Api]:
     ctx = context(tmp_path, db_url)
     admin = local_administrator()
-    for name, role, zone in (("quan-tri", "administrator", None), ("lan", "operator", COMMUNE)):
+    users = (("quan-tri", "administrator", None), ("lan", "operator", COMMUNE), ("xem", "viewer", COMMUNE))
+    for name, role, zone in users:
         accounts.create_user(ctx, accounts.NewUser(name, role, zone, PASSWORD), actor=admin)
-    made = [tokens.create(ctx, name, actor=admin).token for name in ("quan-tri", "lan")]
+    made = [tokens.create(ctx, name, actor=admin).token for name, _role, _zone in users]
     store = ctx.store()
     store.bulletins.add("Bản tin", "ab" * 32, "opus", "ogg", 24, 60_000, 180_000, "a.mp3", "admin", NOW)
     controller = Controller(ctx.settings, store, ctx.clock)
@@ -71,7 +82,7 @@ async def api(tmp_path: Path, db_url: str) -> AsyncIterator[Api]:
     await server.start()
     try:
         async with aiohttp.ClientSession() as http:
-            yield Api(f"http://127.0.0.1:{server.port}/", http, made[0], made[1])
+            yield Api(f"http://127.0.0.1:{server.port}/", http, made[0], made[1], made[2])
     finally:
         await server.stop()
         store.close()
@@ -143,3 +154,61 @@ async def test_a_schedule_is_added_paused_and_removed_or_held_for_approval(api: 
     assert status == 202 and held["broadcast"] is None and len(held["items"]) == 1
     _, queue = await api.call("GET", "api/v1/approvals", api.admin)
     assert [(i["id"], i["kind"], i["submitted_by"]) for i in queue] == [(held["items"][0], "schedule", "lan")]
+
+
+def _cap(identifier: str, area: str) -> bytes:
+    """A CAP alert of moderate severity for `area`: it waits for approval rather than airing."""
+    return alert(
+        identifier,
+        NOW,
+        expires=NOW + timedelta(hours=3),
+        area=area,
+        severity="Moderate",
+        urgency="Expected",
+        certainty="Likely",
+        risk_level=2,
+    )
+
+
+async def test_a_cap_alert_posted_with_a_token_is_taken_once_and_refused_when_invalid(api: Api) -> None:
+    mild = _cap("API-1", polygon_area())
+    status, taken = await api.post_xml("api/v1/cap/alerts", api.admin, mild)
+    assert (status, taken["state"], taken["duplicate"]) == (201, "queued", False)
+    assert taken["source"] == "api:quan-tri" and set(taken["targets"]) == {"c1-01", "c1-02", "c2-01", "c2-02"}
+    status, again = await api.post_xml("api/v1/cap/alerts", api.admin, mild, "application/xml")
+    assert (status, again["id"], again["duplicate"]) == (200, taken["id"], True)
+    status, refused = await api.post_xml("api/v1/cap/alerts", api.admin, MALFORMED)
+    assert status == 422 and "not well-formed" in refused["error"]
+    status, refused = await api.post_xml("api/v1/cap/alerts", api.admin, b"<a/>" * 200_000)
+    assert status == 422 and "at most" in refused["error"]
+    status, refused = await api.post_xml("api/v1/cap/alerts", api.admin, mild, "text/plain")
+    assert status == 415 and "application/cap+xml" in refused["hint"]
+    for document in (_cap("API-2", circle_area()), alert("API-2", NOW, status="Test")):
+        status, refused = await api.post_xml("api/v1/cap/alerts", api.viewer, document)
+        assert status == 403 and refused["hint"]  # not even a rehearsal is stored for a viewer
+    status, refused = await api.post_xml("api/v1/cap/alerts", api.operator, _cap("API-3", polygon_area()))
+    assert status == 403 and "c2" in refused["error"]  # it reaches beyond the operator's commune
+
+
+async def test_cap_alerts_are_listed_newest_first_within_the_user_s_zones(api: Api) -> None:
+    for identifier, area in (("API-4", polygon_area()), ("API-5", circle_area())):
+        assert (await api.post_xml("api/v1/cap/alerts", api.admin, _cap(identifier, area)))[0] == 201
+    status, every = await api.call("GET", "api/v1/cap/alerts", api.admin)
+    assert status == 200 and [a["identifier"] for a in every] == ["API-5", "API-4"]
+    assert [a["identifier"] for a in (await api.call("GET", "api/v1/cap/alerts?limit=1", api.admin))[1]] == [
+        "API-5"
+    ]
+    _, mine = await api.call("GET", "api/v1/cap/alerts", api.operator)
+    assert [a["identifier"] for a in mine] == ["API-4"]  # API-5 is for c3 only
+    assert (await api.call("GET", "api/v1/cap/alerts", api.viewer))[1] == mine
+
+
+def test_the_document_describes_cap_and_the_public_feed() -> None:
+    paths = json.loads((DOCS / "openapi.json").read_text(encoding="utf-8"))["paths"]
+    posted = paths["/api/v1/cap/alerts"]["post"]
+    assert set(posted["requestBody"]["content"]) == {"application/cap+xml", "application/xml"}
+    assert {"200", "201", "403", "415", "422"} <= set(posted["responses"])
+    feed = paths["/public/v1/zones/{zone}/aired.json"]["get"]
+    assert feed["security"] == [] and "application/json" in feed["responses"]["200"]["content"]
+    rss = paths["/public/v1/zones/{zone}/aired.rss"]["get"]
+    assert rss["security"] == [] and list(rss["responses"]["200"]["content"]) == ["application/rss+xml"]

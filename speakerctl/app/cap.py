@@ -118,7 +118,12 @@ class Desk:
         return timedelta(minutes=self.ctx.settings.cap_repeat_min)
 
     async def receive(self, data: bytes, source: str, *, actor: Actor = SYSTEM) -> views.CapAlertView:
-        """Act on one CAP document; AlertRejected (logged with its reason) if it is not a valid one."""
+        """Act on one CAP document; AlertRejected (logged with its reason) if it is not a valid one,
+        NotAllowed before anything is read if `actor` may not broadcast at all."""
+        # The role first, before anything is read: a viewer's Test alert is not stored either.
+        authorize(actor, Action.BROADCAST, [], ZoneTree(()))
+        if len(data) > MAX_BYTES:
+            raise AlertRejected(_("a CAP alert is at most {limit} bytes").format(limit=MAX_BYTES))
         try:
             alert = parse_alert(data)
         except AlertRejected as exc:

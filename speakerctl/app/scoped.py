@@ -6,10 +6,11 @@ Each function takes the running controller's open store; the records are the vie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from speakerctl.app import console, names, records, reports, views
+from speakerctl.app import cap, console, names, records, reports, views
 from speakerctl.app.access import Action, Actor, authorize
 from speakerctl.app.bulletins import details, library_of
 from speakerctl.app.context import AppContext
@@ -22,7 +23,10 @@ from speakerctl.errors import NotFound
 from speakerctl.fleet import ZoneTree
 from speakerctl.i18n import _
 from speakerctl.scheduler.book import ScheduleBook
-from speakerctl.store import Store
+from speakerctl.store import CapRecord, Store
+
+CAP_PAGE = 200
+"""CAP messages read at a time while looking for those a zone's user may see."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +151,31 @@ def schedule(ctx: AppContext, store: Store, actor: Actor, schedule_id: str) -> v
     if not any(v.id == schedule_id for v in schedules(ctx, store, actor)):
         raise NotFound(_("no schedule {id!r} in your zones").format(id=schedule_id))
     return show(ctx, schedule_id, ScheduleBook(store))[1]
+
+
+def cap_alerts(store: Store, actor: Actor, limit: int) -> list[views.CapAlertView]:
+    """The latest CAP messages the actor may see, newest first: every one for a user of every zone, else
+    those whose targets reach into their zones and those they sent themselves."""
+    tree = zone_tree(store)
+    mine = console.scope(actor, tree)
+    places = console.places(actor, tree, {d.id for d in store.devices.all() if d.zone_id in mine})
+    sent_by = {f"api:{actor.name}", f"post:{actor.name}"}
+
+    def seen(record: CapRecord) -> bool:
+        return not actor.zone_id or bool(set(record.targets) & places) or record.source in sent_by
+
+    found = _cap_records(store, seen, limit)
+    return [cap.cap_view(r, airings=store.cap.airings(r.id)) for r in found]
+
+
+def _cap_records(store: Store, seen: Callable[[CapRecord], bool], limit: int) -> list[CapRecord]:
+    """The newest `limit` records that `seen` keeps, read a page at a time."""
+    found: list[CapRecord] = []
+    offset = 0
+    while len(found) < limit:
+        page = store.cap.latest(CAP_PAGE, offset)
+        found += [r for r in page if seen(r)]
+        if len(page) < CAP_PAGE:
+            break
+        offset += CAP_PAGE
+    return found[:limit]

@@ -119,11 +119,11 @@ class CapRepository:
             raise NotFound(_("no CAP alert {id}").format(id=alert_id))
         return _record(row)
 
-    def latest(self, limit: int = 100) -> list[CapRecord]:
-        """The newest messages first (by the time they were received)."""
+    def latest(self, limit: int = 100, offset: int = 0) -> list[CapRecord]:
+        """The newest messages first (by the time they were received), skipping the first `offset`."""
         query = select(cap_alerts).order_by(cap_alerts.c.received_at.desc(), cap_alerts.c.id.desc())
         with self._db.begin(write=False) as c:
-            return [_record(r) for r in c.execute(query.limit(limit)).mappings().all()]
+            return [_record(r) for r in c.execute(query.limit(limit).offset(offset)).mappings().all()]
 
     def in_state(self, state: str) -> list[CapRecord]:
         """Every message in this state, oldest first."""

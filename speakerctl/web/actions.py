@@ -17,7 +17,7 @@ from speakerctl.app import alerts, approvals, broadcasts, cap, remote, stops
 from speakerctl.app.context import AppContext
 from speakerctl.cap import MAX_BYTES as CAP_MAX_BYTES
 from speakerctl.controller.service import Controller
-from speakerctl.errors import AlertRejected, NeedsConfirmation, NotSignedIn, UsageError
+from speakerctl.errors import NeedsConfirmation, NotSignedIn, UsageError
 from speakerctl.i18n import _
 from speakerctl.protocol import Ping, Reboot, SetVolume
 from speakerctl.web.auth import (
@@ -32,6 +32,7 @@ from speakerctl.web.auth import (
     signed_in,
 )
 from speakerctl.web.live import LiveHub
+from speakerctl.web.operations import read_body
 from speakerctl.web.render import LANGUAGES, catalogue, language_values, respond
 
 log = logging.getLogger(__name__)
@@ -214,9 +215,7 @@ class Actions:
     async def cap_alert(self, request: web.Request) -> web.Response:
         """Take a CAP 1.2 alert (the request's body) on the signed-in user's authority: 201 with what
         became of it, 200 for a duplicate, 422 with the reason if it is refused."""
-        data = await request.content.read(CAP_MAX_BYTES + 1)
-        if len(data) > CAP_MAX_BYTES:
-            raise AlertRejected(_("a CAP alert is at most {limit} bytes").format(limit=CAP_MAX_BYTES))
+        data = await read_body(request, CAP_MAX_BYTES)  # the desk refuses what is larger
         actor = signed_in(request)
         view = await self.cap_desk.receive(data, f"post:{actor.name}", actor=actor)
         self.hub.poke()

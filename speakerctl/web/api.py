@@ -4,7 +4,9 @@ Every operation is a row of `OPERATIONS` (method, path, inputs, answers); the di
 token (an API token of a user: `app.tokens`), validates path, query and body with the row's models, calls
 the handler with the token's Actor and answers JSON. Refusals are JSON too: `{"error", "hint"}` with
 the status the console uses (400 bad value, 401 no valid token, 403 not allowed, 404 unknown, 409 needs
-confirmation). The OpenAPI document (`openapi.py`) is generated from the same rows.
+confirmation, 422 a CAP alert refused; 415 a body of a media type the row does not list). A row with a
+`Text` body (a CAP alert's XML) hands its handler the bytes. The OpenAPI document (`openapi.py`) is
+generated from the same rows and the public feed's (`public.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from speakerctl.app import (
     alerts,
     approvals,
     broadcasts,
+    cap,
     fleet,
     records,
     schedules,
@@ -35,15 +38,17 @@ from speakerctl.app import (
 from speakerctl.app import views as v
 from speakerctl.app.access import Actor
 from speakerctl.app.context import AppContext
+from speakerctl.cap import MAX_BYTES as CAP_MAX_BYTES
 from speakerctl.controller.fleetview import FleetSnapshot
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.service import Controller
 from speakerctl.errors import AwaitsApproval, SpeakerctlError
 from speakerctl.i18n import _
 from speakerctl.web import apimodels as m
+from speakerctl.web import public
 from speakerctl.web.errors import status_of
 from speakerctl.web.openapi import document, dumps
-from speakerctl.web.operations import PREFIX, Call, Operation, Reply
+from speakerctl.web.operations import PREFIX, Call, Operation, Reply, Text, read_body
 from speakerctl.web.render import LANGUAGES, speaking
 
 log = logging.getLogger(__name__)
@@ -58,8 +63,12 @@ APPROVE_ANSWER_S = 1.0
 class Api:
     """The handlers of /api/v1, on the running controller."""
 
-    def __init__(self, controller: Controller, policy: HealthPolicy, snapshot: SnapshotReader) -> None:
+    def __init__(
+        self, controller: Controller, policy: HealthPolicy, snapshot: SnapshotReader, desk: cap.Desk
+    ) -> None:
         self.controller, self.policy, self.snapshot = controller, policy, snapshot
+        self.desk = desk
+        """The console's CAP desk, shared: one owner of the airings it follows."""
         self.tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -97,6 +106,8 @@ class Api:
         path = _parsed(op.path_model, dict(request.match_info))
         query = _parsed(op.query, dict(request.query))
         body = _parsed(op.body, await _json(request)) if op.body is not None else None
+        if op.text is not None:
+            body = await _text(request, op.text)
         return Call(request, actor, path, query, body)
 
     async def _actor(self, request: web.Request) -> Actor:
@@ -295,6 +306,24 @@ class Api:
         args = (self.ctx, call.path.id, call.body.reason)
         return Reply(200, await self._run(approvals.reject, *args, actor=call.actor))
 
+    async def cap_alerts(self, call: Call) -> Reply:
+        """The CAP messages received, newest first, with what became of each.
+
+        A user of a zone sees those whose targets reach into it and those they sent themselves.
+        """
+        found = await self._run(scoped.cap_alerts, self.controller.store, call.actor, call.query.limit)
+        return Reply(200, found)
+
+    async def post_cap_alert(self, call: Call) -> Reply:
+        """Take a CAP 1.2 alert (the body, as XML) on the user's authority, as the feed would.
+
+        201 with what became of it (`state`: airing, queued, rehearsal, ...), 200 with the earlier record
+        for a message already received (same sender, identifier and sent), 422 with the reason when it is
+        not a valid CAP 1.2 document, 403 for a user who may not broadcast (or not where it reaches).
+        """
+        view = await self.desk.receive(call.body, f"api:{call.actor.name}", actor=call.actor)
+        return Reply(200 if view.duplicate else 201, view)
+
 
 def auth_hint() -> str:
     """How to authenticate."""
@@ -351,6 +380,23 @@ async def _json(request: web.Request) -> Any:
         ) from exc
 
 
+async def _text(request: web.Request, text: Text) -> bytes:
+    """A body that is not JSON, at most `text.max_bytes` and a byte (its reader refuses it as too large)."""
+    if request.content_type not in text.media_types:
+        raise web.HTTPUnsupportedMediaType(
+            text=_dumps(
+                {
+                    "error": _("a body of type {type} is not accepted here").format(
+                        type=request.content_type
+                    ),
+                    "hint": _("send Content-Type: {types}").format(types=" or ".join(text.media_types)),
+                }
+            ),
+            content_type="application/json",
+        )
+    return await read_body(request, text.max_bytes)
+
+
 def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -362,6 +408,12 @@ def _op(method: str, path: str, handler: Any, tag: str, answers: dict[int, Any],
 
 
 ACCEPTED = {202: "On air (`broadcast`), or waiting for approval (`items`)."}
+CAP_XML = Text(("application/cap+xml", "application/xml"), CAP_MAX_BYTES)
+CAP_POSTED = {
+    200: "Already received: the earlier record (`duplicate: true`).",
+    201: "Received: what became of it (`state`).",
+    422: "Not a valid CAP 1.2 alert (too large, not XML, a DTD, or not valid against the schema).",
+}
 OPERATIONS: tuple[Operation, ...] = (
     _op("GET", "/openapi.json", Api.openapi, "api", {200: dict}, public=True),
     _op("GET", "/whoami", Api.whoami, "api", {200: v.WhoamiView}),
@@ -400,13 +452,16 @@ OPERATIONS: tuple[Operation, ...] = (
         path_model=m.NumberId, answer_text={202: "Approved; its broadcast airs in the background."}),
     _op("POST", "/approvals/{id}/reject", Api.reject, "approvals", {200: v.ItemView}, path_model=m.NumberId,
         body=m.RejectBody),
+    _op("GET", "/cap/alerts", Api.cap_alerts, "cap", {200: list[v.CapAlertView]}, query=m.CapAlertsQuery),
+    _op("POST", "/cap/alerts", Api.post_cap_alert, "cap",
+        {200: v.CapAlertView, 201: v.CapAlertView, 422: m.ErrorBody}, text=CAP_XML, answer_text=CAP_POSTED),
 )  # fmt: skip
 
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of these operations."""
-    return document(OPERATIONS)
+    return document(OPERATIONS + public.OPERATIONS)
 
 
 def openapi_text() -> str:

@@ -50,6 +50,12 @@ class NumberId(BaseModel):
     id: int = Field(ge=1, le=2**31 - 1)
 
 
+class ZonePath(BaseModel):
+    """A path naming a zone by its id (the public feed)."""
+
+    zone: str = Field(min_length=1, max_length=200)
+
+
 class ErrorBody(BaseModel):
     """What went wrong, in one line, and what to do about it."""
 
@@ -74,6 +80,12 @@ class AlertsQuery(ZoneFilter):
     """Which alerts to list, newest first."""
 
     open: bool = True
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class CapAlertsQuery(Query):
+    """How many of the latest CAP messages."""
+
     limit: int = Field(default=100, ge=1, le=1000)
 
 

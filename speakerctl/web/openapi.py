@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of the HTTP API, generated from its route table and pydantic models.
 
-Nothing here is written by hand: paths and methods come from `api.OPERATIONS`, parameters and bodies
-from the input models (`apimodels.py`), answers from the views every `--json` prints (`app/views.py`).
+Nothing here is written by hand: paths and methods come from `api.OPERATIONS` and the public feed's
+`public.OPERATIONS`, parameters and bodies from the input models (`apimodels.py`), answers from the views
+every `--json` prints (`app/views.py`); a body that is not JSON (a CAP alert, RSS) is a `Text` row.
 `speakerctl api openapi` prints it; docs/openapi.json is that output, and a test keeps the two equal.
 """
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from speakerctl.web.apimodels import ErrorBody
-from speakerctl.web.operations import API_VERSION, Operation
+from speakerctl.web.operations import API_VERSION, Operation, Text
 
 REF = "#/components/schemas/{model}"
 ERRORS = {
@@ -25,6 +26,7 @@ ERRORS = {
     404: "No such record (or none the user may see).",
 }
 WRITE_ERRORS = {409: "Needs confirmation: send again with `confirmed: true`."}
+TEXT_ERRORS = {415: "The body is not of a media type listed for it."}
 JSON = "application/json"
 
 
@@ -40,8 +42,9 @@ def document(operations: Sequence[Operation]) -> dict[str, Any]:
             "title": "speakerctl HTTP API",
             "version": API_VERSION,
             "description": (
-                "The controller's HTTP API, served by `speakerctl serve --http` under /api/v1/. "
-                "Every operation but this document needs `Authorization: Bearer <token>` "
+                "The controller's HTTP API, served by `speakerctl serve --http` under /api/v1/, and "
+                "the public feed of what aired under /public/v1/. Every operation but this document "
+                "and the public feed needs `Authorization: Bearer <token>` "
                 "(`speakerctl user token create USER`); the token acts as its user, with the same "
                 "role and zone as on the operator console."
             ),
@@ -89,6 +92,8 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 
 def _content(answer: Any) -> dict[str, Any]:
+    if isinstance(answer, Text):
+        return {media: {"schema": {"type": "string"}} for media in answer.media_types}
     if answer is dict:
         return {JSON: {"schema": {"type": "object"}}}
     model = _model(answer)
@@ -107,6 +112,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         out["parameters"] = params
     if op.body is not None:
         out["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(op.body)}}}
+    if op.text is not None:
+        out["requestBody"] = {"required": True, "content": _content(op.text)}
     out["responses"] = _responses(op)
     if op.public:
         out["security"] = []
@@ -119,7 +126,7 @@ def _responses(op: Operation) -> dict[str, Any]:
         text = op.answer_text.get(status, "OK")
         out[str(status)] = {"description": text} | ({} if answer is None else {"content": _content(answer)})
     if not op.public:
-        errors = ERRORS | (WRITE_ERRORS if op.method != "GET" else {})
+        errors = ERRORS | (WRITE_ERRORS if op.method != "GET" else {}) | (TEXT_ERRORS if op.text else {})
         for status, text in errors.items():
             out.setdefault(str(status), {"description": text, "content": _content(ErrorBody)})
     return dict(sorted(out.items()))

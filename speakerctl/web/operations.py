@@ -1,7 +1,7 @@
 """One operation of the HTTP API: its method, path, handler, inputs and answers — the route table's row.
 
-The server registers each row (`api.Api.routes`) and the OpenAPI document is built from the same rows
-(`openapi.document`), so what is served and what is described are one list.
+The server registers each row (`api.Api.routes`, `public.PublicFeed.routes`) and the OpenAPI document is
+built from the same rows (`openapi.document`), so what is served and what is described are one list.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from speakerctl.app.access import Actor
 from speakerctl.app.views import View
 
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
 """The document's version: the major is the path's /api/v1; minor adds fields or operations."""
 PREFIX = "/api/v1"
 
@@ -47,7 +47,27 @@ class Reply:
     data: View | list[Any] | dict[str, Any] | None = None
 
 
-Handler = Callable[[Any, Call], Awaitable[Reply]]
+Handler = Callable[[Any, Any], Awaitable[Any]]
+"""An Api method (a `Call` in, a `Reply` out), or a public feed method (the request in, the response out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A body that is not JSON: bytes in one of these media types (a request body: at most `max_bytes`)."""
+
+    media_types: tuple[str, ...]
+    max_bytes: int = 0
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request's body, cut at `limit + 1` bytes (so the caller can tell it was too large)."""
+    data = b""
+    while len(data) <= limit:
+        chunk = await request.content.read(limit + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +82,12 @@ class Operation:
     handler: Handler
     """The Api method; its docstring is the summary (first line) and description."""
     answers: Mapping[int, Any]
-    """Status → what it carries: a model, list[model], or None."""
+    """Status → what it carries: a model, list[model], `Text` (not JSON), or None."""
     answer_text: Mapping[int, str] = field(default_factory=dict)
     path_model: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
+    text: Text | None = None
+    """A request body that is not JSON: the handler's `call.body` is its bytes."""
     public: bool = False
+    """No token needed (the document itself, the public feed)."""

@@ -1,11 +1,13 @@
 """The public feed of what aired per zone, for citizens' apps: JSON and RSS 2.0, no sign-in, cacheable.
 
 `GET /public/v1/zones/{zone}/aired.json` answers the `AiredFeedView` of `app.publicfeed`;
-`GET /public/v1/zones/{zone}/aired.rss` the same items as RSS 2.0. RSS is rendered from a Jinja2
-template (templates/public/aired.rss.xml) rather than by a feed library: Jinja2 is already the console's
-well-kept template engine, autoescapes what it inserts, and RSS 2.0 is one small fixed shape, so a second
-dependency (feedgen, with lxml) would add nothing the template does not do. Answers carry
-`Cache-Control: public, max-age`, an `ETag` (a repeat with `If-None-Match` gets 304) and CORS for web apps.
+`GET /public/v1/zones/{zone}/aired.rss` the same items as RSS 2.0. Both are rows of `OPERATIONS`: the
+same rows register them and describe them in the OpenAPI document beside /api/v1 (no token).
+RSS is rendered from a Jinja2 template (templates/public/aired.rss.xml) rather than by a feed library:
+Jinja2 is already the console's well-kept template engine, autoescapes what it inserts, and RSS 2.0 is
+one small fixed shape, so a second dependency (feedgen, with lxml) would add nothing the template does
+not do. Answers carry `Cache-Control: public, max-age`, an `ETag` (a repeat with `If-None-Match` gets
+304) and CORS for web apps.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from speakerctl.config import PublicFeedSettings
 from speakerctl.errors import NotFound
 from speakerctl.i18n import _
 from speakerctl.store import Store
+from speakerctl.web.apimodels import ErrorBody, ZonePath
+from speakerctl.web.operations import Operation, Text
 
 PREFIX = "/public/v1/zones/{zone}/aired"
 _TEMPLATES = jinja2.Environment(
@@ -53,8 +57,8 @@ class PublicFeed:
     def routes(self, app: web.Application) -> None:
         """Add the feed's routes (none when the feed is switched off)."""
         if self.settings.enabled:
-            app.router.add_get(PREFIX + ".json", self._json)
-            app.router.add_get(PREFIX + ".rss", self._rss)
+            for op in OPERATIONS:
+                app.router.add_route(op.method, op.path, getattr(self, op.name), name=f"public-{op.name}")
 
     async def _feed(self, request: web.Request) -> AiredFeedView:
         zone = request.match_info["zone"]
@@ -63,16 +67,21 @@ class PublicFeed:
                 publicfeed.aired, self.store, self.settings, zone, self.clock.now()
             )
         except NotFound:
+            answer = {
+                "error": _("no zone {zone!r}").format(zone=zone),
+                "hint": _("name the zone by its id, e.g. the commune's"),
+            }
             raise web.HTTPNotFound(
-                text=json.dumps({"error": _("no zone {zone!r}").format(zone=zone)}),
-                content_type="application/json",
+                text=json.dumps(answer, ensure_ascii=False), content_type="application/json"
             ) from None
 
-    async def _json(self, request: web.Request) -> web.Response:
+    async def aired_json(self, request: web.Request) -> web.Response:
+        """What aired in a zone and the zones below it in the last 30 days, newest first (no token needed)."""
         body = json.dumps((await self._feed(request)).dump(), ensure_ascii=False).encode("utf-8")
         return self._cached(request, body, "application/json")
 
-    async def _rss(self, request: web.Request) -> web.Response:
+    async def aired_rss(self, request: web.Request) -> web.Response:
+        """The same items as an RSS 2.0 feed (no token needed)."""
         feed = await self._feed(request)
         body = _TEMPLATES.get_template("aired.rss.xml").render(
             feed=feed.model_dump(),
@@ -96,3 +105,17 @@ class PublicFeed:
         if tag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=headers)
         return web.Response(body=body, content_type=content_type, charset="utf-8", headers=headers)
+
+
+FEED_ANSWERS = {
+    304: "Not modified: the client's `If-None-Match` holds the current `ETag`.",
+    404: "No such zone (or the feed is switched off: `public_feed.enabled = false`).",
+}
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", PREFIX + ".json", "aired_json", "public", PublicFeed.aired_json,
+              {200: AiredFeedView, 304: None, 404: ErrorBody}, FEED_ANSWERS, ZonePath, public=True),
+    Operation("GET", PREFIX + ".rss", "aired_rss", "public", PublicFeed.aired_rss,
+              {200: Text(("application/rss+xml",)), 304: None, 404: ErrorBody}, FEED_ANSWERS, ZonePath,
+              public=True),
+)  # fmt: skip
+"""The public feed's routes, described in the OpenAPI document with /api/v1's."""

@@ -106,7 +106,7 @@ class WebServer:
         self.guard = Guard(controller.store, controller.clock, SessionLimits.of(controller.settings))
         self.pages = Pages(controller, self.hub, self.guard, self._snap)
         self.actions = Actions(controller, self.hub, self.guard)
-        self.api = Api(controller, policy, self._fleet_snapshot)
+        self.api = Api(controller, policy, self._fleet_snapshot, self.actions.cap_desk)
         self.speak = Speak(controller, self.hub)
         self._hub_task: asyncio.Task[None] | None = None
 
