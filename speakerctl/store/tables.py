@@ -117,16 +117,12 @@ class DeviceRow(SQLModel, table=True):
             return taken
         if self.status_ts_ms is not None and status.ts_ms < self.status_ts_ms:
             return False  # a stale retained message must not overwrite newer state
-        if status.ts_ms == self.status_ts_ms and status.online == self.online:
+        fields = _status_columns(status)
+        if status.ts_ms == self.status_ts_ms and all(getattr(self, k) == v for k, v in fields.items()):
             return False  # redelivered (QoS 1, or to another controller of a shared group): no new row
-        self.online, self.last_seen, self.status_ts_ms = status.online, received_at, status.ts_ms
-        self.firmware, self.volume, self.playing = status.firmware, status.volume, status.playing
-        self.amplifier, self.uptime_s = status.amplifier, status.uptime_s
-        self.power_source, self.battery_pct = status.power.source, status.power.battery_pct
-        self.link_network, self.rssi_dbm = status.link.network, status.link.rssi_dbm
-        self.cached_count = status.cached_count
-        self.temperature_c, self.storage_free_mb = status.temperature_c, status.storage_free_mb
-        self.clock_offset_ms = status.clock_offset_ms
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.last_seen, self.status_ts_ms = received_at, status.ts_ms
         return True
 
     def info(self) -> DeviceInfo:
@@ -135,6 +131,26 @@ class DeviceRow(SQLModel, table=True):
             **{name: getattr(self, name) for name in _DEVICE_FIELDS},
             status_ts=None if self.status_ts_ms is None else utc_from_ms(self.status_ts_ms),
         )
+
+
+def _status_columns(status: Status) -> dict[str, object]:
+    """The device columns a status sets, by name (the same status redelivered sets the same values)."""
+    return {
+        "online": status.online,
+        "firmware": status.firmware,
+        "volume": status.volume,
+        "playing": status.playing,
+        "amplifier": status.amplifier,
+        "uptime_s": status.uptime_s,
+        "power_source": status.power.source,
+        "battery_pct": status.power.battery_pct,
+        "link_network": status.link.network,
+        "rssi_dbm": status.link.rssi_dbm,
+        "cached_count": status.cached_count,
+        "temperature_c": status.temperature_c,
+        "storage_free_mb": status.storage_free_mb,
+        "clock_offset_ms": status.clock_offset_ms,
+    }
 
 
 _INVENTORY_FIELDS = ("id", "name", "zone_id", "model", "lat", "lon", "network")
