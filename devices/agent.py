@@ -73,7 +73,7 @@ class AgentConfig:
     heartbeat_s: float = 60.0
     repair_after_s: float = 2.0
     content_timeout_s: float = 300.0
-    refused_patience_s: float = 20.0
+    refused_patience_s: float = 30.0
     """How long a refused content subscription is retried (a clustered broker refuses while it
     elects leaders after losing a node) before the broadcasts waiting for it are failed."""
     trusted_keys: TrustedKeys = field(default_factory=TrustedKeys)

@@ -237,3 +237,27 @@ async def test_a_refused_content_subscription_is_retried_and_accepted_once_the_a
         ready = DeliveryState.CONTENT_READY
         await inbox.seen.wait_for(lambda _: ready in {e.state for e in inbox.deliveries()}, "content ready")
     assert not agent.link._ungranted
+
+
+async def test_a_subscription_refused_when_renewed_on_connect_is_retried_until_granted(
+    refusing_broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    """A topic the link subscribes to on (re)connecting has no caller to hear a refusal: retried.
+
+    Before, such a refusal went unnoticed and the topic was silently never delivered.
+    """
+    broker = refusing_broker
+    wanted = topics.content("ab" * 32)
+    heard = Inbox()
+    device = Link(BrokerAddress(broker.host, broker.port, DEVICE, "dev-secret"), heard, client_id=DEVICE)
+    await device.subscribe([wanted])  # not connected yet: subscribed on connecting
+    ctl = Link(BrokerAddress(broker.host, broker.port, "ctl", "ctl-secret"), Inbox(), client_id="ctl")
+    async with connected(device, ctl):
+        await wait_until(lambda: wanted in device._ungranted, "the refusal on connecting")
+        grant = _allow("subscribeLiteral", wanted) | {"command": "addRoleACL", "rolename": "dev"}
+        await ctl.publish(DYNSEC_TOPIC, json.dumps({"commands": [grant]}).encode())
+        await wait_until(lambda: not device._ungranted, "the retried subscription granted", timeout=60)
+        await ctl.publish(wanted, b"chunk")
+        await heard.seen.wait_for(
+            lambda ms: any(m.topic == wanted for m in ms), "the message on the granted topic"
+        )

@@ -26,6 +26,9 @@ _AUTH_CODES = {4, 5, 134, 135}
 _SUBSCRIBE_BATCH = 32
 _ACK_S = 10.0
 """How long a subscribe or unsubscribe waits for the broker's acknowledgement."""
+_REFUSED_CAP_S = 4.0
+"""Longest pause between retries of a refused subscription: a leader election lasts seconds, and a
+caller's patience (tens of seconds) should see several tries, not one long wait."""
 T = TypeVar("T")
 
 
@@ -242,9 +245,11 @@ class Link:
         self._note_ungranted(refused)
 
     def _note_ungranted(self, topics: list[str]) -> None:
-        self._ungranted.update(t for t in topics if t in self._subscriptions)
+        refused = [t for t in topics if t in self._subscriptions]
+        self._ungranted.update(refused)
+        if refused:
+            log.info("broker %s refused %s; retrying", self.address.url, ", ".join(refused))
         if self._ungranted:
-            log.info("broker %s refused %s; retrying", self.address.url, ", ".join(sorted(self._ungranted)))
             self._ungranted_now.set()
         self._wake_grant_waiters()
 
@@ -262,7 +267,7 @@ class Link:
         while True:
             await self._ungranted_now.wait()
             attempt += 1
-            await asyncio.sleep(self._backoff.delay(attempt))
+            await asyncio.sleep(min(_REFUSED_CAP_S, self._backoff.delay(attempt)))
             self._ungranted &= self._subscriptions.keys()
             items = [(t, self._subscriptions[t]) for t in sorted(self._ungranted)]
             try:
