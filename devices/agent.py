@@ -73,6 +73,9 @@ class AgentConfig:
     heartbeat_s: float = 60.0
     repair_after_s: float = 2.0
     content_timeout_s: float = 300.0
+    refused_patience_s: float = 30.0
+    """How long a refused content subscription is retried (a clustered broker refuses while it
+    elects leaders after losing a node) before the broadcasts waiting for it are failed."""
     trusted_keys: TrustedKeys = field(default_factory=TrustedKeys)
     """Public keys commands must be signed with (from provisioning); none: every command is refused."""
     require_targets: bool = True
@@ -98,6 +101,8 @@ class Fetch:
     started_ms: int
     last_chunk_ms: int
     requests: int = 0
+    subscribed: bool = False
+    """The broker granted the content subscription: `accepted` goes out at once to a newcomer."""
 
 
 class Counters:
@@ -133,6 +138,8 @@ class DeviceAgent:
         self._seen = SeenIds(config.cache_dir / SEEN_IDS_FILE)
         self._latest = LatestEvents(config.cache_dir / LATEST_EVENTS_FILE)
         self._unsubscribe: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Content subscriptions under way (each retried by the link while the broker refuses)."""
         self.zones = self._zones()
         self._status_dirty = False
         self._reboot_pending = False
@@ -171,12 +178,16 @@ class DeviceAgent:
         """Run until cancelled."""
         self._fail_what_a_reboot_lost()
         await self.link.subscribe(self._command_topics())
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.link.run())
-            tg.create_task(self.player.run())
-            tg.create_task(self._send_outbox())
-            tg.create_task(self._heartbeat())
-            tg.create_task(self._watch_fetches())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.link.run())
+                tg.create_task(self.player.run())
+                tg.create_task(self._send_outbox())
+                tg.create_task(self._heartbeat())
+                tg.create_task(self._watch_fetches())
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
 
     def _fail_what_a_reboot_lost(self) -> None:
         # Downloads and the play queue live in memory, and the commands' ids stay seen: what was
@@ -394,32 +405,45 @@ class DeviceAgent:
             self._ready(command, play, ref, self.cache.path(ref.sha256))
             return
         fetch = self._fetches.get(ref.sha256)
-        if fetch is not None:
-            fetch.waiting.append((command, play))
-        elif not await self._start_fetch(command, play, ref):
+        if fetch is None:
+            self._start_fetch(command, play, ref)
             return
-        # Accepted goes out only once the content subscription is acknowledged, so the
-        # controller may upload as soon as it hears it.
-        self._emit(play.broadcast_id, DeliveryState.ACCEPTED, None, "", ref, cached=False)
+        fetch.waiting.append((command, play))
+        if fetch.subscribed:
+            self._emit(play.broadcast_id, DeliveryState.ACCEPTED, None, "", ref, cached=False)
 
-    async def _start_fetch(self, command: Command, play: Play, ref: ContentRef) -> bool:
+    def _start_fetch(self, command: Command, play: Play, ref: ContentRef) -> None:
         try:
             download = self.cache.begin(ref)
         except (ContentError, OSError) as exc:
             self._emit(play.broadcast_id, DeliveryState.FAILED, Reason.STORAGE_FULL, str(exc)[:200])
-            return False
+            return
         now = self.hw.clock.now_ms()
         fetch = Fetch(download, [(command, play)], now, now)
         self._fetches[ref.sha256] = fetch
         self._unsubscribe.discard(topics.content(ref.sha256))  # a pending leave must not undo this
+        # In a task: while the link retries a refused subscription, other commands still flow.
+        task = asyncio.create_task(self._subscribe_content(ref, fetch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _subscribe_content(self, ref: ContentRef, fetch: Fetch) -> None:
+        patience = self.config.refused_patience_s
         try:
-            await self._quietly(self.link.subscribe([topics.content(ref.sha256)]))
+            await self._quietly(self.link.subscribe([topics.content(ref.sha256)], patience=patience))
         except AuthError as exc:
-            # The content would never come: say so now rather than after the content timeout.
+            # Refused for good: say so now rather than after the content timeout.
             log.warning("%s: %s", self.config.device_id, exc)
-            self._fail_fetch(ref.sha256, fetch, REFUSED_DETAIL)
-            return False
-        return True
+            if self._fetches.get(ref.sha256) is fetch:
+                self._fail_fetch(ref.sha256, fetch, REFUSED_DETAIL)
+            return
+        if self._fetches.get(ref.sha256) is not fetch:
+            return  # done, stopped or timed out meanwhile: that was reported already
+        fetch.subscribed = True
+        # Accepted goes out only once the content subscription is acknowledged, so the
+        # controller may upload as soon as it hears it.
+        for _, play in fetch.waiting:
+            self._emit(play.broadcast_id, DeliveryState.ACCEPTED, None, "", ref, cached=False)
 
     def _fail_fetch(self, sha256: str, fetch: Fetch, detail: str) -> None:
         for _, waiting in fetch.waiting:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from waiting import Observed, connected
+from waiting import Observed, connected, wait_until
 
 from devices.agent import REFUSED_DETAIL, AgentConfig, DeviceAgent
 from devices.hardware import Hardware
@@ -39,10 +39,12 @@ DEVICE = "sub-test-01"
 ZONE = "sub-test-zone"
 
 
-def _agent(address: BrokerAddress, root: Path, signer: Signer) -> DeviceAgent:
+def _agent(address: BrokerAddress, root: Path, signer: Signer, patience: float = 2.0) -> DeviceAgent:
     hardware = Hardware(SimOutput(time_scale=20), SimAmplifier(), SimTelemetry(), SimClock())
     trusted = TrustedKeys.of([signer.private.public_key()])
-    config = AgentConfig(DEVICE, (ZONE,), root / DEVICE, trusted_keys=trusted, repair_after_s=0.5)
+    config = AgentConfig(
+        DEVICE, (ZONE,), root / DEVICE, trusted_keys=trusted, repair_after_s=0.5, refused_patience_s=patience
+    )
     return DeviceAgent(config, address, hardware)
 
 
@@ -86,6 +88,14 @@ def _allow(acltype: str, topic: str) -> dict[str, object]:
     return {"acltype": acltype, "topic": topic, "priority": 0, "allow": True}
 
 
+DYNSEC_TOPIC = "$CONTROL/dynamic-security/v1"
+_CTL_ACLS = (
+    _allow("publishClientSend", "#"),
+    _allow("subscribePattern", "#"),
+    _allow("publishClientSend", DYNSEC_TOPIC),  # `#` does not match a `$` topic: the admin's own grant
+)
+
+
 @pytest.fixture
 def refusing_broker(tmp_path: Path, mosquitto_binary: str) -> Iterator[MosquittoProcess]:
     """A Mosquitto whose ACL refuses the cluster's content subscriptions in the SUBACK.
@@ -111,7 +121,7 @@ def refusing_broker(tmp_path: Path, mosquitto_binary: str) -> Iterator[Mosquitto
         "clients": [_dynsec_client("ctl", "ctl-secret", "ctl"), _dynsec_client(DEVICE, "dev-secret", "dev")],
         "groups": [],
         "roles": [
-            {"rolename": "ctl", "acls": [_allow("publishClientSend", "#"), _allow("subscribePattern", "#")]},
+            {"rolename": "ctl", "acls": [*_CTL_ACLS]},
             {"rolename": "dev", "acls": device_acls},
         ],
     }
@@ -193,3 +203,61 @@ def _recording(
             left.add(topic)
 
     return unsubscribe
+
+
+async def test_a_refused_content_subscription_is_retried_and_accepted_once_the_acl_allows_it(
+    refusing_broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    """The link keeps trying a refused subscription with its backoff: granted later, the download goes on.
+
+    The broker is changed live (dynamic security's control topic), as a clustered broker ends a
+    leader election: no reconnect, no new command.
+    """
+    broker = refusing_broker
+    signer = Signer(Ed25519PrivateKey.generate())
+    address = BrokerAddress(broker.host, broker.port, DEVICE, "dev-secret")
+    agent = _agent(address, tmp_path, signer, patience=60)
+    inbox = Inbox()
+    ctl = Link(BrokerAddress(broker.host, broker.port, "ctl", "ctl-secret"), inbox, client_id="ctl")
+    await ctl.subscribe([topics.device_events(DEVICE)])
+    data = b"retried" * 100
+    command = _play(signer, data, "bc-retried")
+    sha = hashlib.sha256(data).hexdigest()
+    async with connected(agent, ctl):
+        await ctl.publish(topics.device_cmd(DEVICE), codec.encode(command))
+        await wait_until(lambda: topics.content(sha) in agent.link._ungranted, "the first refusal")
+        assert not inbox.deliveries()  # no `accepted` (nor `failed`) while refused
+        grant = _allow("subscribeLiteral", topics.content(sha)) | {"command": "addRoleACL", "rolename": "dev"}
+        await ctl.publish(DYNSEC_TOPIC, json.dumps({"commands": [grant]}).encode())
+        await inbox.seen.wait_for(lambda _: bool(inbox.deliveries()), "accepted", timeout=60)
+        assert inbox.deliveries()[0].state is DeliveryState.ACCEPTED
+        ref = ContentRef(sha, len(data), "opus", 200)
+        for frame in chunks.frames(data, range(ref.chunks)):
+            await ctl.publish(topics.content(sha), frame)
+        ready = DeliveryState.CONTENT_READY
+        await inbox.seen.wait_for(lambda _: ready in {e.state for e in inbox.deliveries()}, "content ready")
+    assert not agent.link._ungranted
+
+
+async def test_a_subscription_refused_when_renewed_on_connect_is_retried_until_granted(
+    refusing_broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    """A topic the link subscribes to on (re)connecting has no caller to hear a refusal: retried.
+
+    Before, such a refusal went unnoticed and the topic was silently never delivered.
+    """
+    broker = refusing_broker
+    wanted = topics.content("ab" * 32)
+    heard = Inbox()
+    device = Link(BrokerAddress(broker.host, broker.port, DEVICE, "dev-secret"), heard, client_id=DEVICE)
+    await device.subscribe([wanted])  # not connected yet: subscribed on connecting
+    ctl = Link(BrokerAddress(broker.host, broker.port, "ctl", "ctl-secret"), Inbox(), client_id="ctl")
+    async with connected(device, ctl):
+        await wait_until(lambda: wanted in device._ungranted, "the refusal on connecting")
+        grant = _allow("subscribeLiteral", wanted) | {"command": "addRoleACL", "rolename": "dev"}
+        await ctl.publish(DYNSEC_TOPIC, json.dumps({"commands": [grant]}).encode())
+        await wait_until(lambda: not device._ungranted, "the retried subscription granted", timeout=60)
+        await ctl.publish(wanted, b"chunk")
+        await heard.seen.wait_for(
+            lambda ms: any(m.topic == wanted for m in ms), "the message on the granted topic"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
@@ -25,6 +26,9 @@ _AUTH_CODES = {4, 5, 134, 135}
 _SUBSCRIBE_BATCH = 32
 _ACK_S = 10.0
 """How long a subscribe or unsubscribe waits for the broker's acknowledgement."""
+_REFUSED_CAP_S = 4.0
+"""Longest pause between retries of a refused subscription: a leader election lasts seconds, and a
+caller's patience (tens of seconds) should see several tries, not one long wait."""
 T = TypeVar("T")
 
 
@@ -96,6 +100,11 @@ class Link:
         self._backoff = backoff
         self._on_connect = on_connect
         self._subscriptions: dict[str, int] = {}
+        self._ungranted: set[str] = set()
+        """Wanted topics the broker refused (or did not acknowledge) on this connection: retried."""
+        self._ungranted_now = asyncio.Event()
+        self._suback = asyncio.Event()
+        """Set (and replaced) after each SUBACK handled: wakes whoever waits for a grant."""
         self._connection: _Connection | None = None
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()
@@ -172,6 +181,7 @@ class Link:
                 self.connected.clear()
                 self.disconnected.set()
                 self._connection = None
+                self._wake_grant_waiters()  # a subscribe waiting for a grant learns of the loss
         if connection.error is not None:
             raise connection.error
 
@@ -182,6 +192,7 @@ class Link:
             # The reader never waits on a handler, so a loss is seen at once even while a
             # handler awaits an ack (which then fails instead of waiting out its timeout).
             tg.create_task(connection.read(inbox))
+            retrier = tg.create_task(self._retry_ungranted(connection))
             try:
                 await self._resubscribe(connection)
                 self.connects += 1
@@ -193,6 +204,7 @@ class Link:
                 if not connection.lost:
                     raise
             await self._dispatch_all(inbox)
+            retrier.cancel()
 
     async def _dispatch_all(self, inbox: asyncio.Queue[Incoming | None]) -> None:
         # Everything paho acknowledged is handed on, also what arrived just before a loss: the
@@ -208,10 +220,66 @@ class Link:
             log.exception("handler failed on a message from %s", message.topic)
 
     async def _resubscribe(self, connection: _Connection) -> None:
+        self._ungranted.clear()
         items = list(self._subscriptions.items())
         for i in range(0, len(items), _SUBSCRIBE_BATCH):
-            sent = connection.client.subscribe(items[i : i + _SUBSCRIBE_BATCH], timeout=inf)
-            await self._guard(connection.call(sent, _ACK_S), "subscribe")
+            with contextlib.suppress(AckTimeout):  # noted: the retrier sends it again
+                await self._send_subscribe(connection, items[i : i + _SUBSCRIBE_BATCH])
+
+    async def _send_subscribe(self, connection: _Connection, items: list[tuple[str, int]]) -> None:
+        """One SUBSCRIBE; what the broker refuses or leaves unacknowledged is left to the retrier.
+
+        A clustered broker refuses transiently: NATS answers 0x80 while JetStream re-elects its
+        leaders after a node is lost. A refusal that lasts is the caller's to judge (`patience`).
+        """
+        topics = [t for t, _ in items]
+        sent = connection.client.subscribe(items, timeout=inf)
+        try:
+            granted = await self._guard(connection.call(sent, _ACK_S), "subscribe")
+        except AckTimeout:
+            self._note_ungranted(topics)
+            raise
+        codes = list(granted) if isinstance(granted, tuple | list) else []
+        refused = [t for t, code in zip(topics, codes, strict=False) if _is_failure(code)]
+        self._ungranted.difference_update(topics)
+        self._note_ungranted(refused)
+
+    def _note_ungranted(self, topics: list[str]) -> None:
+        refused = [t for t in topics if t in self._subscriptions]
+        self._ungranted.update(refused)
+        if refused:
+            log.info("broker %s refused %s; retrying", self.address.url, ", ".join(refused))
+        if self._ungranted:
+            self._ungranted_now.set()
+        self._wake_grant_waiters()
+
+    def _wake_grant_waiters(self) -> None:
+        self._suback.set()
+        self._suback = asyncio.Event()
+
+    async def _retry_ungranted(self, connection: _Connection) -> None:
+        """Subscribe again, with the link's capped backoff, to what this connection was refused.
+
+        The link owns resubscription: a topic stays wanted until unsubscribed (or given up by
+        `subscribe`'s caller), and a new connection subscribes to all of them anyway.
+        """
+        attempt = 0
+        while True:
+            await self._ungranted_now.wait()
+            attempt += 1
+            await asyncio.sleep(min(_REFUSED_CAP_S, self._backoff.delay(attempt)))
+            self._ungranted &= self._subscriptions.keys()
+            items = [(t, self._subscriptions[t]) for t in sorted(self._ungranted)]
+            try:
+                for i in range(0, len(items), _SUBSCRIBE_BATCH):
+                    await self._send_subscribe(connection, items[i : i + _SUBSCRIBE_BATCH])
+            except AckTimeout:
+                continue  # still wanted and noted: tried again after a longer pause
+            except LinkError:
+                return  # the connection is gone; the next one resubscribes to everything
+            if not self._ungranted:
+                attempt = 0
+                self._ungranted_now.clear()
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait until the session is up, or raise LinkError."""
@@ -226,33 +294,57 @@ class Link:
                 hint="check that the broker runs and the URL is right",
             ) from None
 
-    async def subscribe(self, topics: Iterable[str], qos: int = 1) -> None:
-        """Subscribe now if connected, and again after every reconnect; AuthError if the broker refuses."""
+    async def subscribe(self, topics: Iterable[str], qos: int = 1, *, patience: float = 0.0) -> None:
+        """Subscribe now if connected, and again after every reconnect.
+
+        A refused subscription is retried with the link's backoff for up to `patience` seconds
+        (a clustered broker refuses while it elects leaders); refused still after that, the
+        topics are given up and AuthError raised. A lost connection raises LinkError, the topics
+        staying wanted (the next connection subscribes to them).
+        """
         new = [t for t in topics if self._subscriptions.get(t) != qos]
         for topic in new:
             self._subscriptions[topic] = qos
         connection = self._connection
-        if connection is not None and new:
-            sent = connection.client.subscribe([(t, qos) for t in new], timeout=inf)
-            granted = await self._guard(connection.call(sent, _ACK_S), "subscribe")
-            self._check_granted(new, granted)
-
-    def _check_granted(self, topics: list[str], granted: object) -> None:
-        codes = list(granted) if isinstance(granted, tuple | list) else []
-        refused = [t for t, code in zip(topics, codes, strict=False) if _is_failure(code)]
-        for topic in refused:
-            self._subscriptions.pop(topic, None)
+        if connection is None or not new:
+            return
+        try:
+            await self._send_subscribe(connection, [(t, qos) for t in new])
+        except AckTimeout:
+            if patience <= 0:
+                raise
+        refused = await self._await_grants(new, patience)
         if refused:
+            for topic in refused:
+                self._subscriptions.pop(topic, None)
+            self._ungranted.difference_update(refused)
             raise AuthError(
                 f"broker {self.address.url} refused the subscription to {', '.join(refused)}",
                 hint="check the broker's ACL for this account",
             )
+
+    async def _await_grants(self, topics: list[str], patience: float) -> list[str]:
+        """The topics still refused after up to `patience` seconds of the retrier's work."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while refused := [t for t in topics if t in self._ungranted]:
+            connection, suback = self._connection, self._suback
+            if connection is None or connection.lost:
+                raise LinkError(f"subscribe to {', '.join(refused)} cut by a lost connection")
+            left = deadline - loop.time()
+            if left <= 0:
+                return refused
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await suback.wait()
+        return []
 
     async def unsubscribe(self, topics: Iterable[str]) -> None:
         """Leave topics, also those this link never subscribed (a persistent session may hold them)."""
         gone = list(dict.fromkeys(topics))
         for topic in gone:
             self._subscriptions.pop(topic, None)
+            self._ungranted.discard(topic)
         connection = self._connection
         if connection is not None and gone:
             sent = connection.client.unsubscribe(gone, timeout=inf)
