@@ -32,7 +32,7 @@ from speakerctl.web.auth import (
     signed_in,
 )
 from speakerctl.web.live import LiveHub
-from speakerctl.web.operations import read_body
+from speakerctl.web.operations import in_background, read_body
 from speakerctl.web.render import LANGUAGES, catalogue, language_values, respond
 
 log = logging.getLogger(__name__)
@@ -137,15 +137,7 @@ class Actions:
         return answer(request, "started", broadcast_id=req.broadcast_id)
 
     def _background(self, work: Awaitable[Any], what: str) -> None:
-        async def run() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("%s failed", what)
-
-        task = asyncio.get_running_loop().create_task(run())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        in_background(self.tasks, work, what)
         self.hub.poke()
 
     @property

@@ -48,7 +48,7 @@ from speakerctl.web import apimodels as m
 from speakerctl.web import public
 from speakerctl.web.errors import status_of
 from speakerctl.web.openapi import document, dumps
-from speakerctl.web.operations import PREFIX, Call, Operation, Reply, Text, read_body
+from speakerctl.web.operations import PREFIX, Call, Operation, Reply, Text, in_background, read_body
 from speakerctl.web.render import LANGUAGES, speaking
 
 log = logging.getLogger(__name__)
@@ -122,15 +122,7 @@ class Api:
         return await asyncio.to_thread(tokens.actor_for_token, store, token.strip(), now)
 
     def _background(self, work: Awaitable[Any], what: str) -> None:
-        async def run() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("%s failed", what)
-
-        task = asyncio.get_running_loop().create_task(run())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        in_background(self.tasks, work, what)
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A blocking app service, off the event loop."""

@@ -6,6 +6,8 @@ built from the same rows (`openapi.document`), so what is served and what is des
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +17,8 @@ from pydantic import BaseModel
 
 from speakerctl.app.access import Actor
 from speakerctl.app.views import View
+
+log = logging.getLogger(__name__)
 
 API_VERSION = "1.1.0"
 """The document's version: the major is the path's /api/v1; minor adds fields or operations."""
@@ -91,3 +95,18 @@ class Operation:
     """A request body that is not JSON: the handler's `call.body` is its bytes."""
     public: bool = False
     """No token needed (the document itself, the public feed)."""
+
+
+def in_background(tasks: set[asyncio.Task[Any]], work: Awaitable[Any], what: str) -> None:
+    """Run `work` after the answer has gone, logged if it fails, kept in `tasks` until done (the console's
+    actions and the API both answer a broadcast before following it)."""
+
+    async def run() -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("%s failed", what)
+
+    task = asyncio.get_running_loop().create_task(run())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
