@@ -178,7 +178,10 @@ async def test_the_controller_restarts_in_between_and_the_schedule_still_fires(r
         assert run.state in (RunState.AIRED, RunState.LATE), run
         n = len(rig.fleet.devices)
         await _until(lambda: _finished(controller.store, run.broadcast_id) == n, 20, "every cluster to play")
-    assert max(_starts(rig)) - min(_starts(rig)) < MAX_SKEW_MS
+    if run.state is RunState.AIRED:
+        # Together only when sent ahead of its time: a late run's start is already past, so each cluster
+        # starts as soon as it holds the audio, and a loaded machine spreads those uploads over seconds.
+        assert max(_starts(rig)) - min(_starts(rig)) < MAX_SKEW_MS
 
 
 async def test_a_cluster_that_loses_its_link_before_air_time_plays_from_its_cache_then_reports(
