@@ -167,6 +167,19 @@ async def test_two_controllers_share_ingestion_through_a_jetstream_work_queue(na
     assert all(m.topic.startswith("pa/v1/dev/d") for _, m in got.items)
 
 
+class _LateProbe:
+    """A pull subscription whose fetch times out as nats-py's does when its no-wait probe is answered late."""
+
+    async def fetch(self, batch: int, timeout: float) -> list[object]:
+        raise TimeoutError  # asyncio's, not nats.errors.TimeoutError
+
+
+async def test_an_idle_fetch_is_no_failure_whichever_timeout_nats_py_raises() -> None:
+    member = SharedIngest(["nats://127.0.0.1:4222"], _nothing, [topics.ALL_STATUS])
+    await member._take(_LateProbe())  # type: ignore[arg-type]  # before: raised, tearing the session down
+    assert member.handled == 0
+
+
 def _into(got: Observed[tuple[int, Incoming]], member: int) -> Callable[[Incoming], Awaitable[None]]:
     async def handle(message: Incoming) -> None:
         got.add((member, message))

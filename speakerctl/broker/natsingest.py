@@ -16,8 +16,8 @@ import logging
 from collections.abc import Sequence
 
 import nats
+from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 from nats.js.errors import BadRequestError
 
@@ -66,21 +66,32 @@ class SharedIngest:
         self.handled = 0
 
     async def run(self) -> None:
-        """Take messages until cancelled; LinkError if NATS cannot be reached at all."""
+        """Take messages until cancelled; LinkError when NATS cannot be reached or fails under us.
+
+        nats-py reconnects by itself across a lost node; what it cannot ride out (no server at all,
+        JetStream without a quorum for longer than a request) ends the run, for the caller to retry.
+        """
+        servers = ", ".join(self._servers)
         try:
             client = await nats.connect(servers=self._servers, max_reconnect_attempts=-1, name=DURABLE)
         except (NatsError, OSError) as exc:
-            raise LinkError(f"cannot reach NATS at {', '.join(self._servers)}: {exc}") from exc
+            raise LinkError(f"cannot reach NATS at {servers}: {exc!r}") from exc
         try:
-            stream = client.jetstream()
-            await self._declare(stream)
-            pull = await stream.pull_subscribe_bind(DURABLE, STREAM)
-            self.ready.set()
-            while True:
-                await self._take(pull)
+            await self._serve(client)
+        except (NatsError, OSError) as exc:
+            raise LinkError(f"ingestion through NATS at {servers} failed: {exc!r}") from exc
         finally:
+            self.ready.clear()
             with contextlib.suppress(NatsError, OSError):
                 await client.close()
+
+    async def _serve(self, client: NatsClient) -> None:
+        stream = client.jetstream()
+        await self._declare(stream)
+        pull = await stream.pull_subscribe_bind(DURABLE, STREAM)
+        self.ready.set()
+        while True:
+            await self._take(pull)
 
     async def _declare(self, stream: nats.js.JetStreamContext) -> None:
         # Every controller declares the same stream and consumer; the first creates them.
@@ -101,7 +112,7 @@ class SharedIngest:
     async def _take(self, pull: nats.js.JetStreamContext.PullSubscription) -> None:
         try:
             messages = await pull.fetch(self._batch, timeout=_IDLE_S)
-        except NatsTimeout:
+        except TimeoutError:  # nats-py's own, or asyncio's when the no-wait probe's answer came late
             return
         for message in messages:
             await self._handler(Incoming(topic_of(message.subject), message.data))
