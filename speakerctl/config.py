@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from speakerctl.broker.address import BrokerAddress, parse_addresses
+from speakerctl.broker.address import BrokerAddress, parse_addresses, parse_nats_urls
 from speakerctl.errors import ConfigError, ProtocolError
 from speakerctl.i18n import LANGUAGES, _, normalise
 from speakerctl.protocol.topics import ALL_STATUS, shared
@@ -317,6 +317,9 @@ class Settings:
     """…and each controller renews its leases this often (at most half the TTL)."""
     shared_group: str = ""
     """MQTT shared-subscription group for status ingestion (e.g. "speakerctl"; empty: not shared)."""
+    ingest_nats: str = ""
+    """NATS client URLs of a NATS broker cluster, comma-separated: statuses are ingested through its
+    JetStream work queue, shared between controllers, instead of an MQTT subscription (empty: MQTT)."""
     content_root: str = ""
     """Where encoded bulletins are kept (empty: data_dir/content); one shared directory for several
     controllers."""
@@ -390,6 +393,11 @@ class Settings:
         return tuple(replace(a, ca_file=self.broker_ca) for a in addresses)
 
     @property
+    def ingest_nats_urls(self) -> tuple[str, ...]:
+        """The NATS client URLs statuses are ingested through; () when they come over MQTT."""
+        return parse_nats_urls(self.ingest_nats)
+
+    @property
     def broker_fallbacks(self) -> tuple[BrokerAddress, ...]:
         """The brokers after the first: where a link goes when the one before fails."""
         return self.broker_addresses[1:]
@@ -428,6 +436,11 @@ def _check_cluster_settings(settings: Settings) -> None:
         shared(ALL_STATUS, settings.shared_group)
     except ProtocolError as exc:
         raise ConfigError(f"shared_group: {exc}", hint='e.g. shared_group = "speakerctl"') from exc
+    if parse_nats_urls(settings.ingest_nats) and settings.shared_group:
+        raise ConfigError(
+            _("shared_group and ingest_nats both share status ingestion: set one of them"),
+            hint=_("ingest_nats on a NATS broker cluster (it has no $share), shared_group on other brokers"),
+        )
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

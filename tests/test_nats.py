@@ -8,6 +8,7 @@ broadcast still ends with every delivery finished, none played twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,14 @@ from speakerctl.app.context import open_store
 from speakerctl.audio import generate_tone
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link
+from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.broker.nats import NatsCluster, find_nats_server
 from speakerctl.broker.natsingest import SharedIngest, subject_of, topic_of
+from speakerctl.broker.ports import free_port
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.errors import LinkError
 from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import topics
 from speakerctl.protocol.lifecycle import FINISHED
@@ -178,6 +182,43 @@ async def test_an_idle_fetch_is_no_failure_whichever_timeout_nats_py_raises() ->
     member = SharedIngest(["nats://127.0.0.1:4222"], _nothing, [topics.ALL_STATUS])
     await member._take(_LateProbe())  # type: ignore[arg-type]  # before: raised, tearing the session down
     assert member.handled == 0
+
+
+async def test_ingestion_gives_up_on_an_unreachable_nats_with_a_link_error() -> None:
+    # nats-py alone would try the servers for ever, silently.
+    member = SharedIngest(
+        [f"nats://127.0.0.1:{free_port()}"], _nothing, [topics.ALL_STATUS], connect_patience_s=1
+    )
+    with pytest.raises(LinkError, match="cannot reach NATS"):
+        await member.run()
+
+
+async def test_a_controller_runs_on_while_the_nats_it_ingests_through_is_unreachable(
+    mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path, broker=mosquitto.url, ingest_nats=f"nats://127.0.0.1:{free_port()}"
+    )
+    controller = Controller(settings, open_store(settings))
+    retries: Observed[logging.LogRecord] = Observed()
+    handler = _Observing(retries)
+    logging.getLogger("speakerctl.retry").addHandler(handler)
+    try:
+        async with controller.running():
+            waiting = lambda records: any("ingestion through NATS" in r.getMessage() for r in records)  # noqa: E731
+            await retries.wait_for(waiting, "the ingestion's first retry", 60)
+            await controller.link.publish("pa/v1/probe", b"")  # its MQTT side still serves
+    finally:
+        logging.getLogger("speakerctl.retry").removeHandler(handler)
+
+
+class _Observing(logging.Handler):
+    def __init__(self, into: Observed[logging.LogRecord]) -> None:
+        super().__init__()
+        self._into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._into.add(record)
 
 
 def _into(got: Observed[tuple[int, Incoming]], member: int) -> Callable[[Incoming], Awaitable[None]]:
