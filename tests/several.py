@@ -12,31 +12,40 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from fleet_small import PROVINCE, inventory
 from waiting import SAFETY_NET_S, wait_until
 
 from devices.identity import Installed
-from simulator.fleet import Fleet
+from devices.trust import read_trusted_keys
+from simulator.faults import FleetRunner
+from simulator.fleet import Fleet, FleetOptions
+from speakerctl.app.context import open_store
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.config import Settings
 from speakerctl.errors import NotFound
+from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol.lifecycle import FINISHED, PLAYING
 from speakerctl.protocol.provisioning import Provisioning
 from speakerctl.protocol.signing import TrustedKeys
 from speakerctl.scheduler.book import ScheduleBook
-from speakerctl.scheduler.model import Schedule, new_schedule_id
+from speakerctl.scheduler.model import RunState, Schedule, new_schedule_id
 from speakerctl.scheduler.rules import Kind, Rule
+from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import LEADER, BroadcastState, Store, VariantInfo, member_lease
 
 T = TypeVar("T")
 NAMES = ("ctl-a", "ctl-b", "ctl-c")
 TTL_S, RENEW_S = 5.0, 1.5
+TIME_SCALE = 20
+"""The clusters play 20× faster than real time: 200 s of audio sound for 10 s."""
 START_S = 120.0
 """Safety net for a `serve` process to start: Python, imports, a broker session, its first lease."""
 ENV = {
@@ -52,9 +61,9 @@ ENV = {
 """What every controller of these tests is told, besides its id, broker, database and inventory."""
 
 
-def rotated(items: Sequence[T], k: int) -> list[T]:
+def rotated(items: Sequence[T], k: int) -> tuple[T, ...]:
     """`items` starting from the k-th (mod its length), then the others in turn."""
-    return [*items[k % len(items) :], *items[: k % len(items)]]
+    return (*items[k % len(items) :], *items[: k % len(items)])
 
 
 def spread(
@@ -85,7 +94,7 @@ class Controllers:
             "SPEAKERCTL_BROKER": self.settings.broker,
             "SPEAKERCTL_DATABASE_URL": self.settings.database_url,
         }
-        env = os.environ | self.env | given | self.own(name)
+        env = {**os.environ, **self.env, **given, **self.own(name)}
         cmd = [sys.executable, "-m", "speakerctl", "--data-dir", str(self.settings.data_dir), "serve"]
         with self.logs[name].open("wb") as log:
             self.processes[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -134,10 +143,46 @@ class World:
     settings: Settings
 
 
-async def all_started(world: World) -> None:
-    """Wait until every controller holds its own lease."""
-    for name in NAMES:
-        await wait_until(lambda n=name: alive(world, n), f"{name} started", START_S)  # type: ignore[misc]
+def shared_settings(root: Path, broker: str, database_url: str) -> Settings:
+    """One data directory for every controller: the signing keys and the content, as a shared directory."""
+    settings = Settings(
+        data_dir=root / "shared",
+        broker=broker,
+        database_url=database_url,
+        inventory=str(inventory(root / "fleet.json")),
+    )
+    load_or_create_signer(settings.keys_dir)
+    return settings
+
+
+def small_fleet(settings: Settings, root: Path) -> Fleet:
+    """The small inventory's clusters, spread over the brokers given (cluster k starts from the k-th)."""
+    records = provisioning_records(load_inventory(settings.inventory))
+    trust = trusted_path(settings.keys_dir)
+    installed = spread(records, settings.broker_addresses, read_trusted_keys(trust))
+    options = FleetOptions(root=root / "fleet", time_scale=TIME_SCALE, trust_file=trust)
+    return Fleet(installed, settings.broker_address, options)
+
+
+@asynccontextmanager
+async def running_world(
+    settings: Settings, root: Path, env: Mapping[str, str], own: Callable[[str], Mapping[str, str]]
+) -> AsyncIterator[World]:
+    """The store opened (the inventory loaded once), the fleet online, then every controller started."""
+    store = open_store(settings)
+    fleet = small_fleet(settings, root)
+    try:
+        async with FleetRunner() as runner:
+            for device in fleet.devices.values():
+                runner.start(device.agent)
+            await fleet.wait_online(SAFETY_NET_S)
+            with controllers(settings, root, env, own=own) as running:
+                world = World(store, fleet, running, settings)
+                for name in NAMES:
+                    await wait_until(lambda n=name: alive(world, n), f"{name} started", START_S)  # type: ignore[misc]
+                yield world
+    finally:
+        store.close()
 
 
 def add_bulletin(world: World, duration_ms: int) -> tuple[int, str]:
@@ -152,11 +197,11 @@ def add_bulletin(world: World, duration_ms: int) -> tuple[int, str]:
     return world.store.bulletins.add("several", *args, variants=[variant]).id, sha
 
 
-def add_schedule(world: World, bulletin_id: int, in_s: float, zone: str) -> str:
-    """A one-off schedule of the bulletin to `zone`, `in_s` from now."""
+def add_schedule(world: World, bulletin_id: int, in_s: float) -> str:
+    """A one-off schedule of the bulletin to the whole (small) fleet, `in_s` from now."""
     now = datetime.now(UTC)
     rule = Rule(Kind.AT, at=now + timedelta(seconds=in_s))
-    entry = Schedule(new_schedule_id(), bulletin_id, (zone,), rule, created_at=now)
+    entry = Schedule(new_schedule_id(), bulletin_id, (PROVINCE,), rule, created_at=now)
     return ScheduleBook(world.store).add(entry).id
 
 
@@ -224,3 +269,53 @@ def alive(world: World, name: str) -> bool:
     """Whether the controller's latest process holds its own lease (it renews it from its start)."""
     current = world.store.leases.current(member_lease(name))
     return current is not None and world.controllers.processes[name].poll() is None
+
+
+async def leader_killed_before_an_occurrence(world: World) -> float:
+    """The leader killed (SIGKILL) before a scheduled occurrence: another airs it on time, once, and
+    the killed one is started again. The seconds until another led."""
+    leader = await find_leader(world)
+    bulletin_id, sha = add_bulletin(world, duration_ms=20_000)
+    schedule_id = add_schedule(world, bulletin_id, in_s=15)
+    killed_at = time.monotonic()
+    world.controllers.kill(leader)
+    successor = await find_leader(world, other_than=leader)
+    takeover_s = time.monotonic() - killed_at
+    await wait_until(lambda: aired(world, schedule_id) is not None, "the occurrence aired", 60)
+    broadcast_id = aired(world, schedule_id)
+    assert broadcast_id is not None
+    (run,) = ScheduleBook(world.store).runs(schedule_id)
+    assert run.state is RunState.AIRED, run  # on time: the successor led before the air time
+    assert world.store.broadcasts.get(broadcast_id).owner == successor
+    assert_final_once(world, broadcast_id, sha)
+    await restart(world, leader)
+    return takeover_s
+
+
+async def owner_killed_mid_broadcast(
+    world: World, duration_ms: int, then: Callable[[str], None], recovery_s: float
+) -> str:
+    """A scheduled broadcast's owner killed (SIGKILL) while the clusters play it, then `then(owner)`:
+    another controller takes it over and closes it, every delivery final and in the play log, no
+    cluster playing it twice. The killed owner, for the caller to start again."""
+    leader = await find_leader(world)
+    bulletin_id, sha = add_bulletin(world, duration_ms)
+    schedule_id = add_schedule(world, bulletin_id, in_s=8)
+    await wait_until(lambda: sounding(world, schedule_id) is not None, "clusters playing", 60)
+    broadcast_id = sounding(world, schedule_id)
+    assert broadcast_id is not None
+    owner = world.store.broadcasts.get(broadcast_id).owner
+    assert owner == leader
+    killed_at = time.monotonic()
+    world.controllers.kill(owner)
+    then(owner)
+    taken = lambda: world.store.broadcasts.get(broadcast_id).owner != owner  # noqa: E731
+    await wait_until(taken, "another controller owning the broadcast", recovery_s)
+    print(f"broadcast_takeover_s: {time.monotonic() - killed_at:.2f}")
+    await wait_until(lambda: aired(world, schedule_id) is not None, "the broadcast closed", recovery_s)
+    assert world.store.broadcasts.get(broadcast_id).owner not in ("", owner)
+    assert "takes over broadcast " + broadcast_id in "".join(
+        world.controllers.log(n) for n in NAMES if n != owner
+    )
+    assert_final_once(world, broadcast_id, sha)
+    return owner

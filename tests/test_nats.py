@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from several import spread
 from waiting import Observed, wait_until
 
 from devices.identity import Installed
@@ -36,6 +37,7 @@ from speakerctl.errors import LinkError
 from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import topics
 from speakerctl.protocol.lifecycle import FINISHED
+from speakerctl.retry import Backoff, through_outages
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BulletinInfo
 
@@ -69,8 +71,7 @@ def _spread(settings: Settings, trust: Path) -> list[Installed]:
     inventory = load_inventory()
     ids = [d.id for d in inventory.devices_under(ZONE)][:CLUSTERS]
     records = [r for r in provisioning_records(inventory) if r.device_id in ids]
-    rotated = [addresses[k % 3 :] + addresses[: k % 3] for k in range(len(records))]
-    return [Installed(record, order, keys) for record, order in zip(records, rotated, strict=True)]
+    return spread(records, addresses, keys)
 
 
 @pytest_asyncio.fixture
@@ -155,7 +156,9 @@ async def test_two_controllers_share_ingestion_through_a_jetstream_work_queue(na
     publisher = Link(BrokerAddress(node.host, node.port), _nothing, client_id="publisher")
     sent = [f"payload-{n}".encode() for n in range(200)]
     async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(m.run()) for m in members] + [tg.create_task(publisher.run())]
+        # Retried as the controller does: JetStream may still elect leaders after a node's restart.
+        tasks = [tg.create_task(through_outages(m.run, "ingestion", Backoff(None))) for m in members]
+        tasks.append(tg.create_task(publisher.run()))
         for member in members:
             await asyncio.wait_for(member.ready.wait(), 30)
         await publisher.wait_connected(30)

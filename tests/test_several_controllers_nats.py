@@ -11,49 +11,30 @@ scheduled occurrence: another airs it, once. Waits poll the database and the log
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from fleet_small import PROVINCE, inventory
 from several import (
     ENV,
     NAMES,
     World,
-    add_bulletin,
-    add_schedule,
-    aired,
-    all_started,
-    assert_final_once,
-    controllers,
-    find_leader,
+    leader_killed_before_an_occurrence,
+    owner_killed_mid_broadcast,
     restart,
     rotated,
-    sounding,
-    spread,
+    running_world,
+    shared_settings,
 )
-from waiting import SAFETY_NET_S, wait_until
+from waiting import wait_until
 
-from devices.trust import read_trusted_keys
-from simulator.faults import FleetRunner
-from simulator.fleet import Fleet, FleetOptions
-from speakerctl.app.context import open_store
-from speakerctl.broker.nats import NatsCluster, find_nats_server
-from speakerctl.config import Settings
-from speakerctl.fleet import load_inventory, provisioning_records
-from speakerctl.scheduler.book import ScheduleBook
-from speakerctl.scheduler.model import RunState
-from speakerctl.security.keys import load_or_create_signer, trusted_path
+from speakerctl.broker.nats import NatsCluster, NatsNode, find_nats_server
 
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.skipif(find_nats_server() is None, reason="nats-server is not installed"),
 ]
-TIME_SCALE = 20
-"""The clusters play 20× faster than real time: 400 s of audio sound for 20 s."""
 RECOVERY_S = 120.0
 """Safety net for a broadcast to close after a controller and a node died: a lease to lapse, a
 JetStream election, refused subscriptions retried, repairs."""
@@ -83,33 +64,10 @@ async def world(
 ) -> AsyncIterator[World]:
     await nats.wait_ready()
     root = tmp_path_factory.mktemp("several-nats")
-    settings = Settings(
-        data_dir=root / "shared",
-        broker=nats.broker,
-        database_url=postgres_module_url,
-        inventory=str(inventory(root / "fleet.json")),
-    )
-    load_or_create_signer(settings.keys_dir)
-    store = open_store(settings)  # the inventory loaded once, before the controllers start
-    fleet = _fleet(settings, root / "fleet")
+    settings = shared_settings(root, nats.broker, postgres_module_url)
     own = _own(nats)
-    async with FleetRunner() as runner:
-        for device in fleet.devices.values():
-            runner.start(device.agent)
-        await fleet.wait_online(SAFETY_NET_S)
-        with controllers(settings, root, ENV, own=lambda name: own[name]) as running:
-            world = World(store, fleet, running, settings)
-            await all_started(world)
-            yield world
-    store.close()
-
-
-def _fleet(settings: Settings, root: Path) -> Fleet:
-    records = provisioning_records(load_inventory(settings.inventory))
-    trust = trusted_path(settings.keys_dir)
-    installed = spread(records, settings.broker_addresses, read_trusted_keys(trust))
-    options = FleetOptions(root=root, time_scale=TIME_SCALE, trust_file=trust)
-    return Fleet(installed, settings.broker_address, options)
+    async with running_world(settings, root, ENV, own=lambda name: own[name]) as world:
+        yield world
 
 
 def _heard_since(world: World, since: datetime) -> bool:
@@ -120,48 +78,24 @@ def _heard_since(world: World, since: datetime) -> bool:
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_the_leader_killed_before_an_occurrence_another_airs_it_once(world: World) -> None:
-    leader = await find_leader(world)
-    bulletin_id, sha = add_bulletin(world, duration_ms=20_000)
-    schedule_id = add_schedule(world, bulletin_id, in_s=15, zone=PROVINCE)
-    world.controllers.kill(leader)
-    successor = await find_leader(world, other_than=leader)
-    await wait_until(lambda: aired(world, schedule_id) is not None, "the occurrence aired", 60)
-    broadcast_id = aired(world, schedule_id)
-    assert broadcast_id is not None
-    (run,) = ScheduleBook(world.store).runs(schedule_id)
-    assert run.state is RunState.AIRED, run  # on time: the successor led before the air time
-    assert world.store.broadcasts.get(broadcast_id).owner == successor
-    assert_final_once(world, broadcast_id, sha)
-    await restart(world, leader)
+    await leader_killed_before_an_occurrence(world)
 
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_the_owner_then_a_node_killed_mid_broadcast_another_takes_it_over_nothing_twice_nothing_lost(
     world: World, nats: NatsCluster
 ) -> None:
-    leader = await find_leader(world)
-    bulletin_id, sha = add_bulletin(world, duration_ms=400_000)  # 20 s of sound at the fleet's pace
-    schedule_id = add_schedule(world, bulletin_id, in_s=8, zone=PROVINCE)
-    await wait_until(lambda: sounding(world, schedule_id) is not None, "clusters playing", 60)
-    broadcast_id = sounding(world, schedule_id)
-    assert broadcast_id is not None
-    owner = world.store.broadcasts.get(broadcast_id).owner
-    assert owner == leader
-    killed_at = time.monotonic()
-    world.controllers.kill(owner)
-    # The node a surviving controller and a third of the fleet start from.
-    node = nats.nodes[(NAMES.index(owner) + 1) % len(nats.nodes)]
-    node.kill()
-    node_killed = datetime.now(UTC)
-    taken = lambda: world.store.broadcasts.get(broadcast_id).owner != owner  # noqa: E731
-    await wait_until(taken, "another controller owning the broadcast", RECOVERY_S)
-    print(f"broadcast_takeover_s: {time.monotonic() - killed_at:.2f}")
-    await wait_until(lambda: aired(world, schedule_id) is not None, "the broadcast closed", RECOVERY_S)
-    assert world.store.broadcasts.get(broadcast_id).owner not in ("", owner)
-    assert "takes over broadcast " + broadcast_id in "".join(
-        world.controllers.log(n) for n in NAMES if n != owner
-    )
-    assert_final_once(world, broadcast_id, sha)
+    killed: list[tuple[NatsNode, datetime]] = []
+
+    def kill_a_node(owner: str) -> None:
+        # The node a surviving controller and a third of the fleet start from.
+        node = nats.nodes[(NAMES.index(owner) + 1) % len(nats.nodes)]
+        node.kill()
+        killed.append((node, datetime.now(UTC)))
+
+    # 20 s of sound at the fleet's pace: the node dies while a successor takes the broadcast over.
+    owner = await owner_killed_mid_broadcast(world, 400_000, then=kill_a_node, recovery_s=RECOVERY_S)
+    ((node, node_killed),) = killed
     # No controller subscribes to statuses over MQTT: they came, and still come, through NATS.
     await wait_until(lambda: _heard_since(world, node_killed), "statuses after the node died", RECOVERY_S)
     node.start().wait_serving()
