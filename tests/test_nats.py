@@ -27,7 +27,7 @@ from speakerctl.audio import generate_tone
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoProcess
-from speakerctl.broker.nats import NatsCluster, find_nats_server
+from speakerctl.broker.nats import NatsCluster, cluster_configs, find_nats_server
 from speakerctl.broker.natsingest import SharedIngest, subject_of, topic_of
 from speakerctl.broker.ports import free_port
 from speakerctl.clock import SystemClock
@@ -136,6 +136,12 @@ async def test_a_node_killed_mid_broadcast_still_plays_everywhere_once(rig: Rig)
     assert set(plays.values()) == {1}, plays  # everyone played it, nobody twice
     assert rig.controller.link.address.port != first.port
     assert all(d.agent.link.address.port != first.port for d in rig.fleet.devices.values())
+
+
+def test_nodes_get_ports_no_outgoing_connection_can_take_while_they_are_down() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [p for c in cluster_configs() for p in (c.port, c.cluster_port, c.mqtt_port)]
+    assert len(set(ports)) == 9 and all(p < low for p in ports)  # a restart finds them free
 
 
 def test_topics_map_to_subjects_and_back() -> None:
