@@ -9,15 +9,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from speakerctl.broker.address import BrokerAddress, parse_addresses, parse_nats_urls
+from speakerctl.broker.address import BrokerAddress, parse_addresses
 from speakerctl.errors import ConfigError, ProtocolError
 from speakerctl.i18n import LANGUAGES, _, normalise
 from speakerctl.protocol.topics import ALL_STATUS, shared
 
 ENV_PREFIX = "SPEAKERCTL_"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_NATS_SCHEMES = ("nats", "tls")
 
 
 _MONITORING_POSITIVE = ("heartbeat_timeout_s", "offline_alert_min", "clock_drift_ms", "health_interval_s")
@@ -441,6 +443,28 @@ def _check_cluster_settings(settings: Settings) -> None:
             _("shared_group and ingest_nats both share status ingestion: set one of them"),
             hint=_("ingest_nats on a NATS broker cluster (it has no $share), shared_group on other brokers"),
         )
+
+
+def parse_nats_urls(text: str) -> tuple[str, ...]:
+    """Comma-separated NATS client URLs (`nats://host:4222`, `tls://…`); () for none, else ConfigError."""
+    urls = tuple(part.strip() for part in text.split(",") if part.strip())
+    for url in urls:
+        _check_nats_url(url)
+    return urls
+
+
+def _check_nats_url(url: str) -> None:
+    hint = _("e.g. ingest_nats = nats://n1:4222,nats://n2:4222,nats://n3:4222 (the nodes' client port)")
+    parts = urlsplit(url)
+    if parts.scheme not in _NATS_SCHEMES:
+        message = _("ingest_nats: {url} is not a NATS URL (nats:// or tls://)").format(url=url)
+        raise ConfigError(message, hint=hint)
+    try:
+        parts.port  # noqa: B018  # urlsplit checks the port only when asked
+    except ValueError as exc:
+        raise ConfigError(_("ingest_nats: {url} has an invalid port").format(url=url), hint=hint) from exc
+    if not parts.hostname:
+        raise ConfigError(_("ingest_nats: {url} names no host").format(url=url), hint=hint)
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from speakerctl.errors import ConfigError
-from speakerctl.i18n import _
 
 DEFAULT_PORT = 1883
 DEFAULT_TLS_PORT = 8883
-NATS_SCHEMES = ("nats", "tls")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,25 +61,3 @@ def parse_addresses(text: str) -> tuple[BrokerAddress, ...]:
     if not urls:
         raise ConfigError("no broker URL given", hint="e.g. mqtt://127.0.0.1:1883,mqtt://127.0.0.1:1884")
     return tuple(BrokerAddress.parse(url) for url in urls)
-
-
-def parse_nats_urls(text: str) -> tuple[str, ...]:
-    """Comma-separated NATS client URLs (`nats://host:4222`, `tls://…`); () for none, else ConfigError."""
-    urls = tuple(part.strip() for part in text.split(",") if part.strip())
-    for url in urls:
-        _check_nats_url(url)
-    return urls
-
-
-def _check_nats_url(url: str) -> None:
-    hint = _("e.g. ingest_nats = nats://n1:4222,nats://n2:4222,nats://n3:4222 (the nodes' client port)")
-    parts = urlsplit(url)
-    if parts.scheme not in NATS_SCHEMES:
-        message = _("ingest_nats: {url} is not a NATS URL (nats:// or tls://)").format(url=url)
-        raise ConfigError(message, hint=hint)
-    try:
-        parts.port  # noqa: B018  # urlsplit checks the port only when asked
-    except ValueError as exc:
-        raise ConfigError(_("ingest_nats: {url} has an invalid port").format(url=url), hint=hint) from exc
-    if not parts.hostname:
-        raise ConfigError(_("ingest_nats: {url} names no host").format(url=url), hint=hint)
