@@ -454,17 +454,15 @@ def parse_nats_urls(text: str) -> tuple[str, ...]:
 
 
 def _check_nats_url(url: str) -> None:
-    hint = _("e.g. ingest_nats = nats://n1:4222,nats://n2:4222,nats://n3:4222 (the nodes' client port)")
     parts = urlsplit(url)
-    if parts.scheme not in _NATS_SCHEMES:
-        message = _("ingest_nats: {url} is not a NATS URL (nats:// or tls://)").format(url=url)
-        raise ConfigError(message, hint=hint)
     try:
-        parts.port  # noqa: B018  # urlsplit checks the port only when asked
-    except ValueError as exc:
-        raise ConfigError(_("ingest_nats: {url} has an invalid port").format(url=url), hint=hint) from exc
-    if not parts.hostname:
-        raise ConfigError(_("ingest_nats: {url} names no host").format(url=url), hint=hint)
+        usable = parts.scheme in _NATS_SCHEMES and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # urlsplit checks the port only when asked
+        usable = False
+    if not usable:
+        message = _("ingest_nats: {url} is not a NATS client URL (nats://host:port or tls://host:port)")
+        hint = _("e.g. ingest_nats = nats://n1:4222,nats://n2:4222,nats://n3:4222 (each node's client port)")
+        raise ConfigError(message.format(url=url), hint=hint)
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:
