@@ -194,7 +194,7 @@ async def test_an_idle_fetch_is_no_failure_whichever_timeout_nats_py_raises() ->
 
 
 async def test_ingestion_gives_up_on_an_unreachable_nats_with_a_link_error() -> None:
-    # nats-py alone would try the servers for ever, silently.
+    # nats-py alone would try the servers for ever, never returning to its caller.
     member = SharedIngest(
         [f"nats://127.0.0.1:{free_port()}"], _nothing, [topics.ALL_STATUS], connect_patience_s=1
     )
