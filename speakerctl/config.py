@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from speakerctl.broker.address import BrokerAddress, parse_addresses
@@ -18,6 +19,7 @@ from speakerctl.protocol.topics import ALL_STATUS, shared
 
 ENV_PREFIX = "SPEAKERCTL_"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_NATS_SCHEMES = ("nats", "tls")
 
 
 _MONITORING_POSITIVE = ("heartbeat_timeout_s", "offline_alert_min", "clock_drift_ms", "health_interval_s")
@@ -317,6 +319,9 @@ class Settings:
     """…and each controller renews its leases this often (at most half the TTL)."""
     shared_group: str = ""
     """MQTT shared-subscription group for status ingestion (e.g. "speakerctl"; empty: not shared)."""
+    ingest_nats: str = ""
+    """NATS client URLs of a NATS broker cluster, comma-separated: statuses are ingested through its
+    JetStream work queue, shared between controllers, instead of an MQTT subscription (empty: MQTT)."""
     content_root: str = ""
     """Where encoded bulletins are kept (empty: data_dir/content); one shared directory for several
     controllers."""
@@ -390,6 +395,11 @@ class Settings:
         return tuple(replace(a, ca_file=self.broker_ca) for a in addresses)
 
     @property
+    def ingest_nats_urls(self) -> tuple[str, ...]:
+        """The NATS client URLs statuses are ingested through; () when they come over MQTT."""
+        return parse_nats_urls(self.ingest_nats)
+
+    @property
     def broker_fallbacks(self) -> tuple[BrokerAddress, ...]:
         """The brokers after the first: where a link goes when the one before fails."""
         return self.broker_addresses[1:]
@@ -428,6 +438,31 @@ def _check_cluster_settings(settings: Settings) -> None:
         shared(ALL_STATUS, settings.shared_group)
     except ProtocolError as exc:
         raise ConfigError(f"shared_group: {exc}", hint='e.g. shared_group = "speakerctl"') from exc
+    if parse_nats_urls(settings.ingest_nats) and settings.shared_group:
+        raise ConfigError(
+            _("shared_group and ingest_nats both share status ingestion: set one of them"),
+            hint=_("ingest_nats on a NATS broker cluster (it has no $share), shared_group on other brokers"),
+        )
+
+
+def parse_nats_urls(text: str) -> tuple[str, ...]:
+    """Comma-separated NATS client URLs (`nats://host:4222`, `tls://…`); () for none, else ConfigError."""
+    urls = tuple(part.strip() for part in text.split(",") if part.strip())
+    for url in urls:
+        _check_nats_url(url)
+    return urls
+
+
+def _check_nats_url(url: str) -> None:
+    parts = urlsplit(url)
+    try:
+        usable = parts.scheme in _NATS_SCHEMES and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # urlsplit checks the port only when asked
+        usable = False
+    if not usable:
+        message = _("ingest_nats: {url} is not a NATS client URL (nats://host:port or tls://host:port)")
+        hint = _("e.g. ingest_nats = nats://n1:4222,nats://n2:4222,nats://n3:4222 (each node's client port)")
+        raise ConfigError(message.format(url=url), hint=hint)
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

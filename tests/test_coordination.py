@@ -4,6 +4,7 @@ and status ingestion split between controllers by an MQTT shared subscription (r
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from speakerctl.controller.service import Controller
 from speakerctl.controller.session import Session
 from speakerctl.errors import AlreadyClaimed, FencedOut, NotFound
 from speakerctl.protocol import Status, codec, topics
-from speakerctl.store import LEADER, BroadcastState, Claim, Fence, Store, member_lease
+from speakerctl.store import LEADER, AlertFinding, BroadcastState, Claim, Fence, Store, member_lease
 
 pytestmark = pytest.mark.postgres
 TTL_S = 30.0
@@ -47,6 +48,33 @@ def _create(store: Store, broadcast_id: str, fence: Fence | None, claim: Claim |
         broadcast_id, bulletin, 1, ["c1"], ["c1-01", "c1-02"], at, at, at + timedelta(hours=1),
         owner=fence.holder if fence else "", fence=fence, claim=claim,
     )  # fmt: skip
+
+
+def test_controllers_evaluating_the_alert_rules_at_once_open_each_alert_once_without_failing(
+    store: Store,
+) -> None:
+    """Every controller runs the rules; two opening the same alert at once broke the second's round."""
+    rounds, members = 10, 4
+    start = threading.Barrier(members)
+    failures: list[BaseException] = []
+
+    def evaluate(n: int) -> None:
+        try:
+            for k in range(rounds):
+                start.wait()
+                store.alerts.sync([AlertFinding(f"kind-{k}", "c1-01")], {f"kind-{k}"}, NOW)
+        except BaseException as exc:  # the test reads them below
+            failures.append(exc)
+            start.abort()
+
+    threads = [threading.Thread(target=evaluate, args=(n,)) for n in range(members)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    opened = store.alerts.all(open_only=True)
+    assert sorted(a.kind for a in opened) == sorted(f"kind-{k}" for k in range(rounds))
 
 
 def test_a_lease_is_held_by_one_controller_and_its_token_grows_with_each_acquisition(store: Store) -> None:

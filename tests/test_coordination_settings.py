@@ -21,6 +21,11 @@ from speakerctl.protocol import topics
         {"lease_renew_s": 0.0},
         {"shared_group": "speak/erctl"},
         {"shared_group": "a+b"},
+        {"ingest_nats": "mqtt://127.0.0.1:1883"},
+        {"ingest_nats": "nats://127.0.0.1:4222,127.0.0.1:4223"},
+        {"ingest_nats": "nats://127.0.0.1:port"},
+        {"ingest_nats": "nats://:4222"},
+        {"ingest_nats": "nats://127.0.0.1:4222", "shared_group": "speakerctl"},
     ],
 )
 def test_unusable_cluster_settings_are_refused_with_a_hint(values: dict[str, object]) -> None:
@@ -42,6 +47,15 @@ def test_cluster_settings_come_from_the_environment(tmp_path: Path) -> None:
     assert settings.content_dir == tmp_path / "shared"
     session = serve_session(tmp_path, settings.client_id, settings.controller_id)
     assert session.client_id == "ctl-soctrang-2" and session.persistent
+
+
+def test_status_ingestion_through_nats_is_a_list_of_nats_urls(tmp_path: Path) -> None:
+    assert load_settings(env={}).ingest_nats_urls == ()  # statuses over MQTT unless told
+    env = {"SPEAKERCTL_INGEST_NATS": "nats://n1:4222, nats://n2:4222,tls://n3:4222"}
+    assert load_settings(env=env).ingest_nats_urls == ("nats://n1:4222", "nats://n2:4222", "tls://n3:4222")
+    config = tmp_path / "speakerctl.toml"
+    config.write_text('ingest_nats = ["nats://n1:4222", "nats://n2:4222"]\n', encoding="utf-8")
+    assert load_settings(config, env={}).ingest_nats_urls == ("nats://n1:4222", "nats://n2:4222")
 
 
 def test_a_shared_subscription_filter_names_its_group() -> None:

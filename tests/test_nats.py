@@ -8,12 +8,14 @@ broadcast still ends with every delivery finished, none played twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from several import spread
 from waiting import Observed, wait_until
 
 from devices.identity import Installed
@@ -24,14 +26,18 @@ from speakerctl.app.context import open_store
 from speakerctl.audio import generate_tone
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link
-from speakerctl.broker.nats import NatsCluster, find_nats_server
+from speakerctl.broker.mosquitto import MosquittoProcess
+from speakerctl.broker.nats import NatsCluster, cluster_configs, find_nats_server
 from speakerctl.broker.natsingest import SharedIngest, subject_of, topic_of
+from speakerctl.broker.ports import free_port
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
 from speakerctl.controller.service import BroadcastRequest, Controller
+from speakerctl.errors import LinkError
 from speakerctl.fleet import load_inventory, provisioning_records
 from speakerctl.protocol import topics
 from speakerctl.protocol.lifecycle import FINISHED
+from speakerctl.retry import Backoff, through_outages
 from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BulletinInfo
 
@@ -65,8 +71,7 @@ def _spread(settings: Settings, trust: Path) -> list[Installed]:
     inventory = load_inventory()
     ids = [d.id for d in inventory.devices_under(ZONE)][:CLUSTERS]
     records = [r for r in provisioning_records(inventory) if r.device_id in ids]
-    rotated = [addresses[k % 3 :] + addresses[: k % 3] for k in range(len(records))]
-    return [Installed(record, order, keys) for record, order in zip(records, rotated, strict=True)]
+    return spread(records, addresses, keys)
 
 
 @pytest_asyncio.fixture
@@ -133,6 +138,12 @@ async def test_a_node_killed_mid_broadcast_still_plays_everywhere_once(rig: Rig)
     assert all(d.agent.link.address.port != first.port for d in rig.fleet.devices.values())
 
 
+def test_nodes_get_ports_no_outgoing_connection_can_take_while_they_are_down() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [p for c in cluster_configs() for p in (c.port, c.cluster_port, c.mqtt_port)]
+    assert len(set(ports)) == 9 and all(p < low for p in ports)  # a restart finds them free
+
+
 def test_topics_map_to_subjects_and_back() -> None:
     assert subject_of(topics.ALL_STATUS) == "pa.v1.dev.*.status"
     assert subject_of("pa/v1/#") == "pa.v1.>"
@@ -151,7 +162,9 @@ async def test_two_controllers_share_ingestion_through_a_jetstream_work_queue(na
     publisher = Link(BrokerAddress(node.host, node.port), _nothing, client_id="publisher")
     sent = [f"payload-{n}".encode() for n in range(200)]
     async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(m.run()) for m in members] + [tg.create_task(publisher.run())]
+        # Retried as the controller does: JetStream may still elect leaders after a node's restart.
+        tasks = [tg.create_task(through_outages(m.run, "ingestion", Backoff(None))) for m in members]
+        tasks.append(tg.create_task(publisher.run()))
         for member in members:
             await asyncio.wait_for(member.ready.wait(), 30)
         await publisher.wait_connected(30)
@@ -165,6 +178,56 @@ async def test_two_controllers_share_ingestion_through_a_jetstream_work_queue(na
     assert sorted(m.payload for _, m in got.items) == sorted(sent)  # each to exactly one controller
     assert {i for i, _ in got.items} == {0, 1}  # and both took a share
     assert all(m.topic.startswith("pa/v1/dev/d") for _, m in got.items)
+
+
+class _LateProbe:
+    """A pull subscription whose fetch times out as nats-py's does when its no-wait probe is answered late."""
+
+    async def fetch(self, batch: int, timeout: float) -> list[object]:
+        raise TimeoutError  # asyncio's, not nats.errors.TimeoutError
+
+
+async def test_an_idle_fetch_is_no_failure_whichever_timeout_nats_py_raises() -> None:
+    member = SharedIngest(["nats://127.0.0.1:4222"], _nothing, [topics.ALL_STATUS])
+    await member._take(_LateProbe())  # type: ignore[arg-type]  # before: raised, tearing the session down
+    assert member.handled == 0
+
+
+async def test_ingestion_gives_up_on_an_unreachable_nats_with_a_link_error() -> None:
+    # nats-py alone would try the servers for ever, never returning to its caller.
+    member = SharedIngest(
+        [f"nats://127.0.0.1:{free_port()}"], _nothing, [topics.ALL_STATUS], connect_patience_s=1
+    )
+    with pytest.raises(LinkError, match="cannot reach NATS"):
+        await member.run()
+
+
+async def test_a_controller_runs_on_while_the_nats_it_ingests_through_is_unreachable(
+    mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path, broker=mosquitto.url, ingest_nats=f"nats://127.0.0.1:{free_port()}"
+    )
+    controller = Controller(settings, open_store(settings))
+    retries: Observed[logging.LogRecord] = Observed()
+    handler = _Observing(retries)
+    logging.getLogger("speakerctl.retry").addHandler(handler)
+    try:
+        async with controller.running():
+            waiting = lambda records: any("ingestion through NATS" in r.getMessage() for r in records)  # noqa: E731
+            await retries.wait_for(waiting, "the ingestion's first retry", 60)
+            await controller.link.publish("pa/v1/probe", b"")  # its MQTT side still serves
+    finally:
+        logging.getLogger("speakerctl.retry").removeHandler(handler)
+
+
+class _Observing(logging.Handler):
+    def __init__(self, into: Observed[logging.LogRecord]) -> None:
+        super().__init__()
+        self._into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._into.add(record)
 
 
 def _into(got: Observed[tuple[int, Incoming]], member: int) -> Callable[[Incoming], Awaitable[None]]:

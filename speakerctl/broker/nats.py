@@ -20,7 +20,7 @@ from typing import Self
 
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link
-from speakerctl.broker.ports import LOOPBACK, accepts_connections, free_port, wait_until_listening
+from speakerctl.broker.ports import LOOPBACK, accepts_connections, restartable_ports, wait_until_listening
 from speakerctl.broker.process import OwnedProcess, terminate
 from speakerctl.errors import BrokerError
 
@@ -82,7 +82,9 @@ mqtt {{
 
 def cluster_configs(size: int = 3, host: str = LOOPBACK) -> tuple[NatsNodeConfig, ...]:
     """Configs of a `size`-node cluster on free ports of `host`, each routing to all the others."""
-    ports = [(free_port(host), free_port(host), free_port(host)) for _ in range(size)]
+    # Nodes are killed and restarted on the same ports: keep them out of the ephemeral range.
+    free = restartable_ports(3 * size, host)
+    ports = [(free[3 * i], free[3 * i + 1], free[3 * i + 2]) for i in range(size)]
     return tuple(
         NatsNodeConfig(
             name=f"n{i + 1}",

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from speakerctl.audio import ContentStore
 from speakerctl.broker.link import Link
+from speakerctl.broker.natsingest import SharedIngest
 from speakerctl.clock import Clock, SystemClock, to_ms
 from speakerctl.config import Settings
 from speakerctl.controller.ingest import Ingestor
@@ -37,6 +38,7 @@ from speakerctl.protocol import (
     topics,
 )
 from speakerctl.protocol.lifecycle import FINISHED
+from speakerctl.retry import Backoff, through_outages
 from speakerctl.security.keys import load_or_create_signer
 from speakerctl.store import BroadcastState, Claim, Fence, Store
 
@@ -128,11 +130,16 @@ class Controller:
             persistent=self.session.persistent,
             fallbacks=settings.broker_fallbacks,
         )
+        urls = settings.ingest_nats_urls
+        self.shared_ingest = SharedIngest(urls, self.ingestor.handle, [topics.ALL_STATUS]) if urls else None
+        """Statuses through a NATS cluster's JetStream work queue (`ingest_nats`), else None: over MQTT."""
 
     async def _on_connect(self) -> None:
-        # Statuses (the bulk) split between controllers in a shared subscription; events reach every
-        # one of them: acks, content requests and reports belong to whoever follows that broadcast.
-        await self.link.subscribe([topics.shared(topics.ALL_STATUS, self.settings.shared_group)])
+        # Statuses (the bulk) split between controllers in a shared subscription, or through NATS where
+        # the broker has no `$share`; events reach every one of them: acks, content requests and
+        # reports belong to whoever follows that broadcast.
+        if self.shared_ingest is None:
+            await self.link.subscribe([topics.shared(topics.ALL_STATUS, self.settings.shared_group)])
         await self.link.subscribe([topics.ALL_EVENTS])
 
     @asynccontextmanager
@@ -141,9 +148,11 @@ class Controller:
         await self._on_connect()
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(self.link.run(fail_fast=fail_fast)), tg.create_task(self.ingestor.run())]
+            if self.shared_ingest is not None:
+                tasks.append(tg.create_task(self._ingest_through_nats(self.shared_ingest)))
             try:
                 await self.link.wait_connected(15)
-                if self.settings.shared_group:  # a persistent session may hold the unshared filter
+                if self.settings.shared_group or self.shared_ingest:  # a persistent session may hold it
                     await self.link.unsubscribe([topics.ALL_STATUS])
                 await self._settle_retained()
                 yield self
@@ -151,6 +160,10 @@ class Controller:
                 await self.ingestor.flush()
                 for task in tasks:
                     task.cancel()
+
+    async def _ingest_through_nats(self, shared: SharedIngest) -> None:
+        # Until cancelled: a NATS outage is logged and waited out, it never stops the controller.
+        await through_outages(shared.run, "status ingestion through NATS", Backoff(deadline_s=None))
 
     async def _settle_retained(self, quiet_s: float = 0.2, limit_s: float = 3.0) -> None:
         # The broker replays every retained status right after we subscribe; knowing who is

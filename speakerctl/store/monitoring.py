@@ -20,6 +20,9 @@ from speakerctl.store.tables import (
     UTCDateTime,
 )
 
+_ALERTS_LOCK = 0x5350_4B41
+"""PostgreSQL advisory lock: one controller at a time brings the open alerts up to date."""
+
 
 @dataclass(frozen=True, slots=True)
 class AlertFinding:
@@ -149,6 +152,11 @@ class AlertRepository:
         opened: list[AlertRow] = []
         closed: list[AlertRow] = []
         with self._db.session(write=True) as s:
+            conn = s.connection()
+            if conn.dialect.name == "postgresql":
+                # Every controller runs the rules; the row locks below cannot cover an alert not open
+                # yet, so two opening it at once broke one's round on ix_alerts_one_open.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ALERTS_LOCK})
             query = select(AlertRow).where(col(AlertRow.closed_at).is_(None)).with_for_update()
             current = {(r.kind, r.device_id): r for r in s.exec(query)}
             for key, row in current.items():
