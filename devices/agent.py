@@ -615,6 +615,10 @@ class DeviceAgent:
 
     async def _publish_burst(self, batch: list[tuple[str, bytes, bool]]) -> None:
         """Publish a burst on one connection (keeping order, sharing one ack round trip)."""
+        if len(batch) == 1:  # the usual burst: no task to gather
+            topic, payload, retain = batch[0]
+            await self.link.publish(topic, payload, retain=retain, timeout=30)
+            return
         # Every publish of the burst is awaited, failed or not: none is left running
         # behind a retry or a cancellation.
         results = await asyncio.gather(
