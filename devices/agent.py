@@ -271,7 +271,7 @@ class DeviceAgent:
                     raise ProtocolError("unknown command kind 'configure'")  # as v1.1 firmware sees it
                 if parsed.channel is topics.Channel.ZONE_CMD:
                     check_command_topic(message.topic, command.body.kind)
-                await self._on_command(command, message.topic)
+                await self._on_command(command, message.topic, self._arrival_ms(message))
         except ProtocolError as exc:
             self.counters.malformed += 1
             self.warnings.log(
@@ -283,7 +283,15 @@ class DeviceAgent:
                 exc,
             )
 
-    async def _on_command(self, command: Command, topic: str) -> None:
+    def _arrival_ms(self, message: Incoming) -> int:
+        """When the message reached this cluster, by its clock (not when its handler got to run)."""
+        now = self.hw.clock.now_ms()
+        if message.received is None:
+            return now
+        waited_s = asyncio.get_running_loop().time() - message.received
+        return now - max(0, round(waited_s * 1000))
+
+    async def _on_command(self, command: Command, topic: str, arrived_ms: int | None = None) -> None:
         # The signature is checked before the id is remembered: a forged command must not
         # be able to burn the id of a genuine one.
         try:
@@ -296,7 +304,8 @@ class DeviceAgent:
             self._repeat_latest(command.body)
             return
         self._seen.add(command.msg_id)
-        self.offset.sample(command.issued_at_ms, self.hw.clock.now_ms())
+        arrived = self.hw.clock.now_ms() if arrived_ms is None else arrived_ms
+        self.offset.sample(command.issued_at_ms, arrived)
         body = command.body
         if isinstance(body, Configure):
             await self._configure(command, body, topic)
@@ -560,11 +569,13 @@ class DeviceAgent:
     # -- outgoing ------------------------------------------------------------------------
 
     def _emit_job(self, job: Job, state: DeliveryState, reason: Reason | None, detail: str) -> None:
+        # `ts` is when the state was reached (protocol §5.1): for `playing`, when the sound began.
+        at_ms = job.began_ms if state is DeliveryState.PLAYING else None
         if job.compact and state is DeliveryState.PLAYING:
             # The one reply of a compact play (v1.3); the status waits for the end of it.
-            self._emit(job.play.broadcast_id, state, reason, detail, job.ref, cached=True)
+            self._emit(job.play.broadcast_id, state, reason, detail, job.ref, cached=True, at_ms=at_ms)
             return
-        self._emit(job.play.broadcast_id, state, reason, detail)
+        self._emit(job.play.broadcast_id, state, reason, detail, at_ms=at_ms)
         if state in (DeliveryState.PLAYING, DeliveryState.FINISHED, DeliveryState.FAILED):
             self._enqueue_status()
 
@@ -578,11 +589,12 @@ class DeviceAgent:
         *,
         cached: bool = False,
         send: bool = True,
+        at_ms: int | None = None,
     ) -> None:
         event = DeliveryEvent(
             _msg_id(),
             self.config.device_id,
-            self.hw.clock.now_ms(),
+            self.hw.clock.now_ms() if at_ms is None else at_ms,
             broadcast_id,
             state,
             reason,

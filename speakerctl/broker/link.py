@@ -39,6 +39,10 @@ class Incoming:
     topic: str
     payload: bytes
     retain: bool = False
+    received: float | None = None
+    """When it came off the connection, by the event loop's clock; None: it is being handled at once.
+    Hundreds of simulated clusters share one loop: a message may wait there before its handler runs,
+    and a cluster timing the controller's clock must count from its arrival, not from that wait."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,9 +424,10 @@ class _Connection:
 
     async def read(self, inbox: asyncio.Queue[Incoming | None]) -> None:
         """Move messages to `inbox` until the connection is lost, then end every pending call."""
+        loop = asyncio.get_running_loop()
         try:
             async for message in self.client.messages:
-                inbox.put_nowait(_incoming(message))
+                inbox.put_nowait(_incoming(message, loop.time()))
         except aiomqtt.MqttError as exc:
             self.error = exc
         finally:
@@ -454,7 +459,7 @@ class _Connection:
             raise _Unacknowledged(f"no acknowledgement within {timeout:g} s") from None
 
 
-def _incoming(message: aiomqtt.Message) -> Incoming:
+def _incoming(message: aiomqtt.Message, received: float) -> Incoming:
     payload = message.payload
     if isinstance(payload, str):
         data = payload.encode()
@@ -462,4 +467,4 @@ def _incoming(message: aiomqtt.Message) -> Incoming:
         data = bytes(payload)
     else:
         data = b"" if payload is None else str(payload).encode()
-    return Incoming(str(message.topic), data, bool(message.retain))
+    return Incoming(str(message.topic), data, bool(message.retain), received)
