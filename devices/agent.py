@@ -21,6 +21,7 @@ from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link, Will
 from speakerctl.errors import AuthError, ContentError, LinkError, ProtocolError, SignatureError
 from speakerctl.logs import Throttled
+from speakerctl.mailbox import Mailbox
 from speakerctl.protocol import (
     Ack,
     Command,
@@ -142,8 +143,10 @@ class DeviceAgent:
         """Content subscriptions under way (each retried by the link while the broker refuses)."""
         self.zones = self._zones()
         self._status_dirty = False
+        self._last_status = 0.0
+        """When the last status went out, by the event loop's clock."""
         self._reboot_pending = False
-        self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
+        self._outbox: Mailbox[tuple[str, bytes, bool]] = Mailbox()
         self._started_ms = hardware.clock.now_ms()
         self.live = self._live_receiver()
         offline = Status(config.device_id, online=False, ts_ms=0, model=config.model)
@@ -183,8 +186,7 @@ class DeviceAgent:
                 tg.create_task(self.link.run())
                 tg.create_task(self.player.run())
                 tg.create_task(self._send_outbox())
-                tg.create_task(self._heartbeat())
-                tg.create_task(self._watch_fetches())
+                tg.create_task(self._housekeeping())
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -519,15 +521,29 @@ class DeviceAgent:
 
     # -- repairs -------------------------------------------------------------------------
 
-    async def _watch_fetches(self) -> None:
+    async def _housekeeping(self) -> None:
+        """The status heartbeat (every STATUS_DEBOUNCE_S) and the fetch watcher (every quarter of
+        `repair_after_s`), each on its own period, in one task: a simulator runs thousands of clusters,
+        and a task with its timer is a kilobyte and a wake-up each."""
+        loop = asyncio.get_running_loop()
+        periods = (STATUS_DEBOUNCE_S, self.config.repair_after_s / 4)
+        due = [loop.time() + period for period in periods]
         while True:
-            await asyncio.sleep(self.config.repair_after_s / 4)
-            now = self.hw.clock.now_ms()
-            for sha, fetch in list(self._fetches.items()):
-                await self._check_fetch(sha, fetch, now)
-            if self._unsubscribe and self.link.connected.is_set():
-                done, self._unsubscribe = self._unsubscribe, set()
-                await self._quietly(self.link.unsubscribe(done))
+            await asyncio.sleep(max(0.0, min(due) - loop.time()))
+            if loop.time() >= due[0]:
+                self._heartbeat(loop.time())
+                due[0] = loop.time() + periods[0]
+            if loop.time() >= due[1]:
+                await self._watch_fetches()
+                due[1] = loop.time() + periods[1]
+
+    async def _watch_fetches(self) -> None:
+        now = self.hw.clock.now_ms()
+        for sha, fetch in list(self._fetches.items()):
+            await self._check_fetch(sha, fetch, now)
+        if self._unsubscribe and self.link.connected.is_set():
+            done, self._unsubscribe = self._unsubscribe, set()
+            await self._quietly(self.link.unsubscribe(done))
 
     def _reboot(self) -> None:
         """Restart the receiver: the session dies (the broker sends the Will), then comes back."""
@@ -641,20 +657,16 @@ class DeviceAgent:
         if errors:
             raise errors[0]
 
-    async def _heartbeat(self) -> None:
+    def _heartbeat(self, now: float) -> None:
         """Status on change (at most every STATUS_DEBOUNCE_S) and every heartbeat interval."""
-        last = 0.0
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(STATUS_DEBOUNCE_S)
-            self.warnings.flush()
-            if self._reboot_pending and self._outbox.empty():
-                self._reboot()
-            due = loop.time() - last >= self.config.heartbeat_s
-            if (self._status_dirty or due) and self.link.connected.is_set():
-                self._status_dirty, last = False, loop.time()
-                payload = codec.encode(self.status())
-                self._enqueue(topics.device_status(self.config.device_id), payload, retain=True)
+        self.warnings.flush()
+        if self._reboot_pending and self._outbox.empty():
+            self._reboot()
+        due = now - self._last_status >= self.config.heartbeat_s
+        if (self._status_dirty or due) and self.link.connected.is_set():
+            self._status_dirty, self._last_status = False, now
+            payload = codec.encode(self.status())
+            self._enqueue(topics.device_status(self.config.device_id), payload, retain=True)
 
 
 def _msg_id() -> str:
