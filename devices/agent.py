@@ -186,7 +186,7 @@ class DeviceAgent:
                 tg.create_task(self.link.run())
                 tg.create_task(self.player.run())
                 tg.create_task(self._send_outbox())
-                tg.create_task(self._housekeeping())
+                await self._housekeeping()  # in this task: one task fewer per cluster
         finally:
             for task in list(self._tasks):
                 task.cancel()

@@ -107,7 +107,6 @@ class Link:
         self._subscriptions: dict[str, int] = {}
         self._ungranted: set[str] = set()
         """Wanted topics the broker refused (or did not acknowledge) on this connection: retried."""
-        self._ungranted_now = asyncio.Event()
         self._suback: asyncio.Event | None = None
         """Set (and dropped) after each SUBACK handled: wakes whoever waits for a grant. Made only
         when someone waits: an Event is most of a kilobyte, and a simulator holds thousands of links."""
@@ -257,7 +256,6 @@ class Link:
         if refused:
             log.info("broker %s refused %s; retrying", self.address.url, ", ".join(refused))
         if self._ungranted:
-            self._ungranted_now.set()
             self._start_retrier()
         self._wake_grant_waiters()
 
@@ -287,22 +285,25 @@ class Link:
         `subscribe`'s caller), and a new connection subscribes to all of them anyway.
         """
         attempt = 0
-        while True:
-            await self._ungranted_now.wait()
-            attempt += 1
-            await asyncio.sleep(min(_REFUSED_CAP_S, self._backoff.delay(attempt)))
-            self._ungranted &= self._subscriptions.keys()
-            items = [(t, self._subscriptions[t]) for t in sorted(self._ungranted)]
-            try:
-                for i in range(0, len(items), _SUBSCRIBE_BATCH):
-                    await self._send_subscribe(connection, items[i : i + _SUBSCRIBE_BATCH])
-            except AckTimeout:
-                continue  # still wanted and noted: tried again after a longer pause
-            except LinkError:
-                return  # the connection is gone; the next one resubscribes to everything
-            if not self._ungranted:
-                attempt = 0
-                self._ungranted_now.clear()
+        try:
+            while self._ungranted:
+                attempt += 1
+                await self._retry_once(connection, attempt)
+        except LinkError:
+            return  # the connection is gone; the next one resubscribes to everything
+        finally:
+            # Done (nothing refused now) or gone: the next refusal starts a retrier afresh.
+            if connection.retrier is asyncio.current_task():
+                connection.retrier = None
+
+    async def _retry_once(self, connection: _Connection, attempt: int) -> None:
+        """One round of the retrier: a pause, then a SUBSCRIBE of everything still refused."""
+        await asyncio.sleep(min(_REFUSED_CAP_S, self._backoff.delay(attempt)))
+        self._ungranted &= self._subscriptions.keys()
+        items = [(t, self._subscriptions[t]) for t in sorted(self._ungranted)]
+        with contextlib.suppress(AckTimeout):  # still wanted and noted: tried after a longer pause
+            for i in range(0, len(items), _SUBSCRIBE_BATCH):
+                await self._send_subscribe(connection, items[i : i + _SUBSCRIBE_BATCH])
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait until the session is up, or raise LinkError."""
