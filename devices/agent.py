@@ -21,6 +21,7 @@ from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.link import Incoming, Link, Will
 from speakerctl.errors import AuthError, ContentError, LinkError, ProtocolError, SignatureError
 from speakerctl.logs import Throttled
+from speakerctl.mailbox import Mailbox
 from speakerctl.protocol import (
     Ack,
     Command,
@@ -142,8 +143,10 @@ class DeviceAgent:
         """Content subscriptions under way (each retried by the link while the broker refuses)."""
         self.zones = self._zones()
         self._status_dirty = False
+        self._last_status = 0.0
+        """When the last status went out, by the event loop's clock."""
         self._reboot_pending = False
-        self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
+        self._outbox: Mailbox[tuple[str, bytes, bool]] = Mailbox()
         self._started_ms = hardware.clock.now_ms()
         self.live = self._live_receiver()
         offline = Status(config.device_id, online=False, ts_ms=0, model=config.model)
@@ -183,8 +186,7 @@ class DeviceAgent:
                 tg.create_task(self.link.run())
                 tg.create_task(self.player.run())
                 tg.create_task(self._send_outbox())
-                tg.create_task(self._heartbeat())
-                tg.create_task(self._watch_fetches())
+                await self._housekeeping()  # in this task: one task fewer per cluster
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -271,7 +273,7 @@ class DeviceAgent:
                     raise ProtocolError("unknown command kind 'configure'")  # as v1.1 firmware sees it
                 if parsed.channel is topics.Channel.ZONE_CMD:
                     check_command_topic(message.topic, command.body.kind)
-                await self._on_command(command, message.topic)
+                await self._on_command(command, message.topic, self._arrival_ms(message))
         except ProtocolError as exc:
             self.counters.malformed += 1
             self.warnings.log(
@@ -283,7 +285,15 @@ class DeviceAgent:
                 exc,
             )
 
-    async def _on_command(self, command: Command, topic: str) -> None:
+    def _arrival_ms(self, message: Incoming) -> int:
+        """When the message reached this cluster, by its clock (not when its handler got to run)."""
+        now = self.hw.clock.now_ms()
+        if message.received is None:
+            return now
+        waited_s = asyncio.get_running_loop().time() - message.received
+        return now - max(0, round(waited_s * 1000))
+
+    async def _on_command(self, command: Command, topic: str, arrived_ms: int | None = None) -> None:
         # The signature is checked before the id is remembered: a forged command must not
         # be able to burn the id of a genuine one.
         try:
@@ -296,7 +306,8 @@ class DeviceAgent:
             self._repeat_latest(command.body)
             return
         self._seen.add(command.msg_id)
-        self.offset.sample(command.issued_at_ms, self.hw.clock.now_ms())
+        arrived = self.hw.clock.now_ms() if arrived_ms is None else arrived_ms
+        self.offset.sample(command.issued_at_ms, arrived)
         body = command.body
         if isinstance(body, Configure):
             await self._configure(command, body, topic)
@@ -510,15 +521,29 @@ class DeviceAgent:
 
     # -- repairs -------------------------------------------------------------------------
 
-    async def _watch_fetches(self) -> None:
+    async def _housekeeping(self) -> None:
+        """The status heartbeat (every STATUS_DEBOUNCE_S) and the fetch watcher (every quarter of
+        `repair_after_s`), each on its own period, in one task: a simulator runs thousands of clusters,
+        and a task with its timer is a kilobyte and a wake-up each."""
+        loop = asyncio.get_running_loop()
+        periods = (STATUS_DEBOUNCE_S, self.config.repair_after_s / 4)
+        due = [loop.time() + period for period in periods]
         while True:
-            await asyncio.sleep(self.config.repair_after_s / 4)
-            now = self.hw.clock.now_ms()
-            for sha, fetch in list(self._fetches.items()):
-                await self._check_fetch(sha, fetch, now)
-            if self._unsubscribe and self.link.connected.is_set():
-                done, self._unsubscribe = self._unsubscribe, set()
-                await self._quietly(self.link.unsubscribe(done))
+            await asyncio.sleep(max(0.0, min(due) - loop.time()))
+            if loop.time() >= due[0]:
+                self._heartbeat(loop.time())
+                due[0] = loop.time() + periods[0]
+            if loop.time() >= due[1]:
+                await self._watch_fetches()
+                due[1] = loop.time() + periods[1]
+
+    async def _watch_fetches(self) -> None:
+        now = self.hw.clock.now_ms()
+        for sha, fetch in list(self._fetches.items()):
+            await self._check_fetch(sha, fetch, now)
+        if self._unsubscribe and self.link.connected.is_set():
+            done, self._unsubscribe = self._unsubscribe, set()
+            await self._quietly(self.link.unsubscribe(done))
 
     def _reboot(self) -> None:
         """Restart the receiver: the session dies (the broker sends the Will), then comes back."""
@@ -560,11 +585,13 @@ class DeviceAgent:
     # -- outgoing ------------------------------------------------------------------------
 
     def _emit_job(self, job: Job, state: DeliveryState, reason: Reason | None, detail: str) -> None:
+        # `ts` is when the state was reached (protocol §5.1): for `playing`, when the sound began.
+        at_ms = job.began_ms if state is DeliveryState.PLAYING else None
         if job.compact and state is DeliveryState.PLAYING:
             # The one reply of a compact play (v1.3); the status waits for the end of it.
-            self._emit(job.play.broadcast_id, state, reason, detail, job.ref, cached=True)
+            self._emit(job.play.broadcast_id, state, reason, detail, job.ref, cached=True, at_ms=at_ms)
             return
-        self._emit(job.play.broadcast_id, state, reason, detail)
+        self._emit(job.play.broadcast_id, state, reason, detail, at_ms=at_ms)
         if state in (DeliveryState.PLAYING, DeliveryState.FINISHED, DeliveryState.FAILED):
             self._enqueue_status()
 
@@ -578,11 +605,12 @@ class DeviceAgent:
         *,
         cached: bool = False,
         send: bool = True,
+        at_ms: int | None = None,
     ) -> None:
         event = DeliveryEvent(
             _msg_id(),
             self.config.device_id,
-            self.hw.clock.now_ms(),
+            self.hw.clock.now_ms() if at_ms is None else at_ms,
             broadcast_id,
             state,
             reason,
@@ -615,6 +643,10 @@ class DeviceAgent:
 
     async def _publish_burst(self, batch: list[tuple[str, bytes, bool]]) -> None:
         """Publish a burst on one connection (keeping order, sharing one ack round trip)."""
+        if len(batch) == 1:  # the usual burst: no task to gather
+            topic, payload, retain = batch[0]
+            await self.link.publish(topic, payload, retain=retain, timeout=30)
+            return
         # Every publish of the burst is awaited, failed or not: none is left running
         # behind a retry or a cancellation.
         results = await asyncio.gather(
@@ -625,20 +657,16 @@ class DeviceAgent:
         if errors:
             raise errors[0]
 
-    async def _heartbeat(self) -> None:
+    def _heartbeat(self, now: float) -> None:
         """Status on change (at most every STATUS_DEBOUNCE_S) and every heartbeat interval."""
-        last = 0.0
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(STATUS_DEBOUNCE_S)
-            self.warnings.flush()
-            if self._reboot_pending and self._outbox.empty():
-                self._reboot()
-            due = loop.time() - last >= self.config.heartbeat_s
-            if (self._status_dirty or due) and self.link.connected.is_set():
-                self._status_dirty, last = False, loop.time()
-                payload = codec.encode(self.status())
-                self._enqueue(topics.device_status(self.config.device_id), payload, retain=True)
+        self.warnings.flush()
+        if self._reboot_pending and self._outbox.empty():
+            self._reboot()
+        due = now - self._last_status >= self.config.heartbeat_s
+        if (self._status_dirty or due) and self.link.connected.is_set():
+            self._status_dirty, self._last_status = False, now
+            payload = codec.encode(self.status())
+            self._enqueue(topics.device_status(self.config.device_id), payload, retain=True)
 
 
 def _msg_id() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Coroutine
@@ -33,6 +32,8 @@ class Job:
     """Where playback starts in the content: past 0 once a preempted job resumes."""
     compact: bool = False
     """Taken without `accepted`/`content_ready` (v1.3, content cached): `playing` names the variant."""
+    began_ms: int | None = None
+    """When its sound began by this device's clock: as its start timer fired, for a timed start."""
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -85,6 +86,8 @@ class Player:
         self._task: asyncio.Task[Any] | None = None
         self._preempted_by: Job | LiveJob | None = None
         self._wake = asyncio.Event()
+        self._rang_ms: int | None = None
+        """When the start timer last fired: the start of a timed job, however busy the device is after."""
         self.volume = 70
 
     @property
@@ -139,20 +142,35 @@ class Player:
             self._ready.remove(stale)
             self._emit(stale, DeliveryState.EXPIRED, Reason.EXPIRED, "expired before it could play")
         due = [j for j in self._ready if _due(j, now)]
+        rang, self._rang_ms = self._rang_ms, None
         if due:
             job = max(due, key=lambda j: j.rank)
             self._ready.remove(job)
+            start = _start(job)
+            if isinstance(job, Job) and rang is not None and start is not None and start <= rang:
+                job.began_ms = rang
             return job
         if self._ready:
             # Nothing is due yet: sleep until the earliest start, or until something new arrives.
             first = min(_start(j) or now for j in self._ready)
-            self._wake.clear()
-            # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that comes as the event is
-            # set, and the player then outlives its cluster (a power cut that never ends).
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout((first - now) / 1000):
-                    await self._wake.wait()
+            await self._sleep_until(first - now)
         return None
+
+    async def _sleep_until(self, delay_ms: int) -> None:
+        """Wait for the start timer or something new. The timer notes the time itself: the work of
+        starting follows, and in a simulator hundreds of clusters share the loop as their start comes.
+        Not asyncio.wait_for: on Python 3.11 it swallows a cancel that comes as the event is set, and
+        the player then outlives its cluster (a power cut that never ends)."""
+        self._wake.clear()
+        timer = asyncio.get_running_loop().call_later(max(0, delay_ms) / 1000, self._ring)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
+
+    def _ring(self) -> None:
+        self._rang_ms = self._clock.now_ms()
+        self._wake.set()
 
     async def _play(self, job: Job | LiveJob) -> None:
         if isinstance(job, LiveJob):
@@ -165,6 +183,8 @@ class Player:
         volume = job.play.volume if job.play.volume is not None else self.volume
         content = job.ref
         started_ms = self._clock.now_ms()
+        if job.began_ms is None:
+            job.began_ms = started_ms
         self._task = asyncio.create_task(
             self._output.play(job.path, content.codec, content.duration_ms, volume, offset_ms=job.position_ms)
         )
@@ -207,6 +227,7 @@ class Player:
             # Back in the queue, keeping its place among equals; no report: it is not final.
             resumed = job.position_ms + max(0, played_ms) if policy is PreemptPolicy.RESUME else 0
             job.position_ms, job.start_ms = min(resumed, job.ref.duration_ms), None
+            job.began_ms = None
             job.play = Play(
                 job.play.broadcast_id, job.play.variants, None, job.play.volume, job.play.title, policy
             )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 MAX_SAMPLES = 32
 MAX_PLAUSIBLE_MS = 3_600_000
 """A sample further off than an hour is a command that waited in the broker, not a clock offset."""
@@ -19,13 +17,17 @@ class OffsetEstimator:
     """
 
     def __init__(self, window: int = MAX_SAMPLES) -> None:
-        self._samples: deque[int] = deque(maxlen=window)
+        self._window = window
+        self._samples: list[int] = []
+        """The latest samples, oldest first: a list, as a deque takes 760 bytes even empty (per cluster)."""
 
     def sample(self, issued_at_ms: int, received_ms: int) -> None:
         """Record one command: the controller's time stamp and this device's clock on arrival."""
         delta = received_ms - issued_at_ms
         if abs(delta) <= MAX_PLAUSIBLE_MS:
             self._samples.append(delta)
+            if len(self._samples) > self._window:
+                del self._samples[0]
 
     @property
     def offset_ms(self) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Self
 
@@ -82,6 +82,8 @@ class FaultyDownlink:
             delay += self.profile.retransmit_ms / 1000
         if delay:
             await asyncio.sleep(delay)
+            # It reaches the cluster only now: the latency is part of its delivery time.
+            message = replace(message, received=asyncio.get_running_loop().time())
         await self.inner(message)
 
 

@@ -85,6 +85,8 @@ class Fleet:
         self.options = options
         rng = random.Random(options.seed)
         self._rng = rng
+        self._noise = random.Random(options.seed)
+        """One stream for every cluster's telemetry noise: a Random holds 2.5 KB of state."""
         self.trusted = read_trusted_keys(options.trust_file) if options.trust_file else TrustedKeys()
         installed = [self._installed(c) for c in clusters]
         self.devices = {c.identity.device_id: self._build(c, rng) for c in installed}
@@ -100,7 +102,8 @@ class Fleet:
         clock = SimClock(offset)
         output = SimOutput(self.options.time_scale)
         amplifier = SimAmplifier()
-        telemetry = SimTelemetry(identity.network, rng=random.Random(rng.random()), offset_ms=offset)
+        rng.random()  # drawn as when each cluster had its own Random: a seed keeps its offsets and faults
+        telemetry = SimTelemetry(identity.network, rng=self._noise, offset_ms=offset)
         firmware = self.options.conditions.apply(identity.device_id, self.options.seed, telemetry, amplifier)
         config = AgentConfig(
             device_id=identity.device_id,

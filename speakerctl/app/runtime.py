@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from devices.identity import Installed, read_bundles, read_provisioning
+from simulator import part
 from simulator.conditions import FleetConditions
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import bulletins
@@ -46,7 +47,7 @@ from speakerctl.security.keys import load_or_create_signer, trusted_path
 from speakerctl.store import BroadcastInfo, BroadcastState, Fence, Store
 
 log = logging.getLogger(__name__)
-READY = "ready:"
+READY = part.READY
 """The simulated fleet prints this on stdout once every cluster is online."""
 COUNTERS_EVERY_S = 30.0
 """How often `serve` logs what it ingested."""
@@ -345,8 +346,24 @@ def part_of(provisioned: Provisioned, part: str | None) -> Provisioned:
     return provisioned[index::count]
 
 
+def spread_commands(
+    ctx: AppContext, options: FleetOptions, count: int | None, provisioning: Path | None, processes: int
+) -> list[list[str]]:
+    """The command lines of `processes` light simulator processes (`simulator.part`) sharing the fleet
+    `simulate` would run in one; what they share is written to a private spec file beside the caches."""
+    records: tuple[Provisioning, ...] | Path
+    if provisioning is not None and provisioning.is_dir():
+        records = provisioning  # bundles: each process reads its own clusters' credentials
+    else:  # a provisioning file, or the inventory: bare records, every one a Provisioning
+        records = tuple(c for c in clusters(ctx, count, provisioning) if isinstance(c, Provisioning))
+    options.root.mkdir(parents=True, exist_ok=True)
+    spec = options.root / "spread.json"
+    part.write_spec(spec, ctx.settings.broker_addresses, options, records)
+    return [["-m", "simulator.part", str(spec), f"{i}/{processes}"] for i in range(processes)]
+
+
 async def spread(commands: Sequence[Sequence[str]], ready: Callable[[int], None]) -> None:
-    """Run one `speakerctl` simulator process per command until cancelled; `ready(n)` once all are.
+    """Run one Python simulator process per command until cancelled; `ready(n)` once all are.
 
     A large fleet in one event loop measures that loop, not the controller: spread over processes, each
     cluster answers as promptly as one on its own hardware would (bench/scale.py, `simulate --processes`).
@@ -362,8 +379,7 @@ async def spread(commands: Sequence[Sequence[str]], ready: Callable[[int], None]
 
 
 def _launch(commands: Sequence[Sequence[str]]) -> list[subprocess.Popen[str]]:
-    cmd = [sys.executable, "-m", "speakerctl"]
-    return [subprocess.Popen([*cmd, *c], stdout=subprocess.PIPE, text=True) for c in commands]
+    return [subprocess.Popen([sys.executable, *c], stdout=subprocess.PIPE, text=True) for c in commands]
 
 
 def _end(procs: Sequence[subprocess.Popen[str]]) -> None:

@@ -18,6 +18,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.aiomqtt_private import raw_socket
 from speakerctl.errors import AckTimeout, AuthError, LinkError
+from speakerctl.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,10 @@ class Incoming:
     topic: str
     payload: bytes
     retain: bool = False
+    received: float | None = None
+    """When it came off the connection, by the event loop's clock; None: it is being handled at once.
+    Hundreds of simulated clusters share one loop: a message may wait there before its handler runs,
+    and a cluster timing the controller's clock must count from its arrival, not from that wait."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +107,9 @@ class Link:
         self._subscriptions: dict[str, int] = {}
         self._ungranted: set[str] = set()
         """Wanted topics the broker refused (or did not acknowledge) on this connection: retried."""
-        self._ungranted_now = asyncio.Event()
-        self._suback = asyncio.Event()
-        """Set (and replaced) after each SUBACK handled: wakes whoever waits for a grant."""
+        self._suback: asyncio.Event | None = None
+        """Set (and dropped) after each SUBACK handled: wakes whoever waits for a grant. Made only
+        when someone waits: an Event is most of a kilobyte, and a simulator holds thousands of links."""
         self._connection: _Connection | None = None
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()
@@ -187,12 +192,12 @@ class Link:
 
     async def _hold(self, connection: _Connection) -> None:
         """Read, resubscribe, announce, and hand messages on until the connection is lost."""
-        inbox: asyncio.Queue[Incoming | None] = asyncio.Queue()
+        inbox: Mailbox[Incoming | None] = Mailbox()
         async with asyncio.TaskGroup() as tg:
             # The reader never waits on a handler, so a loss is seen at once even while a
             # handler awaits an ack (which then fails instead of waiting out its timeout).
             tg.create_task(connection.read(inbox))
-            retrier = tg.create_task(self._retry_ungranted(connection))
+            connection.group = tg  # for the retrier, started by the first refusal (most links see none)
             try:
                 await self._resubscribe(connection)
                 self.connects += 1
@@ -204,9 +209,10 @@ class Link:
                 if not connection.lost:
                     raise
             await self._dispatch_all(inbox)
-            retrier.cancel()
+            if connection.retrier is not None:
+                connection.retrier.cancel()
 
-    async def _dispatch_all(self, inbox: asyncio.Queue[Incoming | None]) -> None:
+    async def _dispatch_all(self, inbox: Mailbox[Incoming | None]) -> None:
         # Everything paho acknowledged is handed on, also what arrived just before a loss: the
         # broker will not send it again. The reader's None says the connection is gone.
         while (message := await inbox.get()) is not None:
@@ -250,12 +256,27 @@ class Link:
         if refused:
             log.info("broker %s refused %s; retrying", self.address.url, ", ".join(refused))
         if self._ungranted:
-            self._ungranted_now.set()
+            self._start_retrier()
         self._wake_grant_waiters()
 
+    def _start_retrier(self) -> None:
+        """Run `_retry_ungranted` on the current connection, once: a task per link is a kilobyte, and
+        the simulator holds thousands of links that are never refused."""
+        connection = self._connection
+        if connection is None or connection.lost or connection.group is None:
+            return
+        if connection.retrier is None:
+            connection.retrier = connection.group.create_task(self._retry_ungranted(connection))
+
     def _wake_grant_waiters(self) -> None:
-        self._suback.set()
-        self._suback = asyncio.Event()
+        if self._suback is not None:
+            self._suback.set()
+            self._suback = None
+
+    def _next_suback(self) -> asyncio.Event:
+        if self._suback is None:
+            self._suback = asyncio.Event()
+        return self._suback
 
     async def _retry_ungranted(self, connection: _Connection) -> None:
         """Subscribe again, with the link's capped backoff, to what this connection was refused.
@@ -264,22 +285,25 @@ class Link:
         `subscribe`'s caller), and a new connection subscribes to all of them anyway.
         """
         attempt = 0
-        while True:
-            await self._ungranted_now.wait()
-            attempt += 1
-            await asyncio.sleep(min(_REFUSED_CAP_S, self._backoff.delay(attempt)))
-            self._ungranted &= self._subscriptions.keys()
-            items = [(t, self._subscriptions[t]) for t in sorted(self._ungranted)]
-            try:
-                for i in range(0, len(items), _SUBSCRIBE_BATCH):
-                    await self._send_subscribe(connection, items[i : i + _SUBSCRIBE_BATCH])
-            except AckTimeout:
-                continue  # still wanted and noted: tried again after a longer pause
-            except LinkError:
-                return  # the connection is gone; the next one resubscribes to everything
-            if not self._ungranted:
-                attempt = 0
-                self._ungranted_now.clear()
+        try:
+            while self._ungranted:
+                attempt += 1
+                await self._retry_once(connection, attempt)
+        except LinkError:
+            return  # the connection is gone; the next one resubscribes to everything
+        finally:
+            # Done (nothing refused now) or gone: the next refusal starts a retrier afresh.
+            if connection.retrier is asyncio.current_task():
+                connection.retrier = None
+
+    async def _retry_once(self, connection: _Connection, attempt: int) -> None:
+        """One round of the retrier: a pause, then a SUBSCRIBE of everything still refused."""
+        await asyncio.sleep(min(_REFUSED_CAP_S, self._backoff.delay(attempt)))
+        self._ungranted &= self._subscriptions.keys()
+        items = [(t, self._subscriptions[t]) for t in sorted(self._ungranted)]
+        with contextlib.suppress(AckTimeout):  # still wanted and noted: tried after a longer pause
+            for i in range(0, len(items), _SUBSCRIBE_BATCH):
+                await self._send_subscribe(connection, items[i : i + _SUBSCRIBE_BATCH])
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait until the session is up, or raise LinkError."""
@@ -328,7 +352,7 @@ class Link:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + patience
         while refused := [t for t in topics if t in self._ungranted]:
-            connection, suback = self._connection, self._suback
+            connection, suback = self._connection, self._next_suback()
             if connection is None or connection.lost:
                 raise LinkError(f"subscribe to {', '.join(refused)} cut by a lost connection")
             left = deadline - loop.time()
@@ -410,6 +434,9 @@ class _Connection:
     def __init__(self, client: aiomqtt.Client) -> None:
         self.client = client
         self.lost = False
+        self.group: asyncio.TaskGroup | None = None
+        """The tasks of this connection's session."""
+        self.retrier: asyncio.Task[None] | None = None
         self.error: aiomqtt.MqttError | None = None
         self._deadlines: set[asyncio.Timeout] = set()
 
@@ -418,11 +445,12 @@ class _Connection:
         """Calls waiting for an acknowledgement."""
         return len(self._deadlines)
 
-    async def read(self, inbox: asyncio.Queue[Incoming | None]) -> None:
+    async def read(self, inbox: Mailbox[Incoming | None]) -> None:
         """Move messages to `inbox` until the connection is lost, then end every pending call."""
+        loop = asyncio.get_running_loop()
         try:
             async for message in self.client.messages:
-                inbox.put_nowait(_incoming(message))
+                inbox.put_nowait(_incoming(message, loop.time()))
         except aiomqtt.MqttError as exc:
             self.error = exc
         finally:
@@ -454,7 +482,7 @@ class _Connection:
             raise _Unacknowledged(f"no acknowledgement within {timeout:g} s") from None
 
 
-def _incoming(message: aiomqtt.Message) -> Incoming:
+def _incoming(message: aiomqtt.Message, received: float) -> Incoming:
     payload = message.payload
     if isinstance(payload, str):
         data = payload.encode()
@@ -462,4 +490,4 @@ def _incoming(message: aiomqtt.Message) -> Incoming:
         data = bytes(payload)
     else:
         data = b"" if payload is None else str(payload).encode()
-    return Incoming(str(message.topic), data, bool(message.retain))
+    return Incoming(str(message.topic), data, bool(message.retain), received)

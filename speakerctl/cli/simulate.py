@@ -50,12 +50,6 @@ def simulate(
 ) -> None:
     """Run simulated clusters (the real agent code on simulated hardware) until interrupted."""
     ctx = state.context()
-    if processes > 1:
-        commands = [_child_args(sys.argv[1:], f"{i}/{processes}") for i in range(processes)]
-        text = _("starting the simulated clusters in {n} processes")
-        console_err.print(text.format(n=processes))
-        run(until_signalled(runtime.spread(commands, _ready)))
-        return
     options = runtime.fleet_options(
         ctx,
         cache_dir=cache_dir,
@@ -65,6 +59,12 @@ def simulate(
         conditions=(battery_share, fault_share, old_firmware_share),
         trust=trust or _default_trust(ctx.settings),
     )
+    if processes > 1:
+        commands = runtime.spread_commands(ctx, options, count, provisioning, processes)
+        text = _("starting the simulated clusters in {n} processes")
+        console_err.print(text.format(n=processes))
+        run(until_signalled(runtime.spread(commands, _ready)))
+        return
     url = ", ".join(a.url for a in ctx.settings.broker_addresses)
     provisioned = runtime.part_of(runtime.clusters(ctx, count, provisioning), part)
     console_err.print(_("starting {n} simulated clusters on {url}").format(n=len(provisioned), url=url))
@@ -83,17 +83,3 @@ def _ready(count: int) -> None:
     # The demo and the tests wait for this line on stdout.
     sys.stdout.write(f"{runtime.READY} {count} clusters online\n")
     sys.stdout.flush()
-
-
-def _child_args(args: list[str], part: str) -> list[str]:
-    """This command line for one of the processes: `--processes N` becomes `--part I/N`."""
-    child: list[str] = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg == "--processes":
-            skip = True
-        elif not arg.startswith("--processes="):
-            child.append(arg)
-    return [*child, "--part", part]
