@@ -90,19 +90,30 @@ async def _stored_rate(
         prepare(url, clusters)
         settings = Settings(data_dir=root, broker=mqtt.url, database_url=url)
         store = Store.open(url)
-        env = LEASES | {"SPEAKERCTL_SHARED_GROUP": "speakerctl", "PYTHONUNBUFFERED": "1"}
+        # Leases that outlast the pause: nobody takes anything over while the controllers are stopped.
+        env = {
+            "SPEAKERCTL_LEASE_TTL_S": "120",
+            "SPEAKERCTL_LEASE_RENEW_S": "30",
+            "SPEAKERCTL_SHARED_GROUP": "speakerctl",
+            "PYTHONUNBUFFERED": "1",
+        }
         try:
             with serves(settings, root / "logs", names, env) as group:
                 await group.wait_alive(store)
-                return await _publish_and_count(url, mqtt.port, wire, count, publishers)
+                return await _publish_and_count(group, url, mqtt.port, wire, count, publishers)
         finally:
             store.close()
 
 
 async def _publish_and_count(
-    url: str, port: int, wire: Path, count: int, publishers: int
+    group: Serves, url: str, port: int, wire: Path, count: int, publishers: int
 ) -> tuple[float, int]:
-    """Start bench/ingest.py's publishers, then poll the history rows until they stop growing."""
+    """Publish while the controllers are stopped, then time them draining the broker's queues.
+
+    Stopped (SIGSTOP, well within their keepalive), they keep their sessions: Mosquitto queues their
+    share of the statuses. Timing from SIGCONT leaves the load generator, which shares the same two
+    cores, out of the figure.
+    """
     cmd = [sys.executable, str(HERE / "ingest.py"), "--publish-to", str(port), "--wire", str(wire)]
     child = await asyncio.create_subprocess_exec(
         *cmd, "--publishers", str(publishers), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
@@ -112,18 +123,21 @@ async def _publish_and_count(
     try:
         await child.stdout.readline()  # "ready": every publisher connected
         base = _history_rows(engine)
-        began = time.perf_counter()
+        group.pause()
         child.stdin.write(b"go\n")
         await child.stdin.drain()
+        await child.wait()  # every status acknowledged by the broker
+        group.resume()
+        began = time.perf_counter()
         stored, last = base, began
         while stored - base < count and time.perf_counter() - last < STALL_S:
             await asyncio.sleep(0.25)
             now = await asyncio.to_thread(_history_rows, engine)
             if now > stored:
                 stored, last = now, time.perf_counter()
-        await child.wait()
         return (stored - base) / (last - began), stored - base
     finally:
+        group.resume()
         engine.dispose()
 
 

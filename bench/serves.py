@@ -56,6 +56,16 @@ class Serves:
         process.send_signal(signal.SIGKILL)
         process.wait(STOP_S)
 
+    def pause(self) -> None:
+        """SIGSTOP every process: the broker keeps their sessions and queues what arrives for them."""
+        for process in self.processes.values():
+            process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT every process."""
+        for process in self.processes.values():
+            process.send_signal(signal.SIGCONT)
+
     def alive(self, store: Store, name: str) -> bool:
         """Whether the controller's process runs and holds its own lease (renewed from its start)."""
         process = self.processes.get(name)
@@ -70,6 +80,7 @@ class Serves:
     def stop_all(self) -> None:
         """SIGTERM every process, SIGKILL what does not stop."""
         for process in self.processes.values():
+            process.send_signal(signal.SIGCONT)
             process.send_signal(signal.SIGTERM)
         for process in self.processes.values():
             try:
