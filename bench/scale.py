@@ -4,7 +4,10 @@ One run, `name: value` lines (ratios against baselines measured in the same run)
   floor_N_s, e2e_N_s, fanout_ratio_N  per fleet size N (--sizes; 279,1000 by default, add 10000):
       floor: one QoS 1 publish to N bare MQTT clients until every one answered (bench/fanout.py);
       e2e: a cached bulletin, command until every cluster plays, the fleet spread over --processes
-      simulator processes (`speakerctl simulate --processes`), the controller in this process.
+      simulator processes (`speakerctl simulate --processes`), the controller in this process;
+      median of three broadcasts that reached every cluster (timeout 120 s, 0.06 s per cluster above
+      2,000: 600 s at 10,000), NaN if none did.
+  unreached_N          only when some of those broadcasts timed out: the clusters they missed, summed
   sim_kb_per_cluster   resident memory of the simulator processes / clusters (largest N)
   start_skew_p99_ms    p99 over clusters of |start as the cluster reports it − start_at| (largest N;
                        start_at twice the slowest e2e ahead; simulated clocks without offset, so the
@@ -15,11 +18,13 @@ One run, `name: value` lines (ratios against baselines measured in the same run)
                        controller / plain batched inserts), with --ingest-clusters clusters
   ingest_rate_1_per_s, ingest_rate_3_per_s, ingest_scaling_3  statuses stored per second (rows of
                        status_history) by one `speakerctl serve` process, then by three in a Mosquitto
-                       shared subscription (shared_group), each on a fresh PostgreSQL database and broker;
+                       shared subscription (shared_group), each on a fresh PostgreSQL database and broker:
                        bench/ingest.py's publishers send one status from each of --scaling-clusters
-                       cluster ids. On a 2-CPU machine the three controllers, the broker, PostgreSQL and
-                       the publishers share two cores: the ratio says what sharing costs, not what three
-                       machines would give.
+                       cluster ids while the controllers are stopped (SIGSTOP; the broker queues their
+                       shares), timed from SIGCONT until the queues are drained into the database.
+                       On a 2-CPU machine the three controllers, the broker and PostgreSQL share two
+                       cores: the ratio says what sharing costs there, not what three machines give.
+  ingest_unstored_1, ingest_unstored_3  only when some statuses did not become history rows
   failover_s           three `serve` processes on PostgreSQL and a three-node NATS cluster, --ha-clusters
                        simulated clusters spread over the nodes: the leader killed with SIGKILL 15 s before
                        a scheduled occurrence, seconds until another controller holds the scheduler lease
