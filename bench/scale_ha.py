@@ -19,6 +19,8 @@ import os
 import pickle
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -163,29 +165,32 @@ class World:
 
 async def failover_and_crashes(root: Path, clusters: int, crashes: bool) -> dict[str, float]:
     """failover_s (and whether the occurrence aired), then double_plays and lost_records."""
+    async with ha_world(root, clusters) as world:
+        found = await failover(world)
+        if crashes:
+            found |= await through_crashes(world)
+    return found
+
+
+@asynccontextmanager
+async def ha_world(root: Path, clusters: int) -> AsyncIterator[World]:
+    """A NATS cluster, a database, the fleet online and three controllers serving, for the block."""
     with NatsCluster(root / "nats") as nats, postgres_database() as url:
         await nats.wait_ready(120)
         settings = Settings(data_dir=root / "shared", broker=nats.broker, database_url=url)
         load_or_create_signer(settings.keys_dir)
         inventory = scaled_inventory(load_inventory(), clusters)
-        store = Store.open(url)
-        load_fleet(store, inventory)
-        fleet = _fleet(settings, inventory, root / "fleet")
-        try:
+        env = HA_ENV | {"SPEAKERCTL_INVENTORY": str(write_inventory(inventory, root / "inv.json"))}
+        with Store.open(url) as store:
+            load_fleet(store, inventory)
+            fleet = _fleet(settings, inventory, root / "fleet")
             async with asyncio.TaskGroup() as tg:
                 task = tg.create_task(fleet.run())
                 await fleet.wait_online(120)
-                env = HA_ENV | {"SPEAKERCTL_INVENTORY": str(write_inventory(inventory, root / "inv.json"))}
                 with serves(settings, root / "logs", NAMES, env) as group:
-                    world = World(nats, store, fleet, group, settings, inventory.root.id)
                     await group.wait_alive(store)
-                    found = await failover(world)
-                    if crashes:
-                        found |= await through_crashes(world)
+                    yield World(nats, store, fleet, group, settings, inventory.root.id)
                 task.cancel()
-        finally:
-            store.close()
-    return found
 
 
 def _fleet(settings: Settings, inventory: Inventory, root: Path) -> Fleet:
