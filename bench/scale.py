@@ -37,7 +37,7 @@ One run, `name: value` lines (ratios against baselines measured in the same run)
 
 Usage: .venv/bin/python bench/scale.py [--sizes 279,1000[,10000]] [--processes 2] [--ingest-clusters 2000]
        [--scaling-clusters 20000] [--publishers 4] [--ha-clusters 30] [--no-postgres]
-       [--skip-fanout] [--skip-ingest] [--skip-scaling] [--skip-failover] [--skip-crashes]
+       [--skip-fanout] [--skip-ingest] [--skip-scaling] [--skip-failover] [--skip-crashes] [--keep DIR]
 --no-postgres skips every several-controller part (they need PostgreSQL, 127.0.0.1:5432). The open-file
 limit is raised to its hard limit (10,000 clusters are 10,000 sockets here and in the broker).
 """
@@ -269,6 +269,7 @@ def main() -> None:
     parser.add_argument("--publishers", type=int, default=4)
     parser.add_argument("--ha-clusters", type=int, default=30)
     parser.add_argument("--no-postgres", action="store_true", help="also skips every several-controller part")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     for part in ("fanout", "ingest", "scaling", "failover", "crashes"):
         parser.add_argument(f"--skip-{part}", action="store_true")
     args = parser.parse_args()
@@ -279,9 +280,17 @@ def main() -> None:
 
 
 async def _print(args: argparse.Namespace) -> None:
+    if args.keep:  # the controllers' logs, the brokers' directories, kept for a look afterwards
+        args.keep.mkdir(parents=True, exist_ok=True)
+        await _lines(args, args.keep)
+        return
     with tempfile.TemporaryDirectory(prefix="speakerctl-scale-") as tmp:
-        async for name, value in run(args, Path(tmp)):
-            print(f"{name}: {value:.4g}", flush=True)
+        await _lines(args, Path(tmp))
+
+
+async def _lines(args: argparse.Namespace, root: Path) -> None:
+    async for name, value in run(args, root):
+        print(f"{name}: {value:.4g}", flush=True)
 
 
 if __name__ == "__main__":

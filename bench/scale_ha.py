@@ -60,6 +60,8 @@ HA_ENV = LEASES | {
     "SPEAKERCTL_LANG": "en",
     "PYTHONUNBUFFERED": "1",
 }
+Content = frozenset[str]
+"""The hashes of a bulletin's encodings (a simulated cluster records the hash of what it played)."""
 STALL_S = 10.0
 """Ingestion is over when no status has been stored for this long (some may be skipped as stale)."""
 
@@ -207,7 +209,7 @@ def _fleet(settings: Settings, inventory: Inventory, root: Path) -> Fleet:
 async def failover(world: World) -> dict[str, float]:
     """Kill the leader 15 s before an occurrence: seconds until another leads; 1 if it aired, once."""
     leader = await _leader(world)
-    bulletin, sha = _bulletin(world, duration_ms=20_000)
+    bulletin, content = _bulletin(world, duration_ms=20_000)
     schedule_id = _schedule(world, bulletin, in_s=15)
     killed_at = time.monotonic()
     world.controllers.kill(leader)
@@ -217,7 +219,10 @@ async def failover(world: World) -> dict[str, float]:
     (run,) = ScheduleBook(world.store).runs(schedule_id)
     broadcast_id = _closed(world, schedule_id)
     assert broadcast_id is not None
-    aired = run.state is RunState.AIRED and not _missing(world, broadcast_id, sha) and not _twice(world, sha)
+    missing, twice = _missing(world, broadcast_id, content), _twice(world, content)
+    aired = run.state is RunState.AIRED and not missing and not twice
+    if not aired:
+        _explain("failover", world, broadcast_id, content, f"run {run.state}")
     world.controllers.start(leader)  # three again for the next part
     await world.controllers.wait_alive(world.store)
     return {"failover_s": takeover_s, "failover_aired": float(aired)}
@@ -226,7 +231,7 @@ async def failover(world: World) -> dict[str, float]:
 async def through_crashes(world: World) -> dict[str, float]:
     """A broadcast of 20 s of sound: its owner killed, then the preferred NATS node; what went wrong."""
     await _leader(world)
-    bulletin, sha = _bulletin(world, duration_ms=400_000)
+    bulletin, content = _bulletin(world, duration_ms=400_000)
     schedule_id = _schedule(world, bulletin, in_s=8)
     await wait_for(lambda: _sounding(world, schedule_id) is not None, "clusters playing", 120)
     broadcast_id = _sounding(world, schedule_id)
@@ -237,36 +242,63 @@ async def through_crashes(world: World) -> dict[str, float]:
     takeover_s = await wait_for(taken, "another controller owning the broadcast", 120)
     world.nats.nodes[0].kill()  # the node every controller prefers
     await wait_for(lambda: _closed(world, schedule_id) is not None, "the broadcast closed", 300)
+    missing, twice = _missing(world, broadcast_id, content), _twice(world, content)
+    if missing or twice:
+        _explain("crashes", world, broadcast_id, content, f"owner {owner} killed")
     return {
         "broadcast_takeover_s": takeover_s,
-        "double_plays": float(len(_twice(world, sha))),
-        "lost_records": float(len(_missing(world, broadcast_id, sha))),
+        "double_plays": float(len(twice)),
+        "lost_records": float(len(missing)),
     }
 
 
-def _twice(world: World, sha: str) -> list[str]:
-    """Clusters that played the content more than once."""
-    return [k for k, d in world.fleet.devices.items() if d.output.played.count(sha) > 1]
+def _explain(part: str, world: World, broadcast_id: str, content: Content, what: str) -> None:
+    """On stderr: what each cluster that went wrong played, and its delivery in the store."""
+    deliveries = {d.device_id: d for d in world.store.deliveries.of(broadcast_id)}
+    state = world.store.broadcasts.get(broadcast_id).state
+    print(f"{part}: broadcast {broadcast_id} {state}, {what}", file=sys.stderr)
+    for device_id in sorted({*_missing(world, broadcast_id, content), *_twice(world, content)}):
+        d = deliveries.get(device_id)
+        record = f"{d.state} playing_at={d.playing_at} {d.reason} {d.detail!r}" if d else "no delivery"
+        print(f"  {device_id}: played {_plays(world, device_id, content)}×, {record}", file=sys.stderr)
 
 
-def _missing(world: World, broadcast_id: str, sha: str) -> list[str]:
+def _plays(world: World, device_id: str, content: Content) -> int:
+    """How often the cluster played the bulletin to its end, in any of its encodings."""
+    played = world.fleet.devices[device_id].output.played
+    return sum(played.count(sha) for sha in content)
+
+
+def _twice(world: World, content: Content) -> list[str]:
+    """Clusters that played the bulletin more than once."""
+    return [k for k in world.fleet.devices if _plays(world, k, content) > 1]
+
+
+def _missing(world: World, broadcast_id: str, content: Content) -> list[str]:
     """Clusters whose play is lost: not played, or played without a final delivery in the store."""
     final = {
         d.device_id for d in world.store.deliveries.of(broadcast_id) if d.state is FINISHED and d.playing_at
     }
-    return [k for k, d in world.fleet.devices.items() if sha not in d.output.played or k not in final]
+    return [k for k in world.fleet.devices if not _plays(world, k, content) or k not in final]
 
 
-def _bulletin(world: World, duration_ms: int) -> tuple[int, str]:
-    """A bulletin of random bytes in the shared content directory: its id and its content's hash."""
+def _bulletin(world: World, duration_ms: int) -> tuple[int, Content]:
+    """A bulletin of random bytes in the shared content directory, in Opus and in MP3 (older clusters
+    play only MP3): its id and the hashes of its encodings."""
+    variants = [_variant(world, "opus", "ogg", duration_ms), _variant(world, "mp3", "mp3", duration_ms)]
+    first = variants[0]
+    args = (first.sha256, "opus", "ogg", 24, duration_ms, first.size, "x", "x", datetime.now(UTC))
+    bulletin = world.store.bulletins.add("scale", *args, variants=variants)
+    return bulletin.id, frozenset(v.sha256 for v in variants)
+
+
+def _variant(world: World, codec_name: str, container: str, duration_ms: int) -> VariantInfo:
     data = os.urandom(8 * 16384)
     sha = hashlib.sha256(data).hexdigest()
     folder = world.settings.content_dir / sha[:2]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{sha}.ogg").write_bytes(data)
-    variant = VariantInfo("opus", "ogg", 24, sha, len(data), duration_ms)
-    args = (sha, "opus", "ogg", 24, duration_ms, len(data), "x", "x", datetime.now(UTC))
-    return world.store.bulletins.add("scale", *args, variants=[variant]).id, sha
+    (folder / f"{sha}.{container}").write_bytes(data)
+    return VariantInfo(codec_name, container, 24, sha, len(data), duration_ms)
 
 
 def _schedule(world: World, bulletin: int, in_s: float) -> str:
