@@ -36,7 +36,7 @@ One run, `name: value` lines (ratios against baselines measured in the same run)
                        with its start time in the store)
 
 Usage: .venv/bin/python bench/scale.py [--sizes 279,1000[,10000]] [--processes 2] [--ingest-clusters 2000]
-       [--scaling-clusters 20000] [--publishers 4] [--ha-clusters 30] [--no-postgres]
+       [--scaling-clusters 20000] [--publishers 4] [--ha-clusters 279] [--no-postgres]
        [--skip-fanout] [--skip-ingest] [--skip-scaling] [--skip-failover] [--skip-crashes] [--keep DIR]
 --no-postgres skips every several-controller part (they need PostgreSQL, 127.0.0.1:5432). The open-file
 limit is raised to its hard limit (10,000 clusters are 10,000 sockets here and in the broker).
@@ -267,7 +267,7 @@ def main() -> None:
     parser.add_argument("--ingest-clusters", type=int, default=2000)
     parser.add_argument("--scaling-clusters", type=int, default=20_000)
     parser.add_argument("--publishers", type=int, default=4)
-    parser.add_argument("--ha-clusters", type=int, default=30)
+    parser.add_argument("--ha-clusters", type=int, default=279)
     parser.add_argument("--no-postgres", action="store_true", help="also skips every several-controller part")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     for part in ("fanout", "ingest", "scaling", "failover", "crashes"):
