@@ -4,7 +4,10 @@ One run, `name: value` lines (ratios against baselines measured in the same run)
   floor_N_s, e2e_N_s, fanout_ratio_N  per fleet size N (--sizes; 279,1000 by default, add 10000):
       floor: one QoS 1 publish to N bare MQTT clients until every one answered (bench/fanout.py);
       e2e: a cached bulletin, command until every cluster plays, the fleet spread over --processes
-      simulator processes (`speakerctl simulate --processes`), the controller in this process.
+      simulator processes (`speakerctl simulate --processes`), the controller in this process;
+      median of three broadcasts that reached every cluster (timeout 120 s, 0.06 s per cluster above
+      2,000: 600 s at 10,000), NaN if none did.
+  unreached_N          only when some of those broadcasts timed out: the clusters they missed, summed
   sim_kb_per_cluster   what one more simulated cluster costs in resident memory (largest N):
                        (RSS of the simulator processes with N clusters − RSS of the same processes with
                        one cluster each) / (N − processes). The processes' own interpreters and imports
@@ -19,26 +22,51 @@ One run, `name: value` lines (ratios against baselines measured in the same run)
                        |true offset − the agent's estimate| after one ping each
   ingest_ratio_sqlite, ingest_ratio_postgres  bench/ingest.py's ratios (statuses through the
                        controller / plain batched inserts), with --ingest-clusters clusters
+  ingest_rate_1_per_s, ingest_rate_3_per_s, ingest_scaling_3  statuses stored per second (rows of
+                       status_history) by one `speakerctl serve` process, then by three in a Mosquitto
+                       shared subscription (shared_group), each on a fresh PostgreSQL database and broker:
+                       bench/ingest.py's publishers send one status from each of --scaling-clusters
+                       cluster ids while the controllers are stopped (SIGSTOP; the broker queues their
+                       shares), timed from SIGCONT until the queues are drained into the database.
+                       On a 2-CPU machine the three controllers, the broker and PostgreSQL share two
+                       cores: the ratio says what sharing costs there, not what three machines give.
+  ingest_unstored_1, ingest_unstored_3  only when some statuses did not become history rows
+  failover_s           three `serve` processes on PostgreSQL and a three-node NATS cluster, --ha-clusters
+                       simulated clusters spread over the nodes: the leader killed with SIGKILL 15 s before
+                       a scheduled occurrence, seconds until another controller holds the scheduler lease
+  failover_aired       1 if that occurrence then aired on time, on every cluster, once
+  broadcast_takeover_s, double_plays, lost_records  the same world, a broadcast of 20 s of sound: its
+                       owner killed once clusters play it, then (once another controller owns it) the NATS
+                       node every controller prefers; seconds until the takeover, clusters that played it
+                       more than once, clusters whose play is missing (not played, or no final delivery
+                       with its start time in the store)
 
-Usage: .venv/bin/python bench/scale.py [--sizes 279,1000] [--processes 2] [--ingest-clusters 2000]
-       [--no-postgres]
+Usage: .venv/bin/python bench/scale.py [--sizes 279,1000[,10000]] [--processes 2] [--ingest-clusters 2000]
+       [--scaling-clusters 20000] [--publishers 4] [--ha-clusters 279] [--no-postgres]
+       [--skip-fanout] [--skip-ingest] [--skip-scaling] [--skip-failover] [--skip-crashes] [--keep DIR]
+--no-postgres skips every several-controller part (they need PostgreSQL, 127.0.0.1:5432). The open-file
+limit is raised to its hard limit (10,000 clusters are 10,000 sockets here and in the broker).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
+import resource
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 from fanout import _bulletin, broker_floor
+from scale_ha import failover_and_crashes, ingest_scaling
 
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import runtime
@@ -50,6 +78,7 @@ from speakerctl.config import Settings
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.fleet import load_inventory, provisioning_records, scaled_inventory
 from speakerctl.protocol import Ping
+from speakerctl.protocol.lifecycle import FINISHED
 from speakerctl.security.keys import trusted_path
 from speakerctl.store import Store
 
@@ -106,9 +135,13 @@ def rss_kb(pids: list[int]) -> int:
 
 
 async def fanout(url: str, n: int, processes: int, root: Path) -> dict[str, float]:
-    """e2e, start skew and simulator memory for N clusters in `processes` simulator processes."""
+    """e2e, start skew and simulator memory for N clusters in `processes` simulator processes.
+
+    e2e is the median of the broadcasts that reached every cluster (NaN if none did); `unreached`
+    counts the clusters the others missed.
+    """
     inventory = scaled_inventory(load_inventory(), n)
-    settings = Settings(data_dir=root / f"ctl-{n}", broker=url, broadcast_timeout_s=120)
+    settings = Settings(data_dir=root / f"ctl-{n}", broker=url, broadcast_timeout_s=timeout_s(n))
     store = Store.open(settings.db_url)
     load_fleet(store, inventory)
     controller = runtime.controller(runtime.context(settings), store)
@@ -120,20 +153,30 @@ async def fanout(url: str, n: int, processes: int, root: Path) -> dict[str, floa
             small = _bulletin(store, settings.content_dir, {"opus": 20_000, "mp3": 20_000}, 1000)
             root_zone = (inventory.root.id,)
             warm = await controller.broadcast(BroadcastRequest(small, root_zone))  # fills the caches
-            times = []
+            times, unreached = [], 0
             for _ in range(3):
                 result = await controller.broadcast(BroadcastRequest(small, root_zone))
-                assert result.reach_latency_s is not None, result.counts
-                times.append(result.reach_latency_s)
-            skew = await start_skew(controller, small, root_zone, lead_s=max(3.0, 2 * max(times)))
+                if result.reach_latency_s is None:
+                    unreached += n - result.counts.get(FINISHED, 0)
+                else:
+                    times.append(result.reach_latency_s)
+            e2e = statistics.median(times) if times else math.nan
+            lead_s = max(3.0, 2 * max(times, default=10.0))
+            skew = await start_skew(controller, small, root_zone, lead_s=lead_s)
     store.close()
     return {
-        "e2e": statistics.median(times),
+        "e2e": e2e,
         "sim_kb": memory,
         "sim_mb_fixed": fixed / 1024,
         "skew": skew,
         "warm_played": warm.played,
+        "unreached": unreached,
     }
+
+
+def timeout_s(n: int) -> float:
+    """Broadcast timeout for N clusters: 120 s, more for large fleets (10,000: 600 s)."""
+    return max(120.0, 0.06 * n)
 
 
 async def start_skew(controller: Controller, bulletin: int, targets: tuple[str, ...], lead_s: float) -> float:
@@ -183,27 +226,51 @@ def ingest_ratios(clusters: int, postgres: bool) -> dict[str, float]:
     }
 
 
-async def run(args: argparse.Namespace, root: Path) -> list[tuple[str, float]]:
-    lines: list[tuple[str, float]] = []
-    config = MosquittoConfig(port=free_port())
+async def fanouts(args: argparse.Namespace, root: Path) -> AsyncIterator[tuple[str, float]]:
+    """floor, e2e and their ratio per size; memory and start skew at the largest; the offset error."""
+    sizes = [int(s) for s in args.sizes.split(",")]
+    config = MosquittoConfig(port=free_port())  # max_connections: unlimited by default
     with MosquittoProcess(config, root / "mosquitto") as broker:
         last: dict[str, float] = {}
-        for n in [int(s) for s in args.sizes.split(",")]:
+        for n in sizes:
             floor = await broker_floor(broker.port, n)
+            yield f"floor_{n}_s", floor
             last = await fanout(broker.url, n, args.processes, root)
-            lines += [
-                (f"floor_{n}_s", floor),
-                (f"e2e_{n}_s", last["e2e"]),
-                (f"fanout_ratio_{n}", last["e2e"] / floor),
-            ]
-        lines += [
-            ("sim_kb_per_cluster", last["sim_kb"]),
-            ("sim_mb_fixed", last["sim_mb_fixed"]),
-            ("start_skew_p99_ms", last["skew"]),
-        ]
-        lines.append(("offset_error_p99_ms", await offset_error(broker.url, root)))
-    lines += sorted(ingest_ratios(args.ingest_clusters, not args.no_postgres).items())
-    return lines
+            yield f"e2e_{n}_s", last["e2e"]
+            yield f"fanout_ratio_{n}", last["e2e"] / floor
+            if last["unreached"]:
+                yield f"unreached_{n}", last["unreached"]
+        yield "sim_kb_per_cluster", last["sim_kb"]
+        yield "sim_mb_fixed", last["sim_mb_fixed"]
+        yield "start_skew_p99_ms", last["skew"]
+        yield "offset_error_p99_ms", await offset_error(broker.url, root)
+
+
+async def run(args: argparse.Namespace, root: Path) -> AsyncIterator[tuple[str, float]]:
+    """Every part not skipped, its lines as each part ends."""
+    if not args.skip_fanout:
+        async for line in fanouts(args, root):
+            yield line
+    if not args.skip_ingest:
+        for line in sorted(ingest_ratios(args.ingest_clusters, not args.no_postgres).items()):
+            yield line
+    if not args.no_postgres and not args.skip_scaling:
+        scaling = await ingest_scaling(root / "scaling", args.scaling_clusters, 1, args.publishers)
+        for line in scaling.items():
+            yield line
+    if not args.no_postgres and not (args.skip_failover and args.skip_crashes):
+        ha = await failover_and_crashes(root / "ha", args.ha_clusters, not args.skip_crashes)
+        for line in ha.items():
+            if args.skip_failover and line[0].startswith("failover"):
+                continue
+            yield line
+
+
+def raise_fd_limit() -> None:
+    """Open-file limit up to the hard limit: 10,000 clusters are 10,000 sockets (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def main() -> None:
@@ -214,11 +281,32 @@ def main() -> None:
     parser.add_argument("--sizes", default="279,1000")
     parser.add_argument("--processes", type=int, default=max(2, os.cpu_count() or 2))
     parser.add_argument("--ingest-clusters", type=int, default=2000)
-    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--scaling-clusters", type=int, default=20_000)
+    parser.add_argument("--publishers", type=int, default=4)
+    parser.add_argument("--ha-clusters", type=int, default=279)
+    parser.add_argument("--no-postgres", action="store_true", help="also skips every several-controller part")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    for part in ("fanout", "ingest", "scaling", "failover", "crashes"):
+        parser.add_argument(f"--skip-{part}", action="store_true")
     args = parser.parse_args()
+    raise_fd_limit()
+    # SIGTERM as Ctrl-C: the context managers then stop the brokers and controllers and drop the databases.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    asyncio.run(_print(args))
+
+
+async def _print(args: argparse.Namespace) -> None:
+    if args.keep:  # the controllers' logs, the brokers' directories, kept for a look afterwards
+        args.keep.mkdir(parents=True, exist_ok=True)
+        await _lines(args, args.keep)
+        return
     with tempfile.TemporaryDirectory(prefix="speakerctl-scale-") as tmp:
-        for name, value in asyncio.run(run(args, Path(tmp))):
-            print(f"{name}: {value:.4g}", flush=True)
+        await _lines(args, Path(tmp))
+
+
+async def _lines(args: argparse.Namespace, root: Path) -> None:
+    async for name, value in run(args, root):
+        print(f"{name}: {value:.4g}", flush=True)
 
 
 if __name__ == "__main__":
