@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import BigInteger, DateTime, Dialect, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -317,7 +318,7 @@ class StatusHistoryRow(SQLModel, table=True):
     @staticmethod
     def params(status: Status, received_at: datetime) -> dict[str, Any]:
         """The columns of a row recording `status`, for a bulk insert."""
-        payload = json.dumps(status.to_wire(), separators=(",", ":"))
+        payload = orjson.dumps(status.to_wire()).decode()  # compact, as before; the flush's main JSON cost
         return {"device_id": status.device_id, "ts": received_at, "online": status.online, "payload": payload}
 
     def record(self) -> StatusRecord:
