@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, func
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql
 from sqlmodel import col, insert, select, update
 
 from speakerctl.clock import to_ms
@@ -126,7 +127,8 @@ class StatusRepository:
         """Apply status messages in one transaction; return the ids of unknown devices (skipped).
 
         Core statements, not the ORM: one read of the devices' current state, then one executemany
-        each for the device rows and the history (the ORM's unit of work cost 4x the plain inserts).
+        each for the device rows and the history (profiled: the ORM's unit of work, in the flush thread,
+        held the GIL against the MQTT loop for a third of the run).
         """
         received_at = aware_utc(received_at, "received_at")
         with self._db.begin() as conn:
@@ -139,8 +141,7 @@ class StatusRepository:
             ]
             if not applied:
                 return unknown
-            changed = dict.fromkeys(st.device_id for st in applied)
-            conn.execute(_UPDATE_STATE, [{"b_id": i, **_bound(states[i])} for i in changed])
+            _write_states(conn, [states[i] for i in dict.fromkeys(st.device_id for st in applied)])
             conn.execute(_HISTORY.insert(), [StatusHistoryRow.params(st, received_at) for st in applied])
             self._prune(conn, self._due_for_prune(st.device_id for st in applied))
         return unknown
@@ -204,17 +205,31 @@ _UPDATE_STATE = (
     .values({name: bindparam(f"b_{name}") for name in STATE_COLUMNS})
 )
 """One device row's status columns, by id (bound names differ from the columns', as an UPDATE needs)."""
+_INSERT_DEVICE = postgresql.insert(_DEVICES)
+_UPSERT_STATE = _INSERT_DEVICE.on_conflict_do_update(
+    index_elements=[_DEVICES.c.id], set_={n: _INSERT_DEVICE.excluded[n] for n in STATE_COLUMNS}
+).returning(_DEVICES.c.id)
+"""The same on PostgreSQL, where psycopg2 runs an UPDATE's executemany one row per round trip but an
+INSERT's as multi-row VALUES pages (3.3 s -> 0.95 s for 20,000 rows here). The rows exist and are
+locked, so every one takes the DO UPDATE branch; the NOT NULL inventory columns are passed as read, as
+PostgreSQL checks them before the conflict. RETURNING because SQLAlchemy pages an ON CONFLICT DO UPDATE
+only with it (a page must not touch a row twice: `_write_states` gets each device once)."""
+_READ_COLUMNS = ("id", "name", "zone_id", "model", *STATE_COLUMNS)
 
 
 def _device_states(conn: Connection, device_ids: Collection[str]) -> dict[str, dict[str, Any]]:
-    """The status columns of the known devices among `device_ids`, locked for update, by id."""
-    columns = [_DEVICES.c.id, *(_DEVICES.c[name] for name in STATE_COLUMNS)]
+    """The columns a status write needs of the known devices among `device_ids`, locked, by id."""
+    columns = [_DEVICES.c[name] for name in _READ_COLUMNS]
     states: dict[str, dict[str, Any]] = {}
     for chunk in chunks(sorted(device_ids)):
         query = sa_select(*columns).where(_DEVICES.c.id.in_(chunk)).order_by(_DEVICES.c.id).with_for_update()
-        states.update((row[0], dict(zip(STATE_COLUMNS, row[1:], strict=True))) for row in conn.execute(query))
+        states.update((row[0], dict(zip(_READ_COLUMNS, row, strict=True))) for row in conn.execute(query))
     return states
 
 
-def _bound(state: dict[str, Any]) -> dict[str, Any]:
-    return {f"b_{name}": value for name, value in state.items()}
+def _write_states(conn: Connection, states: list[dict[str, Any]]) -> None:
+    """Store the status columns of `states` (from _device_states, changed by take_status)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_UPSERT_STATE, states)
+        return
+    conn.execute(_UPDATE_STATE, [{f"b_{n}": st[n] for n in ("id", *STATE_COLUMNS)} for st in states])
