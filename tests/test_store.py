@@ -438,6 +438,24 @@ def test_status_history_is_bounded(db_url: str) -> None:
         assert [r.status.volume for r in s.statuses.history("d1", limit=50)] == [9, 8, 7, 6, 5]
 
 
+def test_a_batch_larger_than_a_write_page_updates_every_device_and_keeps_the_inventory(store: Store) -> None:
+    # PostgreSQL writes the device rows in pages of INSERT … ON CONFLICT DO UPDATE (1,000 rows a page).
+    many = [DeviceSpec(f"m{i:04d}", f"Loa {i}", "c2", "pa-4g", 9.5, 105.9, "4g") for i in range(1_500)]
+    store.devices.sync(many)
+    first = [_status(d.id, at_s=1, volume=i % 100) for i, d in enumerate(many)]
+    assert store.statuses.apply([*first, _status("m0001", at_s=2, volume=99)], T0) == []
+    got = {d.id: d for d in store.devices.all(["c2"])}
+    assert [got[d.id].volume for d in many[:3]] == [0, 99, 2] and got["m1499"].volume == 1499 % 100
+    assert (got["m0007"].name, got["m0007"].zone_id, got["m0007"].lat, got["m0007"].network) == (
+        "Loa 7",
+        "c2",
+        9.5,
+        "4g",
+    )
+    assert store.statuses.apply(first, T0 + timedelta(seconds=5)) == []  # redelivered or stale: no row
+    assert len(store.statuses.history("m0001", limit=50)) == 2
+
+
 # -- concurrency -------------------------------------------------------------------------------------
 
 

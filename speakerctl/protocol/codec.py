@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
+import orjson
+
 from speakerctl.errors import PayloadTooLarge, ProtocolError
 from speakerctl.protocol.limits import MAX_JSON_PAYLOAD
 from speakerctl.protocol.messages import Command, Event, Status, event_from_wire
@@ -32,18 +34,11 @@ def load_json(payload: bytes) -> object:
     if len(payload) > MAX_JSON_PAYLOAD:
         raise PayloadTooLarge(f"payload is {len(payload)} bytes, limit {MAX_JSON_PAYLOAD}")
     try:
-        return _DECODER.decode(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # orjson: strict JSON straight from the bytes (no NaN/Infinity, no lone surrogates, nesting
+        # capped at 1024), about 2x the standard decoder's speed on a status.
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
         raise ProtocolError(f"payload is not UTF-8 JSON: {exc}") from exc
-
-
-def _no_constants(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
-"""One decoder for every payload: `json.loads` with an option builds a new one per call (profiled: 8 % of
-a status's cost in the controller)."""
 
 
 def decode_command(payload: bytes) -> Command:

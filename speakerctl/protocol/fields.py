@@ -36,6 +36,8 @@ def versioned(d: object, what: str) -> dict[str, Any]:
 
 
 def _typed(value: object, typ: type[T], what: str) -> T:
+    if type(value) is typ:  # the common case, checked first: every status passes here ~15 times
+        return value
     # bool is an int in Python; JSON keeps them apart, and so do we.
     if isinstance(value, bool) and typ is not bool:
         raise ProtocolError(f"{what} must be {typ.__name__}, got a boolean")
@@ -74,6 +76,8 @@ def choice(value: object, allowed: tuple[str, ...], what: str) -> str:
 
 def check_range(value: int, lo: int, hi: int, what: str) -> int:
     """An integer within [lo, hi]."""
+    if type(value) is int and lo <= value <= hi:  # the common case first (bool is not exactly int)
+        return value
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ProtocolError(f"{what} must be an integer in {lo}..{hi}, got {value!r}")
     return value

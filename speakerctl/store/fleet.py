@@ -5,9 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, col, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql
+from sqlmodel import col, insert, select, update
 
 from speakerctl.clock import to_ms
 from speakerctl.errors import NotFound, ProtocolError, StoreError
@@ -15,8 +18,8 @@ from speakerctl.fleet import Zone
 from speakerctl.protocol import Status
 from speakerctl.store.engine import Sessions
 from speakerctl.store.models import DeviceInfo, DeviceSpecLike, StatusRecord, aware_utc
-from speakerctl.store.queries import get_row, rows_by_id, subtree
-from speakerctl.store.tables import DeviceRow, StatusHistoryRow, ZoneRow
+from speakerctl.store.queries import chunks, get_row, rows_by_id, subtree
+from speakerctl.store.tables import STATE_COLUMNS, DeviceRow, StatusHistoryRow, ZoneRow, take_status
 
 
 class ZoneRepository:
@@ -121,19 +124,26 @@ class StatusRepository:
         self._since_prune: dict[str, int] = {}
 
     def apply(self, statuses: Sequence[Status], received_at: datetime) -> list[str]:
-        """Apply status messages in one transaction; return the ids of unknown devices (skipped)."""
+        """Apply status messages in one transaction; return the ids of unknown devices (skipped).
+
+        Core statements, not the ORM: one read of the devices' current state, then one executemany
+        each for the device rows and the history (profiled: the ORM's unit of work, in the flush thread,
+        held the GIL against the MQTT loop for a third of the run).
+        """
         received_at = aware_utc(received_at, "received_at")
-        with self._db.session(write=True) as s:
-            rows = rows_by_id(s, DeviceRow, {st.device_id for st in statuses}, lock=True)
-            unknown = list(dict.fromkeys(st.device_id for st in statuses if st.device_id not in rows))
+        with self._db.begin() as conn:
+            states = _device_states(conn, {st.device_id for st in statuses})
+            unknown = list(dict.fromkeys(st.device_id for st in statuses if st.device_id not in states))
             applied = [
                 st
                 for st in statuses
-                if st.device_id in rows and rows[st.device_id].take_status(st, received_at)
+                if st.device_id in states and take_status(states[st.device_id], st, received_at)
             ]
-            s.add_all(StatusHistoryRow.of(st, received_at) for st in applied)
-            s.flush()
-            self._prune(s, self._due_for_prune(st.device_id for st in applied))
+            if not applied:
+                return unknown
+            _write_states(conn, [states[i] for i in dict.fromkeys(st.device_id for st in applied)])
+            conn.execute(_HISTORY.insert(), [StatusHistoryRow.params(st, received_at) for st in applied])
+            self._prune(conn, self._due_for_prune(st.device_id for st in applied))
         return unknown
 
     def clamp_future(self, now: datetime) -> int:
@@ -170,7 +180,7 @@ class StatusRepository:
                 self._since_prune[device_id] = n
         return list(dict.fromkeys(due))
 
-    def _prune(self, s: Session, device_ids: list[str]) -> None:
+    def _prune(self, conn: Connection, device_ids: list[str]) -> None:
         """Keep only the newest `history_limit` history rows of each device in `device_ids`."""
         if not device_ids:
             return
@@ -183,5 +193,43 @@ class StatusRepository:
             .subquery()
         )
         old = select(ranked.c.id).where(ranked.c.rank > self.history_limit)
-        stmt = delete(StatusHistoryRow).where(col(StatusHistoryRow.id).in_(old))
-        s.exec(stmt.execution_options(synchronize_session=False))
+        stmt = _HISTORY.delete().where(_HISTORY.c.id.in_(old))
+        conn.execute(stmt)
+
+
+_DEVICES: Table = DeviceRow.__table__  # type: ignore[attr-defined]
+_HISTORY: Table = StatusHistoryRow.__table__  # type: ignore[attr-defined]
+_UPDATE_STATE = (
+    _DEVICES.update()
+    .where(_DEVICES.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in STATE_COLUMNS})
+)
+"""One device row's status columns, by id (bound names differ from the columns', as an UPDATE needs)."""
+_INSERT_DEVICE = postgresql.insert(_DEVICES)
+_UPSERT_STATE = _INSERT_DEVICE.on_conflict_do_update(
+    index_elements=[_DEVICES.c.id], set_={n: _INSERT_DEVICE.excluded[n] for n in STATE_COLUMNS}
+).returning(_DEVICES.c.id)
+"""The same on PostgreSQL, where psycopg2 runs an UPDATE's executemany one row per round trip but an
+INSERT's as multi-row VALUES pages (3.3 s -> 0.95 s for 20,000 rows here). The rows exist and are
+locked, so every one takes the DO UPDATE branch; the NOT NULL inventory columns are passed as read, as
+PostgreSQL checks them before the conflict. RETURNING because SQLAlchemy pages an ON CONFLICT DO UPDATE
+only with it (a page must not touch a row twice: `_write_states` gets each device once)."""
+_READ_COLUMNS = ("id", "name", "zone_id", "model", *STATE_COLUMNS)
+
+
+def _device_states(conn: Connection, device_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The columns a status write needs of the known devices among `device_ids`, locked, by id."""
+    columns = [_DEVICES.c[name] for name in _READ_COLUMNS]
+    states: dict[str, dict[str, Any]] = {}
+    for chunk in chunks(sorted(device_ids)):
+        query = sa_select(*columns).where(_DEVICES.c.id.in_(chunk)).order_by(_DEVICES.c.id).with_for_update()
+        states.update((row[0], dict(zip(_READ_COLUMNS, row, strict=True))) for row in conn.execute(query))
+    return states
+
+
+def _write_states(conn: Connection, states: list[dict[str, Any]]) -> None:
+    """Store the status columns of `states` (from _device_states, changed by take_status)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_UPSERT_STATE, states)
+        return
+    conn.execute(_UPDATE_STATE, [{f"b_{n}": st[n] for n in ("id", *STATE_COLUMNS)} for st in states])

@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import BigInteger, DateTime, Dialect, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -109,28 +110,37 @@ class DeviceRow(SQLModel, table=True):
         self.name, self.zone_id, self.model = spec.name, spec.zone_id, spec.model
         self.lat, self.lon, self.network = spec.lat, spec.lon, spec.network
 
-    def take_status(self, status: Status, received_at: datetime) -> bool:
-        """Apply `status` unless older than the one applied; whether it was taken."""
-        if not status.online and status.ts_ms == 0:
-            # A Last Will carries no time stamp: it always means offline (once: a redelivery is a no-op).
-            taken, self.online = self.online, False
-            return taken
-        if self.status_ts_ms is not None and status.ts_ms < self.status_ts_ms:
-            return False  # a stale retained message must not overwrite newer state
-        fields = _status_columns(status)
-        if status.ts_ms == self.status_ts_ms and all(getattr(self, k) == v for k, v in fields.items()):
-            return False  # redelivered (QoS 1, or to another controller of a shared group): no new row
-        for name, value in fields.items():
-            setattr(self, name, value)
-        self.last_seen, self.status_ts_ms = received_at, status.ts_ms
-        return True
-
     def info(self) -> DeviceInfo:
         """Public value."""
         return DeviceInfo(
             **{name: getattr(self, name) for name in _DEVICE_FIELDS},
             status_ts=None if self.status_ts_ms is None else utc_from_ms(self.status_ts_ms),
         )
+
+
+STATE_COLUMNS = (
+    "online", "last_seen", "status_ts_ms", "firmware", "volume", "playing", "amplifier", "uptime_s",
+    "power_source", "battery_pct", "link_network", "rssi_dbm", "cached_count", "temperature_c",
+    "storage_free_mb", "clock_offset_ms",
+)  # fmt: skip
+"""The device columns a status report writes: its current state, read and written in bulk."""
+
+
+def take_status(state: dict[str, Any], status: Status, received_at: datetime) -> bool:
+    """Apply `status` to a device's `state` (STATE_COLUMNS) unless older than it; whether it was taken."""
+    if not status.online and status.ts_ms == 0:
+        # A Last Will carries no time stamp: it always means offline (once: a redelivery is a no-op).
+        taken, state["online"] = state["online"], False
+        return bool(taken)
+    stored_ts = state["status_ts_ms"]
+    if stored_ts is not None and status.ts_ms < stored_ts:
+        return False  # a stale retained message must not overwrite newer state
+    fields = _status_columns(status)
+    if status.ts_ms == stored_ts and all(state[k] == v for k, v in fields.items()):
+        return False  # redelivered (QoS 1, or to another controller of a shared group): no new row
+    state.update(fields)
+    state["last_seen"], state["status_ts_ms"] = received_at, status.ts_ms
+    return True
 
 
 def _status_columns(status: Status) -> dict[str, object]:
@@ -305,11 +315,11 @@ class StatusHistoryRow(SQLModel, table=True):
     online: bool
     payload: str = Field(sa_type=Text)
 
-    @classmethod
-    def of(cls, status: Status, received_at: datetime) -> "StatusHistoryRow":
-        """Row recording `status`."""
-        payload = json.dumps(status.to_wire(), separators=(",", ":"))
-        return cls(device_id=status.device_id, ts=received_at, online=status.online, payload=payload)
+    @staticmethod
+    def params(status: Status, received_at: datetime) -> dict[str, Any]:
+        """The columns of a row recording `status`, for a bulk insert."""
+        payload = orjson.dumps(status.to_wire()).decode()  # compact, as before; the flush's main JSON cost
+        return {"device_id": status.device_id, "ts": received_at, "online": status.online, "payload": payload}
 
     def record(self) -> StatusRecord:
         """Public value."""
