@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from waiting import wait_until
 
 from speakerctl.app.context import open_store
 from speakerctl.broker.address import BrokerAddress
-from speakerctl.broker.aiomqtt_private import TESTED, raw_socket
+from speakerctl.broker.aiomqtt_private import TESTED, arrival_stamps, raw_socket
 from speakerctl.broker.link import Backoff, Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.broker.ports import free_port
@@ -129,14 +130,17 @@ def _awaiting_ack(link: Link) -> bool:
 async def test_aiomqtt_behaves_as_the_link_relies_on(mosquitto: MosquittoProcess) -> None:
     """What speakerctl/broker/aiomqtt_private.py documents; if this fails, an aiomqtt upgrade broke it."""
     assert aiomqtt.__version_tuple__[:2] == TESTED, "re-check aiomqtt_private.py, then update TESTED"
-    async with (
-        aiomqtt.Client(mosquitto.host, mosquitto.port) as reader,
-        aiomqtt.Client(mosquitto.host, mosquitto.port) as writer,
-    ):
+    reader = aiomqtt.Client(mosquitto.host, mosquitto.port)
+    stamps = arrival_stamps(reader)
+    async with reader, aiomqtt.Client(mosquitto.host, mosquitto.port) as writer:
         await reader.subscribe("pa/v1/relied", qos=1)
+        before = time.monotonic()
         for n in (b"1", b"2", b"3"):
             await writer.publish("pa/v1/relied", n, qos=1)
         await wait_until(lambda: len(reader.messages) == 3, "three queued messages")
+        # One stamp per queued message, in order, on the event loop's clock.
+        assert len(stamps) == 3 and before <= stamps[0] <= stamps[1] <= stamps[2] <= time.monotonic()
+        assert abs(asyncio.get_running_loop().time() - time.monotonic()) < 0.01
         sock = raw_socket(reader)
         assert sock is not None
         sock.shutdown(socket.SHUT_RDWR)  # a power cut: no DISCONNECT
