@@ -18,7 +18,6 @@ changes any of this; pyproject.toml pins aiomqtt to `TESTED` until that test pas
 from __future__ import annotations
 
 import socket
-from collections import deque
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -33,22 +32,24 @@ def raw_socket(client: aiomqtt.Client) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
-def arrival_stamps(client: aiomqtt.Client) -> deque[float]:
-    """From now on, when paho parsed each message `client.messages` will yield, oldest first.
+def arrival_stamps(client: aiomqtt.Client) -> dict[int, float]:
+    """From now on, when paho parsed each message `client.messages` will yield, by the id of its payload.
 
     By `time.monotonic`, the event loop's clock. paho stamps a message as its socket reader parses
     it, aiomqtt drops that stamp: the messages then pass through a queue and three tasks, and in a
     simulator hundreds of clusters share the loop, so by the time the link takes one out it may have
     waited there tens of ms, which a cluster timing the controller's clock must not count. Call it
-    before connecting; aiomqtt's queue is unbounded and first in, first out, so the n-th stamp is the
-    n-th message's (`tests/test_link.py` checks it).
+    before connecting. aiomqtt's message holds paho's payload object itself, alive (so its id unique)
+    until the message is taken: the taker pops the stamp with `id(message.payload)`. An empty payload
+    (one shared object) gets none. `tests/test_link.py` checks it.
     """
     paho = client._client  # private: paho's client inside aiomqtt (see the module docstring)
-    stamps: deque[float] = deque()
+    stamps: dict[int, float] = {}
     deliver = paho.on_message
 
     def on_message(inner: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        stamps.append(message.timestamp)
+        if message.payload:
+            stamps[id(message.payload)] = message.timestamp
         if deliver is not None:
             deliver(inner, userdata, message)
 

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import random
 import socket
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from math import inf
@@ -435,9 +434,9 @@ class _Connection:
     deadline is an `asyncio.timeout` the loss reschedules to now: no task or waiter per call.
     """
 
-    def __init__(self, client: aiomqtt.Client, stamps: deque[float] | None = None) -> None:
+    def __init__(self, client: aiomqtt.Client, stamps: dict[int, float] | None = None) -> None:
         self.client = client
-        self._stamps: deque[float] = deque() if stamps is None else stamps
+        self._stamps: dict[int, float] = {} if stamps is None else stamps
         """When paho read each message not yet taken from the client (`arrival_stamps`)."""
         self.lost = False
         self.group: asyncio.TaskGroup | None = None
@@ -457,7 +456,7 @@ class _Connection:
         try:
             async for message in self.client.messages:
                 now = loop.time()
-                read = self._stamps.popleft() if self._stamps else now
+                read = self._stamps.pop(id(message.payload), now)
                 inbox.put_nowait(_incoming(message, min(read, now)))
         except aiomqtt.MqttError as exc:
             self.error = exc
