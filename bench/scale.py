@@ -18,7 +18,8 @@ One run, `name: value` lines (ratios against baselines measured in the same run)
   start_skew_p99_ms    p99 over clusters of |start as the cluster reports it − start_at| (largest N;
                        start_at twice the slowest e2e ahead; simulated clocks without offset, so the
                        cluster's time stamp is the host's), after one round of the clock pings that
-                       `serve` sends every clock_ping_s (controller/clocks.py), as it does at start
+                       `serve` sends every clock_ping_s (controller/clocks.py), the first a minute
+                       after it starts
   start_skew_fanout_p99_ms  the same, before that round: each cluster's offset estimate rests on the
                        five plays fanned out to the whole fleet in this run (its place in the broker's
                        fan-out, and in its simulator process's read loop, count)
