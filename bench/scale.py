@@ -17,7 +17,12 @@ One run, `name: value` lines (ratios against baselines measured in the same run)
                        (the whole footprint of N clusters is about sim_mb_fixed + N × sim_kb_per_cluster)
   start_skew_p99_ms    p99 over clusters of |start as the cluster reports it − start_at| (largest N;
                        start_at twice the slowest e2e ahead; simulated clocks without offset, so the
-                       cluster's time stamp is the host's)
+                       cluster's time stamp is the host's), after one round of the clock pings that
+                       `serve` sends every clock_ping_s (controller/clocks.py), the first a minute
+                       after it starts
+  start_skew_fanout_p99_ms  the same, before that round: each cluster's offset estimate rests on the
+                       five plays fanned out to the whole fleet in this run (its place in the broker's
+                       fan-out, and in its simulator process's read loop, count)
   offset_error_p99_ms  p99 over 279 in-process clusters with clock offsets of ±2 s of
                        |true offset − the agent's estimate| after one ping each
   ingest_ratio_sqlite, ingest_ratio_postgres  bench/ingest.py's ratios (statuses through the
@@ -75,6 +80,7 @@ from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess
 from speakerctl.broker.ports import free_port
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
+from speakerctl.controller.clocks import ClockKeeper
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.fleet import load_inventory, provisioning_records, scaled_inventory
 from speakerctl.protocol import Ping
@@ -162,6 +168,8 @@ async def fanout(url: str, n: int, processes: int, root: Path) -> dict[str, floa
                     times.append(result.reach_latency_s)
             e2e = statistics.median(times) if times else math.nan
             lead_s = max(3.0, 2 * max(times, default=10.0))
+            skew_fanout = await start_skew(controller, small, root_zone, lead_s=lead_s)
+            await ClockKeeper(controller.link, controller.signer, store, controller.clock).round()
             skew = await start_skew(controller, small, root_zone, lead_s=lead_s)
     store.close()
     return {
@@ -169,6 +177,7 @@ async def fanout(url: str, n: int, processes: int, root: Path) -> dict[str, floa
         "sim_kb": memory,
         "sim_mb_fixed": fixed / 1024,
         "skew": skew,
+        "skew_fanout": skew_fanout,
         "warm_played": warm.played,
         "unreached": unreached,
     }
@@ -242,6 +251,7 @@ async def fanouts(args: argparse.Namespace, root: Path) -> AsyncIterator[tuple[s
                 yield f"unreached_{n}", last["unreached"]
         yield "sim_kb_per_cluster", last["sim_kb"]
         yield "sim_mb_fixed", last["sim_mb_fixed"]
+        yield "start_skew_fanout_p99_ms", last["skew_fanout"]
         yield "start_skew_p99_ms", last["skew"]
         yield "offset_error_p99_ms", await offset_error(broker.url, root)
 

@@ -133,7 +133,13 @@ class DeviceAgent:
         self.cache = ContentCache(config.cache_dir)
         self.counters = Counters()
         self.warnings = Throttled(log, lambda: hardware.clock.now_ms() / 1000)
-        self.player = Player(hardware.output, hardware.amplifier, hardware.clock, self._emit_job)
+        self.player = Player(
+            hardware.output,
+            hardware.amplifier,
+            hardware.clock,
+            self._emit_job,
+            shared_loop=hardware.shared_loop,
+        )
         self._fetches: dict[str, Fetch] = {}
         self.offset = OffsetEstimator()
         self._seen = SeenIds(config.cache_dir / SEEN_IDS_FILE)

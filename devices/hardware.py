@@ -89,3 +89,7 @@ class Hardware:
     codecs: tuple[str, ...] = ("opus", "mp3")
     live: LiveOutput | None = None
     """The live-audio output; None: the unit plays no live streams (it does not announce `live`)."""
+    shared_loop: bool = False
+    """True in the simulator, where hundreds of units share one event loop: a start timer that runs
+    late because the others' work held the loop counts from when it was due (a unit of its own is idle
+    as its start comes). A real unit leaves it False: its timer is as late as its sound."""

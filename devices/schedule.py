@@ -30,6 +30,11 @@ class OffsetEstimator:
                 del self._samples[0]
 
     @property
+    def samples(self) -> int:
+        """How many samples the window holds."""
+        return len(self._samples)
+
+    @property
     def offset_ms(self) -> int:
         """The current estimate; 0 before any sample."""
         return min(self._samples) if self._samples else 0

@@ -119,7 +119,9 @@ class Fleet:
             if identity.device_id in self.options.full_replies
             else PROTOCOL_MINOR,
         )
-        hardware = Hardware(output, amplifier, telemetry, clock, identity.codecs, live=output)
+        hardware = Hardware(
+            output, amplifier, telemetry, clock, identity.codecs, live=output, shared_loop=True
+        )
         first, *fallbacks = installed.brokers
         agent = DeviceAgent(config, first, hardware, fallbacks)
         if self.options.faults is not None:

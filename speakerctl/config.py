@@ -272,6 +272,9 @@ class Settings:
     """How far ahead the controller pushes each cluster its scheduled broadcasts (0: no pushes)."""
     schedule_lead_s: float = 10.0
     """Lead given to a broadcast fired now, so every cluster of a zone has it before its start time."""
+    clock_ping_s: float = 600.0
+    """How often `serve` (its leader, with several controllers) pings every online cluster, so that
+    its clock offset estimate does not hang on where it comes in a zone's fan-out (0: never)."""
     emergency_volume: int = 100
     quiet_hours: str = ""
     """Volume by local time of day, per zone or everywhere: "21:00-05:00=40,st-ke-sach@22:00-04:30=25"."""
@@ -343,8 +346,8 @@ class Settings:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.emergency_volume <= 100:
             raise ConfigError(f"emergency_volume must be 0..100, got {self.emergency_volume}")
-        if self.schedule_horizon_h < 0 or self.schedule_lead_s < 0:
-            raise ConfigError("schedule_horizon_h and schedule_lead_s must not be negative")
+        if self.schedule_horizon_h < 0 or self.schedule_lead_s < 0 or self.clock_ping_s < 0:
+            raise ConfigError("schedule_horizon_h, schedule_lead_s and clock_ping_s must not be negative")
         _check_audio_settings(self)
         _check_cluster_settings(self)
         if self.language and normalise(self.language) is None:

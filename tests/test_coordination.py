@@ -163,6 +163,25 @@ def test_only_a_lapsed_controllers_broadcast_is_taken_over_and_only_under_the_cu
     assert not store.broadcasts.take_over("bc-a", "ctl-a", "ctl-b", leader)  # not twice
 
 
+def test_a_play_is_stamped_again_before_its_publish_only_while_its_sender_owns_it(store: Store) -> None:
+    """The resumed play is rebuilt from the stored issued_at: a takeover and the sender's new stamp
+    must agree on one, whichever comes first."""
+    for holder in ("ctl-a", "ctl-b"):
+        assert store.leases.acquire(member_lease(holder), holder, TTL_S) is not None
+    token = store.leases.acquire(LEADER, "ctl-b", TTL_S)
+    assert token is not None
+    _create(store, "bc-a", Fence(member_lease("ctl-a"), "ctl-a", 1))
+    later = NOW + timedelta(milliseconds=250)
+    assert not store.broadcasts.reissue("bc-a", "ctl-b", later)  # not ctl-b's
+    assert store.broadcasts.get("bc-a").issued_at == NOW
+    assert store.broadcasts.reissue("bc-a", "ctl-a", later)
+    assert store.broadcasts.get("bc-a").issued_at == later
+    store.leases.release(member_lease("ctl-a"), "ctl-a")
+    assert store.broadcasts.take_over("bc-a", "ctl-a", "ctl-b", Fence(LEADER, "ctl-b", token))
+    assert not store.broadcasts.reissue("bc-a", "ctl-a", later + timedelta(seconds=1))  # too late
+    assert store.broadcasts.get("bc-a").issued_at == later
+
+
 def _status(device_id: str, n: int) -> bytes:
     return codec.encode(Status(device_id, True, 1_000 + n, firmware="0.1.0", model="ipc-4g-30w"))
 

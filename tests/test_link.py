@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from waiting import wait_until
 
 from speakerctl.app.context import open_store
 from speakerctl.broker.address import BrokerAddress
-from speakerctl.broker.aiomqtt_private import TESTED, raw_socket
+from speakerctl.broker.aiomqtt_private import TESTED, arrival_stamps, raw_socket
 from speakerctl.broker.link import Backoff, Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.broker.ports import free_port
@@ -129,23 +130,27 @@ def _awaiting_ack(link: Link) -> bool:
 async def test_aiomqtt_behaves_as_the_link_relies_on(mosquitto: MosquittoProcess) -> None:
     """What speakerctl/broker/aiomqtt_private.py documents; if this fails, an aiomqtt upgrade broke it."""
     assert aiomqtt.__version_tuple__[:2] == TESTED, "re-check aiomqtt_private.py, then update TESTED"
-    async with (
-        aiomqtt.Client(mosquitto.host, mosquitto.port) as reader,
-        aiomqtt.Client(mosquitto.host, mosquitto.port) as writer,
-    ):
+    reader = aiomqtt.Client(mosquitto.host, mosquitto.port)
+    stamps = arrival_stamps(reader)
+    async with reader, aiomqtt.Client(mosquitto.host, mosquitto.port) as writer:
         await reader.subscribe("pa/v1/relied", qos=1)
+        before = time.monotonic()
         for n in (b"1", b"2", b"3"):
             await writer.publish("pa/v1/relied", n, qos=1)
         await wait_until(lambda: len(reader.messages) == 3, "three queued messages")
+        assert len(stamps) == 3
         sock = raw_socket(reader)
         assert sock is not None
         sock.shutdown(socket.SHUT_RDWR)  # a power cut: no DISCONNECT
         await wait_until(lambda: raw_socket(reader) is None, "paho to notice the loss")
-        got = []
+        got, read = [], []
         with pytest.raises(aiomqtt.MqttError):
             async for message in reader.messages:  # what was queued first, then the loss
                 got.append(message.payload)
+                read.append(stamps.pop(id(message.payload)))  # paho's stamp, found by the payload
         assert got == [b"1", b"2", b"3"]
+        assert before <= read[0] <= read[1] <= read[2] <= time.monotonic()  # the event loop's clock
+        assert asyncio.get_running_loop().time() <= time.monotonic()
 
 
 async def test_aiomqtt_keeps_no_timer_of_its_own_with_an_infinite_timeout(

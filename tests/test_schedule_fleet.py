@@ -22,6 +22,7 @@ from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.link import Backoff
 from speakerctl.clock import SystemClock
 from speakerctl.config import Settings
+from speakerctl.controller.clocks import ClockKeeper
 from speakerctl.controller.service import BroadcastRequest, Controller
 from speakerctl.errors import NotFound
 from speakerctl.fleet import load_inventory, provisioning_records
@@ -252,3 +253,19 @@ async def test_an_emergency_preempts_a_routine_bulletin_which_then_resumes(rig: 
         assert len(out.played) == 2 and out.volumes[1] == 95  # the alert at the emergency volume
         assert out.played[0] != out.played[1]
         assert len(out.started_ms) == 3  # routine, alert, routine resumed
+
+
+async def test_a_round_of_clock_pings_reaches_every_online_cluster_and_each_samples_it(rig: Rig) -> None:
+    """serve's ClockKeeper: one signed ping per online cluster, each a sample of its offset estimate
+    (how close the estimate gets is measured by bench/scale.py, not here)."""
+    async with rig.controller() as (controller, _):
+        await _until(lambda: len(rig.store.devices.all(online=True)) == len(rig.fleet.devices), 30, "online")
+        samples = {k: d.agent.offset.samples for k, d in rig.fleet.devices.items()}
+        keeper = ClockKeeper(controller.link, controller.signer, rig.store, controller.clock, pings_per_s=500)
+        acks = controller.ingestor.counters.acks
+        assert await keeper.round() == len(rig.fleet.devices)
+        await wait_until(
+            lambda: controller.ingestor.counters.acks - acks == len(rig.fleet.devices), "every ping acked"
+        )
+    assert all(d.agent.offset.samples == samples[k] + 1 for k, d in rig.fleet.devices.items())
+    assert sum(d.agent.counters.rejected for d in rig.fleet.devices.values()) == 0

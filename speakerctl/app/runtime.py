@@ -31,6 +31,7 @@ from speakerctl.audio import generate_speechlike
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.clock import Clock, SystemClock
 from speakerctl.config import Settings
+from speakerctl.controller.clocks import ClockKeeper
 from speakerctl.controller.health import HealthPolicy
 from speakerctl.controller.monitor import health_loop
 from speakerctl.controller.resume import resume_all, unfinished
@@ -213,10 +214,35 @@ async def serving(
 
 
 def leading(running: Controller, book: ScheduleBook) -> contextlib.AbstractAsyncContextManager[object]:
-    """The schedule runner: at once on SQLite (one controller); on PostgreSQL while this one leads."""
+    """The schedule runner and the clock pings: at once on SQLite (one controller); on PostgreSQL
+    while this one leads (one controller pinging the fleet is enough)."""
     if not running.store.shared:
-        return scheduled(running, book)
-    return coordinated(Coordinator(running, lambda fence: scheduled(running, book, fence)))
+        return _leader(running, book)
+    return coordinated(Coordinator(running, lambda fence: _leader(running, book, fence)))
+
+
+@contextlib.asynccontextmanager
+async def _leader(
+    running: Controller, book: ScheduleBook, fence: Fence | None = None
+) -> AsyncIterator[ScheduleRunner]:
+    async with scheduled(running, book, fence) as runner, clocks_kept(running):
+        yield runner
+
+
+@contextlib.asynccontextmanager
+async def clocks_kept(running: Controller) -> AsyncIterator[ClockKeeper | None]:
+    """Every online cluster pinged every `clock_ping_s` (controller/clocks.py); None if that is 0."""
+    every_s = running.settings.clock_ping_s
+    if not every_s:
+        yield None
+        return
+    keeper = ClockKeeper(running.link, running.signer, running.store, running.clock)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(keeper.run(every_s))
+        try:
+            yield keeper
+        finally:
+            task.cancel()
 
 
 @contextlib.asynccontextmanager

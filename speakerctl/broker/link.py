@@ -16,7 +16,7 @@ import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from speakerctl.broker.address import BrokerAddress
-from speakerctl.broker.aiomqtt_private import raw_socket
+from speakerctl.broker.aiomqtt_private import arrival_stamps, raw_socket
 from speakerctl.errors import AckTimeout, AuthError, LinkError
 from speakerctl.mailbox import Mailbox
 
@@ -41,7 +41,8 @@ class Incoming:
     payload: bytes
     retain: bool = False
     received: float | None = None
-    """When it came off the connection, by the event loop's clock; None: it is being handled at once.
+    """When paho read it off the socket (`arrival_stamps`), by the event loop's clock; None: it is
+    being handled at once.
     Hundreds of simulated clusters share one loop: a message may wait there before its handler runs,
     and a cluster timing the controller's clock must count from its arrival, not from that wait."""
 
@@ -172,13 +173,15 @@ class Link:
             self.address = self._addresses[(at + 1) % len(self._addresses)]
 
     async def _session(self) -> None:
-        async with self._new_client() as client:
+        client = self._new_client()
+        stamps = arrival_stamps(client)  # before connecting: a persistent session's queue comes at once
+        async with client:
             # aiomqtt waits for the CONNACK with asyncio.wait_for, which on Python 3.11 swallows a
             # cancel that comes with it: a power-cut cluster would then hold a session for ever.
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError
-            connection = _Connection(client)
+            connection = _Connection(client, stamps)
             self._connection = connection
             try:
                 await self._hold(connection)
@@ -431,8 +434,10 @@ class _Connection:
     deadline is an `asyncio.timeout` the loss reschedules to now: no task or waiter per call.
     """
 
-    def __init__(self, client: aiomqtt.Client) -> None:
+    def __init__(self, client: aiomqtt.Client, stamps: dict[int, float] | None = None) -> None:
         self.client = client
+        self._stamps: dict[int, float] = {} if stamps is None else stamps
+        """When paho read each message not yet taken from the client (`arrival_stamps`)."""
         self.lost = False
         self.group: asyncio.TaskGroup | None = None
         """The tasks of this connection's session."""
@@ -450,7 +455,9 @@ class _Connection:
         loop = asyncio.get_running_loop()
         try:
             async for message in self.client.messages:
-                inbox.put_nowait(_incoming(message, loop.time()))
+                now = loop.time()
+                read = self._stamps.pop(id(message.payload), now)
+                inbox.put_nowait(_incoming(message, min(read, now)))
         except aiomqtt.MqttError as exc:
             self.error = exc
         finally:

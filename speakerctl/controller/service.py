@@ -9,7 +9,7 @@ import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from speakerctl.audio import ContentStore
@@ -202,7 +202,9 @@ class Controller:
         tracker = Tracker(plan.broadcast_id, list(plan.device_ids), set(plan.online), self.clock)
         wait_s = _wait_s(request, now)
         fresh = not request.broadcast_id  # an id made just now: no cluster can have reported on it yet
-        self.last_result = await self.execute(plan, command, tracker, progress, wait_s, fresh=fresh)
+        self.last_result = await self.execute(
+            plan, command, tracker, progress, wait_s, fresh=fresh, reissue=True
+        )
         return self.last_result
 
     async def execute(
@@ -214,13 +216,16 @@ class Controller:
         wait_s: float = 0.0,
         *,
         fresh: bool = False,
+        reissue: bool = False,
     ) -> BroadcastResult:
         """Sign and send a planned broadcast, upload its content, follow it and record the end.
 
         `fresh`: its id was made for this call, so the store holds no report of it to catch up on
         before sending (a flush and a read of every delivery: tens of ms at 1,000 clusters, all of
         them between the command's issued_at and its publish, which the clusters' offset estimates
-        and the fan-out time both count)."""
+        and the fan-out time both count).
+        `reissue`: a play sent for the first time, stamped again right before its publish (`_reissued`);
+        a resumed play is sent exactly as first sent."""
         blobs = await asyncio.to_thread(lambda: [self.content.read(ref.sha256) for ref in plan.variants])
         uploads = [
             Upload(self.link, ref, blob, self.settings.accept_window_s, self.settings.broadcast_timeout_s)
@@ -233,7 +238,7 @@ class Controller:
             await self._catch_up(tracker)
         closing = True
         try:
-            await self._run(plan, command, tracker, uploads, progress, wait_s)
+            await self._run(plan, command, tracker, uploads, progress, wait_s, reissue=reissue)
         except asyncio.CancelledError:
             closing = False  # stopped, not ended: it stays running for `serve` or `resume`
             raise
@@ -298,11 +303,15 @@ class Controller:
         uploads: list[Upload],
         progress: Progress | None,
         wait_s: float = 0.0,
+        *,
+        reissue: bool = False,
     ) -> None:
         timeout = self.settings.broadcast_timeout_s + plan.duration_ms / 1000 + wait_s
         async with asyncio.TaskGroup() as tg:
             jobs = [tg.create_task(u.run(tracker)) for u in uploads]
             await pause_at("before-publish")
+            if reissue:
+                command = await self._reissued(plan.broadcast_id, command)
             for i, topic in enumerate(plan.topics):
                 payload = codec.encode(self.signer.sign_for(command, topic))
                 await publish_through_outages(self.link, topic, payload, timeout)
@@ -313,6 +322,24 @@ class Controller:
             finally:
                 for job in jobs:
                     job.cancel()
+
+    async def _reissued(self, broadcast_id: str, command: Command) -> Command:
+        """The play stamped now, just before its publish, and that stamp stored (or, if another
+        controller took the broadcast over meanwhile, the play as stored).
+
+        Clusters estimate their clock offset as the least (arrival − issued_at) over recent commands,
+        and start at start_at + that offset: every millisecond between the stamp and the publish
+        (planning writes a delivery per cluster, content reads, the store's queue) makes them start
+        that much late. A resumed play is rebuilt from the stored stamp, so it is stored first.
+        """
+        now = self.clock.now()
+        issued_ms = to_ms(now)
+        if issued_ms >= command.expires_at_ms:  # planning outlived the command: send it as planned
+            return command
+        owner = self.session.client_id
+        if not await asyncio.to_thread(self.store.broadcasts.reissue, broadcast_id, owner, now):
+            return command
+        return replace(command, msg_id=play_command_id(broadcast_id, issued_ms), issued_at_ms=issued_ms)
 
     async def _catch_up(self, tracker: Tracker) -> None:
         # What came in before the tracker was routed (a resumed session's queue) is in the store.

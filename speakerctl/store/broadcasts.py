@@ -171,6 +171,24 @@ class BroadcastRepository:
             )
             return bool(moved.rowcount == 1)
 
+    def reissue(self, broadcast_id: str, owner: str, issued_at: datetime) -> bool:
+        """Move a running broadcast's issued_at to the moment its play is published, while `owner`
+        still owns it. False if it changed hands or ended: then the play keeps the stamp stored.
+
+        The play's id derives from issued_at and a resumed play is rebuilt from the stored value, so
+        the stamp must be stored before the play is published; the owner condition makes a takeover
+        (which re-reads the broadcast after taking it) and this update see one stamp, whichever is first.
+        """
+        with self._db.session(write=True) as s:
+            moved = s.exec(
+                update(BroadcastRow)
+                .where(col(BroadcastRow.id) == broadcast_id)
+                .where(col(BroadcastRow.owner) == owner)
+                .where(col(BroadcastRow.state) == BroadcastState.RUNNING.value)
+                .values(issued_at=aware_utc(issued_at, "issued_at"))
+            )
+            return bool(moved.rowcount == 1)
+
     def claim(self, claim: Claim, broadcast_id: str, fence: Fence | None) -> str:
         """Claim an occurrence for `broadcast_id` under `fence`; the broadcast holding the claim after.
 
