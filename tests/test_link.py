@@ -17,7 +17,15 @@ from waiting import wait_until
 
 from speakerctl.app.context import open_store
 from speakerctl.broker.address import BrokerAddress
-from speakerctl.broker.aiomqtt_private import TESTED, arrival_stamps, raw_socket
+from speakerctl.broker.aiomqtt_private import (
+    CHUNK,
+    TESTED,
+    BufferedSocket,
+    NoQueue,
+    buffered_reads,
+    deliver_to,
+    raw_socket,
+)
 from speakerctl.broker.link import Backoff, Incoming, Link
 from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.broker.ports import free_port
@@ -130,27 +138,59 @@ def _awaiting_ack(link: Link) -> bool:
 async def test_aiomqtt_behaves_as_the_link_relies_on(mosquitto: MosquittoProcess) -> None:
     """What speakerctl/broker/aiomqtt_private.py documents; if this fails, an aiomqtt upgrade broke it."""
     assert aiomqtt.__version_tuple__[:2] == TESTED, "re-check aiomqtt_private.py, then update TESTED"
-    reader = aiomqtt.Client(mosquitto.host, mosquitto.port)
-    stamps = arrival_stamps(reader)
+    reader = aiomqtt.Client(mosquitto.host, mosquitto.port, queue_type=NoQueue)
+    got: list[tuple[str, bytes, bool, float]] = []
+    deliver_to(reader, lambda *message: got.append(message))
+    buffered_reads(reader, [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+    # Sizes around the buffer's: packets cut at a chunk's end, one larger than a chunk.
+    sent = [bytes([n % 251]) * size for n, size in enumerate([1, 300, CHUNK - 5, 7, 2 * CHUNK + 3] * 40)]
     async with reader, aiomqtt.Client(mosquitto.host, mosquitto.port) as writer:
-        await reader.subscribe("pa/v1/relied", qos=1)
-        before = time.monotonic()
-        for n in (b"1", b"2", b"3"):
-            await writer.publish("pa/v1/relied", n, qos=1)
-        await wait_until(lambda: len(reader.messages) == 3, "three queued messages")
-        assert len(stamps) == 3
+        await reader.subscribe("pa/v1/relied/#", qos=1)
+        assert isinstance(reader._client.socket(), BufferedSocket)
         sock = raw_socket(reader)
-        assert sock is not None
+        assert sock is not None and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        before = time.monotonic()
+        writer.pending_calls_threshold = len(sent)  # all at once, so the reader gets them in runs
+        await asyncio.gather(
+            *(writer.publish(f"pa/v1/relied/{n}", payload, qos=1) for n, payload in enumerate(sent))
+        )
+        await wait_until(lambda: len(got) == len(sent), "every message handed to the sink")
         sock.shutdown(socket.SHUT_RDWR)  # a power cut: no DISCONNECT
         await wait_until(lambda: raw_socket(reader) is None, "paho to notice the loss")
-        got, read = [], []
+        assert len(reader.messages) == 0
         with pytest.raises(aiomqtt.MqttError):
-            async for message in reader.messages:  # what was queued first, then the loss
-                got.append(message.payload)
-                read.append(stamps.pop(id(message.payload)))  # paho's stamp, found by the payload
-        assert got == [b"1", b"2", b"3"]
-        assert before <= read[0] <= read[1] <= read[2] <= time.monotonic()  # the event loop's clock
-        assert asyncio.get_running_loop().time() <= time.monotonic()
+            async for message in reader.messages:  # aiomqtt's queue is bypassed: only the loss
+                pytest.fail(f"aiomqtt queued {message.topic}")
+    assert [(topic, payload) for topic, payload, _, _ in got] == [
+        (f"pa/v1/relied/{n}", payload) for n, payload in enumerate(sent)
+    ]
+    stamps = [read_at for *_, read_at in got]
+    assert before <= stamps[0] and stamps == sorted(stamps) and stamps[-1] <= time.monotonic()
+    assert asyncio.get_running_loop().time() <= time.monotonic()  # paho's clock is the event loop's
+
+
+def test_a_buffered_socket_reads_the_kernel_once_a_turn() -> None:
+    near, far = socket.socketpair()
+    with near, far:
+        near.setblocking(False)
+        buffered = BufferedSocket(near)
+        far.sendall(b"abcdef")
+        assert buffered.recv(2) == b"ab"  # one read from the kernel, kept
+        assert buffered.pending() == 4
+        assert buffered.recv(10) == b"cdef"  # what is left, as a socket gives part of a request
+        far.sendall(b"ghi")
+        with pytest.raises(BlockingIOError):  # this turn has had its read: the rest waits for the next
+            buffered.recv(1)
+        assert buffered.pending() == 0  # the turn ends (the kernel holds bytes: the loop comes back)
+        assert buffered.recv(1) == b"g"
+        assert buffered.recv(2) == b"hi"
+        assert buffered.pending() == 0
+        with pytest.raises(BlockingIOError):  # nothing in the kernel: as the socket itself says
+            buffered.recv(1)
+        assert buffered.pending() == 0
+        far.shutdown(socket.SHUT_WR)
+        assert buffered.recv(1) == b""  # end of stream, as paho expects it
+        assert buffered.fileno() == near.fileno()
 
 
 async def test_aiomqtt_keeps_no_timer_of_its_own_with_an_infinite_timeout(

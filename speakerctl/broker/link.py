@@ -16,7 +16,7 @@ import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from speakerctl.broker.address import BrokerAddress
-from speakerctl.broker.aiomqtt_private import arrival_stamps, raw_socket
+from speakerctl.broker.aiomqtt_private import NoQueue, buffered_reads, deliver_to, raw_socket
 from speakerctl.errors import AckTimeout, AuthError, LinkError
 from speakerctl.mailbox import Mailbox
 
@@ -41,7 +41,7 @@ class Incoming:
     payload: bytes
     retain: bool = False
     received: float | None = None
-    """When paho read it off the socket (`arrival_stamps`), by the event loop's clock; None: it is
+    """When paho read it off the socket (`deliver_to`), by the event loop's clock; None: it is
     being handled at once.
     Hundreds of simulated clusters share one loop: a message may wait there before its handler runs,
     and a cluster timing the controller's clock must count from its arrival, not from that wait."""
@@ -132,6 +132,7 @@ class Link:
             max_inflight_messages=self._max_inflight,
             will=aiomqtt.Will(will.topic, will.payload, 1, will.retain) if will else None,
             socket_options=[NODELAY],
+            queue_type=NoQueue,  # messages go straight to the connection's inbox (_Connection)
             timeout=10,
             tls_params=aiomqtt.TLSParameters(ca_certs=self.address.ca_file) if self.address.tls else None,
         )
@@ -174,14 +175,13 @@ class Link:
 
     async def _session(self) -> None:
         client = self._new_client()
-        stamps = arrival_stamps(client)  # before connecting: a persistent session's queue comes at once
+        connection = _Connection(client)  # before connecting: a persistent session's queue comes at once
         async with client:
             # aiomqtt waits for the CONNACK with asyncio.wait_for, which on Python 3.11 swallows a
             # cancel that comes with it: a power-cut cluster would then hold a session for ever.
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError
-            connection = _Connection(client, stamps)
             self._connection = connection
             try:
                 await self._hold(connection)
@@ -195,11 +195,10 @@ class Link:
 
     async def _hold(self, connection: _Connection) -> None:
         """Read, resubscribe, announce, and hand messages on until the connection is lost."""
-        inbox: Mailbox[Incoming | None] = Mailbox()
         async with asyncio.TaskGroup() as tg:
-            # The reader never waits on a handler, so a loss is seen at once even while a
+            # The watcher never waits on a handler, so a loss is seen at once even while a
             # handler awaits an ack (which then fails instead of waiting out its timeout).
-            tg.create_task(connection.read(inbox))
+            tg.create_task(connection.watch())
             connection.group = tg  # for the retrier, started by the first refusal (most links see none)
             try:
                 await self._resubscribe(connection)
@@ -211,7 +210,7 @@ class Link:
             except LinkError:
                 if not connection.lost:
                     raise
-            await self._dispatch_all(inbox)
+            await self._dispatch_all(connection.inbox)
             if connection.retrier is not None:
                 connection.retrier.cancel()
 
@@ -426,18 +425,20 @@ class _Unacknowledged(aiomqtt.MqttError):
 
 
 class _Connection:
-    """One broker connection: its client, its reader, and the calls awaiting its acknowledgements.
+    """One broker connection: its client, its inbox, and the calls awaiting its acknowledgements.
 
     aiomqtt waits for the ack of a dropped connection until its timeout, and the next connection's
-    client never resends: every pending call fails as soon as the reader sees the loss, so a publish
+    client never resends: every pending call fails as soon as the watcher sees the loss, so a publish
     can be sent again at once (subscriptions are renewed by the next session anyway). A call's
     deadline is an `asyncio.timeout` the loss reschedules to now: no task or waiter per call.
     """
 
-    def __init__(self, client: aiomqtt.Client, stamps: dict[int, float] | None = None) -> None:
+    def __init__(self, client: aiomqtt.Client) -> None:
         self.client = client
-        self._stamps: dict[int, float] = {} if stamps is None else stamps
-        """When paho read each message not yet taken from the client (`arrival_stamps`)."""
+        self.inbox: Mailbox[Incoming | None] = Mailbox()
+        """Messages as paho reads them, then None once the connection is lost."""
+        deliver_to(client, self._arrived)
+        buffered_reads(client, [NODELAY])
         self.lost = False
         self.group: asyncio.TaskGroup | None = None
         """The tasks of this connection's session."""
@@ -450,19 +451,24 @@ class _Connection:
         """Calls waiting for an acknowledgement."""
         return len(self._deadlines)
 
-    async def read(self, inbox: Mailbox[Incoming | None]) -> None:
-        """Move messages to `inbox` until the connection is lost, then end every pending call."""
+    def _arrived(self, topic: str, payload: bytes, retain: bool, read_at: float) -> None:
+        self.inbox.put_nowait(Incoming(topic, payload, retain, read_at))
+
+    async def watch(self) -> None:
+        """Wait for the connection's loss, then end every pending call and close the inbox.
+
+        paho hands messages to the inbox itself (`deliver_to`); aiomqtt's iterator only raises on
+        the loss, after every message paho read (and acknowledged) is in the inbox.
+        """
         loop = asyncio.get_running_loop()
         try:
-            async for message in self.client.messages:
-                now = loop.time()
-                read = self._stamps.pop(id(message.payload), now)
-                inbox.put_nowait(_incoming(message, min(read, now)))
+            async for message in self.client.messages:  # none come this way; kept should one ever
+                self.inbox.put_nowait(_incoming(message, loop.time()))
         except aiomqtt.MqttError as exc:
             self.error = exc
         finally:
             self._lose()
-            inbox.put_nowait(None)
+            self.inbox.put_nowait(None)
 
     def _lose(self) -> None:
         self.lost = True
