@@ -2,19 +2,24 @@
 
 A few raw MQTT publishers, in a process of their own, send every cluster's status (`--rounds` each,
 QoS 1, as a cluster's agent does) to a private broker; one speakerctl controller subscribes, decodes,
-batches and writes them into the store (the device row updated, one history row added). The clock
-runs from the first publish until the controller has ingested and flushed the last status.
+batches and writes them into the store (the device row updated, one history row added). Twice:
+- queued: the statuses are published while the controller is away (its persistent session keeps
+  them at the broker), then the clock runs from the controller's start until it has ingested and
+  flushed the last one. The publishers, which share this machine's cores, are out of the figure;
+- live: the controller runs while they publish; the clock runs from the first publish. On two cores
+  the publishers (aiomqtt, ≈ 11,000 statuses a second here) are then the limit, not the controller.
 
 The baseline is plain batched inserts of the same rows, measured in the same run on a fresh database of
 the same kind: SQLAlchemy Core executemany of the history rows and of the device-row updates, in
 batches of the size the controller's flushes had on average, no MQTT, no decoding.
 
 Prints `name: value` lines per backend:
-  <db>_ingest_per_s    statuses ingested per second by the controller
+  <db>_ingest_per_s    statuses ingested per second by the controller (queued)
   <db>_plain_per_s     the same rows per second as plain batched inserts
-  <db>_ratio           ingest / plain
+  <db>_ratio           ingest / plain (queued)
   <db>_flushes         store transactions the controller used (average batch = statuses / flushes)
   <db>_received_per_s  statuses decoded per second by the controller (MQTT and decoding only)
+  <db>_live_per_s, <db>_live_ratio  the same with the publishers running alongside
 
 Usage: .venv/bin/python bench/ingest.py [--clusters 10000] [--rounds 2] [--publishers 4] [--no-postgres]
 PostgreSQL: postgresql+psycopg2://postgres@127.0.0.1:5432/, a fresh database created and dropped here.
@@ -48,6 +53,7 @@ from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
+from speakerctl.controller.ingest import Ingestor
 from speakerctl.controller.session import Session
 from speakerctl.fleet import load_inventory, scaled_inventory
 from speakerctl.protocol import Link, Power, Status, codec, topics
@@ -107,15 +113,23 @@ async def publish_all(port: int, path: Path, publishers: int) -> None:
                 tg.create_task(_publisher(client, messages[i::publishers]))
 
 
-async def ingest_rate(url: str, broker_url: str, port: int, data: list[Status], publishers: int, root: Path):
-    """(statuses per second, flushes) for one controller ingesting `data` into the store at `url`."""
+async def ingest_rate(
+    url: str, broker_url: str, port: int, data: list[Status], publishers: int, root: Path, *, queued: bool
+) -> tuple[float, int, float]:
+    """(statuses per second, flushes, seconds until received) for one controller ingesting `data`.
+
+    `queued`: the statuses are published while the controller is away and the broker queues them
+    for its persistent session; the clock runs from the controller's start until it has stored the
+    last one (the load generator, which shares this machine's cores, is out of the figure: what a
+    controller restarting into a queue, or a fleet reconnecting at once, sees). Otherwise the clock
+    runs from the first publish, the publishers running alongside.
+    """
     settings = Settings(data_dir=root, broker=broker_url, database_url=url)
     store = Store.open(url)
+    session = Session(f"bench-{uuid.uuid4().hex[:6]}", persistent=queued)
     try:
         ctx = runtime.context(settings)
-        controller = runtime.controller(
-            ctx, store, session=Session(f"bench-{uuid.uuid4().hex[:6]}", persistent=False)
-        )
+        controller = runtime.controller(ctx, store, session=session)
         wire = [(topics.device_status(s.device_id), codec.encode(s)) for s in data]
         (root / "wire.pickle").write_bytes(pickle.dumps(wire))
         child = await asyncio.create_subprocess_exec(
@@ -123,22 +137,38 @@ async def ingest_rate(url: str, broker_url: str, port: int, data: list[Status], 
             "--publishers", str(publishers), stdin=PIPE, stdout=PIPE,
         )  # fmt: skip
         assert child.stdin is not None and child.stdout is not None
-        async with controller.running():
+        if queued:
+            async with controller.running():  # subscribed once: the broker keeps the session's queue
+                pass
             await child.stdout.readline()  # "ready": every publisher connected
-            counters = controller.ingestor.counters
-            base, flushes = counters.statuses, counters.flushes
-            began = time.perf_counter()
             child.stdin.write(b"go\n")
             await child.stdin.drain()
-            while counters.statuses - base < len(data):  # noqa: ASYNC110 - a counter, no event
-                await asyncio.sleep(0.01)
-            received = time.perf_counter() - began
-            await controller.ingestor.flush()
-            elapsed = time.perf_counter() - began
             await child.wait()
-            return len(data) / elapsed, counters.flushes - flushes, received
+            controller = runtime.controller(ctx, store, session=session)
+        began = time.perf_counter()  # queued: the controller starts into its queue
+        # Watched from beside `running()`, which before it yields waits for the statuses to pause.
+        stored = asyncio.create_task(_stored(controller.ingestor, len(data)))
+        async with controller.running():
+            if not queued:
+                await child.stdout.readline()
+                began = time.perf_counter()
+                child.stdin.write(b"go\n")
+                await child.stdin.drain()
+            received_at, stored_at = await stored
+            await child.wait()
+            elapsed = stored_at - began
+            return len(data) / elapsed, controller.ingestor.counters.flushes, received_at - began
     finally:
         store.close()
+
+
+async def _stored(ingestor: Ingestor, count: int) -> tuple[float, float]:
+    """When `count` statuses had been received, and when they were in the store."""
+    while ingestor.counters.statuses < count:  # noqa: ASYNC110 - a counter, no event
+        await asyncio.sleep(0.01)
+    received_at = time.perf_counter()
+    await ingestor.flush()  # after the one in progress, if any
+    return received_at, time.perf_counter()
 
 
 def plain_rate(url: str, data: list[Status], batch: int) -> float:
@@ -223,12 +253,16 @@ async def run_backend(name: str, urls: Iterator[str], args: argparse.Namespace, 
     """Measure one backend: ingestion through the controller, then plain inserts."""
     inventory = scaled_inventory(load_inventory(), args.clusters)
     data = statuses([d.id for d in inventory.devices], args.rounds)
-    ingest_url, plain_url = next(urls), next(urls)
-    for url in (ingest_url, plain_url):
+    ingest_url, live_url, plain_url = next(urls), next(urls), next(urls)
+    for url in (ingest_url, live_url, plain_url):
         prepare(url, args.clusters)
     with broker(root / name) as (broker_url, port):
         rate, flushes, received = await ingest_rate(
-            ingest_url, broker_url, port, data, args.publishers, root / name
+            ingest_url, broker_url, port, data, args.publishers, root / name, queued=True
+        )
+    with broker(root / f"{name}-live") as (broker_url, port):
+        live, _, _ = await ingest_rate(
+            live_url, broker_url, port, data, args.publishers, root / f"{name}-live", queued=False
         )
     batch = max(1, round(len(data) / max(1, flushes)))
     plain = plain_rate(plain_url, data, batch)
@@ -237,10 +271,12 @@ async def run_backend(name: str, urls: Iterator[str], args: argparse.Namespace, 
     print(f"{name}_ratio: {rate / plain:.2f}")
     print(f"{name}_flushes: {flushes}")
     print(f"{name}_received_per_s: {len(data) / received:.0f}")
+    print(f"{name}_live_per_s: {live:.0f}")
+    print(f"{name}_live_ratio: {live / plain:.2f}")
 
 
 def _sqlite_urls(root: Path) -> Iterator[str]:
-    for i in range(2):
+    for i in range(3):
         yield f"sqlite:///{root / f'bench-{i}.db'}"
 
 
@@ -262,8 +298,8 @@ async def main() -> None:
         root = Path(tmp)
         await run_backend("sqlite", _sqlite_urls(root), args, root)
         if not args.no_postgres:
-            with postgres_database() as first, postgres_database() as second:
-                await run_backend("postgres", iter([first, second]), args, root)
+            with postgres_database() as a, postgres_database() as b, postgres_database() as c:
+                await run_backend("postgres", iter([a, b, c]), args, root)
 
 
 if __name__ == "__main__":
