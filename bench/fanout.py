@@ -1,7 +1,8 @@
 """Fan-out benchmark: the broker's own floor against speakerctl's end-to-end broadcast, same run.
 
 Prints, per fleet size N:
-  floor_N_s        one QoS 1 publish to N bare MQTT clients until every one has acked (median of 5)
+  floor_N_s        one QoS 1 publish to N bare MQTT clients until every one has acked (median of 5);
+                   the clients and the publisher receive as speakerctl's link does (aiomqtt_private)
   e2e_N_s          speakerctl broadcast of a cached bulletin: command until every cluster plays (median of 3)
   fanout_ratio_N   e2e / floor
 and, for a fresh 1 MB bulletin to 279 clusters:
@@ -29,12 +30,14 @@ import aiomqtt
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import runtime
 from speakerctl.app.context import load_fleet
+from speakerctl.broker.aiomqtt_private import NoQueue, Sink, buffered_reads, deliver_to
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
 from speakerctl.controller.service import BroadcastRequest
 from speakerctl.fleet import load_inventory, provisioning_records, scaled_inventory
+from speakerctl.mailbox import Mailbox
 from speakerctl.security.keys import trusted_path
 from speakerctl.store import Store, VariantInfo
 
@@ -42,34 +45,51 @@ NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 MB = 1_000_000
 
 
-async def _bare_client(url_port: int, topic: str, ready: asyncio.Event, stop: asyncio.Event) -> None:
-    async with aiomqtt.Client("127.0.0.1", url_port, socket_options=NODELAY) as client:
+def _client(port: int, sink: Sink) -> aiomqtt.Client:
+    """A bare client receiving as speakerctl's link does (`aiomqtt_private`): messages straight to
+    `sink`, 64 KiB reads. The floor's clients must be no slower than the link's, or the floor is
+    raised by the client library rather than set by the broker."""
+    client = aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY, queue_type=NoQueue)
+    deliver_to(client, sink)
+    buffered_reads(client, NODELAY)
+    return client
+
+
+async def _bare_client(port: int, topic: str, ready: asyncio.Event, stop: asyncio.Event) -> None:
+    inbox: Mailbox[bytes] = Mailbox()
+    async with _client(port, lambda _topic, payload, *_: inbox.put_nowait(payload)) as client:
         await client.subscribe(topic, qos=1)
         ready.set()
-        async for message in client.messages:
-            await client.publish(f"bench/ack/{id(client)}", message.payload, qos=1)
-            if stop.is_set():
-                return
+        while not stop.is_set():
+            await client.publish(f"bench/ack/{id(client)}", await inbox.get(), qos=1)
 
 
 async def broker_floor(port: int, n: int, repeats: int = 5) -> float:
     """Median seconds from one QoS 1 publish to N acks from N bare clients."""
     stop = asyncio.Event()
     readies = [asyncio.Event() for _ in range(n)]
-    async with aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as pub, asyncio.TaskGroup() as tg:
+    acks: list[bytes] = []
+    all_in = asyncio.Event()
+
+    def ack(_topic: str, payload: bytes, *_: object) -> None:
+        acks.append(payload)
+        if len(acks) == n:
+            all_in.set()
+
+    async with _client(port, ack) as pub, asyncio.TaskGroup() as tg:
         await pub.subscribe("bench/ack/+", qos=1)
         tasks = [tg.create_task(_bare_client(port, "bench/fanout", r, stop)) for r in readies]
         await asyncio.gather(*(r.wait() for r in readies))
         times = []
         for i in range(repeats):
+            acks.clear()
+            all_in.clear()
             start = time.perf_counter()
             await pub.publish("bench/fanout", str(i).encode(), qos=1)
-            acks = 0
-            async for message in pub.messages:
-                acks += message.payload == str(i).encode()
-                if acks == n:
-                    break
+            await all_in.wait()
             times.append(time.perf_counter() - start)
+            assert acks == [str(i).encode()] * n
+        stop.set()
         for task in tasks:
             task.cancel()
     return statistics.median(times)

@@ -26,7 +26,8 @@ One run, `name: value` lines (ratios against baselines measured in the same run)
   offset_error_p99_ms  p99 over 279 in-process clusters with clock offsets of ±2 s of
                        |true offset − the agent's estimate| after one ping each
   ingest_ratio_sqlite, ingest_ratio_postgres  bench/ingest.py's ratios (statuses through the
-                       controller / plain batched inserts), with --ingest-clusters clusters
+                       controller, draining the queue the broker kept for it while it was away, /
+                       plain batched inserts), with --ingest-clusters clusters
   ingest_rate_1_per_s, ingest_rate_3_per_s, ingest_scaling_3  statuses stored per second (rows of
                        status_history) by one `speakerctl serve` process, then by three in a Mosquitto
                        shared subscription (shared_group), each on a fresh PostgreSQL database and broker:
