@@ -36,6 +36,7 @@ from speakerctl.protocol import (
     Status,
     chunks,
     codec,
+    signing,
     topics,
 )
 from speakerctl.protocol.limits import MAX_TEXT_LENGTH, MAX_TIMESTAMP_MS
@@ -77,6 +78,22 @@ def test_a_signed_command_verifies_after_the_wire_and_any_change_breaks_it() -> 
         trusted.verify(dataclasses.replace(signed, signature=f"{signer.key_id}.AAAA"))
     with pytest.raises(SignatureError, match="not signed"):
         TrustedKeys().verify(dataclasses.replace(signed, signature=""))
+
+
+def test_a_signature_checked_once_in_a_process_still_binds_its_bytes_and_its_key() -> None:
+    # A process remembers valid signatures (thousands of simulated clusters get one zone command).
+    signer = _signer()
+    signed = signer.sign(_ping())
+    TrustedKeys.of([signer.private.public_key()]).verify(signed)
+    another_cluster = TrustedKeys.of([signer.private.public_key()])
+    another_cluster.verify(codec.decode_command(codec.encode(signed)))  # remembered: the same bytes
+    with pytest.raises(SignatureError, match="bad signature"):  # the same signature on other bytes
+        another_cluster.verify(dataclasses.replace(signed, priority=Priority.EMERGENCY))
+    with pytest.raises(SignatureError, match="unknown key"):  # a cluster that does not trust the key
+        TrustedKeys.of([_signer().private.public_key()]).verify(signed)
+    for _ in range(signing.VERIFIED_KEPT + 1):
+        another_cluster.verify(signer.sign(_ping()))
+    assert len(signing._verified) == signing.VERIFIED_KEPT  # bounded, the oldest forgotten
 
 
 def test_public_key_files_are_parsed_strictly() -> None:
