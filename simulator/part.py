@@ -23,7 +23,7 @@ from typing import Any
 
 from devices.identity import Installed, read_bundles
 from simulator.conditions import FleetConditions
-from simulator.fleet import Fleet, FleetOptions
+from simulator.fleet import Fleet, FleetOptions, freeze_heap
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.files import write_atomic
 from speakerctl.protocol.provisioning import Provisioning
@@ -91,6 +91,7 @@ async def run(
     async with asyncio.TaskGroup() as tg:
         tg.create_task(fleet.run())
         await fleet.wait_online(timeout=120)
+        freeze_heap()
         sys.stdout.write(f"{READY} {len(fleet.devices)} clusters online\n")
         sys.stdout.flush()
 

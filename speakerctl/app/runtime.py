@@ -20,7 +20,7 @@ from typing import Protocol
 from devices.identity import Installed, read_bundles, read_provisioning
 from simulator import part
 from simulator.conditions import FleetConditions
-from simulator.fleet import Fleet, FleetOptions
+from simulator.fleet import Fleet, FleetOptions, freeze_heap
 from speakerctl.app import bulletins
 from speakerctl.app.access import local_administrator
 from speakerctl.app.context import AppContext
@@ -335,6 +335,7 @@ async def simulate(
     async with asyncio.TaskGroup() as tg:
         tg.create_task(fleet.run())
         await fleet.wait_online(timeout=120)
+        freeze_heap()  # this process runs the fleet until it ends
         ready(len(fleet.devices))
 
 
