@@ -47,7 +47,7 @@ One run, `name: value` lines (ratios against baselines measured in the same run)
                        more than once, clusters whose play is missing (not played, or no final delivery
                        with its start time in the store)
 
-Usage: .venv/bin/python bench/scale.py [--sizes 279,1000[,10000]] [--processes 2] [--ingest-clusters 2000]
+Usage: .venv/bin/python bench/scale.py [--sizes 279,1000[,10000]] [--processes 2] [--ingest-clusters 10000]
        [--scaling-clusters 20000] [--publishers 4] [--ha-clusters 279] [--no-postgres]
        [--skip-fanout] [--skip-ingest] [--skip-scaling] [--skip-failover] [--skip-crashes] [--keep DIR]
 --no-postgres skips every several-controller part (they need PostgreSQL, 127.0.0.1:5432). The open-file
@@ -291,7 +291,7 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="279,1000")
     parser.add_argument("--processes", type=int, default=max(2, os.cpu_count() or 2))
-    parser.add_argument("--ingest-clusters", type=int, default=2000)
+    parser.add_argument("--ingest-clusters", type=int, default=10_000)
     parser.add_argument("--scaling-clusters", type=int, default=20_000)
     parser.add_argument("--publishers", type=int, default=4)
     parser.add_argument("--ha-clusters", type=int, default=279)

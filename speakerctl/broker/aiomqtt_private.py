@@ -13,8 +13,9 @@ most of a received message's cost, several times the decoding:
   and one for the rest; the socket it gets serves those from 64 KiB read at once.
 
 A bare aiomqtt subscriber drains a broker's queue of 300-byte QoS 1 messages at ≈ 18,000 a second
-here, ≈ 35,000 with buffered reads, ≈ 62,000 with both. Everything else the link relies on is public
-and documented by aiomqtt, and checked as well, because the link's guarantees rest on it:
+here, ≈ 32,000 with buffered reads, ≈ 57,000 with both (bench/receive.py). Everything else the link
+relies on is public and documented by aiomqtt, and checked as well, because the link's guarantees
+rest on it:
 
 - `Client.messages` raises on a lost connection (then paho has handed on everything it acknowledged:
   the broker will not send it again);
