@@ -114,7 +114,7 @@ class TrustedKeys:
         signature = _unb64url(encoded)
         if len(signature) != SIGNATURE_BYTES:
             raise SignatureError(f"signature is {len(signature)} bytes, not {SIGNATURE_BYTES}")
-        signed = (kid, signature, signing_bytes(command))
+        signed = (_raw(public), signature, signing_bytes(command))
         if signed in _verified:
             return
         try:
@@ -134,17 +134,17 @@ class TrustedKeys:
 
 VERIFIED_KEPT = 256
 """Valid signatures remembered per process (`_verified`)."""
-_verified: dict[tuple[str, bytes, bytes], None] = {}
-"""Signatures found valid lately, by key id, signature and signed bytes, oldest first, process-wide.
+_verified: dict[tuple[bytes, bytes, bytes], None] = {}
+"""Signatures found valid lately, by public key, signature and signed bytes, oldest first, process-wide.
 
 A zone command reaches every cluster of the zone, and a simulator runs thousands of clusters in one
 process: there they would check the same signature over the same bytes one after the other on one
 core (81 µs each with `cryptography`'s Ed25519: 0.4 s for 5,000), while real clusters each check it
-on their own CPU at once. The check is deterministic and the key id names the key (`key_id` is its
-hash), so a hit is as good as checking again; only valid signatures are kept."""
+on their own CPU at once. The check is deterministic, so a hit (the same key, signature and bytes) is
+as good as checking again; only valid signatures are kept."""
 
 
-def _remember_verified(signed: tuple[str, bytes, bytes]) -> None:
+def _remember_verified(signed: tuple[bytes, bytes, bytes]) -> None:
     _verified[signed] = None
     if len(_verified) > VERIFIED_KEPT:
         _verified.pop(next(iter(_verified)), None)
