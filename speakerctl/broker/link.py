@@ -457,13 +457,12 @@ class _Connection:
     async def watch(self) -> None:
         """Wait for the connection's loss, then end every pending call and close the inbox.
 
-        paho hands messages to the inbox itself (`deliver_to`); aiomqtt's iterator only raises on
-        the loss, after every message paho read (and acknowledged) is in the inbox.
+        paho hands messages to the inbox itself (`deliver_to`); aiomqtt's iterator, over an empty
+        `NoQueue`, yields nothing and raises on the loss, after every message paho read (and
+        acknowledged) is in the inbox.
         """
-        loop = asyncio.get_running_loop()
         try:
-            async for message in self.client.messages:  # none come this way; kept should one ever
-                self.inbox.put_nowait(_incoming(message, loop.time()))
+            await anext(self.client.messages)
         except aiomqtt.MqttError as exc:
             self.error = exc
         finally:
@@ -493,14 +492,3 @@ class _Connection:
             if self.lost:
                 raise aiomqtt.MqttError("connection dropped before the broker's ack") from None
             raise _Unacknowledged(f"no acknowledgement within {timeout:g} s") from None
-
-
-def _incoming(message: aiomqtt.Message, received: float) -> Incoming:
-    payload = message.payload
-    if isinstance(payload, str):
-        data = payload.encode()
-    elif isinstance(payload, bytes | bytearray):
-        data = bytes(payload)
-    else:
-        data = b"" if payload is None else str(payload).encode()
-    return Incoming(str(message.topic), data, bool(message.retain), received)
