@@ -182,6 +182,19 @@ def test_a_play_is_stamped_again_before_its_publish_only_while_its_sender_owns_i
     assert store.broadcasts.get("bc-a").issued_at == later
 
 
+def test_a_play_is_recorded_published_only_by_its_owner_while_it_runs(store: Store) -> None:
+    assert store.leases.acquire(member_lease("ctl-a"), "ctl-a", TTL_S) is not None
+    _create(store, "bc-a", Fence(member_lease("ctl-a"), "ctl-a", 1))
+    assert store.broadcasts.get("bc-a").published_at is None
+    store.broadcasts.published("bc-a", "ctl-b", NOW)  # not ctl-b's
+    assert store.broadcasts.get("bc-a").published_at is None
+    store.broadcasts.published("bc-a", "ctl-a", NOW)
+    assert store.broadcasts.get("bc-a").published_at == NOW
+    store.broadcasts.finish("bc-a", BroadcastState.COMPLETE, NOW + timedelta(seconds=1))
+    store.broadcasts.published("bc-a", "ctl-a", NOW + timedelta(seconds=2))  # ended: unchanged
+    assert store.broadcasts.get("bc-a").published_at == NOW
+
+
 def _status(device_id: str, n: int) -> bytes:
     return codec.encode(Status(device_id, True, 1_000 + n, firmware="0.1.0", model="ipc-4g-30w"))
 

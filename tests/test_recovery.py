@@ -35,7 +35,7 @@ from speakerctl.protocol import (
     codec,
     topics,
 )
-from speakerctl.protocol.lifecycle import ACCEPTED, CONTENT_READY, FAILED, FINISHED, PLAYING
+from speakerctl.protocol.lifecycle import ACCEPTED, CONTENT_READY, FAILED, FINISHED, PENDING, PLAYING
 from speakerctl.store import BroadcastState, Store
 
 
@@ -161,6 +161,48 @@ async def test_serve_follows_its_pushed_airing_after_a_restart_and_keeps_its_pla
                 lambda: store.broadcasts.get("bc-pushed").state is BroadcastState.COMPLETE, "the report"
             )
     assert all(len(d.output.played) == 1 for d in fleet.devices.values())
+
+
+async def test_serve_does_not_send_again_a_pushed_airing_it_published_to_silent_compact_clusters(
+    tmp_path: Path, mosquitto: MosquittoProcess
+) -> None:
+    """Compact (v1.3) clusters with the content cached answer a pushed play with nothing until they
+    play it: still `pending`, they were sent the play again after a restart (CI, issue 13)."""
+    settings = _settings(tmp_path, mosquitto)
+    store = open_store(settings)
+    bulletin = random_bulletin(store, settings.content_dir, 2 * 16384)
+    fleet = trusted_fleet(settings, tmp_path / "fleet", ZONE, time_scale=20, repair_after_s=0.5)
+    session = serve_session(settings.data_dir)
+    async with FleetRunner() as runner:
+        for device in fleet.devices.values():
+            runner.start(device.agent)
+        await fleet.wait_online(30)
+        first = Controller(settings, store, session=session)
+        async with first.running():
+            cached = await first.broadcast(BroadcastRequest(bulletin, (ZONE,)))
+            assert cached.played == len(fleet.devices), cached.counts
+            start = first.clock.now() + timedelta(seconds=6)
+            request = BroadcastRequest(bulletin, (ZONE,), start_at=start, broadcast_id="bc-silent")
+            pushed = asyncio.create_task(first.broadcast(request))
+            await wait_until(lambda: _published(store, "bc-silent"), "the push")
+            pushed.cancel()
+            await asyncio.gather(pushed, return_exceptions=True)
+        assert _all_in(store, "bc-silent", PENDING)  # silent until they play
+        again = Controller(settings, store, session=session)
+        async with again.running(), runtime.resumed(again) as ids:
+            assert ids == ["bc-silent"]
+            await wait_until(
+                lambda: store.broadcasts.get("bc-silent").state is BroadcastState.COMPLETE, "the airing"
+            )
+    assert all(len(d.output.played) == 2 for d in fleet.devices.values())
+    assert sum(d.agent.counters.duplicates for d in fleet.devices.values()) == 0
+
+
+def _published(store: Store, broadcast_id: str) -> bool:
+    try:
+        return store.broadcasts.get(broadcast_id).published_at is not None
+    except NotFound:  # not planned yet
+        return False
 
 
 async def test_a_cluster_rebooted_between_play_and_resume_still_answers_the_resent_play(

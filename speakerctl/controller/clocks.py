@@ -25,12 +25,7 @@ PINGS_PER_S = 50.0
 """Pace of a round: one at a time, so a cluster's ping never queues behind a burst (10,000 in 200 s)."""
 FIRST_ROUND_AFTER_S = 60.0
 """serve's first round waits this long (at most clock_ping_s): start-up resumes broadcasts and pushes
-airings. A round then spread the publishes of a pushed series over more time, so the later plays
-reached clusters (v1.3, compact) that had cached the content from the first and so answered nothing
-until `playing`; a serve killed and restarted meanwhile found those deliveries pending and sent the
-plays again (tests/test_faults_kill.py; harmless: the clusters drop the copy and repeat their latest
-report). The re-send is resume's, not the pings' (controller/resume.py cannot tell a silent compact
-cluster from one never reached); the pings only made it likelier in that test."""
+airings, and a round meanwhile would share the loop and the broker with their publishes."""
 PING_TTL_MS = 10_000
 """A ping held by the broker while its cluster was away arrives late, adds a large sample (which the
 least ignores) and is answered `expired`: harmless either way."""

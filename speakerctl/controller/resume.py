@@ -2,13 +2,14 @@
 
 A broadcast still valid is followed again with the *same* play command (its id derived from its id
 and issue time; its `start_at`, `volume` and `on_preempt` as recorded), re-sent while some cluster
-never answered, or while some has not ended it and what it said may have gone unheard (the broadcast
-was sent by another process than this persistent session): a cluster that already has it does not
-act on the copy but repeats its latest event for the broadcast. Its content is uploaded
-and repaired for whoever still needs it (a device whose stored state is `accepted` may wait for any
-variant), and it is followed until every delivery is final. One past its expiry is closed: clusters
-that never reported are recorded unreached. An airing pushed ahead (its start still in the future) is
-not interrupted: `serve` follows it, the one-shot `resume` leaves it to `serve`.
+never answered and the play may not have been published in full, or while some has not ended it and
+what it said may have gone unheard (the broadcast was sent by another process than this persistent
+session): a cluster that already has it does not act on the copy but repeats its latest event for the
+broadcast. Its content is uploaded and repaired for whoever still needs it (a device whose stored
+state is `accepted` may wait for any variant), and it is followed until every delivery is final. One
+past its expiry is closed: clusters that never reported are recorded unreached. An airing pushed
+ahead (its start still in the future) is not interrupted: `serve` follows it, the one-shot `resume`
+leaves it to `serve`.
 """
 
 from __future__ import annotations
@@ -93,8 +94,11 @@ async def resume(
 
 
 def _ask(controller: Controller, info: BroadcastInfo, deliveries: list[DeliveryInfo]) -> bool:
-    """Whether to re-send the play: someone never answered, or answers may have gone unheard."""
-    if any(d.state is PENDING for d in deliveries):
+    """Whether to re-send the play: it may not have been published in full and someone never
+    answered, or answers may have gone unheard."""
+    # A play published in full is held by the broker for every cluster subscribed; one still pending
+    # is away, or compact (v1.3) with the content cached, silent until it plays.
+    if info.published_at is None and any(d.state is PENDING for d in deliveries):
         return True
     # The broker queued what clusters said to our own persistent session while we were down.
     heard = controller.session.persistent and info.owner == controller.session.client_id

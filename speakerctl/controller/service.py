@@ -317,6 +317,8 @@ class Controller:
                 await publish_through_outages(self.link, topic, payload, timeout)
                 if i == 0:
                     await pause_at("mid-publish")
+            if plan.topics:
+                await self._published(plan.broadcast_id)
             try:
                 await _follow(tracker, timeout, progress, lambda: self._catch_up(tracker))
             finally:
@@ -340,6 +342,11 @@ class Controller:
         if not await asyncio.to_thread(self.store.broadcasts.reissue, broadcast_id, owner, now):
             return command
         return replace(command, msg_id=play_command_id(broadcast_id, issued_ms), issued_at_ms=issued_ms)
+
+    async def _published(self, broadcast_id: str) -> None:
+        """Mark the play published in full, so a restarted `serve` does not send it again."""
+        owner, now = self.session.client_id, self.clock.now()
+        await asyncio.to_thread(self.store.broadcasts.published, broadcast_id, owner, now)
 
     async def _catch_up(self, tracker: Tracker) -> None:
         # What came in before the tracker was routed (a resumed session's queue) is in the store.

@@ -189,6 +189,21 @@ class BroadcastRepository:
             )
             return bool(moved.rowcount == 1)
 
+    def published(self, broadcast_id: str, owner: str, at: datetime) -> None:
+        """Record that `owner` published the running broadcast's play to every target topic at `at`.
+
+        Each topic's publish was acknowledged by the broker, which then holds the play for every
+        cluster subscribed: a resumed broadcast with this mark is not sent again (controller/resume.py).
+        """
+        with self._db.session(write=True) as s:
+            s.exec(
+                update(BroadcastRow)
+                .where(col(BroadcastRow.id) == broadcast_id)
+                .where(col(BroadcastRow.owner) == owner)
+                .where(col(BroadcastRow.state) == BroadcastState.RUNNING.value)
+                .values(published_at=aware_utc(at, "published_at"))
+            )
+
     def claim(self, claim: Claim, broadcast_id: str, fence: Fence | None) -> str:
         """Claim an occurrence for `broadcast_id` under `fence`; the broadcast holding the claim after.
 

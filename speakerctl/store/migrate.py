@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from speakerctl.errors import StoreError
 from speakerctl.store.engine import Sessions
 
-SCHEMA_REVISION = "0014"
+SCHEMA_REVISION = "0015"
 """The newest revision in migrations/versions (a test keeps the two equal)."""
 SCRIPTS = "speakerctl.store:migrations"
 """The migration scripts (env.py, versions/), shipped inside the package."""

@@ -170,6 +170,8 @@ class BroadcastInfo:
     """The user who stopped it, when its state is `stopped`."""
     approved_by: str = ""
     """The user who let it air: its approver, or the sender when their zone's policy needs no approval."""
+    published_at: datetime | None = None
+    """When its play was last published to every target topic (None: maybe never in full)."""
 
 
 @dataclass(frozen=True, slots=True)

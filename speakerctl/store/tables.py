@@ -238,6 +238,7 @@ class BroadcastRow(SQLModel, table=True):
     started_by: str = Field(default="", max_length=128)
     stopped_by: str = Field(default="", max_length=128)
     approved_by: str = Field(default="", max_length=64)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     def info(self) -> BroadcastInfo:
         """Public value."""
@@ -258,6 +259,7 @@ class BroadcastRow(SQLModel, table=True):
             started_by=self.started_by,
             stopped_by=self.stopped_by,
             approved_by=self.approved_by,
+            published_at=self.published_at,
         )
 
 
