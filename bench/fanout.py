@@ -30,7 +30,7 @@ import aiomqtt
 from simulator.fleet import Fleet, FleetOptions
 from speakerctl.app import runtime
 from speakerctl.app.context import load_fleet
-from speakerctl.broker.aiomqtt_private import NoQueue, Sink, buffered_reads, deliver_to
+from speakerctl.broker.aiomqtt_private import NoQueue, Sink, buffered_reads, coalesced_writes, deliver_to
 from speakerctl.broker.embedded import EmbeddedBroker
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess, find_mosquitto
 from speakerctl.broker.ports import free_port
@@ -47,11 +47,12 @@ MB = 1_000_000
 
 def _client(port: int, sink: Sink) -> aiomqtt.Client:
     """A bare client receiving as speakerctl's link does (`aiomqtt_private`): messages straight to
-    `sink`, 64 KiB reads. The floor's clients must be no slower than the link's, or the floor is
-    raised by the client library rather than set by the broker."""
+    `sink`, 64 KiB reads, a turn's packets written at once. The floor's clients must be no slower
+    than the link's, or the floor is raised by the client library rather than set by the broker."""
     client = aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY, queue_type=NoQueue)
     deliver_to(client, sink)
     buffered_reads(client, NODELAY)
+    coalesced_writes(client)
     return client
 
 

@@ -2,13 +2,14 @@
 
 A persistent session subscribes and leaves; a publisher sends --messages QoS 1 messages of --size
 bytes, which a private Mosquitto queues for the session; then the client comes back and the clock
-runs until it has received the last one. Three clients, each drained from the same kind of queue:
-  plain     aiomqtt as documented: `async for message in client.messages`
-  buffered  the same with `aiomqtt_private.buffered_reads` (64 KiB reads)
-  link      what speakerctl's link does: `buffered_reads`, `deliver_to` (paho hands each message
-            straight on) and `NoQueue`
+runs until it has received the last one. Four clients, each drained from the same kind of queue:
+  plain      aiomqtt as documented: `async for message in client.messages`
+  buffered   the same with `aiomqtt_private.buffered_reads` (64 KiB reads)
+  delivered  `buffered_reads`, `deliver_to` (a QoS 0/1 PUBLISH parsed and handed straight on) and
+             `NoQueue`
+  link       what speakerctl's link does: all that and `coalesced_writes` (a turn's PUBACKs in one send)
 Prints `<client>_per_s` (messages received per second, median of --repeats) and
-`buffered_ratio`, `link_ratio` against plain, measured in the same run.
+`buffered_ratio`, `delivered_ratio`, `link_ratio` against plain, measured in the same run.
 
 Usage: .venv/bin/python bench/receive.py [--messages 30000] [--size 300] [--repeats 3]
 """
@@ -27,12 +28,12 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as mqtt
 
-from speakerctl.broker.aiomqtt_private import NoQueue, buffered_reads, deliver_to
+from speakerctl.broker.aiomqtt_private import NoQueue, buffered_reads, coalesced_writes, deliver_to
 from speakerctl.broker.mosquitto import MosquittoConfig, MosquittoProcess
 from speakerctl.broker.ports import free_port
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-KINDS = ("plain", "buffered", "link")
+KINDS = ("plain", "buffered", "delivered", "link")
 
 
 def _client(port: int, session: str, **options: Any) -> aiomqtt.Client:
@@ -72,14 +73,17 @@ async def drain(port: int, kind: str, session: str, count: int, size: int) -> fl
         if got == count:
             done.set()
 
-    client = _client(port, session, **({"queue_type": NoQueue} if kind == "link" else {}))
+    linked = kind in ("delivered", "link")
+    client = _client(port, session, **({"queue_type": NoQueue} if linked else {}))
     if kind != "plain":
         buffered_reads(client, NODELAY)
-    if kind == "link":
+    if linked:
         deliver_to(client, take)
+    if kind == "link":
+        coalesced_writes(client)
     began = time.perf_counter()
     async with client:
-        if kind == "link":
+        if linked:
             await done.wait()
         else:
             async for _message in client.messages:

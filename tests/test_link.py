@@ -23,6 +23,7 @@ from speakerctl.broker.aiomqtt_private import (
     BufferedSocket,
     NoQueue,
     buffered_reads,
+    coalesced_writes,
     deliver_to,
     raw_socket,
 )
@@ -142,10 +143,13 @@ async def test_aiomqtt_behaves_as_the_link_relies_on(mosquitto: MosquittoProcess
     got: list[tuple[str, bytes, bool, float]] = []
     deliver_to(reader, lambda *message: got.append(message))
     buffered_reads(reader, [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+    coalesced_writes(reader)
     # Sizes around the buffer's: packets cut at a chunk's end, one larger than a chunk.
     sent = [bytes([n % 251]) * size for n, size in enumerate([1, 300, CHUNK - 5, 7, 2 * CHUNK + 3] * 40)]
     async with reader, aiomqtt.Client(mosquitto.host, mosquitto.port) as writer:
-        await reader.subscribe("pa/v1/relied/#", qos=1)
+        await writer.publish("pa/v1/relied/kept", b"kept", qos=1, retain=True)
+        await reader.subscribe("pa/v1/relied/#", qos=2)
+        await wait_until(lambda: len(got) == 1, "the retained message")
         assert isinstance(reader._client.socket(), BufferedSocket)
         sock = raw_socket(reader)
         assert sock is not None and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
@@ -154,18 +158,23 @@ async def test_aiomqtt_behaves_as_the_link_relies_on(mosquitto: MosquittoProcess
         await asyncio.gather(
             *(writer.publish(f"pa/v1/relied/{n}", payload, qos=1) for n, payload in enumerate(sent))
         )
-        await wait_until(lambda: len(got) == len(sent), "every message handed to the sink")
+        await writer.publish("pa/v1/relied/qos0", b"zero", qos=0)
+        await writer.publish("pa/v1/relied/qos2", b"two", qos=2)  # paho's own handling, same sink
+        await wait_until(lambda: len(got) == len(sent) + 3, "every message handed to the sink")
         sock.shutdown(socket.SHUT_RDWR)  # a power cut: no DISCONNECT
         await wait_until(lambda: raw_socket(reader) is None, "paho to notice the loss")
         assert len(reader.messages) == 0
         with pytest.raises(aiomqtt.MqttError):
             async for message in reader.messages:  # aiomqtt's queue is bypassed: only the loss
                 pytest.fail(f"aiomqtt queued {message.topic}")
-    assert [(topic, payload) for topic, payload, _, _ in got] == [
-        (f"pa/v1/relied/{n}", payload) for n, payload in enumerate(sent)
+    assert [(topic, payload, retain) for topic, payload, retain, _ in got] == [
+        ("pa/v1/relied/kept", b"kept", True),
+        *((f"pa/v1/relied/{n}", payload, False) for n, payload in enumerate(sent)),
+        ("pa/v1/relied/qos0", b"zero", False),
+        ("pa/v1/relied/qos2", b"two", False),
     ]
     stamps = [read_at for *_, read_at in got]
-    assert before <= stamps[0] and stamps == sorted(stamps) and stamps[-1] <= time.monotonic()
+    assert before <= stamps[1] and stamps == sorted(stamps) and stamps[-1] <= time.monotonic()
     assert asyncio.get_running_loop().time() <= time.monotonic()  # paho's clock is the event loop's
 
 

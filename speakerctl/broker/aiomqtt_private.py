@@ -6,14 +6,16 @@ this module reads paho's socket from aiomqtt's private `_client`. It also takes 
 receive path, which profiling (bench/ingest.py, docs/operations.md "Ingestion at scale") found to be
 most of a received message's cost, several times the decoding:
 
-- `deliver_to`: paho hands each message straight to the link (topic, payload, retain flag, paho's
-  stamp of when it read it) instead of to aiomqtt's queue, whose iterator builds a task and an
-  `asyncio.wait` per message;
+- `deliver_to`: each message goes straight to the link (topic, payload, retain flag, when it was
+  read) instead of to aiomqtt's queue, whose iterator builds a task and an `asyncio.wait` per
+  message; a QoS 0/1 PUBLISH is parsed here, without paho's per-message objects;
 - `buffered_reads`: paho reads a packet with a `recv` for its first byte, one per byte of its length
-  and one for the rest; the socket it gets serves those from 64 KiB read at once.
+  and one for the rest; the socket it gets serves those from 64 KiB read at once;
+- `coalesced_writes`: the PUBACKs (and other packets) queued in a turn go out in one `send`.
 
-A bare aiomqtt subscriber drains a broker's queue of 300-byte QoS 1 messages at ≈ 18,000 a second
-here, ≈ 32,000 with buffered reads, ≈ 57,000 with both (bench/receive.py). Everything else the link
+A bare aiomqtt subscriber drains a broker's queue of 300-byte QoS 1 messages at ≈ 6,200 a second
+on the machine of the last measurement, ≈ 9,600 with buffered reads, ≈ 25,000 adding `deliver_to`
+and ≈ 41,600 with all three (bench/receive.py, same run; 6.7x). Everything else the link
 relies on is public and documented by aiomqtt, and checked as well, because the link's guarantees
 rest on it:
 
@@ -32,11 +34,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
 
 TESTED = (2, 5)
 """The aiomqtt major.minor this module was checked against (pyproject.toml: aiomqtt>=2.5.1,<2.6)."""
@@ -66,9 +70,14 @@ def deliver_to(client: aiomqtt.Client, sink: Sink) -> None:
 
     The sink runs inside paho's read, on the event loop, before paho acknowledges the message (QoS 1):
     it must not block, and what it takes is the caller's to keep. `client.messages` then yields nothing
-    but still raises when the connection is lost. The stamp is paho's, taken as it parsed the packet,
-    by `time.monotonic` (the event loop's clock). A message whose topic is not UTF-8 cannot be routed:
-    it is logged and dropped (MQTT forbids it; Mosquitto refuses to forward one).
+    but still raises when the connection is lost. The stamp is paho's clock (`time.monotonic`, the
+    event loop's), taken as the packet is parsed. A message whose topic is not UTF-8 cannot be
+    routed: it is logged and dropped (MQTT forbids it; Mosquitto refuses to forward one).
+
+    A QoS 0 or 1 PUBLISH of MQTT 3.1.1 (aiomqtt's default, and the link's) is parsed here, without
+    paho's per-message `MQTTMessage`, its `threading.Condition`, debug log line and callback-filter
+    match (a third of paho's cost per message, profiled in bench/ingest.py); anything else (QoS 2,
+    MQTT 5, manual acks, a malformed packet) goes through paho's own handling to the same sink.
     """
     paho = client._client  # private: paho's client inside aiomqtt (see the module docstring)
 
@@ -76,7 +85,7 @@ def deliver_to(client: aiomqtt.Client, sink: Sink) -> None:
         try:
             topic = message.topic
         except UnicodeDecodeError:
-            log.warning("dropped a message whose topic is not UTF-8: %r", message._topic[:80])
+            _drop(message._topic)
             return
         payload = message.payload
         sink(
@@ -87,6 +96,33 @@ def deliver_to(client: aiomqtt.Client, sink: Sink) -> None:
         )
 
     paho.on_message = on_message
+    handle = paho._handle_publish
+
+    def handle_publish() -> MQTTErrorCode:
+        header, packet = paho._in_packet["command"], paho._in_packet["packet"]
+        qos = (header & 0x06) >> 1
+        if qos == 2 or paho._protocol == mqtt.MQTTv5 or paho._manual_ack:
+            return handle()
+        topic_end = 2 + int.from_bytes(packet[:2], "big")
+        body = topic_end + (2 if qos else 0)
+        if topic_end == 2 or len(packet) < body:
+            return handle()  # malformed: paho raises its own error
+        read_at = time.monotonic()
+        try:
+            topic = packet[2:topic_end].decode()
+        except UnicodeDecodeError:
+            _drop(packet[2:topic_end])
+        else:
+            sink(topic, bytes(packet[body:]), bool(header & 0x01), read_at)
+        if qos == 0:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return paho._send_puback(int.from_bytes(packet[topic_end:body], "big"))
+
+    paho._handle_publish = handle_publish  # type: ignore[method-assign]
+
+
+def _drop(topic: bytes | bytearray) -> None:
+    log.warning("dropped a message whose topic is not UTF-8: %r", bytes(topic[:80]))
 
 
 class NoQueue(asyncio.Queue[aiomqtt.Message]):
@@ -132,6 +168,51 @@ def buffered_reads(client: aiomqtt.Client, options: Iterable[SocketOption]) -> N
         return BufferedSocket(sock)
 
     paho._create_socket = buffered  # type: ignore[method-assign]
+
+
+def coalesced_writes(client: aiomqtt.Client) -> None:
+    """paho writes the packets queued in a turn with one `send` rather than one each.
+
+    Draining a queue, paho acknowledges each QoS 1 message with its own PUBACK and writes each with
+    its own `send`: a system call per message, on the event loop. Before paho writes, runs of queued
+    packets that need nothing once written (all but a QoS 0 PUBLISH, whose `on_publish` paho calls,
+    and a DISCONNECT, after which it closes) are joined into one; paho's own partial-write handling
+    then applies to the joined bytes.
+    """
+    paho = client._client  # private: paho's client inside aiomqtt (see the module docstring)
+    write = paho._packet_write
+
+    def coalescing() -> MQTTErrorCode:
+        queue = paho._out_packet
+        if len(queue) > 1:
+            joined = _coalesced(queue)
+            queue.clear()
+            queue.extend(joined)
+        return write()
+
+    paho._packet_write = coalescing  # type: ignore[method-assign]
+
+
+def _coalesced(queue: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    run: list[bytes] = []
+    for packet in queue:
+        command = packet["command"] & 0xF0
+        if command == mqtt.DISCONNECT or (command == mqtt.PUBLISH and packet["qos"] == 0):
+            _close_run(run, out)
+            out.append(packet)
+        else:
+            run.append(bytes(packet["packet"][packet["pos"] :]))
+    _close_run(run, out)
+    return out
+
+
+def _close_run(run: list[bytes], out: list[Any]) -> None:
+    if run:
+        data = b"".join(run)
+        out.append({"command": mqtt.PUBACK, "mid": 0, "qos": 1, "pos": 0, "to_process": len(data),
+                    "packet": data, "info": None})  # fmt: skip
+        run.clear()
 
 
 class BufferedSocket:

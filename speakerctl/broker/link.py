@@ -16,7 +16,13 @@ import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from speakerctl.broker.address import BrokerAddress
-from speakerctl.broker.aiomqtt_private import NoQueue, buffered_reads, deliver_to, raw_socket
+from speakerctl.broker.aiomqtt_private import (
+    NoQueue,
+    buffered_reads,
+    coalesced_writes,
+    deliver_to,
+    raw_socket,
+)
 from speakerctl.errors import AckTimeout, AuthError, LinkError
 from speakerctl.mailbox import Mailbox
 
@@ -439,6 +445,7 @@ class _Connection:
         """Messages as paho reads them, then None once the connection is lost."""
         deliver_to(client, self._arrived)
         buffered_reads(client, [NODELAY])
+        coalesced_writes(client)
         self.lost = False
         self.group: asyncio.TaskGroup | None = None
         """The tasks of this connection's session."""
