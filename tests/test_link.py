@@ -132,6 +132,31 @@ async def test_an_unacknowledged_publish_fails_as_soon_as_its_connection_drops(
         task.cancel()
 
 
+async def test_an_announcement_acknowledged_late_does_not_end_the_session(
+    mosquitto: MosquittoProcess,
+) -> None:
+    pid = mosquitto.pid
+    assert pid is not None
+    inbox = Inbox()
+
+    async def announce() -> None:  # as a cluster announces itself, the broker too busy to answer
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await link.publish("pa/v1/late/status", b"online", timeout=0.3)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    link = Link(BrokerAddress(mosquitto.host, mosquitto.port), inbox, backoff=FAST, on_connect=announce)
+    await link.subscribe(["pa/v1/late/#"])
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(link.run())
+        await link.wait_connected(10)
+        await asyncio.wait_for(inbox.arrived.wait(), 10)  # its own announcement, sent after all
+        task.cancel()
+    assert link.connects == 1
+    assert [m.payload for m in inbox.messages] == [b"online"]
+
+
 def _awaiting_ack(link: Link) -> bool:
     return link.awaiting_acks > 0
 

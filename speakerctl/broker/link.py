@@ -213,6 +213,12 @@ class Link:
                 self.connected.set()
                 if self._on_connect is not None:
                     await self._on_connect()
+            except AckTimeout as exc:
+                # A slow broker, not a lost one: paho keeps the message in flight and still sends
+                # it, so the session carries on (a simulator of 10,000 clusters lost one whole
+                # process to this on a loaded machine).
+                if not connection.lost:
+                    log.warning("link to %s: on connecting, %s; carrying on", self.address.url, exc)
             except LinkError:
                 if not connection.lost:
                     raise
