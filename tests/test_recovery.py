@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -12,6 +13,7 @@ from test_faults import ZONE, random_bulletin, trusted_fleet
 from waiting import Observed, connected, wait_until
 
 from simulator.faults import FleetRunner
+from simulator.fleet import Fleet
 from speakerctl.app import runtime
 from speakerctl.app.context import open_store
 from speakerctl.broker.link import Incoming, Link
@@ -37,6 +39,16 @@ from speakerctl.protocol import (
 )
 from speakerctl.protocol.lifecycle import ACCEPTED, CONTENT_READY, FAILED, FINISHED, PENDING, PLAYING
 from speakerctl.store import BroadcastState, Store
+
+
+@asynccontextmanager
+async def _online(fleet: Fleet) -> AsyncIterator[FleetRunner]:
+    """Every cluster of `fleet` running and online, until the block ends."""
+    async with FleetRunner() as runner:
+        for device in fleet.devices.values():
+            runner.start(device.agent)
+        await fleet.wait_online(30)
+        yield runner
 
 
 def _settings(tmp_path: Path, broker: MosquittoProcess) -> Settings:
@@ -91,10 +103,7 @@ async def test_resume_after_every_cluster_accepted_uploads_and_every_cluster_pla
     store = open_store(settings)
     bulletin = random_bulletin(store, settings.content_dir, 4 * 16384)
     fleet = trusted_fleet(settings, tmp_path / "fleet", ZONE, time_scale=20, repair_after_s=0.5)
-    async with FleetRunner() as runner:
-        for device in fleet.devices.values():
-            runner.start(device.agent)
-        await fleet.wait_online(30)
+    async with _online(fleet):
         crashed = Controller(settings, store)
         async with crashed.running():
             broadcast_id = await _send_without_upload(crashed, bulletin)
@@ -128,10 +137,7 @@ async def test_serve_follows_its_pushed_airing_after_a_restart_and_keeps_its_pla
     bulletin = random_bulletin(store, settings.content_dir, 2 * 16384)
     fleet = trusted_fleet(settings, tmp_path / "fleet", ZONE, time_scale=20, repair_after_s=0.5)
     session = serve_session(settings.data_dir)
-    async with FleetRunner() as runner:
-        for device in fleet.devices.values():
-            runner.start(device.agent)
-        await fleet.wait_online(30)
+    async with _online(fleet):
         first = Controller(settings, store, session=session)
         async with first.running():
             now = first.clock.now()
@@ -173,10 +179,7 @@ async def test_serve_does_not_send_again_a_pushed_airing_it_published_to_silent_
     bulletin = random_bulletin(store, settings.content_dir, 2 * 16384)
     fleet = trusted_fleet(settings, tmp_path / "fleet", ZONE, time_scale=20, repair_after_s=0.5)
     session = serve_session(settings.data_dir)
-    async with FleetRunner() as runner:
-        for device in fleet.devices.values():
-            runner.start(device.agent)
-        await fleet.wait_online(30)
+    async with _online(fleet):
         first = Controller(settings, store, session=session)
         async with first.running():
             cached = await first.broadcast(BroadcastRequest(bulletin, (ZONE,)))
@@ -216,10 +219,7 @@ async def test_a_cluster_rebooted_between_play_and_resume_still_answers_the_rese
     heard: Observed[DeliveryEvent] = Observed()
     listener = Link(settings.broker_address, partial(_hear, heard))
     await listener.subscribe([topics.ALL_EVENTS])
-    async with FleetRunner() as runner, connected(listener):
-        for device in fleet.devices.values():
-            runner.start(device.agent)
-        await fleet.wait_online(30)
+    async with connected(listener), _online(fleet) as runner:
         gone = Controller(settings, store)  # a clean session: what clusters say after it left is lost
         async with gone.running():
             start = gone.clock.now() + timedelta(seconds=6)
@@ -259,10 +259,7 @@ async def test_a_cluster_rebooted_while_playing_reports_it_failed_at_once_not_un
     bulletin = random_bulletin(store, settings.content_dir, 2 * 16384, duration_ms=120_000)
     commune = load_inventory().children(ZONE)[0].id
     fleet = trusted_fleet(settings, tmp_path / "fleet", commune, time_scale=20, repair_after_s=0.5)
-    async with FleetRunner() as runner:
-        for device in fleet.devices.values():
-            runner.start(device.agent)
-        await fleet.wait_online(30)
+    async with _online(fleet) as runner:
         controller = Controller(settings, store)
         async with controller.running():
             request = BroadcastRequest(bulletin, (commune,), broadcast_id="bc-cut")
