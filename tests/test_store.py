@@ -24,6 +24,7 @@ from speakerctl.store import (
     DeliveryUpdate,
     DeviceSpec,
     Store,
+    queries,
 )
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
@@ -438,8 +439,12 @@ def test_status_history_is_bounded(db_url: str) -> None:
         assert [r.status.volume for r in s.statuses.history("d1", limit=50)] == [9, 8, 7, 6, 5]
 
 
-def test_a_batch_larger_than_a_write_page_updates_every_device_and_keeps_the_inventory(store: Store) -> None:
-    # PostgreSQL writes the device rows in pages of INSERT … ON CONFLICT DO UPDATE (1,000 rows a page).
+def test_a_batch_larger_than_a_write_page_updates_every_device_and_keeps_the_inventory(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both write the device rows in pages of INSERT … ON CONFLICT DO UPDATE: PostgreSQL 1,000 rows a
+    # page, SQLite as many as its bound-parameter limit takes (cut here to 47 rows, and 250 history rows).
+    monkeypatch.setattr(queries, "SQLITE_MAX_PARAMS", 1_000)
     many = [DeviceSpec(f"m{i:04d}", f"Loa {i}", "c2", "pa-4g", 9.5, 105.9, "4g") for i in range(1_500)]
     store.devices.sync(many)
     first = [_status(d.id, at_s=1, volume=i % 100) for i, d in enumerate(many)]
@@ -452,6 +457,8 @@ def test_a_batch_larger_than_a_write_page_updates_every_device_and_keeps_the_inv
         9.5,
         "4g",
     )
+    assert got["m1499"].last_seen == T0 and got["m1499"].status_ts == T0 + timedelta(seconds=1)
+    assert [r.status for r in store.statuses.history("m0777")] == [first[777]]
     assert store.statuses.apply(first, T0 + timedelta(seconds=5)) == []  # redelivered or stale: no row
     assert len(store.statuses.history("m0001", limit=50)) == 2
 

@@ -7,9 +7,9 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func
+from sqlalchemy import Connection, Table, func
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, insert, select, update
 
 from speakerctl.clock import to_ms
@@ -18,7 +18,7 @@ from speakerctl.fleet import Zone
 from speakerctl.protocol import Status
 from speakerctl.store.engine import Sessions
 from speakerctl.store.models import DeviceInfo, DeviceSpecLike, StatusRecord, aware_utc
-from speakerctl.store.queries import chunks, get_row, rows_by_id, subtree
+from speakerctl.store.queries import chunks, execute_many, get_row, rows_by_id, subtree
 from speakerctl.store.tables import STATE_COLUMNS, DeviceRow, StatusHistoryRow, ZoneRow, take_status
 
 
@@ -142,7 +142,8 @@ class StatusRepository:
             if not applied:
                 return unknown
             _write_states(conn, [states[i] for i in dict.fromkeys(st.device_id for st in applied)])
-            conn.execute(_HISTORY.insert(), [StatusHistoryRow.params(st, received_at) for st in applied])
+            history = [StatusHistoryRow.params(st, received_at) for st in applied]
+            execute_many(conn, _HISTORY.insert(), history)
             self._prune(conn, self._due_for_prune(st.device_id for st in applied))
         return unknown
 
@@ -199,21 +200,22 @@ class StatusRepository:
 
 _DEVICES: Table = DeviceRow.__table__  # type: ignore[attr-defined]
 _HISTORY: Table = StatusHistoryRow.__table__  # type: ignore[attr-defined]
-_UPDATE_STATE = (
-    _DEVICES.update()
-    .where(_DEVICES.c.id == bindparam("b_id"))
-    .values({name: bindparam(f"b_{name}") for name in STATE_COLUMNS})
-)
-"""One device row's status columns, by id (bound names differ from the columns', as an UPDATE needs)."""
 _INSERT_DEVICE = postgresql.insert(_DEVICES)
 _UPSERT_STATE = _INSERT_DEVICE.on_conflict_do_update(
     index_elements=[_DEVICES.c.id], set_={n: _INSERT_DEVICE.excluded[n] for n in STATE_COLUMNS}
 ).returning(_DEVICES.c.id)
-"""The same on PostgreSQL, where psycopg2 runs an UPDATE's executemany one row per round trip but an
-INSERT's as multi-row VALUES pages (3.3 s -> 0.95 s for 20,000 rows here). The rows exist and are
-locked, so every one takes the DO UPDATE branch; the NOT NULL inventory columns are passed as read, as
-PostgreSQL checks them before the conflict. RETURNING because SQLAlchemy pages an ON CONFLICT DO UPDATE
-only with it (a page must not touch a row twice: `_write_states` gets each device once)."""
+"""The device rows' status columns, by id, as an upsert: psycopg2 runs an UPDATE's executemany one
+row per round trip but an INSERT's as multi-row VALUES pages (3.3 s -> 0.95 s for 20,000 rows here).
+The rows exist and are locked, so every one takes the DO UPDATE branch; the NOT NULL inventory
+columns are passed as read, as PostgreSQL checks them before the conflict. RETURNING because
+SQLAlchemy pages an ON CONFLICT DO UPDATE only with it (a page must not touch a row twice:
+`_write_states` gets each device once)."""
+_INSERT_DEVICE_SQLITE = sqlite.insert(_DEVICES)
+_UPSERT_STATE_SQLITE = _INSERT_DEVICE_SQLITE.on_conflict_do_update(
+    index_elements=[_DEVICES.c.id], set_={n: _INSERT_DEVICE_SQLITE.excluded[n] for n in STATE_COLUMNS}
+)
+"""The same on SQLite, where `execute_many` sends an INSERT's rows as multi-row VALUES pages: one
+statement step per page rather than per row (see execute_many)."""
 _READ_COLUMNS = ("id", "name", "zone_id", "model", *STATE_COLUMNS)
 
 
@@ -231,5 +233,5 @@ def _write_states(conn: Connection, states: list[dict[str, Any]]) -> None:
     """Store the status columns of `states` (from _device_states, changed by take_status)."""
     if conn.dialect.name == "postgresql":
         conn.execute(_UPSERT_STATE, states)
-        return
-    conn.execute(_UPDATE_STATE, [{f"b_{n}": st[n] for n in ("id", *STATE_COLUMNS)} for st in states])
+    else:
+        execute_many(conn, _UPSERT_STATE_SQLITE, states)

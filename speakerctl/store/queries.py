@@ -1,10 +1,13 @@
-"""Query helpers the repositories share: rows by key, in chunks, and zone subtrees."""
+"""Query helpers the repositories share: rows by key, in chunks, zone subtrees, lean bulk writes."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from itertools import chain
+from typing import Any, TypeVar
 
+from sqlalchemy import Connection
+from sqlalchemy.sql.dml import ValuesBase
 from sqlmodel import Session, SQLModel, col, select
 
 from speakerctl.errors import NotFound
@@ -14,6 +17,8 @@ from speakerctl.store.tables import ZoneRow
 
 _Row = TypeVar("_Row", bound=SQLModel)
 _IN_CHUNK = 5000
+SQLITE_MAX_PARAMS = 32_766
+"""Bound parameters one SQLite statement may hold (SQLITE_MAX_VARIABLE_NUMBER's default since 3.32)."""
 
 
 def get_row(s: Session, table: type[_Row], key: str | int, what: str, *, lock: bool = False) -> _Row:
@@ -43,3 +48,57 @@ def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
 def subtree(s: Session, zone_ids: Collection[str]) -> frozenset[str]:
     """`zone_ids` and every zone below them; NotFound for an unknown zone."""
     return zone_subtree((r.info() for r in s.exec(select(ZoneRow))), zone_ids)
+
+
+def execute_many(conn: Connection, stmt: ValuesBase, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`conn.execute(stmt, rows)`, on SQLite lean: tuples to the driver, INSERTs as multi-row VALUES.
+
+    Profiled on a 20,000-status flush (in the flush thread, where it holds the GIL against the MQTT
+    loop): SQLAlchemy building and converting every row's parameters cost three times the driver's
+    own executemany. Here the statement is compiled once, a column's bind processor (datetimes to
+    text) runs once per distinct value (a batch's rows share their time of receipt), the driver gets
+    tuples, and an INSERT's rows go as multi-row VALUES pages, one statement step a page rather than
+    one a row. The write of a 20,000-status flush: 0.49 s -> 0.38 s here (bench/ingest.py's ratio
+    on SQLite 0.40 -> 0.49, median of nine runs).
+    """
+    if conn.dialect.name != "sqlite" or not rows:
+        conn.execute(stmt, list(rows))
+        return
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
+    names = list(compiled.positiontup or ())
+    columns = [_column(compiled, name, rows) for name in names]
+    if any(values is None for values in columns):  # a default SQLAlchemy computes per row
+        conn.execute(stmt, list(rows))
+        return
+    params = list(zip(*columns, strict=True))
+    group = "(" + ", ".join("?" * len(names)) + ")"
+    sql: str = compiled.string
+    if not compiled.isinsert or sql.count(group) != 1:
+        conn.exec_driver_sql(sql, params)
+        return
+    per_page = max(1, SQLITE_MAX_PARAMS // len(names))
+    for start in range(0, len(params), per_page):
+        page = params[start : start + per_page]
+        conn.exec_driver_sql(sql.replace(group, ", ".join([group] * len(page))), tuple(chain(*page)))
+
+
+def _column(compiled: Any, name: str, rows: Sequence[Mapping[str, Any]]) -> list[Any] | None:
+    """The values of bind parameter `name` as the driver takes them; None if SQLAlchemy must make them."""
+    bind = compiled.binds[name]
+    if name in rows[0]:
+        values = [row[name] for row in rows]
+    else:  # a column left out, with a constant default (the INSERT of an upsert)
+        default = getattr(compiled.statement.table.c.get(name), "default", None)
+        if default is None or not default.is_scalar:
+            return None
+        values = [default.arg] * len(rows)
+    processor: Callable[[Any], Any] | None = bind.type.dialect_impl(compiled.dialect).bind_processor(
+        compiled.dialect
+    )
+    if processor is None:
+        return values
+    done: dict[Any, Any] = {None: None}
+    for value in values:
+        if value not in done:
+            done[value] = processor(value)
+    return [done[value] for value in values]
