@@ -140,3 +140,16 @@ def test_store_records_a_stop_once_and_by_whom(db_url: str) -> None:
         assert store.broadcasts.stop("b1", order) == stopped  # ended: unchanged
         assert store.deliveries.note_stopped("b1", ["d3"], "not confirmed") == 1
         assert store.deliveries.of("b1")[2].detail == "not confirmed"
+
+
+def test_reach_latency_counts_from_the_play_stamp_not_from_the_tracker_set_up() -> None:
+    clock = FixedClock(T0)
+    tracker = Tracker("b1", ["d1", "d2"], {"d1", "d2"}, clock)
+    clock.advance(timedelta(milliseconds=40))  # content read, uploads set up
+    tracker.issued()
+    clock.advance(timedelta(milliseconds=250))
+    tracker.update(DeliveryEvent("m1", "d1", T0_MS, "b1", S.PLAYING))
+    assert tracker.reach_latency_s is None  # d2 is not playing yet
+    clock.advance(timedelta(milliseconds=50))
+    tracker.update(DeliveryEvent("m2", "d2", T0_MS, "b1", S.PLAYING))
+    assert tracker.reach_latency_s == pytest.approx(0.3)

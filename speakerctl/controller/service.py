@@ -311,6 +311,7 @@ class Controller:
             jobs = [tg.create_task(u.run(tracker)) for u in uploads]
             await pause_at("before-publish")
             if reissue:
+                tracker.issued()
                 command = await self._reissued(plan.broadcast_id, command)
             for i, topic in enumerate(plan.topics):
                 payload = codec.encode(self.signer.sign_for(command, topic))

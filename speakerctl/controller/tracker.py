@@ -102,9 +102,15 @@ class Tracker:
         if self._sounded == len(self.devices):
             self.all_playing_at = self.clock.monotonic()
 
+    def issued(self) -> None:
+        """The play is stamped now (its `issued_at`), right before its publish: reach latency counts
+        from here, as the store's does (fleetview.reach_latency_s), not from the content reads and
+        upload tasks set up before it."""
+        self.started_at = self.clock.monotonic()
+
     @property
     def reach_latency_s(self) -> float | None:
-        """Seconds from the start of the broadcast until every device was playing it."""
+        """Seconds from the play's stamp (else the tracker's start) until every device was playing it."""
         return None if self.all_playing_at is None else self.all_playing_at - self.started_at
 
     def _settle(self, progress: DeviceProgress, was_final: bool = False) -> None:
