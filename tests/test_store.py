@@ -485,3 +485,37 @@ def test_concurrent_writers_do_not_fail(store: Store, bulletin_id: int) -> None:
         t.join()
     assert errors == []
     assert store.devices.get("d3").status_ts == T0 + timedelta(seconds=309)
+
+
+def test_execute_many_on_sqlite_stores_what_sqlalchemy_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Datetimes converted once per value, unhashable JSON values one by one, a per-row default left
+    # to SQLAlchemy, and pages of one statement each (cut to 3 rows here).
+    monkeypatch.setattr(queries, "SQLITE_MAX_PARAMS", 12)
+    meta = sa.MetaData()
+    table = sa.Table(
+        "t",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("at", sa.DateTime),
+        sa.Column("tags", sa.JSON),
+        sa.Column("kind", sa.String, default="plain"),
+    )
+    made = sa.Table(
+        "m",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("n", sa.Integer, default=lambda: 7),
+    )
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'q.db'}")
+    meta.create_all(engine)
+    rows = [{"id": i, "at": T0.replace(tzinfo=None), "tags": [i, "x"]} for i in range(10)]
+    with engine.begin() as conn:
+        queries.execute_many(conn, table.insert(), rows)
+        queries.execute_many(conn, made.insert(), [{"id": 1}, {"id": 2}])
+    with engine.connect() as conn:
+        got = [tuple(r) for r in conn.execute(sa.select(table).order_by(table.c.id))]
+        assert got == [(i, T0.replace(tzinfo=None), [i, "x"], "plain") for i in range(10)]
+        assert [tuple(r) for r in conn.execute(sa.select(made))] == [(1, 7), (2, 7)]
+    engine.dispose()
