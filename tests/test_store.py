@@ -409,6 +409,7 @@ def test_stale_status_is_ignored_but_last_will_applies(store: Store) -> None:
     store.statuses.apply([Status("d1", online=False, ts_ms=0)], T0 + timedelta(seconds=30))
     d1 = store.devices.get("d1")
     assert not d1.online and d1.volume == 50 and d1.status_ts == T0 + timedelta(seconds=10)
+    assert d1.last_seen == T0  # a Last Will is the broker's word, not a sighting of the device
     assert [r.online for r in store.statuses.history("d1")] == [False, True]
 
 
