@@ -68,7 +68,10 @@ WINDOW = 200
 def statuses(device_ids: list[str], rounds: int, seed: int = 1) -> list[Status]:
     """`rounds` statuses per cluster, with realistic variation, in publishing order."""
     rng = random.Random(seed)
-    start = int(time.time() * 1000)
+    # Every round in the past, a minute apart: a status stamped over a minute ahead of the
+    # controller's clock takes the "from the future" path (logged, re-stamped), which real
+    # clusters with a working clock never do.
+    start = int(time.time() * 1000) - rounds * 60_000
     out = []
     for r in range(rounds):
         for i, device_id in enumerate(device_ids):
