@@ -74,9 +74,10 @@ class AgentConfig:
     heartbeat_s: float = 60.0
     repair_after_s: float = 2.0
     content_timeout_s: float = 300.0
-    refused_patience_s: float = 30.0
+    refused_patience_s: float = 60.0
     """How long a refused content subscription is retried (a clustered broker refuses while it
-    elects leaders after losing a node) before the broadcasts waiting for it are failed."""
+    elects leaders after losing a node) before the broadcasts waiting for it are failed. 30 s was
+    too short once: a NATS node killed during the test suite, both cores busy, refused for longer."""
     trusted_keys: TrustedKeys = field(default_factory=TrustedKeys)
     """Public keys commands must be signed with (from provisioning); none: every command is refused."""
     require_targets: bool = True

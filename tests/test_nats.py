@@ -81,7 +81,7 @@ async def rig(nats: NatsCluster, tmp_path: Path) -> AsyncIterator[Rig]:
         node.start().wait_serving()
     await nats.wait_ready()
     settings = Settings(
-        data_dir=tmp_path / "controller", broker=nats.broker, accept_window_s=1.0, broadcast_timeout_s=60
+        data_dir=tmp_path / "controller", broker=nats.broker, accept_window_s=1.0, broadcast_timeout_s=120
     )
     load_or_create_signer(settings.keys_dir)
     options = FleetOptions(root=tmp_path / "fleet", time_scale=10)
