@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import signal
@@ -16,6 +17,7 @@ import pytest
 from waiting import wait_until
 
 from speakerctl.app.context import open_store
+from speakerctl.broker import link as link_module
 from speakerctl.broker.address import BrokerAddress
 from speakerctl.broker.aiomqtt_private import (
     CHUNK,
@@ -32,7 +34,7 @@ from speakerctl.broker.mosquitto import MosquittoProcess
 from speakerctl.broker.ports import free_port
 from speakerctl.config import Settings
 from speakerctl.controller.service import Controller
-from speakerctl.errors import AuthError, ConfigError, LinkError
+from speakerctl.errors import AckTimeout, AuthError, ConfigError, LinkError
 
 FAST = Backoff(first=0.05, cap=0.2)
 
@@ -155,6 +157,32 @@ async def test_an_announcement_acknowledged_late_does_not_end_the_session(
         task.cancel()
     assert link.connects == 1
     assert [m.payload for m in inbox.messages] == [b"online"]
+
+
+async def test_an_unsuback_that_comes_after_the_wait_logs_no_traceback(
+    mosquitto: MosquittoProcess, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(link_module, "_ACK_S", 0.3)
+    pid = mosquitto.pid
+    assert pid is not None
+    link = Link(BrokerAddress(mosquitto.host, mosquitto.port), Inbox(), backoff=FAST)
+    await link.subscribe(["pa/v1/leaving"])
+    caplog.set_level(logging.DEBUG, logger="speakerctl.broker.link")
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(link.run())
+        await link.wait_connected(10)
+        os.kill(pid, signal.SIGSTOP)  # the UNSUBSCRIBE waits in the kernel, unanswered
+        try:
+            with pytest.raises(AckTimeout):
+                await link.unsubscribe(["pa/v1/leaving"])
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        # The broker answers in order: once this PUBACK is in, so is the late UNSUBACK.
+        await link.publish("pa/v1/after", b"x", timeout=10)
+        task.cancel()
+    late = [r for r in caplog.records if "Unexpected message ID" in r.getMessage()]
+    assert late and all(r.levelno == logging.DEBUG and r.name == "speakerctl.broker.link" for r in late)
+    assert not any(r.exc_info for r in caplog.records)
 
 
 def _awaiting_ack(link: Link) -> bool:
