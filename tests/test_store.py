@@ -459,6 +459,7 @@ def test_a_batch_larger_than_a_write_page_updates_every_device_and_keeps_the_inv
         "4g",
     )
     assert got["m1499"].last_seen == T0 and got["m1499"].status_ts == T0 + timedelta(seconds=1)
+    assert got["m0001"] == store.devices.get("m0001")  # the fleet's bulk read and the one-row read agree
     assert [r.status for r in store.statuses.history("m0777")] == [first[777]]
     assert store.statuses.apply(first, T0 + timedelta(seconds=5)) == []  # redelivered or stale: no row
     assert len(store.statuses.history("m0001", limit=50)) == 2

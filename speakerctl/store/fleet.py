@@ -19,7 +19,15 @@ from speakerctl.protocol import Status
 from speakerctl.store.engine import Sessions
 from speakerctl.store.models import DeviceInfo, DeviceSpecLike, StatusRecord, aware_utc
 from speakerctl.store.queries import chunks, execute_many, get_row, rows_by_id, subtree
-from speakerctl.store.tables import STATE_COLUMNS, DeviceRow, StatusHistoryRow, ZoneRow, take_status
+from speakerctl.store.tables import (
+    INFO_COLUMNS,
+    STATE_COLUMNS,
+    DeviceRow,
+    StatusHistoryRow,
+    ZoneRow,
+    device_info,
+    take_status,
+)
 
 
 class ZoneRepository:
@@ -90,14 +98,18 @@ class DeviceRepository:
                 s.exec(insert(DeviceRow), params=new)
 
     def all(self, zone_ids: Collection[str] | None = None, online: bool | None = None) -> list[DeviceInfo]:
-        """Devices by id, optionally only those in (or below) `zone_ids` and/or `online` ones."""
+        """Devices by id, optionally only those in (or below) `zone_ids` and/or `online` ones.
+
+        A Core select, not ORM objects: every health round and every broadcast's plan reads the
+        whole fleet, and loading 20,000 devices as ORM objects took 0.63 s of the GIL.
+        """
         with self._db.session() as s:
-            query = select(DeviceRow).order_by(col(DeviceRow.id))
+            query = sa_select(*(_DEVICES.c[n] for n in INFO_COLUMNS)).order_by(_DEVICES.c.id)
             if zone_ids is not None:
-                query = query.where(col(DeviceRow.zone_id).in_(subtree(s, zone_ids)))
+                query = query.where(_DEVICES.c.zone_id.in_(subtree(s, zone_ids)))
             if online is not None:
-                query = query.where(col(DeviceRow.online) == online)
-            return [r.info() for r in s.exec(query)]
+                query = query.where(_DEVICES.c.online == online)
+            return [device_info(row) for row in s.connection().execute(query).all()]
 
     def get(self, device_id: str) -> DeviceInfo:
         """One device, or NotFound."""

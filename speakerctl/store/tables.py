@@ -1,6 +1,7 @@
 """SQLModel tables and their mappers to the public dataclasses; nothing else sees them."""
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -165,6 +166,15 @@ def _status_columns(status: Status) -> dict[str, object]:
 
 _INVENTORY_FIELDS = ("id", "name", "zone_id", "model", "lat", "lon", "network")
 _DEVICE_FIELDS = tuple(n for n in DeviceInfo.__dataclass_fields__ if n != "status_ts")
+INFO_COLUMNS = (*_DEVICE_FIELDS, "status_ts_ms")
+"""The device columns a DeviceInfo is made of, in the order `device_info` takes them."""
+
+
+def device_info(values: Sequence[Any]) -> DeviceInfo:
+    """A DeviceInfo from the values of INFO_COLUMNS: a row of a Core select, no ORM object per device."""
+    *fields, ts_ms = values
+    status_ts = None if ts_ms is None else utc_from_ms(ts_ms)
+    return DeviceInfo(**dict(zip(_DEVICE_FIELDS, fields, strict=True)), status_ts=status_ts)
 
 
 class BulletinRow(SQLModel, table=True):
