@@ -201,8 +201,8 @@ def plain_rate(url: str, data: list[Status], batch: int) -> float:
 
 def plain_rate_fresh(url: str, data: list[Status], batch: int, root: Path) -> float:
     """plain_rate in an interpreter of its own: measured in this one after the controller had run,
-    it varied with what the controller left behind (33,000-37,000 rows a second on SQLite for the
-    same code, 34,000 measured first), which is no property of the baseline."""
+    it varied with what the controller left behind (32,700-37,500 rows a second on SQLite for the
+    same code; 32,800-35,300 measured first), which is no property of the baseline."""
     path = root / "plain.pickle"
     path.write_bytes(pickle.dumps(data))
     cmd = [sys.executable, __file__, "--plain", url, "--wire", str(path), "--batch", str(batch)]

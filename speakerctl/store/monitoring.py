@@ -141,8 +141,8 @@ _ALERTS: Table = AlertRow.__table__  # type: ignore[attr-defined]
 
 
 def _open_alerts(s: Session, found: list[AlertFinding], now: datetime) -> list[AlertInfo]:
-    """Insert an open alert per finding in bulk, their ids returned in order: one statement a page,
-    not an ORM object each (a round that opened 1,177 alerts spent 0.26 s in the ORM's flush)."""
+    """Insert an open alert per finding in bulk, their ids returned in order, not an ORM object each
+    (opening 1,177 alerts on a 20,000-device SQLite store: 0.15 s through the ORM, 0.10 s so)."""
     if not found:
         return []
     rows = [{"kind": f.kind, "device_id": f.device_id, "opened_at": now, "detail": f.detail} for f in found]
