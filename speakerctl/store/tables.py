@@ -113,10 +113,7 @@ class DeviceRow(SQLModel, table=True):
 
     def info(self) -> DeviceInfo:
         """Public value."""
-        return DeviceInfo(
-            **{name: getattr(self, name) for name in _DEVICE_FIELDS},
-            status_ts=None if self.status_ts_ms is None else utc_from_ms(self.status_ts_ms),
-        )
+        return device_info([getattr(self, name) for name in INFO_COLUMNS])
 
 
 STATE_COLUMNS = (
